@@ -1,0 +1,40 @@
+"""The ``emotic-mm`` command: one Typer command per stage, each handing its arguments to Hydra.
+
+``emotic-mm <stage> [overrides] [-m] [--cfg job] [--help]`` composes ``configs/<stage>.yaml``.
+Run as ``python -m emotic_mm.cli <stage> ...`` too (e.g. under ``torchrun``).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from emotic_mm.config import run_stage
+
+app = typer.Typer(
+    help="Multi-modal (image + text) emotion recognition on EMOTIC, and its robustness to few-pixel "
+         "attacks and poisoning. Every stage is a Hydra app: pass key=value overrides, -m for sweeps, "
+         "--cfg job to see the composed config, --help for its config groups.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Stages: prepare."""
+
+
+HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
+def prepare(ctx: typer.Context) -> None:
+    """Convert the EMOTIC release (default: the synthetic stand-in) into a prepared store."""
+    from emotic_mm.stages.prepare import main
+
+    run_stage("prepare", main, list(ctx.args))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,85 @@
+"""``emotic-mm prepare``: a release folder (or the synthetic default) → a prepared store.
+
+Recipe: check the config → (synthetic only) generate the raw release layout → convert it with the
+shared converter → print the summary table → record the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from emotic_mm.data.convert import ConvertOptions, convert_release
+from emotic_mm.data.emotic_mat import SKIP_REASONS
+from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+from emotic_mm.errors import ConfigError
+from emotic_mm.fsutil import atomic_dir, write_json_atomic
+from emotic_mm.progress import print_table, progress_bar
+from emotic_mm.runinfo import output_dir, record_run
+
+
+def _required(cfg: DictConfig, key: str, hint: str) -> Any:
+    if OmegaConf.select(cfg, key, default=None) is None or OmegaConf.is_missing(cfg, key):
+        raise ConfigError(f"{key} is not set: {hint}")
+    return OmegaConf.select(cfg, key)
+
+
+def synthetic_raw(cfg: DictConfig) -> Path:
+    """The raw synthetic release for ``data.synthetic``; generated (atomically) unless already there."""
+    spec = SyntheticSpec.from_config(cfg.data.synthetic)
+    raw_dir = Path(str(cfg.data.raw_dir))
+    stamp = raw_dir / "synthetic.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == spec.as_dict():
+        return raw_dir
+    with atomic_dir(raw_dir) as tmp, progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
+        generate_raw(spec, tmp, progress=advance)
+    return raw_dir
+
+
+def prepare(cfg: DictConfig) -> dict[str, Any]:
+    """Write the store named by ``data.prepared_dir`` and return its manifest."""
+    prepared_dir = Path(str(_required(cfg, "data.prepared_dir", "name the folder the store is written to")))
+    workers = int(cfg.data.get("workers", 2))
+    if workers < 0:
+        raise ConfigError(f"data.workers={workers} must be >= 0 (0 decodes in the main process)")
+    if cfg.data.name == "synthetic":
+        raw_dir = synthetic_raw(cfg)
+        extra = {"synthetic": SyntheticSpec.from_config(cfg.data.synthetic).as_dict()}
+    else:
+        raw_dir = Path(str(_required(cfg, "data.raw_dir", "pass data.raw_dir=/path/to/emotic (the release root)")))
+        extra = {}
+    if cfg.text.source == "file":
+        _required(cfg, "text.path", "pass text.path=descriptions.csv|.jsonl, or use text=template")
+    manifest = convert_release(ConvertOptions(
+        raw_dir=raw_dir,
+        out_dir=prepared_dir,
+        text_cfg=cfg.text,
+        tokenizer_name=str(cfg.tokenizer.name),
+        max_length=int(cfg.tokenizer.max_length),
+        workers=workers,
+        context_size=int(cfg.data.context_size),
+        body_size=int(cfg.data.body_size),
+        extra_manifest={"dataset": str(cfg.data.name), **extra,
+                        "config": OmegaConf.to_container(cfg, resolve=True)},
+    ))
+    print_summary(manifest, prepared_dir)
+    return manifest
+
+
+def print_summary(manifest: dict[str, Any], prepared_dir: Path) -> None:
+    reasons = [r for r in SKIP_REASONS if any(s["skipped"][r] for s in manifest["splits"].values())]
+    rows = [[split, info["persons"], info["kept"], *(info["skipped"][r] for r in reasons)]
+            for split, info in manifest["splits"].items()]
+    print_table(f"prepared store: {prepared_dir}", ["split", "persons", "kept", *reasons], rows)
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra entry point: record the run, prepare, keep the manifest in the run dir."""
+    seed = cfg.data.synthetic.seed if cfg.data.name == "synthetic" else None
+    record_run("prepare", cfg, seed)
+    manifest = prepare(cfg)
+    write_json_atomic(output_dir() / "prepare.json", {k: manifest[k] for k in ("splits", "tokenizer", "seconds")})
+    return manifest
