@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo quality test bench clean
 
 install: $(STAMP)
 
@@ -16,8 +16,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+DEMO := outputs/demo
+
 demo: $(STAMP)
 	$(BIN)/emotic-mm prepare
+	rm -rf $(DEMO)
+	$(BIN)/emotic-mm train model=baseline hydra.run.dir=$(DEMO)/train-baseline
+	$(BIN)/emotic-mm train model=joint hydra.run.dir=$(DEMO)/train-joint
+	$(BIN)/emotic-mm eval checkpoint=$(DEMO)/train-baseline/best hydra.run.dir=$(DEMO)/eval-baseline
+	$(BIN)/emotic-mm eval checkpoint=$(DEMO)/train-joint/best hydra.run.dir=$(DEMO)/eval-joint
+	$(BIN)/python scripts/compare.py $(DEMO)/eval-baseline $(DEMO)/eval-joint
+
+# The README's quality table: image-only, text-only, baseline and joint on the synthetic default.
+QUALITY := outputs/quality
+
+quality: $(STAMP)
+	$(BIN)/emotic-mm prepare
+	rm -rf $(QUALITY)
+	$(BIN)/emotic-mm train model=baseline model.modalities=[context,body] hydra.run.dir=$(QUALITY)/train-image
+	$(BIN)/emotic-mm train model=baseline model.modalities=[text] hydra.run.dir=$(QUALITY)/train-text
+	$(BIN)/emotic-mm train model=baseline hydra.run.dir=$(QUALITY)/train-baseline
+	$(BIN)/emotic-mm train model=joint hydra.run.dir=$(QUALITY)/train-joint
+	for r in image text baseline joint; do \
+	  $(BIN)/emotic-mm eval checkpoint=$(QUALITY)/train-$$r/best hydra.run.dir=$(QUALITY)/eval-$$r || exit 1; done
+	$(BIN)/python scripts/compare.py $(QUALITY)/eval-image $(QUALITY)/eval-text $(QUALITY)/eval-baseline $(QUALITY)/eval-joint --markdown
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

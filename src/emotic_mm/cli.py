@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Stages: prepare."""
+    """Stages: prepare → train → eval."""
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -34,6 +34,22 @@ def prepare(ctx: typer.Context) -> None:
     from emotic_mm.stages.prepare import main
 
     run_stage("prepare", main, list(ctx.args))
+
+
+@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
+def train(ctx: typer.Context) -> None:
+    """Train the baseline (separate embeddings) or joint (shared space) image+text model."""
+    from emotic_mm.stages.train import main
+
+    run_stage("train", main, list(ctx.args))
+
+
+@app.command("eval", context_settings=HYDRA_ARGS, add_help_option=False)
+def evaluate(ctx: typer.Context) -> None:
+    """Evaluate a checkpoint: mAP, VAD error, dominant emotion, F1, retrieval; files in the run dir."""
+    from emotic_mm.stages.evaluate import main
+
+    run_stage("eval", main, list(ctx.args))
 
 
 if __name__ == "__main__":

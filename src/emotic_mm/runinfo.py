@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -57,6 +58,8 @@ def record_run(stage: str, cfg: Any, seed: int | None, run_dir: Path | None = No
     from emotic_mm.fsutil import write_text_atomic
 
     run_dir = Path(run_dir or output_dir())
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the record
+        return run_dir
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     source = git_commit(Path(__file__).resolve().parent)
     if source["commit"] is None:

@@ -1,0 +1,156 @@
+"""Checkpoints as folders: safetensors weights, the resolved config, and JSON — never pickles.
+
+``<run>/best`` and ``<run>/last`` each hold:
+  model.safetensors        weights (a frozen pretrained text encoder is omitted: it is rebuilt by name)
+  config.yaml              the resolved config the model was built from
+  meta.json                epoch, metrics, omitted prefixes, versions
+  training_state.safetensors + training_state.json   optimizer/scheduler/RNG state for exact resume
+Loading reads tensors with safetensors and everything else as YAML/JSON, so it never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from emotic_mm.errors import ConfigError, DataFormatError
+from emotic_mm.fsutil import atomic_dir
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+STATE_TENSORS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+
+
+def omitted_prefixes(model: nn.Module) -> list[str]:
+    """Parameters that are rebuilt from a pretrained name rather than stored (frozen text encoder)."""
+    text = getattr(model, "text_encoder", None)
+    return ["text_encoder."] if text is not None and getattr(text, "frozen", False) else []
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    skip = omitted_prefixes(model)
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
+            if not any(k.startswith(p) for p in skip)}
+
+
+def _split_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace tensors in a nested structure by references, collecting them into ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_split_state(k, f"{prefix}.k{i}", tensors), _split_state(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [_split_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
+                "tuple": isinstance(obj, tuple)}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    return obj
+
+
+def _join_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_join_state(k, tensors): _join_state(v, tensors) for k, v in obj["__dict__"]}
+        if "__list__" in obj:
+            items = [_join_state(v, tensors) for v in obj["__list__"]]
+            return tuple(items) if obj.get("tuple") else items
+        if "__ndarray__" in obj:
+            return np.array(obj["__ndarray__"], dtype=obj["dtype"])
+    return obj
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(tuple(state["numpy"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: dict[str, Any],
+                    training_state: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``)."""
+    with atomic_dir(Path(directory)) as tmp:
+        save_file(model_state(model), str(tmp / MODEL_FILE))
+        (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None)}
+        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
+        if training_state is not None:
+            tensors: dict[str, torch.Tensor] = {}
+            structure = _split_state(training_state, "s", tensors)
+            save_file(tensors, str(tmp / STATE_TENSORS))
+            (tmp / STATE_JSON).write_text(json.dumps(structure))
+    return Path(directory)
+
+
+def checkpoint_dir(path: Path) -> Path:
+    """Accept the folder itself or its model.safetensors; raise one clear line otherwise."""
+    path = Path(path)
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    if not (path / MODEL_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise DataFormatError(f"{path}: not a checkpoint folder (expected {MODEL_FILE} and {CONFIG_FILE})")
+    return path
+
+
+def load_config(path: Path) -> DictConfig:
+    return OmegaConf.load(checkpoint_dir(path) / CONFIG_FILE)  # type: ignore[return-value]
+
+
+def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
+    """Load weights into ``model``; a checkpoint of another architecture is a clear error."""
+    path = checkpoint_dir(path)
+    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
+    state = load_file(str(path / MODEL_FILE))
+    expected = model_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{n}: {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}"
+                           for n, v in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)) if v)
+        raise ConfigError(f"{path}: checkpoint does not fit model {getattr(model, 'variant', '?')} "
+                          f"(saved for {meta.get('variant', '?')}); {detail}")
+    model.load_state_dict(state, strict=False)
+    return meta
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    path = checkpoint_dir(path)
+    if not (path / STATE_JSON).is_file():
+        raise DataFormatError(f"{path}: no training state to resume from ({STATE_JSON} missing)")
+    tensors = load_file(str(path / STATE_TENSORS))
+    return _join_state(json.loads((path / STATE_JSON).read_text()), tensors)
+
+
+def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, DictConfig, dict[str, Any]]:
+    """Rebuild the model a checkpoint was trained as and load its weights."""
+    from emotic_mm.models.factory import build_model
+
+    cfg = load_config(path)
+    model = build_model(cfg.model)
+    meta = load_weights(model, path)
+    return model.to(map_location), cfg, meta

@@ -1,0 +1,90 @@
+"""Describe persons with any transformers image-to-text model (BLIP, GIT, ...), in batches.
+
+The model sees pixels only: either the person's crop or the whole image with the box drawn on it
+(``text.view``). Labels never reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from emotic_mm.data.images import ImageDecodeError, open_rgb
+from emotic_mm.data.text import PersonMeta
+from emotic_mm.errors import ConfigError, DataFormatError
+from emotic_mm.progress import progress_bar
+
+VIEWS = ("crop", "box")
+
+
+def person_image(image: Image.Image, meta: PersonMeta, view: str) -> Image.Image:
+    """What the captioner looks at for one person."""
+    if view == "crop":
+        x1, y1, x2, y2 = meta.box
+        return image.crop((x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
+    if view == "box":
+        drawn = image.copy()
+        width = max(2, min(image.width, image.height) // 100)
+        ImageDraw.Draw(drawn).rectangle(meta.box, outline=(255, 0, 0), width=width)
+        return drawn
+    raise ConfigError(f"text.view={view!r} is not one of {', '.join(VIEWS)}")
+
+
+def _batches(metas: Sequence[PersonMeta], size: int) -> Iterator[Sequence[PersonMeta]]:
+    for start in range(0, len(metas), size):
+        yield metas[start:start + size]
+
+
+def caption_persons(metas: Sequence[PersonMeta], text_cfg: Any, images_dir: Path) -> list[str]:
+    """One generated caption per person, batched, with a progress bar."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from emotic_mm.config import resolve_model_name
+
+    name = resolve_model_name(str(text_cfg.model))
+    view = str(text_cfg.get("view", "crop"))
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+        model = AutoModelForImageTextToText.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"text.model={name!r}: cannot load an image-to-text model ({exc})") from None
+    device = _device(str(text_cfg.get("device", "auto")))
+    model.to(device).eval()
+    prompt = text_cfg.get("prompt")
+    captions: list[str] = []
+    cache: tuple[Path, Image.Image] | None = None
+    with progress_bar("captioning", total=len(metas), unit="persons") as advance, torch.inference_mode():
+        for batch in _batches(metas, int(text_cfg.get("batch_size", 16))):
+            views = []
+            for meta in batch:
+                path = images_dir / meta.folder / meta.filename
+                if cache is None or cache[0] != path:
+                    try:
+                        cache = (path, open_rgb(path))
+                    except (FileNotFoundError, ImageDecodeError) as exc:
+                        raise DataFormatError(f"{path}: cannot read for captioning ({exc})") from None
+                views.append(person_image(cache[1], meta, view))
+            kwargs = {"images": views, "return_tensors": "pt"}
+            if prompt:
+                kwargs["text"] = [str(prompt)] * len(views)
+            inputs = processor(**kwargs).to(device)
+            out = model.generate(**inputs, max_new_tokens=int(text_cfg.get("max_new_tokens", 30)))
+            captions.extend(t.strip() for t in processor.batch_decode(out, skip_special_tokens=True))
+            advance(len(batch))
+    return captions
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

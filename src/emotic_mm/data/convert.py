@@ -1,0 +1,292 @@
+"""Release folder → prepared store: the one converter both ``data=emotic`` and ``data=synthetic`` use.
+
+Reads ``<raw_dir>/Annotations/Annotations.mat`` and ``<raw_dir>/emotic/<folder>/<file>``, decodes and
+resizes in ``workers`` processes (a bounded window of images in flight), streams the pixels into
+preallocated ``.npy`` memory maps, then writes labels, VAD, annotator votes, descriptions, token ids,
+the community converter's CSV, and ``manifest.json`` last. Everything is built in a hidden sibling
+folder and renamed into place at the end, so an interrupted run never leaves a folder that looks
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotic_mm.data import emotic_mat as em
+from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES
+from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, body_view,
+                                   clamp_box, context_view, open_rgb)
+from emotic_mm.data.npy_writer import NpyRowWriter
+from emotic_mm.data.text import Descriptions, DescriptionFile, PersonMeta, describe
+from emotic_mm.data.tokens import load_tokenizer, tokenize
+from emotic_mm.errors import DataFormatError
+from emotic_mm.fsutil import atomic_dir, write_json_atomic
+from emotic_mm.progress import progress_bar
+
+STORE_FORMAT = "emotic-mm-store"
+STORE_VERSION = 1
+COMMUNITY_COLUMNS = ("Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
+                     "Continuous_Labels", "Gender", "Age")
+
+
+@dataclass
+class ConvertOptions:
+    raw_dir: Path
+    out_dir: Path
+    text_cfg: Any
+    tokenizer_name: str
+    max_length: int = 64
+    workers: int = 2
+    context_size: int = CONTEXT_SIZE
+    body_size: int = BODY_SIZE
+    window_per_worker: int = 8
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class KeptPerson:
+    person: em.PersonAnnotation
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class SplitResult:
+    kept: list[KeptPerson]
+    skipped: Counter
+
+
+# --------------------------------------------------------------------------- checks
+def release_paths(raw_dir: Path) -> tuple[Path, Path]:
+    """The annotation file and the images folder of a release; raises naming what is missing."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise DataFormatError(f"{raw_dir}: data.raw_dir is not a folder (expected the EMOTIC release root)")
+    mat = raw_dir / "Annotations" / "Annotations.mat"
+    if not mat.is_file():
+        raise DataFormatError(f"{mat}: annotations file not found (expected <raw_dir>/Annotations/Annotations.mat)")
+    images = raw_dir / "emotic"
+    if not images.is_dir():
+        raise DataFormatError(f"{images}: images folder not found (expected <raw_dir>/emotic/<folder>/<file>)")
+    return mat, images
+
+
+# --------------------------------------------------------------------------- decoding (worker side)
+def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[float]],
+                 context_size: int, body_size: int) -> tuple[Any, list[Any]]:
+    """Context array (or a skip reason for every person) and, per person, (body, box) or a skip reason."""
+    try:
+        image = open_rgb(Path(path))
+    except FileNotFoundError:
+        return em.SKIP_MISSING_IMAGE, []
+    except ImageDecodeError:
+        return em.SKIP_UNDECODABLE, []
+    context = context_view(image, context_size)
+    bodies: list[Any] = []
+    for bbox in bboxes:
+        box = clamp_box(bbox, width, height)
+        try:
+            bodies.append((body_view(image, box, body_size), box))
+        except EmptyCropError:
+            bodies.append(em.SKIP_EMPTY_CROP)
+    return context, bodies
+
+
+def _decode_task(args: tuple) -> tuple[Any, list[Any]]:
+    return decode_image(*args)
+
+
+def decode_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Decode workers, started with ``spawn`` so they never inherit torch's threads from the parent."""
+    if workers <= 0:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _ordered_results(tasks: Sequence[tuple], pool: ProcessPoolExecutor | None, window: int
+                     ) -> Iterator[tuple[Any, list[Any]]]:
+    """Results in task order, with at most ``window`` tasks in flight (bounded memory)."""
+    if pool is None:
+        for t in tasks:
+            yield _decode_task(t)
+        return
+    pending: deque[Future] = deque()
+    for t in tasks:
+        pending.append(pool.submit(_decode_task, t))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+# --------------------------------------------------------------------------- one split
+def _group_by_image(persons: Sequence[em.PersonAnnotation]) -> list[list[em.PersonAnnotation]]:
+    groups: list[list[em.PersonAnnotation]] = []
+    for p in persons:
+        if groups and (groups[-1][0].image_index == p.image_index):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_dir: Path, out: Path,
+                   opts: ConvertOptions, pool: ProcessPoolExecutor | None,
+                   advance: Callable[[int], None]) -> SplitResult:
+    skipped: Counter = Counter(p.skip_reason for p in persons if p.skip_reason)
+    candidates = [p for p in persons if not p.skip_reason]
+    capacity = len(candidates)
+    context_w = NpyRowWriter(out / f"{split}_context_arr.npy", capacity, (opts.context_size, opts.context_size, 3), np.uint8)
+    body_w = NpyRowWriter(out / f"{split}_body_arr.npy", capacity, (opts.body_size, opts.body_size, 3), np.uint8)
+    groups = _group_by_image(candidates)
+    tasks = [(str(images_dir / g[0].folder / g[0].filename), g[0].image_width, g[0].image_height,
+              [p.bbox for p in g], opts.context_size, opts.body_size) for g in groups]
+    kept: list[KeptPerson] = []
+    window = max(1, opts.workers) * opts.window_per_worker
+    advance(len(persons) - capacity)  # label-filtered persons count as processed
+    for group, (context, bodies) in zip(groups, _ordered_results(tasks, pool, window)):
+        if isinstance(context, str):
+            skipped[context] += len(group)
+        else:
+            for person, body in zip(group, bodies):
+                if isinstance(body, str):
+                    skipped[body] += 1
+                    continue
+                context_w.append(context)
+                body_w.append(body[0])
+                kept.append(KeptPerson(person, body[1]))
+        advance(len(group))
+    context_w.close()
+    body_w.close()
+    return SplitResult(kept, skipped)
+
+
+def _label_arrays(split: str, kept: Sequence[KeptPerson], out: Path) -> None:
+    cats = np.zeros((len(kept), NUM_CATEGORIES), dtype=np.uint8)
+    vad = np.zeros((len(kept), 3), dtype=np.float32)
+    boxes = np.zeros((len(kept), 4), dtype=np.int32)
+    sizes = np.zeros((len(kept), 2), dtype=np.int32)
+    for i, k in enumerate(kept):
+        for name in k.person.categories:
+            cats[i, CATEGORY_INDEX[name]] = 1
+        vad[i] = k.person.vad
+        boxes[i] = k.box
+        sizes[i] = (k.person.image_width, k.person.image_height)
+    np.save(out / f"{split}_cat_arr.npy", cats)
+    np.save(out / f"{split}_cont_arr.npy", vad)
+    np.save(out / f"{split}_bbox_arr.npy", boxes)
+    np.save(out / f"{split}_image_size_arr.npy", sizes)
+    if split != "train":
+        votes = np.array([k.person.votes for k in kept], dtype=np.uint8).reshape(len(kept), NUM_CATEGORIES)
+        np.save(out / f"{split}_votes_arr.npy", votes)
+
+
+def _fmt_number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _csv(split: str, kept: Sequence[KeptPerson], texts: Descriptions, out: Path) -> None:
+    rows = []
+    for i, k in enumerate(kept):
+        p = k.person
+        rows.append({
+            "Index": i, "Folder": p.folder, "Filename": p.filename,
+            "Image Size": f"[{p.image_width}, {p.image_height}]",
+            "BBox": "[" + ", ".join(str(v) for v in k.box) + "]",
+            "Categorical_Labels": "[" + ", ".join(repr(c) for c in p.categories) + "]",
+            "Continuous_Labels": "[" + ", ".join(_fmt_number(v) for v in p.vad) + "]",
+            "Gender": p.gender, "Age": p.age,
+            "Person": p.person_index, "Description": texts.texts[i], "Description_Source": texts.sources[i],
+        })
+    columns = [*COMMUNITY_COLUMNS, "Person", "Description", "Description_Source"]
+    pd.DataFrame(rows, columns=columns).to_csv(out / f"{split}.csv", index=False)
+
+
+def _meta(k: KeptPerson) -> PersonMeta:
+    p = k.person
+    return PersonMeta(folder=p.folder, filename=p.filename, person_index=p.person_index,
+                      image_width=p.image_width, image_height=p.image_height, bbox=p.bbox, box=k.box,
+                      gender=p.gender, age=p.age)
+
+
+def _file_stat(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime": st.st_mtime}
+
+
+# --------------------------------------------------------------------------- the recipe
+def convert_release(opts: ConvertOptions) -> dict[str, Any]:
+    """Convert a release folder into a store at ``opts.out_dir``; returns the manifest."""
+    started = time.time()
+    mat_path, images_dir = release_paths(opts.raw_dir)
+    annotations = em.load_annotations(mat_path)
+    if str(opts.text_cfg.source) == "file":
+        DescriptionFile(Path(str(opts.text_cfg.path)))  # fail before any pixel work on a bad file
+    tokenizer = load_tokenizer(opts.tokenizer_name)
+    total = sum(len(v) for v in annotations.values())
+
+    results: dict[str, SplitResult] = {}
+    split_info: dict[str, Any] = {}
+    with atomic_dir(Path(opts.out_dir)) as tmp:
+        pool = decode_pool(opts.workers)
+        try:
+            with progress_bar("prepare", total=total, unit="persons") as advance:
+                for split, persons in annotations.items():
+                    results[split] = _convert_split(split, persons, images_dir, tmp, opts, pool, advance)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        for split, res in results.items():
+            _label_arrays(split, res.kept, tmp)
+            texts = describe([_meta(k) for k in res.kept], opts.text_cfg, images_dir)
+            tokens = tokenize(texts.texts, tokenizer, opts.max_length)
+            np.save(tmp / f"{split}_token_ids_arr.npy", tokens.ids)
+            np.save(tmp / f"{split}_token_len_arr.npy", tokens.lengths)
+            _csv(split, res.kept, texts, tmp)
+            split_info[split] = {
+                "persons": len(annotations[split]),
+                "kept": len(res.kept),
+                "skipped": {r: int(res.skipped.get(r, 0)) for r in em.SKIP_REASONS},
+                "descriptions": texts.counts,
+                "label_counts": {c: int(sum(c in k.person.categories for k in res.kept)) for c in CATEGORIES},
+            }
+        sources = {"annotations": _file_stat(mat_path)}
+        if str(opts.text_cfg.source) == "file":
+            sources["descriptions"] = _file_stat(Path(str(opts.text_cfg.path)))
+        manifest = {
+            "format": STORE_FORMAT,
+            "version": STORE_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.time() - started, 2),
+            "raw_dir": str(Path(opts.raw_dir).resolve()),
+            "sources": sources,
+            "sizes": {"context": opts.context_size, "body": opts.body_size},
+            "categories": list(CATEGORIES),
+            "tokenizer": {"name": opts.tokenizer_name, "max_length": opts.max_length,
+                          "pad_id": tokens.pad_id, "vocab_size": tokens.vocab_size},
+            "text_source": str(opts.text_cfg.source),
+            "splits": split_info,
+            **opts.extra_manifest,
+        }
+        write_json_atomic(tmp / "manifest.json", manifest)  # last: its presence marks a complete store
+    return manifest
+
+
+def read_manifest(store_dir: Path) -> dict[str, Any] | None:
+    path = Path(store_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def workers_default() -> int:
+    return max(1, min(8, (os.cpu_count() or 2)))

@@ -1,0 +1,117 @@
+"""A prepared store on disk: memory-mapped arrays per split, the CSV, and the manifest.
+
+Two kinds of folders load: the ones ``emotic-mm prepare`` writes (``manifest.json`` present, written
+last) and the ones the community converter writes (``{split}_context_arr.npy`` etc. and ``{split}.csv``,
+no manifest, no descriptions). A folder holding only some of the arrays — an interrupted build — is
+rejected with a message naming what is missing.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotic_mm.data.categories import NUM_CATEGORIES
+from emotic_mm.errors import DataFormatError
+
+SPLITS = ("train", "val", "test")
+REQUIRED = ("context", "body", "cat", "cont")
+
+
+def _array(path: Path, required: bool = True) -> np.ndarray | None:
+    if not path.is_file():
+        if required:
+            raise DataFormatError(f"{path}: missing store array")
+        return None
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as exc:
+        raise DataFormatError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+@dataclass
+class StoreSplit:
+    """One split of a store; arrays are read-only memory maps (nothing is loaded until indexed)."""
+
+    name: str
+    context: np.ndarray  # (N, 224, 224, 3) uint8
+    body: np.ndarray  # (N, 128, 128, 3) uint8
+    categories: np.ndarray  # (N, 26) multi-hot
+    vad: np.ndarray  # (N, 3) on the 1-10 scale
+    votes: np.ndarray | None  # (N, 26) annotator votes (val/test of our stores)
+    boxes: np.ndarray | None  # (N, 4) clamped [x1, y1, x2, y2] in original pixels
+    image_sizes: np.ndarray | None  # (N, 2) annotated (width, height)
+    token_ids: np.ndarray | None  # (N, L) int32
+    token_lengths: np.ndarray | None  # (N,) int32
+    table: pd.DataFrame | None
+
+    def __len__(self) -> int:
+        return int(self.context.shape[0])
+
+    @property
+    def descriptions(self) -> list[str] | None:
+        if self.table is None or "Description" not in self.table.columns:
+            return None
+        return self.table["Description"].fillna("").astype(str).tolist()
+
+    def category_names(self, i: int) -> list[str]:
+        if self.table is None:
+            return []
+        return list(ast.literal_eval(self.table["Categorical_Labels"].iloc[i]))
+
+
+class Store:
+    """Open a store folder; ``store[split]`` gives a :class:`StoreSplit`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataFormatError(f"{self.path}: no prepared store here (data.prepared_dir); run `emotic-mm prepare`")
+        manifest = self.path / "manifest.json"
+        self.manifest: dict[str, Any] | None = json.loads(manifest.read_text()) if manifest.is_file() else None
+        present = [s for s in SPLITS if (self.path / f"{s}_context_arr.npy").is_file()]
+        if self.manifest is not None:
+            self.splits = [s for s in SPLITS if s in self.manifest.get("splits", {})]
+        elif present:
+            self.splits = present  # community converter folder
+        else:
+            raise DataFormatError(
+                f"{self.path}: not a store (no manifest.json and no {{split}}_context_arr.npy files)"
+            )
+        for split in self.splits:
+            lacking = [f"{split}_{k}_arr.npy" for k in REQUIRED if not (self.path / f"{split}_{k}_arr.npy").is_file()]
+            if lacking:
+                raise DataFormatError(f"{self.path}: incomplete store, missing {', '.join(lacking)}")
+
+    @property
+    def is_community(self) -> bool:
+        return self.manifest is None
+
+    def __getitem__(self, split: str) -> StoreSplit:
+        if split not in self.splits:
+            raise DataFormatError(f"{self.path}: split {split!r} not in store (has {', '.join(self.splits)})")
+        p = self.path
+        context = _array(p / f"{split}_context_arr.npy")
+        cats = _array(p / f"{split}_cat_arr.npy")
+        if cats.ndim != 2 or cats.shape[1] != NUM_CATEGORIES or cats.shape[0] != context.shape[0]:
+            raise DataFormatError(f"{p / f'{split}_cat_arr.npy'}: shape {cats.shape}, expected ({context.shape[0]}, 26)")
+        csv = p / f"{split}.csv"
+        return StoreSplit(
+            name=split,
+            context=context,
+            body=_array(p / f"{split}_body_arr.npy"),
+            categories=cats,
+            vad=_array(p / f"{split}_cont_arr.npy"),
+            votes=_array(p / f"{split}_votes_arr.npy", required=False),
+            boxes=_array(p / f"{split}_bbox_arr.npy", required=False),
+            image_sizes=_array(p / f"{split}_image_size_arr.npy", required=False),
+            token_ids=_array(p / f"{split}_token_ids_arr.npy", required=False),
+            token_lengths=_array(p / f"{split}_token_len_arr.npy", required=False),
+            table=pd.read_csv(csv) if csv.is_file() else None,
+        )

@@ -1,0 +1,156 @@
+"""Descriptions: one sentence-level text per person, from a file, a captioning model, or a template.
+
+EMOTIC ships no text, so ``prepare`` makes one description per person. None of the sources may see the
+emotion labels on real data: describers receive a :class:`PersonMeta` (metadata only) and, for the
+captioner, pixels — the labels are not part of either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emotic_mm.errors import DataFormatError
+
+SOURCE_FILE = "file"
+SOURCE_TEMPLATE = "template"
+SOURCE_CAPTIONER = "captioner"
+TEXT_COLUMNS = ("text", "description", "caption")
+
+
+@dataclass(frozen=True)
+class PersonMeta:
+    """What a description source may know about a person: never its emotion labels."""
+
+    folder: str
+    filename: str
+    person_index: int
+    image_width: int
+    image_height: int
+    bbox: tuple[float, float, float, float]  # as annotated (may leave the image)
+    box: tuple[int, int, int, int]  # clamped
+    gender: str
+    age: str
+
+
+# --------------------------------------------------------------------------- template
+_SOURCES = {
+    "mscoco": "an everyday photo from MS COCO",
+    "ade20k": "a scene photo from ADE20K",
+    "framesdb": "a film frame",
+    "emodb_small": "a web photo found by an image search",
+}
+_WHO = {
+    ("male", "adult"): "adult man", ("female", "adult"): "adult woman",
+    ("male", "teenager"): "teenage boy", ("female", "teenager"): "teenage girl",
+    ("male", "kid"): "young boy", ("female", "kid"): "young girl",
+}
+_AGE_ONLY = {"adult": "adult", "teenager": "teenager", "kid": "child"}
+
+
+def template_description(meta: PersonMeta) -> str:
+    """Sentences from metadata only: who (gender, age group), where from, box size and position."""
+    gender, age = meta.gender.strip().lower(), meta.age.strip().lower()
+    who = _WHO.get((gender, age), _AGE_ONLY.get(age, "person"))
+    article = "An" if who[0] in "aeiou" else "A"
+    source = _SOURCES.get(meta.folder.split("/")[0], f"a picture from {meta.folder.split('/')[0]}")
+    x1, y1, x2, y2 = meta.box
+    area = max(0, x2 - x1) * max(0, y2 - y1) / max(1, meta.image_width * meta.image_height)
+    size = "a small" if area < 0.1 else "a medium" if area < 0.35 else "a large"
+    centre = (x1 + x2) / 2 / max(1, meta.image_width)
+    side = "on the left" if centre < 1 / 3 else "on the right" if centre > 2 / 3 else "in the middle"
+    bx1, by1, bx2, by2 = meta.bbox
+    outside = bx1 < 0 or by1 < 0 or bx2 > meta.image_width or by2 > meta.image_height
+    cut = ", partly outside the frame" if outside else ""
+    return f"{article} {who} in {source}. The person takes up {size} part of the picture, {side}{cut}."
+
+
+# --------------------------------------------------------------------------- file
+class DescriptionFile:
+    """Descriptions keyed by (folder, filename[, person]) from a CSV or JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        frame = self._read(self.path)
+        text_column = next((c for c in TEXT_COLUMNS if c in frame.columns), None)
+        missing = [c for c in ("folder", "filename") if c not in frame.columns]
+        if missing or text_column is None:
+            raise DataFormatError(
+                f"{self.path}: descriptions need columns folder, filename, text (and optionally person); "
+                f"found {', '.join(map(str, frame.columns)) or 'none'}"
+            )
+        self._by_person: dict[tuple[str, str, int], str] = {}
+        self._by_image: dict[tuple[str, str], str] = {}
+        has_person = "person" in frame.columns
+        for row in frame.itertuples(index=False):
+            row_d = row._asdict()
+            value = row_d[text_column]
+            if value is None or (isinstance(value, float) and value != value):  # empty cell: missing, not "nan"
+                continue
+            text = str(value).strip()
+            if not text:
+                continue
+            key = (str(row_d["folder"]), str(row_d["filename"]))
+            person = row_d.get("person") if has_person else None
+            if person is None or pd.isna(person):
+                self._by_image[key] = text
+            else:
+                self._by_person[(*key, int(person))] = text
+
+    @staticmethod
+    def _read(path: Path) -> pd.DataFrame:
+        if not path.is_file():
+            raise DataFormatError(f"{path}: descriptions file not found (text.path)")
+        try:
+            if path.suffix.lower() in (".jsonl", ".json"):
+                with open(path) as f:
+                    return pd.DataFrame([json.loads(line) for line in f if line.strip()])
+            return pd.read_csv(path)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise DataFormatError(f"{path}: cannot parse descriptions ({exc})") from None
+
+    def lookup(self, meta: PersonMeta) -> str | None:
+        key = (meta.folder, meta.filename)
+        return self._by_person.get((*key, meta.person_index), self._by_image.get(key))
+
+
+# --------------------------------------------------------------------------- dispatcher
+@dataclass
+class Descriptions:
+    texts: list[str]
+    sources: list[str]
+    counts: dict[str, int]
+
+
+def describe(metas: Sequence[PersonMeta], text_cfg: Any, images_dir: Path) -> Descriptions:
+    """One description per person from ``text_cfg.source``; missing file entries fall back to the template."""
+    source = str(text_cfg.source)
+    if source == SOURCE_TEMPLATE:
+        texts = [template_description(m) for m in metas]
+        return Descriptions(texts, [SOURCE_TEMPLATE] * len(texts), {SOURCE_TEMPLATE: len(texts)})
+    if source == SOURCE_FILE:
+        table = DescriptionFile(Path(str(text_cfg.path)))
+        texts, sources = [], []
+        for meta in metas:
+            found = table.lookup(meta)
+            texts.append(found if found else template_description(meta))
+            sources.append(SOURCE_FILE if found else SOURCE_TEMPLATE)
+        return Descriptions(texts, sources, _count(sources))
+    if source == SOURCE_CAPTIONER:
+        from emotic_mm.data.captioner import caption_persons  # imports the captioning model lazily
+
+        texts = caption_persons(metas, text_cfg, images_dir)
+        return Descriptions(texts, [SOURCE_CAPTIONER] * len(texts), {SOURCE_CAPTIONER: len(texts)})
+    raise DataFormatError(f"text.source={source!r} is not one of file, captioner, template")
+
+
+def _count(sources: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in sources:
+        counts[s] = counts.get(s, 0) + 1
+    return counts

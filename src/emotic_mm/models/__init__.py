@@ -1,0 +1,1 @@
+"""Model wing: encoders (torchvision images, transformers text) and the two multi-modal variants."""

@@ -1,0 +1,166 @@
+"""Image and text encoders built from config: torchvision backbones by name, transformers by id/path.
+
+Normalisation (and the resize to the encoder's working resolution) lives inside the image encoder, so
+everything outside the model — augmentation, attacks, predict — works on raw pixels in [0, 255].
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emotic_mm.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_HEAD_ATTRS = ("fc", "classifier", "heads", "head")
+
+
+def _strip_classifier(model: nn.Module, name: str) -> int:
+    """Replace the classification head by Identity; return the feature width it consumed."""
+    for attr in _HEAD_ATTRS:
+        head = getattr(model, attr, None)
+        if head is None:
+            continue
+        linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+        if isinstance(head, nn.Linear) or linears:
+            width = (head if isinstance(head, nn.Linear) else linears[0]).in_features
+            setattr(model, attr, nn.Identity())
+            return width
+    raise ConfigError(f"model.image_encoder.name={name!r}: no fc/classifier/heads layer to replace")
+
+
+def _load_backbone(name: str, weights: str | None, kwargs: dict[str, Any]) -> nn.Module:
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise ConfigError(
+            f"model.image_encoder.name={name!r} is not a torchvision model "
+            f"(e.g. resnet18, resnet50, mobilenet_v3_small, efficientnet_b0)"
+        ) from None
+    if weights is None or str(weights).lower() in ("", "none", "null"):
+        return builder(weights=None, **kwargs)
+    path = Path(str(weights))
+    if path.exists():
+        model = builder(weights=None, **kwargs)
+        model.load_state_dict(load_state_file(path), strict=False)
+        return model
+    try:
+        enum = torchvision.models.get_model_weights(name)[str(weights)]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"model.image_encoder.weights={weights!r}: neither a file nor a torchvision weights name for {name}"
+        ) from None
+    return builder(weights=enum, **kwargs)
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, or from a torch file without executing pickled code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state
+
+
+class ImageEncoder(nn.Module):
+    """Raw pixels (B, 3, H, W) in [0, 255] → features (B, D) through a torchvision backbone."""
+
+    def __init__(self, name: str = "resnet18", weights: str | None = None, input_size: int | None = None,
+                 freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.backbone = _load_backbone(name, weights, dict(kwargs or {}))
+        self.out_dim = _strip_classifier(self.backbone, name)
+        self.input_size = int(input_size) if input_size else None
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.frozen = bool(freeze)
+        if self.frozen:
+            self.backbone.requires_grad_(False)
+        self.channels_last = channels_last
+
+    def train(self, mode: bool = True) -> "ImageEncoder":
+        super().train(mode)
+        if self.frozen:  # frozen backbones keep their BatchNorm statistics
+            self.backbone.eval()
+        return self
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.float()
+        if self.input_size and x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x).flatten(1)
+
+
+class TextEncoder(nn.Module):
+    """Token ids → a mean-pooled sentence embedding from any transformers encoder.
+
+    When frozen, the encoder is a pure function of the token ids, so pooled outputs are memoised per
+    distinct sequence (an LRU of ``cache_size`` entries): every epoch after the first, every val pass
+    and every attack query reuse them instead of re-running the transformer.
+    """
+
+    def __init__(self, name: str, freeze: bool = True, cache_size: int = 200_000) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        from emotic_mm.config import resolve_model_name
+
+        self.name = name
+        try:
+            self.model = AutoModel.from_pretrained(resolve_model_name(name))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"model.text_encoder.name={name!r}: cannot load a transformers encoder ({exc})") from None
+        self.out_dim = int(self.model.config.hidden_size)
+        self.frozen = bool(freeze)
+        if self.frozen:
+            self.model.requires_grad_(False)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        width = int(mask.sum(1).max().item()) if mask.numel() else ids.shape[1]
+        ids, mask = ids[:, :max(width, 1)], mask[:, :max(width, 1)]  # drop all-padding columns
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if not self.frozen or self.cache_size <= 0:
+            return self._encode(input_ids, attention_mask)
+        with torch.no_grad():
+            keys = [row.tobytes() for row in (input_ids * attention_mask).cpu().numpy()]
+            missing = [i for i, k in enumerate(keys) if k not in self._cache]
+            if missing:
+                unique = list(dict.fromkeys(keys[i] for i in missing))
+                first = {k: keys.index(k) for k in unique}
+                rows = torch.tensor([first[k] for k in unique], device=input_ids.device)
+                encoded = self._encode(input_ids[rows], attention_mask[rows]).float()
+                for k, vec in zip(unique, encoded):
+                    self._cache[k] = vec.detach()
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            for k in keys:
+                self._cache.move_to_end(k)
+            return torch.stack([self._cache[k] for k in keys]).to(input_ids.device)

@@ -1,0 +1,35 @@
+"""Small steps several stages share: open the store, check it fits the model, build datasets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from emotic_mm.data.loader import EmoticDataset
+from emotic_mm.data.store import Store
+from emotic_mm.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def open_store(cfg: Any) -> Store:
+    """The store named by ``data.prepared_dir`` (the key every stage reads)."""
+    return Store(Path(str(cfg.data.prepared_dir)))
+
+
+def check_store_fits_model(store: Store, model_cfg: Any) -> None:
+    """Token ids in the store must come from the model's text tokenizer."""
+    if "text" not in model_cfg.modalities or store.manifest is None:
+        return
+    stored = store.manifest.get("tokenizer", {}).get("name")
+    wanted = str(model_cfg.text_encoder.name)
+    if stored is not None and stored != wanted:
+        raise ConfigError(
+            f"{store.path}: tokenised with {stored!r} but model.text_encoder.name={wanted!r}; "
+            f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
+        )
+
+
+def dataset(store: Store, split: str, modalities: Any) -> EmoticDataset:
+    return EmoticDataset(store[split], modalities=[str(m) for m in modalities])

@@ -1,0 +1,129 @@
+"""``emotic-mm eval checkpoint=<run>/best split=test``: the figures papers report, and the files behind them.
+
+Recipe: load the checkpoint (config + weights) → store and loaders → outputs on the split (and on val,
+where the F1 thresholds are chosen) → metrics → ``metrics.json``, ``per_category.csv``,
+``predictions.npz``, ``pr_curves.png`` and a table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from emotic_mm.checkpoint import load_model
+from emotic_mm.data.categories import CATEGORIES
+from emotic_mm.errors import ConfigError
+from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.progress import print_table
+from emotic_mm.runinfo import output_dir, record_run
+from emotic_mm.stages.common import check_store_fits_model, dataset, open_store
+from emotic_mm.training.distributed import DistInfo
+from emotic_mm.training.inference import collect_outputs
+from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
+from emotic_mm.training.trainer import make_loader, select_device
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate ``cfg.checkpoint`` on ``cfg.split``; returns the metrics written to ``metrics.json``."""
+    run_dir = Path(run_dir or output_dir())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.split not in ("val", "test", "train"):
+        raise ConfigError(f"split={cfg.split!r} is not one of val, test, train")
+    if cfg.checkpoint in (None, "", "???"):
+        raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
+    device = select_device(str(cfg.device))
+    model, model_cfg, meta = load_model(Path(str(cfg.checkpoint)), device)
+    modalities = [str(m) for m in model_cfg.model.modalities]
+    store = open_store(cfg)
+    check_store_fits_model(store, model_cfg.model)
+
+    def outputs(split: str) -> dict[str, torch.Tensor]:
+        loader = make_loader(dataset(store, split, modalities), int(cfg.batch_size), int(cfg.workers), device,
+                             False, 0, DistInfo())
+        return collect_outputs(model, loader, device, str(cfg.precision))
+
+    out = outputs(str(cfg.split))
+    metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
+    val = out if cfg.split == "val" else outputs("val")
+    thresholds = equal_error_thresholds(val["logits"].numpy(), val["categories"].numpy())
+    f1 = f1_at(out["logits"].numpy(), out["categories"].numpy(), thresholds)
+    metrics["f1"] = float(np.nanmean(f1))
+    if "image_embedding" in out and "text_embedding" in out:
+        metrics["retrieval"] = retrieval_recall(out["image_embedding"], out["text_embedding"])
+    if "zero_shot" in out:
+        metrics["zero_shot_map"] = emotion_metrics(out["zero_shot"], out["categories"], out["vad_pred"],
+                                                   out["vad_true"])["map"]
+    metrics.update({"split": str(cfg.split), "persons": int(out["logits"].shape[0]), "checkpoint": str(cfg.checkpoint),
+                    "variant": str(model_cfg.model.name), "modalities": modalities,
+                    "trained_epoch": meta.get("epoch"), "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
+    _write_outputs(run_dir, metrics, out, f1, thresholds)
+    _print(metrics)
+    return metrics
+
+
+def _write_outputs(run_dir: Path, metrics: dict[str, Any], out: dict[str, torch.Tensor], f1: np.ndarray,
+                   thresholds: np.ndarray) -> None:
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    labels = out["categories"].numpy()
+    pd.DataFrame({
+        "category": CATEGORIES,
+        "ap": [metrics["per_category_ap"][c] for c in CATEGORIES],
+        "ap_voc": [metrics["per_category_ap_voc"][c] for c in CATEGORIES],
+        "f1": f1, "threshold_from_val": thresholds, "positives": labels.sum(0).astype(int),
+    }).to_csv(run_dir / "per_category.csv", index=False)
+    arrays = {k: v.numpy() for k, v in out.items()}
+    np.savez_compressed(run_dir / "predictions.npz", scores=torch.sigmoid(out["logits"]).numpy(), **arrays)
+    _pr_curves(run_dir / "pr_curves.png", out["logits"], out["categories"], metrics)
+
+
+def _pr_curves(path: Path, scores: torch.Tensor, labels: torch.Tensor, metrics: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchmetrics.functional.classification import multilabel_precision_recall_curve
+
+    precision, recall, _ = multilabel_precision_recall_curve(scores, labels.long(), num_labels=labels.shape[1])
+    fig, axes = plt.subplots(4, 7, figsize=(21, 12), sharex=True, sharey=True)
+    for c, ax in enumerate(axes.flat):
+        if c >= len(CATEGORIES):
+            ax.axis("off")
+            continue
+        ax.plot(recall[c].numpy(), precision[c].numpy(), lw=1.2)
+        ap = metrics["per_category_ap"][CATEGORIES[c]]
+        ax.set_title(f"{CATEGORIES[c]} AP={ap:.2f}" if ap is not None else f"{CATEGORIES[c]} (no positives)", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+    fig.suptitle(f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · mAP {metrics['map']:.4f}")
+    fig.supxlabel("recall")
+    fig.supylabel("precision")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _print(m: dict[str, Any]) -> None:
+    rows = [["mAP", f"{m['map']:.4f}"], ["mAP (VOC interpolated)", f"{m['map_voc']:.4f}"],
+            ["dominant-emotion accuracy", f"{m['dominant_acc']:.4f}"], ["top-1 hit rate", f"{m['top1_hit']:.4f}"],
+            ["F1 (val thresholds)", f"{m['f1']:.4f}"], ["VAD MAE (V/A/D)",
+             f"{m['vad_mae']:.3f} ({m['valence_mae']:.2f}/{m['arousal_mae']:.2f}/{m['dominance_mae']:.2f})"]]
+    if "retrieval" in m:
+        r = m["retrieval"]
+        rows.append(["image→text R@1/5/10", f"{r['i2t_r@1']:.3f}/{r['i2t_r@5']:.3f}/{r['i2t_r@10']:.3f}"])
+        rows.append(["text→image R@1/5/10", f"{r['t2i_r@1']:.3f}/{r['t2i_r@5']:.3f}/{r['t2i_r@10']:.3f}"])
+    if "zero_shot_map" in m:
+        rows.append(["zero-shot mAP (name similarity)", f"{m['zero_shot_map']:.4f}"])
+    print_table(f"{m['variant']} {'+'.join(m['modalities'])} · {m['split']} ({m['persons']} persons)", ["metric", "value"], rows)
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    record_run("eval", cfg, None)
+    return evaluate(cfg)

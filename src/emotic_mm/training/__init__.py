@@ -1,0 +1,1 @@
+"""Training wing: losses, metrics, checkpoints, the trainer and its distributed helpers."""

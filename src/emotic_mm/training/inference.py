@@ -1,0 +1,46 @@
+"""Run a model over a loader and keep what metrics, eval and attacks need (on the CPU)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+OUTPUT_KEYS = ("logits", "vad", "image_embedding", "text_embedding", "zero_shot")
+BATCH_KEYS = ("categories", "vad", "votes", "index")
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+
+
+def autocast_for(device: torch.device, precision: str):
+    """AMP context on CUDA for bf16/fp16; a no-op elsewhere (CPU trains in fp32)."""
+    if device.type == "cuda" and precision in ("bf16", "fp16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return nullcontext()
+
+
+@torch.inference_mode()
+def collect_outputs(model: nn.Module, loader: DataLoader, device: torch.device, precision: str = "32") -> dict[str, Any]:
+    """Concatenated model outputs and labels over the loader, in loader order."""
+    was_training = model.training
+    model.eval()
+    outputs: dict[str, list[torch.Tensor]] = {}
+    try:
+        for batch in loader:
+            batch = to_device(batch, device)
+            with autocast_for(device, precision):
+                out = model(batch)
+            for k in OUTPUT_KEYS:
+                if k in out:
+                    outputs.setdefault(k if k != "vad" else "vad_pred", []).append(out[k].float().cpu())
+            for k in BATCH_KEYS:
+                if k in batch:
+                    outputs.setdefault(k if k != "vad" else "vad_true", []).append(batch[k].cpu())
+    finally:
+        model.train(was_training)
+    return {k: torch.cat(v) for k, v in outputs.items()}

@@ -1,0 +1,90 @@
+"""Losses as small modules, kept apart from the models.
+
+* :class:`DynamicWeightedLoss` — the EMOTIC literature's discrete loss (Kosti et al.): squared error
+  between outputs and multi-hot targets, each category weighted by 1 / ln(c + 1.2) where c is its
+  number of positives in the batch (1e-4 when absent). Summed over categories, averaged over the batch.
+* BCE-with-logits as the option (``loss.discrete=bce``).
+* :class:`VADLoss` — smooth-L1 on the 1-10 scale.
+* :class:`SymmetricInfoNCE` — image↔text alignment with a learnable temperature (CLIP-style).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emotic_mm.errors import ConfigError
+
+
+class DynamicWeightedLoss(nn.Module):
+    def __init__(self, absent_weight: float = 1e-4) -> None:
+        super().__init__()
+        self.absent_weight = absent_weight
+
+    @staticmethod
+    def weights(target: torch.Tensor, absent_weight: float = 1e-4) -> torch.Tensor:
+        counts = target.sum(0)
+        w = torch.full_like(counts, absent_weight)
+        present = counts > 0
+        w[present] = 1.0 / torch.log(counts[present] + 1.2)
+        return w
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = self.weights(target.float(), self.absent_weight)
+        return (((logits.float() - target.float()) ** 2) * w).sum() / logits.shape[0]
+
+
+class BCELoss(nn.Module):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+class VADLoss(nn.Module):
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.smooth_l1_loss(pred.float(), target.float(), beta=self.beta)
+
+
+class SymmetricInfoNCE(nn.Module):
+    """Mean of image→text and text→image cross-entropy over the batch's similarity matrix."""
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        logits = logit_scale * image.float() @ text.float().t()
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
+class EmotionObjective(nn.Module):
+    """The weighted sum the trainer minimises; returns the total and its parts for logging."""
+
+    def __init__(self, discrete: str = "dynamic", cat_weight: float = 1.0, vad_weight: float = 0.5,
+                 contrastive_weight: float = 0.5) -> None:
+        super().__init__()
+        if discrete not in ("dynamic", "bce"):
+            raise ConfigError(f"loss.discrete={discrete!r} is not one of dynamic, bce")
+        self.discrete = DynamicWeightedLoss() if discrete == "dynamic" else BCELoss()
+        self.vad = VADLoss()
+        self.contrastive = SymmetricInfoNCE()
+        self.cat_weight, self.vad_weight, self.contrastive_weight = cat_weight, vad_weight, contrastive_weight
+
+    def forward(self, out: dict[str, Any], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        parts = {
+            "cat": self.discrete(out["logits"], batch["categories"]),
+            "vad": self.vad(out["vad"], batch["vad"]),
+        }
+        total = self.cat_weight * parts["cat"] + self.vad_weight * parts["vad"]
+        if self.contrastive_weight > 0 and "image_embedding" in out and "text_embedding" in out:
+            parts["nce"] = self.contrastive(out["image_embedding"], out["text_embedding"], out["logit_scale"])
+            total = total + self.contrastive_weight * parts["nce"]
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def build_objective(cfg: Any) -> EmotionObjective:
+    return EmotionObjective(discrete=str(cfg.discrete), cat_weight=float(cfg.cat_weight),
+                            vad_weight=float(cfg.vad_weight), contrastive_weight=float(cfg.contrastive_weight))

@@ -1,0 +1,282 @@
+"""The training loop: device, AMP, channels_last, accumulation, clipping, schedules, DDP, checkpoints.
+
+Explicit rather than callback-driven: :meth:`Trainer.fit` is one loop over epochs — train an epoch,
+validate, log (CSV + TensorBoard), save ``last`` and maybe ``best``, stop early — so the order of events
+is visible in one place.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from emotic_mm.checkpoint import load_training_state, load_weights, rng_state, save_checkpoint, set_rng_state
+from emotic_mm.data.loader import EmoticDataset, collate_batch
+from emotic_mm.errors import ConfigError
+from emotic_mm.progress import console
+from emotic_mm.training.augment import augment_batch
+from emotic_mm.training.distributed import DistInfo, barrier
+from emotic_mm.training.inference import autocast_for, collect_outputs, to_device
+from emotic_mm.training.losses import EmotionObjective
+from emotic_mm.training.metrics import emotion_metrics
+
+log = logging.getLogger(__name__)
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks cuda > mps > cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset: EmoticDataset, batch_size: int, workers: int, device: torch.device,
+                shuffle: bool, seed: int, dist: DistInfo, drop_last: bool = False) -> DataLoader:
+    """A DataLoader whose sampler also splits the data across ranks; ``set_epoch`` reshuffles."""
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
+                                 seed=seed, drop_last=False) if (shuffle or dist.enabled) else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                      collate_fn=collate_batch, drop_last=drop_last)
+
+
+def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    name = str(cfg.optimizer.name).lower()
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=float(cfg.optimizer.lr), weight_decay=float(cfg.optimizer.weight_decay))
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=float(cfg.optimizer.lr), momentum=float(cfg.optimizer.get("momentum", 0.9)),
+                               weight_decay=float(cfg.optimizer.weight_decay))
+    raise ConfigError(f"trainer.optimizer.name={name!r} is not one of adamw, sgd")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int):
+    """Stepped once per optimizer step; ``step`` decays every ``step_epochs`` epochs."""
+    name = str(cfg.scheduler.name).lower()
+    total = max(1, steps_per_epoch * int(cfg.epochs))
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total,
+                                                          eta_min=float(cfg.scheduler.get("min_lr", 0.0)))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, steps_per_epoch * int(cfg.scheduler.step_epochs)),
+                                               gamma=float(cfg.scheduler.gamma))
+    if name == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise ConfigError(f"trainer.scheduler.name={name!r} is not one of cosine, step, none")
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    parts: dict[str, float]
+    val: dict[str, Any]
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val: dict[str, Any]
+    history: list[EpochLog] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Owns the model on its device, the optimizer, the schedule and the run dir's logs."""
+
+    def __init__(self, model: nn.Module, objective: EmotionObjective, cfg: DictConfig, full_cfg: DictConfig,
+                 run_dir: Path, dist: DistInfo, device: torch.device, steps_per_epoch: int) -> None:
+        self.cfg, self.full_cfg, self.run_dir, self.dist, self.device = cfg, full_cfg, Path(run_dir), dist, device
+        self.precision = str(cfg.precision)
+        if self.precision not in ("32", "bf16", "fp16"):
+            raise ConfigError(f"trainer.precision={self.precision!r} is not one of 32, bf16, fp16")
+        if self.precision != "32" and device.type != "cuda":
+            log.info("trainer.precision=%s needs CUDA; training in fp32 on %s", self.precision, device)
+        channels_last = cfg.channels_last == "auto" and device.type == "cuda" or cfg.channels_last is True
+        self.model = model.to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            for enc in getattr(self.model, "image_encoders", {}).values():
+                enc.channels_last = True
+        self.objective = objective
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.accumulate = max(1, int(cfg.accumulate))
+        self.scheduler = build_scheduler(self.optimizer, cfg, math.ceil(steps_per_epoch / self.accumulate))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and self.precision == "fp16")
+        self.train_model: nn.Module = self.model
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=False)
+        if bool(cfg.compile):
+            self.train_model = torch.compile(self.train_model)
+        self.start_epoch = 0
+        self.best_map = -math.inf
+        self.best_epoch = -1
+        self.best_val: dict[str, Any] = {}
+        self.bad_epochs = 0
+        self.aug_generator = torch.Generator().manual_seed(int(full_cfg.seed) + 7919 * dist.rank)
+        self._tb = None
+
+    # ------------------------------------------------------------------ resume
+    def resume(self, checkpoint: Path) -> None:
+        """Restore weights, optimizer, scheduler, RNG and counters from a ``last`` checkpoint."""
+        meta = load_weights(self.model, checkpoint)
+        state = load_training_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.aug_generator.set_state(state["aug_rng"])
+        self.start_epoch = int(meta["epoch"]) + 1
+        self.best_map = float(state["best_map"])
+        self.best_epoch = int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.best_val = meta.get("best_val", {})
+        log.info("resumed from %s at epoch %d", checkpoint, self.start_epoch)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> FitResult:
+        history: list[EpochLog] = []
+        stopped = False
+        for epoch in range(self.start_epoch, int(self.cfg.epochs)):
+            if isinstance(train_loader.sampler, DistributedSampler):
+                train_loader.sampler.set_epoch(epoch)
+            started = time.time()
+            loss, parts, images = self._train_epoch(train_loader, epoch)
+            seconds = time.time() - started
+            val = self.validate(val_loader)
+            entry = EpochLog(epoch, loss, parts, val, self.optimizer.param_groups[0]["lr"], seconds, images / max(seconds, 1e-9))
+            history.append(entry)
+            improved = val["map"] > self.best_map
+            if improved:
+                self.best_map, self.best_epoch, self.best_val, self.bad_epochs = val["map"], epoch, val, 0
+            else:
+                self.bad_epochs += 1
+            if self.dist.is_main:
+                self._log_epoch(entry)
+                self._save("last", epoch, val)
+                if improved:
+                    self._save("best", epoch, val)
+            barrier(self.dist)
+            patience = int(self.cfg.early_stopping_patience)
+            if patience > 0 and self.bad_epochs >= patience:
+                stopped = True
+                log.info("early stopping after epoch %d (no val mAP gain for %d epochs)", epoch, patience)
+                break
+        if self._tb is not None:
+            self._tb.close()
+        return FitResult(self.best_epoch, self.best_val, history, stopped)
+
+    def _train_epoch(self, loader: DataLoader, epoch: int) -> tuple[float, dict[str, float], int]:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.train_model.train()
+        total, parts_sum, seen, steps = 0.0, {}, 0, 0
+        aug = self.cfg.augment
+        n_batches = len(loader)
+        self.optimizer.zero_grad(set_to_none=True)
+        columns = (TextColumn(f"[bold]epoch {epoch + 1}/{int(self.cfg.epochs)}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TextColumn("[cyan]{task.fields[info]}"),
+                   TimeElapsedColumn())
+        started = time.time()
+        with Progress(*columns, console=console, disable=not (self.dist.is_main and console.is_terminal)) as bar:
+            task = bar.add_task("train", total=n_batches, info="")
+            for i, batch in enumerate(loader):
+                batch = to_device(batch, self.device, non_blocking=True)
+                batch = augment_batch(batch, bool(aug.flip), float(aug.brightness), float(aug.contrast), self.aug_generator)
+                with autocast_for(self.device, self.precision):
+                    out = self.train_model(batch)
+                loss, parts = self.objective(out, batch)
+                self.scaler.scale(loss / self.accumulate).backward()
+                if (i + 1) % self.accumulate == 0 or i + 1 == n_batches:
+                    self._optimizer_step()
+                bs = batch["categories"].shape[0]
+                seen += bs
+                steps += 1
+                total += float(loss.detach())
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v
+                rate = seen * self.dist.world_size / max(time.time() - started, 1e-9)
+                bar.update(task, advance=1, info=f"loss {total / steps:.4f} · {rate:.0f} img/s")
+        return total / max(steps, 1), {k: v / max(steps, 1) for k, v in parts_sum.items()}, seen * self.dist.world_size
+
+    def _optimizer_step(self) -> None:
+        clip = float(self.cfg.grad_clip)
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def validate(self, loader: DataLoader) -> dict[str, Any]:
+        out = collect_outputs(self.model, loader, self.device, self.precision)
+        metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
+        return {k: v for k, v in metrics.items() if not k.startswith("per_category")}
+
+    # ------------------------------------------------------------------ outputs
+    def _save(self, name: str, epoch: int, val: dict[str, Any]) -> None:
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": rng_state(),
+            "aug_rng": self.aug_generator.get_state(),
+            "best_map": self.best_map, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+        }
+        meta = {"epoch": epoch, "val": val, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                "seed": int(self.full_cfg.seed)}
+        save_checkpoint(self.run_dir / name, self.model, self.full_cfg, meta, state)
+
+    def _log_epoch(self, e: EpochLog) -> None:
+        row = {"epoch": e.epoch, "train_loss": e.train_loss, **{f"train_{k}": v for k, v in e.parts.items()},
+               **{f"val_{k}": v for k, v in e.val.items()}, "lr": e.lr, "seconds": e.seconds,
+               "images_per_s": e.images_per_s}
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.cfg.tensorboard:
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k.replace("_", "/", 1), v, e.epoch)
+        console.print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} · val mAP {e.val['map']:.4f} · "
+                      f"dominant {e.val['dominant_acc']:.3f} · VAD MAE {e.val['vad_mae']:.3f} · "
+                      f"{e.images_per_s:.0f} img/s")
