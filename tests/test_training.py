@@ -153,7 +153,7 @@ def test_resume_is_exact(tiny_store, tmp_path):
     b = load_file(str(tmp_path / "x" / "last" / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
 def test_same_seed_same_metrics(tiny_store, tmp_path):

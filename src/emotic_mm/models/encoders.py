@@ -146,6 +146,16 @@ class TextEncoder(nn.Module):
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
+    @torch.no_grad()
+    def warm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 128) -> None:
+        """Fill the memo in a fixed order and batching, so cached features never depend on how
+        training batches happened to be composed (exact resume, identical runs)."""
+        if not self.frozen or self.cache_size <= 0:
+            return
+        device = next(self.model.parameters()).device
+        for start in range(0, input_ids.shape[0], batch_size):
+            self(input_ids[start:start + batch_size].to(device), attention_mask[start:start + batch_size].to(device))
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if not self.frozen or self.cache_size <= 0:
             return self._encode(input_ids, attention_mask)

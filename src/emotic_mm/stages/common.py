@@ -33,3 +33,19 @@ def check_store_fits_model(store: Store, model_cfg: Any) -> None:
 
 def dataset(store: Store, split: str, modalities: Any) -> EmoticDataset:
     return EmoticDataset(store[split], modalities=[str(m) for m in modalities])
+
+
+def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
+    """Compute a frozen text encoder's features for every description up front, in store order."""
+    import torch
+
+    text = getattr(model, "text_encoder", None)
+    if text is None or not getattr(text, "frozen", False):
+        return
+    for ds in datasets:
+        if ds.split.token_ids is None or "text" not in ds.modalities:
+            continue
+        ids = torch.from_numpy(ds.split.token_ids[:].astype("int64"))
+        lengths = torch.from_numpy(ds.split.token_lengths[:].astype("int64"))
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+        text.warm(ids, mask)

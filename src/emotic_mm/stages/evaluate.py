@@ -22,7 +22,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.stages.common import check_store_fits_model, dataset, open_store
+from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
 from emotic_mm.training.distributed import DistInfo
 from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
@@ -46,7 +46,9 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     check_store_fits_model(store, model_cfg.model)
 
     def outputs(split: str) -> dict[str, torch.Tensor]:
-        loader = make_loader(dataset(store, split, modalities), int(cfg.batch_size), int(cfg.workers), device,
+        data = dataset(store, split, modalities)
+        warm_text_features(model, [data])
+        loader = make_loader(data, int(cfg.batch_size), int(cfg.workers), device,
                              False, 0, DistInfo())
         return collect_outputs(model, loader, device, str(cfg.precision))
 

@@ -18,7 +18,7 @@ from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.models.factory import build_model, check_model_config
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.stages.common import check_store_fits_model, dataset, open_store
+from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
 from emotic_mm.training.distributed import cleanup, setup_distributed
 from emotic_mm.training.losses import build_objective
 from emotic_mm.training.trainer import Trainer, make_loader, seed_everything, select_device
@@ -62,7 +62,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                    drop_last=len(train_set) > batch_size)
         val_loader = make_loader(val_set, int(cfg.trainer.eval_batch_size), workers, device, False, 0,
                                  dist.__class__())  # every rank validates on the whole split
-        model = build_model(cfg.model)
+        model = build_model(cfg.model).to(device)
+        warm_text_features(model, [train_set, val_set])
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
                           steps_per_epoch=len(train_loader))
         resume = _resume_path(cfg, run_dir)
