@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Stages: prepare → train → eval."""
+    """Stages: prepare → train → eval → attack."""
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -50,6 +50,14 @@ def evaluate(ctx: typer.Context) -> None:
     from emotic_mm.stages.evaluate import main
 
     run_stage("eval", main, list(ctx.args))
+
+
+@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
+def attack(ctx: typer.Context) -> None:
+    """Few-pixel evasion (batched differential evolution or sparse random search) against a checkpoint."""
+    from emotic_mm.stages.attack import main
+
+    run_stage("attack", main, list(ctx.args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Attack wing: the batched few-pixel evasion engine (and, later, poisoning)."""

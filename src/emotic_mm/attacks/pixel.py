@@ -1,0 +1,308 @@
+"""Few-pixel evasion attacks, batched: differential evolution (Su et al., 2019) and sparse random search.
+
+Why our own engine: the existing implementations (torchattacks ``OnePixel``, ART ``PixelAttack``) solve
+one differential-evolution problem per image with scipy, loop in Python over candidates, and accept a
+single-tensor model. Here the populations of *many images* are evolved at once as tensors: candidates
+are written into image copies by batched indexing, fitness is computed from one chunked forward pass of
+the multi-input model (``attack.max_batch`` bounds memory whatever the population), and images that
+succeed leave the working batch so compute goes to the rest. Its speed is therefore bounded by the
+model's forward throughput, not by Python.
+
+Threat model: at test time the attacker sets ``k`` pixels of the picture to any colour (0-255 per
+channel); the description is untouched. ``surface`` is the view the pixels are written into:
+``context`` (the whole-image view), ``body`` (the person crop) or ``scene`` — a pixel written into the
+context view is also painted over the matching region of the body crop through the stored box, as if the
+photo itself had been edited.
+
+Goal: untargeted — the top-1 category must change from the clean top-1; targeted — a chosen category
+must become top-1. Fitness is a logit margin (clean top-1 minus the best other, or best other minus the
+target); success is a negative margin. Queries are model evaluations per image, counted exactly.
+
+Shapes: candidates are (images, population, k, 5) with (x, y, r, g, b) in the surface's pixel grid.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+SURFACES = ("context", "body", "scene")
+ALGORITHMS = ("de", "rs")
+
+
+@dataclass
+class PixelAttackSettings:
+    """Search settings; ``budget`` is the number of model evaluations allowed per image."""
+
+    pixels: int = 1
+    surface: str = "context"
+    algorithm: str = "de"
+    targeted: bool = False
+    budget: int = 400
+    population: int = 40  # DE population per image (RS: proposals per image and iteration)
+    mutation: float = 0.5  # DE scale F (Su et al.: 0.5, no crossover)
+    crossover: float = 1.0  # DE crossover rate (1.0 = the one-pixel paper's "no crossover")
+    rs_fraction: float = 0.5  # RS: share of the k pixels resampled per proposal
+    max_batch: int = 256  # forward-pass chunk (bounds memory)
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CUDA
+
+    def check(self) -> None:
+        from emotic_mm.errors import ConfigError
+
+        if self.pixels <= 0:
+            raise ConfigError(f"attack.pixels={self.pixels} must be >= 1")
+        if self.surface not in SURFACES:
+            raise ConfigError(f"attack.surface={self.surface!r} is not one of {', '.join(SURFACES)}")
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"attack.algorithm={self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+        if self.population < (4 if self.algorithm == "de" else 1):
+            raise ConfigError(f"attack.population={self.population} is too small for {self.algorithm}")
+        if self.budget < self.population:
+            raise ConfigError(f"attack.budget={self.budget} must be >= attack.population={self.population}")
+        if self.max_batch < 1:
+            raise ConfigError(f"attack.max_batch={self.max_batch} must be >= 1")
+
+
+@dataclass
+class PixelAttackResult:
+    """Per image: success, queries used, best candidate (k, 5), margins and top-1 before/after."""
+
+    success: torch.Tensor  # (N,) bool
+    queries: torch.Tensor  # (N,) int64
+    pixels: torch.Tensor  # (N, k, 5) int64 (x, y, r, g, b) on the surface grid
+    margin: torch.Tensor  # (N,) best fitness reached (< 0 = success)
+    clean_top1: torch.Tensor  # (N,)
+    adv_top1: torch.Tensor  # (N,)
+    clean_confidence: torch.Tensor  # (N,) sigmoid score of the clean top-1 on the clean input
+    adv_confidence: torch.Tensor  # (N,) sigmoid score of the adversarial top-1 on the adversarial input
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- painting pixels
+def scene_body_boxes(boxes: torch.Tensor, image_sizes: torch.Tensor, context_size: int, body_size: int
+                     ) -> torch.Tensor:
+    """Affine map context-view pixel → body-crop pixels: (N, 4) = (sx, ox, sy, oy) with
+    body_x = (ctx_x * W / C - x1) * B / (x2 - x1), likewise for y."""
+    x1, y1, x2, y2 = boxes.float().unbind(-1)
+    w, h = image_sizes.float().unbind(-1)
+    sx = (w / context_size) * body_size / (x2 - x1).clamp_min(1)
+    sy = (h / context_size) * body_size / (y2 - y1).clamp_min(1)
+    ox = -x1 * body_size / (x2 - x1).clamp_min(1)
+    oy = -y1 * body_size / (y2 - y1).clamp_min(1)
+    return torch.stack([sx, ox, sy, oy], dim=-1)
+
+
+def paint(images: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """Write k pixels per image in place: images (B, 3, H, W), cand (B, k, 5) long (x, y, r, g, b)."""
+    b = torch.arange(images.shape[0], device=images.device)[:, None].expand(-1, cand.shape[1])
+    images[b, :, cand[..., 1], cand[..., 0]] = cand[..., 2:5].to(images.dtype)
+    return images
+
+
+def paint_scene_body(bodies: torch.Tensor, cand: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """Paint each context pixel's footprint onto the body crop in place (rectangles via masks)."""
+    size_y, size_x = bodies.shape[-2:]
+    gx = torch.arange(size_x, device=bodies.device, dtype=torch.float32)
+    gy = torch.arange(size_y, device=bodies.device, dtype=torch.float32)
+    sx, ox, sy, oy = (affine[:, i:i + 1] for i in range(4))  # (B, 1)
+    for j in range(cand.shape[1]):  # k is a handful of pixels; images and candidates stay batched
+        x = cand[:, j, 0:1].float()
+        y = cand[:, j, 1:2].float()
+        bx0, bx1 = torch.floor(x * sx + ox), torch.ceil((x + 1) * sx + ox)
+        by0, by1 = torch.floor(y * sy + oy), torch.ceil((y + 1) * sy + oy)
+        in_x = (gx[None, :] >= bx0) & (gx[None, :] < bx1)  # (B, W)
+        in_y = (gy[None, :] >= by0) & (gy[None, :] < by1)  # (B, H)
+        mask = (in_y[:, :, None] & in_x[:, None, :])[:, None]  # (B, 1, H, W)
+        colour = cand[:, j, 2:5].to(bodies.dtype)[:, :, None, None]
+        bodies.copy_(torch.where(mask, colour, bodies))
+    return bodies
+
+
+# --------------------------------------------------------------------------- the engine
+class PixelAttack:
+    """Run a batched few-pixel attack against any project model (batch dict in, ``logits`` out)."""
+
+    def __init__(self, model: nn.Module, settings: PixelAttackSettings, device: torch.device | None = None) -> None:
+        settings.check()
+        self.model = model
+        self.s = settings
+        self.device = device or next(model.parameters()).device
+
+    # ---------------------------------------------------------------- fitness
+    def _margins(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Fitness to minimise: < 0 means success."""
+        picked = logits.gather(1, label[:, None]).squeeze(1)
+        others = logits.scatter(1, label[:, None], float("-inf")).max(1).values
+        return others - picked if self.s.targeted else picked - others
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        use_amp = self.s.amp and self.device.type == "cuda"
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        with ctx:
+            return self.model(batch)["logits"].float()
+
+    def evaluate(self, inputs: dict[str, torch.Tensor], owner: torch.Tensor, cand: torch.Tensor,
+                 label: torch.Tensor, affine: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Margins and logits of candidates ``cand`` (M, k, 5) applied to images ``owner`` (M,), chunked."""
+        margins, logits_all = [], []
+        surface = "context" if self.s.surface == "scene" else self.s.surface
+        for start in range(0, cand.shape[0], self.s.max_batch):
+            idx = owner[start:start + self.s.max_batch]
+            c = cand[start:start + self.s.max_batch]
+            batch = {k: v[idx] for k, v in inputs.items()}
+            batch[surface] = paint(batch[surface].clone(), c)
+            if self.s.surface == "scene" and "body" in batch:
+                batch["body"] = paint_scene_body(batch["body"].clone(), c, affine[idx])
+            logits = self._forward(batch)
+            margins.append(self._margins(logits, label[idx]))
+            logits_all.append(logits)
+        return torch.cat(margins), torch.cat(logits_all)
+
+    # ---------------------------------------------------------------- search
+    def _random_candidates(self, n: int, pop: int, gen: torch.Generator, height: int, width: int) -> torch.Tensor:
+        k = self.s.pixels
+        xy = torch.rand(n, pop, k, 2, generator=gen)
+        xy = xy * torch.tensor([width, height], dtype=torch.float32)
+        if self.s.algorithm == "rs":  # Sparse-RS samples colours from the corners of the RGB cube
+            rgb = (torch.rand(n, pop, k, 3, generator=gen) < 0.5).float() * 255.0
+        else:
+            rgb = torch.rand(n, pop, k, 3, generator=gen) * 255.0
+        return torch.cat([xy, rgb], dim=-1)  # float, rounded when painted
+
+    def _bounds(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        low = torch.zeros(5)
+        high = torch.tensor([width - 1e-3, height - 1e-3, 255.0, 255.0, 255.0])
+        return low, high
+
+    @staticmethod
+    def _to_pixels(cand: torch.Tensor) -> torch.Tensor:
+        return torch.cat([cand[..., :2].floor(), cand[..., 2:].round()], dim=-1).long()
+
+    @torch.inference_mode()
+    def run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor,
+            boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None) -> PixelAttackResult:
+        """Attack every image of ``inputs`` (a model batch dict, on the model's device).
+
+        ``label`` is the class to move away from (untargeted: the clean top-1) or towards (targeted).
+        ``boxes``/``image_sizes`` are needed for the ``scene`` surface.
+        """
+        s = self.s
+        surface = "context" if s.surface == "scene" else s.surface
+        if surface not in inputs:
+            from emotic_mm.errors import ConfigError
+
+            raise ConfigError(f"attack.surface={s.surface!r}: the model has no {surface!r} input")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._run(inputs, label, surface, boxes, image_sizes)
+        finally:
+            self.model.train(was_training)
+
+    def _run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor, surface: str,
+             boxes: torch.Tensor | None, image_sizes: torch.Tensor | None) -> PixelAttackResult:
+        s, dev = self.s, self.device
+        n = label.shape[0]
+        _, _, height, width = inputs[surface].shape
+        affine = None
+        if s.surface == "scene":
+            if boxes is None or image_sizes is None or "body" not in inputs:
+                from emotic_mm.errors import ConfigError
+
+                raise ConfigError("attack.surface=scene needs a model with a body stream and stored boxes")
+            affine = scene_body_boxes(boxes, image_sizes, width, inputs["body"].shape[-1]).to(dev)
+        gen = torch.Generator().manual_seed(int(s.seed))
+        label = label.to(dev)
+
+        clean_logits = torch.cat([self._forward({k: v[i:i + s.max_batch] for k, v in inputs.items()})
+                                  for i in range(0, n, s.max_batch)])
+        clean_top1 = clean_logits.argmax(1)
+        pop_size = s.population
+        queries = torch.zeros(n, dtype=torch.long)
+        best = torch.zeros(n, s.pixels, 5)
+        best_margin = torch.full((n,), math.inf)
+        success = torch.zeros(n, dtype=torch.bool)
+        low, high = self._bounds(height, width)
+
+        # initial population (DE) / first proposals (RS): pop_size evaluations per image
+        pop = self._random_candidates(n, pop_size, gen, height, width)
+        fit = self._evaluate_population(inputs, pop, label, affine, torch.arange(n))
+        queries += pop_size
+        self._record(pop, fit, torch.arange(n), best, best_margin)
+        success = best_margin < 0
+        active = (~success) & (queries + pop_size <= s.budget)
+        while active.any():
+            idx = active.nonzero().squeeze(1)
+            if s.algorithm == "de":
+                children = self._de_children(pop[idx], gen, low, high)
+            else:
+                children = self._rs_children(best[idx], gen, height, width, pop_size)
+            child_fit = self._evaluate_population(inputs, children, label, affine, idx)
+            queries[idx] += pop_size
+            if s.algorithm == "de":
+                better = child_fit <= fit[idx]
+                pop[idx] = torch.where(better[..., None, None], children, pop[idx])
+                fit[idx] = torch.where(better, child_fit, fit[idx])
+            self._record(children, child_fit, idx, best, best_margin)
+            success = best_margin < 0
+            active = (~success) & (queries + pop_size <= s.budget)
+
+        best_px = self._to_pixels(best)
+        adv_logits = self.evaluate(inputs, torch.arange(n, device=dev), best_px.to(dev), label, affine)[1]
+        adv_top1 = adv_logits.argmax(1)
+        return PixelAttackResult(
+            success=success, queries=queries, pixels=best_px, margin=best_margin,
+            clean_top1=clean_top1.cpu(), adv_top1=adv_top1.cpu(),
+            clean_confidence=torch.sigmoid(clean_logits).gather(1, clean_top1[:, None]).squeeze(1).cpu(),
+            adv_confidence=torch.sigmoid(adv_logits).gather(1, adv_top1[:, None]).squeeze(1).cpu(),
+        )
+
+    def _evaluate_population(self, inputs: dict[str, torch.Tensor], pop: torch.Tensor, label: torch.Tensor,
+                             affine: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+        """Fitness (len(idx), P) of the populations of images ``idx`` — one flat, chunked evaluation."""
+        m, p = pop.shape[:2]
+        owner = idx.to(self.device).repeat_interleave(p)
+        cand = self._to_pixels(pop).reshape(m * p, self.s.pixels, 5).to(self.device)
+        margins, _ = self.evaluate(inputs, owner, cand, label, affine)
+        return margins.float().cpu().reshape(m, p)
+
+    @staticmethod
+    def _record(pop: torch.Tensor, fit: torch.Tensor, idx: torch.Tensor, best: torch.Tensor,
+                best_margin: torch.Tensor) -> None:
+        value, arg = fit.min(1)
+        improved = value < best_margin[idx]
+        chosen = pop[torch.arange(pop.shape[0]), arg]
+        best[idx] = torch.where(improved[:, None, None], chosen, best[idx])
+        best_margin[idx] = torch.where(improved, value, best_margin[idx])
+
+    def _de_children(self, pop: torch.Tensor, gen: torch.Generator, low: torch.Tensor, high: torch.Tensor
+                     ) -> torch.Tensor:
+        """DE/rand/1 (with optional binomial crossover) for all images' populations at once."""
+        m, p = pop.shape[:2]
+        # three distinct donors per member: a random permutation's first three entries
+        donors = torch.rand(m, p, p, generator=gen).argsort(-1)[..., :3]
+        gather = lambda j: pop[torch.arange(m)[:, None], donors[..., j]]  # noqa: E731
+        mutant = gather(0) + self.s.mutation * (gather(1) - gather(2))
+        if self.s.crossover < 1.0:
+            keep = torch.rand(mutant.shape[:-1] + (1,), generator=gen) >= self.s.crossover
+            mutant = torch.where(keep, pop, mutant)
+        # wrap positions (the image is a torus for the search), clamp colours
+        span = high - low
+        xy = torch.remainder(mutant[..., :2] - low[:2], span[:2] + 1e-3) + low[:2]
+        rgb = mutant[..., 2:].clamp(0.0, 255.0)
+        return torch.cat([xy, rgb], dim=-1)
+
+    def _rs_children(self, best: torch.Tensor, gen: torch.Generator, height: int, width: int, proposals: int
+                     ) -> torch.Tensor:
+        """Sparse-RS style: resample a share of the current best's pixels (position and corner colour)."""
+        m = best.shape[0]
+        fresh = self._random_candidates(m, proposals, gen, height, width)
+        base = best[:, None].expand(-1, proposals, -1, -1)
+        change = torch.rand(m, proposals, self.s.pixels, 1, generator=gen) < max(self.s.rs_fraction, 1.0 / self.s.pixels)
+        return torch.where(change, fresh, base)

@@ -1,0 +1,155 @@
+"""The batched pixel-attack engine on a tiny model whose decision one known pixel flips."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings, paint_scene_body, scene_body_boxes
+from emotic_mm.errors import ConfigError
+
+EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
+SIZE = 12
+HOT = (7, 5)  # (x, y): a bright red pixel here flips class 0 → class 1
+
+
+class OnePixelModel(nn.Module):
+    """Class 0 by default; class 1 wins when the red channel at HOT exceeds 200; class 2 needs green at HOT."""
+
+    variant = "toy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.calls = 0
+        self.max_rows = 0
+
+    def forward(self, batch):
+        x = batch["context"].float()
+        self.calls += 1
+        self.max_rows = max(self.max_rows, x.shape[0])
+        red, green = x[:, 0, HOT[1], HOT[0]], x[:, 1, HOT[1], HOT[0]]
+        logits = torch.zeros(x.shape[0], 26)
+        logits[:, 0] = 1.0
+        logits[:, 1] = (red - 200.0) / 20.0 + 1.0
+        logits[:, 2] = (green - 220.0) / 20.0 + 1.0 - (red > 200).float() * 5
+        return {"logits": logits + self.dummy}
+
+
+def _inputs(n: int) -> dict[str, torch.Tensor]:
+    return {"context": torch.full((n, 3, SIZE, SIZE), 60, dtype=torch.uint8)}
+
+
+def _settings(**kw) -> PixelAttackSettings:
+    base = dict(pixels=1, surface="context", budget=3000, population=30, max_batch=64, seed=1)
+    base.update(kw)
+    return PixelAttackSettings(**base)
+
+
+@pytest.mark.parametrize("algorithm", ["de", "rs"])
+def test_finds_the_known_pixel_untargeted(algorithm):
+    model = OnePixelModel()
+    inputs = _inputs(5)
+    res = PixelAttack(model, _settings(algorithm=algorithm)).run(inputs, torch.zeros(5, dtype=torch.long))
+    assert res.success.all()
+    assert (res.pixels[:, 0, 0] == HOT[0]).all() and (res.pixels[:, 0, 1] == HOT[1]).all()
+    assert (res.adv_top1 != 0).all() and (res.clean_top1 == 0).all()
+
+
+def test_targeted_success_on_an_easy_case():
+    model = OnePixelModel()
+    res = PixelAttack(model, _settings(targeted=True)).run(_inputs(3), torch.full((3,), 2, dtype=torch.long))
+    assert res.success.all() and (res.adv_top1 == 2).all()
+    assert (res.pixels[:, 0, 3] > 220).all() and (res.pixels[:, 0, 2] <= 200).all()
+
+
+def test_query_accounting_is_exact_and_budget_respected():
+    model = OnePixelModel()
+    s = _settings(budget=95, population=30, targeted=True)  # 30 initial + 2 generations of 30 = 90 ≤ 95 < 120
+    # an impossible target (class 5 never wins) → every image uses its whole usable budget
+    res = PixelAttack(model, s).run(_inputs(4), torch.full((4,), 5, dtype=torch.long))
+    assert not res.success.any()
+    assert res.queries.tolist() == [90, 90, 90, 90]
+    # forward rows seen by the model = queries + clean pass + final re-evaluation of the best
+    model2 = OnePixelModel()
+    counted = []
+    orig = model2.forward
+    model2.forward = lambda b: (counted.append(b["context"].shape[0]), orig(b))[1]
+    PixelAttack(model2, _settings(budget=95, population=30, targeted=True)).run(_inputs(4), torch.full((4,), 5, dtype=torch.long))
+    assert sum(counted) == 4 * 90 + 4 + 4
+
+
+def test_successful_images_leave_the_batch():
+    model = OnePixelModel()
+    inputs = _inputs(2)
+    inputs["context"][0, 0, HOT[1], HOT[0]] = 255  # image 0 is already class 1 → succeeds in the initial population
+    res = PixelAttack(model, _settings(targeted=True, budget=300)).run(inputs, torch.tensor([1, 5]))
+    assert bool(res.success[0]) and res.queries[0] == 30
+    assert not bool(res.success[1]) and res.queries[1] == 300
+
+
+def test_deterministic_under_a_seed():
+    a = PixelAttack(OnePixelModel(), _settings(algorithm="de", seed=4)).run(_inputs(3), torch.zeros(3, dtype=torch.long))
+    b = PixelAttack(OnePixelModel(), _settings(algorithm="de", seed=4)).run(_inputs(3), torch.zeros(3, dtype=torch.long))
+    assert torch.equal(a.pixels, b.pixels) and torch.equal(a.queries, b.queries)
+
+
+def test_memory_bounded_by_max_batch():
+    model = OnePixelModel()
+    s = _settings(population=40, max_batch=16, budget=200)  # 10 images x 40 candidates = 400 rows per generation
+    PixelAttack(model, s).run(_inputs(10), torch.full((10,), 5, dtype=torch.long))
+    assert model.max_rows <= 16
+
+
+def test_scene_maps_a_context_pixel_into_the_body_crop():
+    # original image 448x224, box x 112..336 (224 wide), y 0..224; context view 224x224 → 1 ctx px = 2x1 original px
+    boxes = torch.tensor([[112, 0, 336, 224]])
+    sizes = torch.tensor([[448, 224]])
+    affine = scene_body_boxes(boxes, sizes, context_size=224, body_size=128)
+    body = torch.zeros(1, 3, 128, 128, dtype=torch.uint8)
+    cand = torch.tensor([[[84, 112, 255, 0, 0]]])  # ctx x 84 → original 168..170 → body (168-112)*128/224 = 32..33.1
+    paint_scene_body(body, cand, affine)
+    red = body[0, 0].nonzero()
+    assert sorted(set(red[:, 1].tolist())) == [32, 33]  # x: [32, 33.14) covers body columns 32 and 33
+    assert sorted(set(red[:, 0].tolist())) == [64]  # y: 112..113 original → body [64, 64.57)
+    outside = torch.tensor([[[10, 10, 255, 0, 0]]])  # left of the box: nothing painted
+    body2 = torch.zeros(1, 3, 128, 128, dtype=torch.uint8)
+    paint_scene_body(body2, outside, affine)
+    assert body2.sum() == 0
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(pixels=0), "attack.pixels=0"), (dict(surface="face"), "attack.surface"),
+    (dict(algorithm="ga"), "attack.algorithm"), (dict(budget=5, population=30), "attack.budget"),
+])
+def test_bad_settings_are_clear(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        _settings(**kw).check()
+
+
+def test_cli_bad_inputs_one_line(tmp_path):
+    for args, needle in (
+        (["attack.pixels=0", f"checkpoint={tmp_path}"], "attack.pixels=0"),
+        ([f"checkpoint={tmp_path / 'missing'}"], "not a checkpoint folder"),
+        (["attack.targeted=true", "attack.target=Joy", f"checkpoint={tmp_path / 'missing'}"], "not a checkpoint folder"),
+    ):
+        proc = subprocess.run([EMOTIC_MM, "attack", *args, f"hydra.run.dir={tmp_path / 'r'}"],
+                              capture_output=True, text=True, timeout=300)
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert proc.returncode != 0 and len(lines) == 1 and needle in lines[0], proc.stderr[-1500:]
+
+
+def test_unknown_target_emotion_is_clear():
+    from omegaconf import OmegaConf
+
+    from emotic_mm.stages.attack import choose_targets
+
+    with pytest.raises(ConfigError, match="not an EMOTIC category"):
+        choose_targets(OmegaConf.create({"target": "Joy"}), torch.zeros(2, 26), 0)
+    t = choose_targets(OmegaConf.create({"target": "random"}), torch.eye(26)[:2], 0)
+    assert t[0] != 0 and t[1] != 1
