@@ -153,3 +153,31 @@ def test_unknown_target_emotion_is_clear():
         choose_targets(OmegaConf.create({"target": "Joy"}), torch.zeros(2, 26), 0)
     t = choose_targets(OmegaConf.create({"target": "random"}), torch.eye(26)[:2], 0)
     assert t[0] != 0 and t[1] != 1
+
+
+def test_cached_unchanged_views_give_the_same_logits():
+    """Encoding body and text once (not per query) changes nothing but the cost."""
+    from hydra import compose, initialize_config_dir
+
+    from emotic_mm.config import configs_dir
+    from emotic_mm.models.factory import build_model
+
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["model=joint", "model.image_encoder.input_size.context=32",
+                                          "model.image_encoder.input_size.body=32"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    g = torch.Generator().manual_seed(0)
+    inputs = {"context": torch.randint(0, 256, (3, 3, 64, 64), generator=g, dtype=torch.uint8),
+              "body": torch.randint(0, 256, (3, 3, 32, 32), generator=g, dtype=torch.uint8),
+              "input_ids": torch.randint(1000, 3000, (3, 12), generator=g), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+    cand = torch.tensor([[[3, 4, 255, 0, 0]], [[10, 60, 0, 255, 0]], [[63, 0, 0, 0, 255]]])
+    owner, label = torch.arange(3), torch.zeros(3, dtype=torch.long)
+    plain = PixelAttack(model, _settings(cache_unchanged=False))
+    cached = PixelAttack(model, _settings(cache_unchanged=True))
+    with torch.inference_mode():
+        a = plain.evaluate(inputs, owner, cand, label, None)[1]
+        slim = cached._with_cached_features(inputs)
+        assert set(slim) == {"context", "features.body", "features.text"}
+        b = cached.evaluate(slim, owner, cand, label, None)[1]
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -51,6 +51,7 @@ class PixelAttackSettings:
     max_batch: int = 256  # forward-pass chunk (bounds memory)
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA
+    cache_unchanged: bool = True  # encode the views the attack never changes once, not per query
 
     def check(self) -> None:
         from emotic_mm.errors import ConfigError
@@ -219,6 +220,8 @@ class PixelAttack:
             affine = scene_body_boxes(boxes, image_sizes, width, inputs["body"].shape[-1]).to(dev)
         gen = torch.Generator().manual_seed(int(s.seed))
         label = label.to(dev)
+        if s.cache_unchanged:
+            inputs = self._with_cached_features(inputs)
 
         clean_logits = torch.cat([self._forward({k: v[i:i + s.max_batch] for k, v in inputs.items()})
                                   for i in range(0, n, s.max_batch)])
@@ -262,6 +265,32 @@ class PixelAttack:
             clean_confidence=torch.sigmoid(clean_logits).gather(1, clean_top1[:, None]).squeeze(1).cpu(),
             adv_confidence=torch.sigmoid(adv_logits).gather(1, adv_top1[:, None]).squeeze(1).cpu(),
         )
+
+    def _with_cached_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Replace the raw inputs of untouched modalities by their encoder features (computed once).
+
+        Exact: the model's encoders are deterministic in eval mode, so a query gives the same logits
+        either way; it only stops re-encoding the body crop and the description for every candidate.
+        """
+        encode = getattr(self.model, "encode", None)
+        modalities = getattr(self.model, "modalities", None)
+        if encode is None or modalities is None:
+            return inputs
+        changed = {"context", "body"} if self.s.surface == "scene" else {self.s.surface}
+        fixed = [m for m in modalities if m not in changed]
+        if not fixed:
+            return inputs
+        n = next(iter(inputs.values())).shape[0]
+        parts: dict[str, list[torch.Tensor]] = {m: [] for m in fixed}
+        for i in range(0, n, self.s.max_batch):
+            feats = encode({k: v[i:i + self.s.max_batch] for k, v in inputs.items()}, only=fixed)
+            for m in fixed:
+                parts[m].append(feats[m])
+        raw = {"text": ("input_ids", "attention_mask"), "context": ("context",), "body": ("body",)}
+        drop = {k for m in fixed for k in raw[m]}
+        out = {k: v for k, v in inputs.items() if k not in drop}
+        out.update({f"features.{m}": torch.cat(v) for m, v in parts.items()})
+        return out
 
     def _evaluate_population(self, inputs: dict[str, torch.Tensor], pop: torch.Tensor, label: torch.Tensor,
                              affine: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:

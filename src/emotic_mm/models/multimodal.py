@@ -37,10 +37,16 @@ class MultiModalBase(nn.Module):
         self.image_encoders = nn.ModuleDict(image_encoders)
         self.text_encoder = text_encoder
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def encode(self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Encoder features per modality. A batch may carry precomputed ``features.<modality>`` (B, D):
+        that encoder is then skipped — the attack engine uses this for the views it does not change."""
         feats: dict[str, torch.Tensor] = {}
         for m in self.modalities:
-            if m == "text":
+            if only is not None and m not in only:
+                continue
+            if f"features.{m}" in batch:
+                feats[m] = batch[f"features.{m}"]
+            elif m == "text":
                 feats[m] = self.text_encoder(batch["input_ids"], batch["attention_mask"])
             else:
                 feats[m] = self.image_encoders[m](batch[m])

@@ -37,7 +37,7 @@ def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
         pixels=int(cfg.pixels), surface=str(cfg.surface), algorithm=str(cfg.algorithm), targeted=bool(cfg.targeted),
         budget=int(cfg.budget), population=int(cfg.population), mutation=float(cfg.mutation),
         crossover=float(cfg.crossover), rs_fraction=float(cfg.rs_fraction), max_batch=int(cfg.max_batch),
-        seed=int(seed), amp=bool(cfg.amp))
+        seed=int(seed), amp=bool(cfg.amp), cache_unchanged=bool(cfg.get("cache_unchanged", True)))
 
 
 def choose_targets(cfg: Any, labels: torch.Tensor, seed: int) -> torch.Tensor:
