@@ -181,3 +181,12 @@ def test_cached_unchanged_views_give_the_same_logits():
         assert set(slim) == {"context", "features.body", "features.text"}
         b = cached.evaluate(slim, owner, cand, label, None)[1]
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_de_donors_are_distinct_and_not_the_member():
+    from emotic_mm.attacks.pixel import distinct_donors
+
+    d = distinct_donors(7, 5, torch.Generator().manual_seed(0))
+    own = torch.arange(5)[None, :, None]
+    assert (d != own).all()
+    assert (d[..., 0] != d[..., 1]).all() and (d[..., 0] != d[..., 2]).all() and (d[..., 1] != d[..., 2]).all()

@@ -125,6 +125,29 @@ def paint_scene_body(bodies: torch.Tensor, cand: torch.Tensor, affine: torch.Ten
     return bodies
 
 
+def distinct_donors(m: int, p: int, gen: torch.Generator) -> torch.Tensor:
+    """(m, p, 3) member indices, distinct from each other and from the member itself (DE/rand/1).
+
+    Drawn in O(m·p) with vectorised rejection of the few clashes, rather than a (p × p) permutation
+    per member, so large populations stay cheap.
+    """
+    own = torch.arange(p)[None, :].expand(m, p)
+    donors = torch.empty(m, p, 3, dtype=torch.long)
+    for j in range(3):
+        taken = [own] + [donors[..., i] for i in range(j)]
+        draw = torch.randint(0, p, (m, p), generator=gen)
+        clash = torch.zeros(m, p, dtype=torch.bool)
+        for t in taken:
+            clash |= draw == t
+        while clash.any():
+            draw[clash] = torch.randint(0, p, (int(clash.sum()),), generator=gen)
+            clash = torch.zeros(m, p, dtype=torch.bool)
+            for t in taken:
+                clash |= draw == t
+        donors[..., j] = draw
+    return donors
+
+
 # --------------------------------------------------------------------------- the engine
 class PixelAttack:
     """Run a batched few-pixel attack against any project model (batch dict in, ``logits`` out)."""
@@ -156,10 +179,10 @@ class PixelAttack:
         for start in range(0, cand.shape[0], self.s.max_batch):
             idx = owner[start:start + self.s.max_batch]
             c = cand[start:start + self.s.max_batch]
-            batch = {k: v[idx] for k, v in inputs.items()}
-            batch[surface] = paint(batch[surface].clone(), c)
+            batch = {k: v[idx] for k, v in inputs.items()}  # advanced indexing copies: safe to paint in place
+            paint(batch[surface], c)
             if self.s.surface == "scene" and "body" in batch:
-                batch["body"] = paint_scene_body(batch["body"].clone(), c, affine[idx])
+                paint_scene_body(batch["body"], c, affine[idx])
             logits = self._forward(batch)
             margins.append(self._margins(logits, label[idx]))
             logits_all.append(logits)
@@ -314,8 +337,7 @@ class PixelAttack:
                      ) -> torch.Tensor:
         """DE/rand/1 (with optional binomial crossover) for all images' populations at once."""
         m, p = pop.shape[:2]
-        # three distinct donors per member: a random permutation's first three entries
-        donors = torch.rand(m, p, p, generator=gen).argsort(-1)[..., :3]
+        donors = distinct_donors(m, p, gen)
         gather = lambda j: pop[torch.arange(m)[:, None], donors[..., j]]  # noqa: E731
         mutant = gather(0) + self.s.mutation * (gather(1) - gather(2))
         if self.s.crossover < 1.0:
