@@ -43,6 +43,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     modalities = check_model_config(cfg.model)
     batch_size = int(cfg.trainer.batch_size)
+    if cfg.trainer.get("threads"):  # fewer intra-op threads helps when other jobs share the CPU
+        import torch
+
+        torch.set_num_threads(int(cfg.trainer.threads))
     device = select_device(str(cfg.trainer.device))
     dist = setup_distributed(device.type)
     if batch_size % dist.world_size:
