@@ -46,4 +46,5 @@ def build_model(cfg: Any) -> nn.Module:
 
     tokens = category_token_batch(load_tokenizer(str(cfg.text_encoder.name)))
     return JointModel(modalities, image_encoders, text_encoder, tokens, embed_dim=int(cfg.embed_dim),
-                      dropout=float(cfg.dropout), temperature=float(cfg.temperature))
+                      dropout=float(cfg.dropout), temperature=float(cfg.temperature),
+                      category_offsets=bool(cfg.get("category_offsets", True)))

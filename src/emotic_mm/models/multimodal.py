@@ -88,7 +88,8 @@ class JointModel(MultiModalBase):
 
     def __init__(self, modalities: Sequence[str], image_encoders: dict[str, ImageEncoder],
                  text_encoder: TextEncoder, category_tokens: dict[str, torch.Tensor],
-                 embed_dim: int = 256, dropout: float = 0.1, temperature: float = 0.07) -> None:
+                 embed_dim: int = 256, dropout: float = 0.1, temperature: float = 0.07,
+                 category_offsets: bool = True) -> None:
         super().__init__(modalities, image_encoders, text_encoder)
         dims = {m: image_encoders[m].out_dim for m in self.modalities if m != "text"}
         self.projections = nn.ModuleDict({m: _projection(d, embed_dim, dropout) for m, d in dims.items()})
@@ -97,15 +98,19 @@ class JointModel(MultiModalBase):
         self.register_buffer("category_ids", category_tokens["input_ids"], persistent=False)
         self.register_buffer("category_mask", category_tokens["attention_mask"], persistent=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))  # InfoNCE
-        self.category_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.category_scale = nn.Parameter(torch.tensor(math.log(2.0)))
         self.category_bias = nn.Parameter(torch.zeros(NUM_CATEGORIES))
+        # Learnable offsets (zero at start) let the name vectors move apart where the frozen text
+        # encoder places two emotions too close; the names still anchor each category in the space.
+        self.category_offsets = nn.Parameter(torch.zeros(NUM_CATEGORIES, embed_dim), requires_grad=category_offsets)
         self.vad_head = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, 3))
         nn.init.constant_(self.vad_head[-1].bias, 5.5)
 
-    def category_embeddings(self) -> torch.Tensor:
-        """(26, D) unit vectors of the emotion names in the shared space."""
+    def category_embeddings(self, names_only: bool = False) -> torch.Tensor:
+        """(26, D) unit vectors of the emotion names in the shared space (``names_only``: no offsets)."""
         feats = self.text_encoder(self.category_ids, self.category_mask)
-        return F.normalize(self.text_projection(feats), dim=-1)
+        names = self.text_projection(feats)
+        return F.normalize(names if names_only else names + self.category_offsets, dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         feats = self.encode(batch)
@@ -122,10 +127,13 @@ class JointModel(MultiModalBase):
         if "text" in embeddings:
             out["text_embedding"] = embeddings["text"]
             parts.append(embeddings["text"])
-        fused = F.normalize(torch.stack(parts).sum(0), dim=-1)
+        evidence = torch.stack(parts).sum(0)  # sum of unit vectors: each modality adds its similarity
+        fused = F.normalize(evidence, dim=-1)
         out["fused_embedding"] = fused
-        similarity = fused @ self.category_embeddings().t()
-        out["zero_shot"] = similarity
+        out["zero_shot"] = fused @ self.category_embeddings(names_only=True).t()
+        # Scoring with the unnormalised sum keeps each modality's evidence additive: normalising first
+        # would let a confident modality dilute the cues only another modality can see.
+        similarity = evidence @ self.category_embeddings().t()
         out["logits"] = self.category_scale.exp() * similarity + self.category_bias
         out["vad"] = self.vad_head(fused)
         out["logit_scale"] = self.logit_scale.clamp(max=math.log(100.0)).exp()
