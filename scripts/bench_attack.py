@@ -95,9 +95,9 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+from benchlib import cpu_model, package_version  # scripts/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -329,7 +329,7 @@ def run_torchattacks(model: nn.Module, inputs: dict[str, torch.Tensor], clean: t
     out = _peer_loop("torchattacks OnePixel", model, inputs, clean, device, counter, wrapper, args.peer_cache,
                      args.seed, one)
     out.update(population=plan["population"], generations=plan["steps"], batch_size=args.ta_inf_batch,
-               version=_version("torchattacks"))
+               version=package_version("torchattacks"))
     return out
 
 
@@ -363,7 +363,7 @@ def run_art(model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tens
     out = _peer_loop("ART PixelAttack", model, inputs, clean, device, counter, wrapper, args.peer_cache,
                      args.seed, one)
     out.update(population=plan["population"], generations=plan["max_iter"], batch_size=args.art_batch,
-               version=_version("adversarial-robustness-toolbox"))
+               version=package_version("adversarial-robustness-toolbox"))
     return out
 
 
@@ -382,22 +382,6 @@ def budget_plan(args: argparse.Namespace) -> dict[str, dict[str, int]]:
 
 
 # --------------------------------------------------------------------------- report
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -405,16 +389,16 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
-        "python": platform.python_version(),
+        "python": platform.pythonpackage_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "numpy": _version("numpy"),
-        "scipy": _version("scipy"),
-        "torchattacks": _version("torchattacks"),
-        "adversarial-robustness-toolbox": _version("adversarial-robustness-toolbox"),
-        "emotic_mm": _version("emotic-mm") or _version("emotic_mm"),
+        "numpy": package_version("numpy"),
+        "scipy": package_version("scipy"),
+        "torchattacks": package_version("torchattacks"),
+        "adversarial-robustness-toolbox": package_version("adversarial-robustness-toolbox"),
+        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
         "device": str(device),
-        "device_name": _cpu_model(),
+        "device_name": cpu_model(),
     }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)

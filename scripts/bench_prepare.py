@@ -58,8 +58,8 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
+from benchlib import package_version  # scripts/benchlib.py
 
 MARK = "BENCH_PREPARE_RESULT "
 MB = 1024 * 1024
@@ -272,24 +272,18 @@ def run_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
 
 
 # --------------------------------------------------------------------------- parent side
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 def machine_info() -> dict:
     return {
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "numpy": _version("numpy"),
-        "pillow": _version("pillow"),
-        "transformers": _version("transformers"),
-        "emotic_mm": _version("emotic-mm") or _version("emotic_mm"),
+        "python": platform.pythonpackage_version(),
+        "torch": package_version("torch"),
+        "numpy": package_version("numpy"),
+        "pillow": package_version("pillow"),
+        "transformers": package_version("transformers"),
+        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
     }
 
 

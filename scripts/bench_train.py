@@ -71,9 +71,9 @@ import statistics
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+from benchlib import cpu_model, package_version  # scripts/benchlib.py
 
 GOAL = 0.95
 WINDOW_S_CPU, WINDOW_S_CUDA = 10.0, 4.0  # default length of a timed window
@@ -83,22 +83,6 @@ MEMORY_BATCHES = 24  # distinct in-memory batches, cycled
 
 
 # --------------------------------------------------------------------------- setup
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _loadavg() -> list[float] | None:
@@ -113,16 +97,16 @@ def machine_info(device: Any) -> dict[str, Any]:
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
+        "python": platform.pythonpackage_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
-        "numpy": _version("numpy"),
-        "torchvision": _version("torchvision"),
-        "transformers": _version("transformers"),
-        "emotic_mm": _version("emotic-mm") or _version("emotic_mm"),
+        "numpy": package_version("numpy"),
+        "torchvision": package_version("torchvision"),
+        "transformers": package_version("transformers"),
+        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
         "device": str(device),
-        "device_name": _cpu_model(),
+        "device_name": cpu_model(),
     }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
