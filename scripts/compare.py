@@ -45,7 +45,10 @@ def main() -> None:
         table.add_column(c, justify="left" if c in ("model", "modalities") else "right")
     for r in cells:
         table.add_row(*r)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped (make demo in CI, logs): do not squeeze the table to 80 columns
+        console = Console(width=150)
+    console.print(table)
 
 
 if __name__ == "__main__":
