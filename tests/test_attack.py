@@ -190,3 +190,26 @@ def test_de_donors_are_distinct_and_not_the_member():
     own = torch.arange(5)[None, :, None]
     assert (d != own).all()
     assert (d[..., 0] != d[..., 1]).all() and (d[..., 0] != d[..., 2]).all() and (d[..., 1] != d[..., 2]).all()
+
+
+def test_model_resolution_views_are_exact():
+    """attack.resolution=model feeds the encoders' own working pictures: same logits as the stored views."""
+    from hydra import compose, initialize_config_dir
+
+    from emotic_mm.config import configs_dir
+    from emotic_mm.models.factory import build_model
+    from emotic_mm.stages.attack import working_views
+
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["model=baseline", "model.modalities=[context,body]",
+                                          "model.image_encoder.input_size.context=24",
+                                          "model.image_encoder.input_size.body=16"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    g = torch.Generator().manual_seed(1)
+    inputs = {"context": torch.randint(0, 256, (2, 3, 64, 64), generator=g, dtype=torch.uint8),
+              "body": torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)}
+    small = working_views(model, inputs)
+    assert small["context"].shape[-1] == 24 and small["body"].shape[-1] == 16
+    with torch.inference_mode():
+        torch.testing.assert_close(model(inputs)["logits"], model(small)["logits"])

@@ -96,12 +96,17 @@ class ImageEncoder(nn.Module):
             self.backbone.eval()
         return self
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def working_view(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The picture this encoder actually looks at: float pixels in [0, 255] at ``input_size``.
+        Feeding it back in is exact (no second resize), which lets attacks paint at this resolution."""
         x = pixels.float()
         if self.input_size and x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False, antialias=True)
-        x = (x - self.mean) / self.std
+        return x
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (self.working_view(pixels) - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x).flatten(1)

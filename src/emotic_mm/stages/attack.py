@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")
 
 
+def working_views(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Replace the stored views by the pictures the model's encoders actually look at (e.g. 64 px),
+    so that the k pixels are pixels of what the model sees rather than of the 224/128 store views."""
+    out = dict(inputs)
+    with torch.inference_mode():
+        for name, encoder in getattr(model, "image_encoders", {}).items():
+            if name in out:
+                out[name] = encoder.working_view(out[name])
+    return out
+
+
 def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
     return PixelAttackSettings(
         pixels=int(cfg.pixels), surface=str(cfg.surface), algorithm=str(cfg.algorithm), targeted=bool(cfg.targeted),
@@ -67,6 +78,8 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     model.eval()
     modalities = [str(m) for m in model_cfg.model.modalities]
     surface = "context" if settings.surface == "scene" else settings.surface
+    if str(a.get("resolution", "stored")) not in ("stored", "model"):
+        raise ConfigError(f"attack.resolution={a.resolution!r} is not one of stored, model")
     if surface not in modalities:
         raise ConfigError(f"attack.surface={settings.surface!r}: the checkpoint's model has no {surface!r} stream "
                           f"(modalities {modalities})")
@@ -89,6 +102,8 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             ids = indices[g:g + group]
             batch = data.__getitems__(ids)
             inputs = to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device)
+            if str(a.get("resolution", "stored")) == "model":
+                inputs = working_views(model, inputs)
             labels = batch["categories"]
             boxes = torch.from_numpy(np.asarray(split.boxes[ids])) if split.boxes is not None else None
             sizes = torch.from_numpy(np.asarray(split.image_sizes[ids])) if split.image_sizes is not None else None
