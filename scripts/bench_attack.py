@@ -424,6 +424,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=500, help="model evaluations per image")
     ap.add_argument("--population", type=int, default=None,
                     help="ours (DE population / RS proposals); default: torchattacks' population")
+    ap.add_argument("--resolution", choices=("stored", "model"), default="stored",
+                    help="stored: pixels of the 224² context view; model: of the picture the encoder sees")
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
@@ -512,6 +514,10 @@ def main() -> None:
         console.print(f"[yellow]only {len(chosen)} of {scanned} {args.split} persons are correct at top-1[/yellow]")
     batch = data.__getitems__(chosen)
     inputs = to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device)
+    if args.resolution == "model":  # attack the picture the encoders see (exact, see stages/attack.py)
+        from emotic_mm.stages.attack import working_views
+
+        inputs = working_views(model, inputs)
     clean = torch.tensor(clean_list)
     n = len(chosen)
     console.print(f"[dim]{ckpt} ({provenance}; modalities {modalities}) on {device}; {n} persons of {args.split} "
@@ -636,7 +642,7 @@ def main() -> None:
                        "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
                        "best_val_map": (meta.get("best_val") or {}).get("map")},
         "settings": {"persons": n, "split": args.split, "pixels": args.pixels, "budget": args.budget,
-                     "surface": "context", "targeted": False, "seed": args.seed, "amp": amp and device.type == "cuda",
+                     "surface": "context", "resolution": args.resolution, "targeted": False, "seed": args.seed, "amp": amp and device.type == "cuda",
                      "peer_cache": args.peer_cache, "tp_repeats": args.tp_repeats, "plan": plan,
                      "ta_popsize": args.ta_popsize, "ta_inf_batch": args.ta_inf_batch, "art_batch": args.art_batch,
                      "art": {"es": 1, "th": args.pixels, "max_iter": plan["art"]["max_iter"]},
