@@ -389,7 +389,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
-        "python": platform.pythonpackage_version(),
+        "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "numpy": package_version("numpy"),

@@ -278,7 +278,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
-        "python": platform.pythonpackage_version(),
+        "python": platform.python_version(),
         "torch": package_version("torch"),
         "numpy": package_version("numpy"),
         "pillow": package_version("pillow"),

@@ -97,7 +97,7 @@ def machine_info(device: Any) -> dict[str, Any]:
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "python": platform.pythonpackage_version(),
+        "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
