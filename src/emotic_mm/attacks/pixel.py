@@ -165,6 +165,10 @@ class PixelAttack:
         others = logits.scatter(1, label[:, None], float("-inf")).max(1).values
         return others - picked if self.s.targeted else picked - others
 
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's category logits (fp32), under the engine's precision settings."""
+        return self._forward(batch)
+
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         use_amp = self.s.amp and self.device.type == "cuda"
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()

@@ -10,9 +10,7 @@ complete.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -282,11 +280,3 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
         write_json_atomic(tmp / "manifest.json", manifest)  # last: its presence marks a complete store
     return manifest
 
-
-def read_manifest(store_dir: Path) -> dict[str, Any] | None:
-    path = Path(store_dir) / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def workers_default() -> int:
-    return max(1, min(8, (os.cpu_count() or 2)))

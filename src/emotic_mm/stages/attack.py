@@ -109,7 +109,7 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             sizes = torch.from_numpy(np.asarray(split.image_sizes[ids])) if split.image_sizes is not None else None
             engine = PixelAttack(model, settings, device)
             with torch.inference_mode():
-                clean_top1 = engine._forward(inputs).argmax(1).cpu()
+                clean_top1 = engine.logits(inputs).argmax(1).cpu()
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else clean_top1
             result = engine.run(inputs, target, boxes, sizes)
             adv = _adversarial_views(inputs, result.pixels.to(device), settings, boxes, sizes)
