@@ -89,7 +89,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -97,7 +96,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
-from benchlib import cpu_model, package_version  # scripts/benchlib.py
+from benchlib import machine_info, package_version  # scripts/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -384,26 +383,8 @@ def budget_plan(args: argparse.Namespace) -> dict[str, dict[str, int]]:
 # --------------------------------------------------------------------------- report
 
 
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": package_version("numpy"),
-        "scipy": package_version("scipy"),
-        "torchattacks": package_version("torchattacks"),
-        "adversarial-robustness-toolbox": package_version("adversarial-robustness-toolbox"),
-        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
-        "device": str(device),
-        "device_name": cpu_model(),
-    }
-    if device.type == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
+PACKAGES = ("numpy", "scipy", "torchattacks", "adversarial-robustness-toolbox")  # versions recorded with the figures
+
 
 
 def _median(values: list[int]) -> float | None:
@@ -637,7 +618,7 @@ def main() -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": shlex.join([sys.executable, *sys.argv]),
         "cwd": os.getcwd(),
-        "machine": machine_info(device),
+        "machine": machine_info(PACKAGES, device),
         "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store_path),
                        "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
                        "best_val_map": (meta.get("best_val") or {}).get("map")},

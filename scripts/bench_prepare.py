@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -59,7 +58,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from benchlib import package_version  # scripts/benchlib.py
+from benchlib import machine_info  # scripts/benchlib.py
 
 MARK = "BENCH_PREPARE_RESULT "
 MB = 1024 * 1024
@@ -273,18 +272,8 @@ def run_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
 
 # --------------------------------------------------------------------------- parent side
 
-def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": package_version("torch"),
-        "numpy": package_version("numpy"),
-        "pillow": package_version("pillow"),
-        "transformers": package_version("transformers"),
-        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
-    }
+PACKAGES = ("numpy", "pillow", "transformers")  # versions recorded with the figures
+
 
 
 def generate(raw_dir: Path, images: dict[str, int]) -> float:
@@ -427,7 +416,7 @@ def main_parent(args: argparse.Namespace) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": shlex.join([sys.executable, *sys.argv]),
         "cwd": os.getcwd(),
-        "machine": machine_info(),
+        "machine": machine_info(PACKAGES),
         "settings": {"small_images": args.small_images, "scale": args.scale, "workers": args.workers,
                      "tokenizer": "shipped:all-MiniLM-L6-v2", "text_source": "file", "seed": 0,
                      "sizes": sizes},

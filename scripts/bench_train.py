@@ -66,14 +66,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from benchlib import cpu_model, package_version  # scripts/benchlib.py
+from benchlib import machine_info  # scripts/benchlib.py
 
 GOAL = 0.95
 WINDOW_S_CPU, WINDOW_S_CUDA = 10.0, 4.0  # default length of a timed window
@@ -89,30 +88,8 @@ def _loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def machine_info(device: Any) -> dict[str, Any]:
-    import torch
+PACKAGES = ("numpy", "torchvision", "transformers")  # versions recorded with the figures
 
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "numpy": package_version("numpy"),
-        "torchvision": package_version("torchvision"),
-        "transformers": package_version("transformers"),
-        "emotic_mm": package_version("emotic-mm") or package_version("emotic_mm"),
-        "device": str(device),
-        "device_name": cpu_model(),
-    }
-    if device.type == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-    return info
 
 
 def build_synthetic_store(root: Path, train_images: int) -> tuple[Path, float]:
@@ -399,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     total_s = time.perf_counter() - started
 
     table = Table(title=f"train input pipeline · {args.model} · batch {args.batch_size} · "
-                        f"{args.repeats} interleaved rounds · {machine_info(device)['device_name']} ({device})")
+                        f"{args.repeats} interleaved rounds · {machine_info(PACKAGES, device)['device_name']} ({device})")
     for col in ("config", "mode", "workers", "timed steps", "steps/s (median)", "images/s (median)", "data wait",
                 "per-round steps/s", "ratio loader/memory", "ratio of medians", f"goal >= {GOAL}"):
         table.add_column(col, justify="left" if col in ("config", "mode") else "right")
@@ -423,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": {"ratio_min": GOAL,
                  "ratio": "median over interleaved rounds of (steps/s with the real loader / steps/s on in-memory "
                           "tensors) within the round; ratio_of_medians is reported next to it"},
-        "machine": {**machine_info(device), "loadavg_start": load_start, "loadavg_end": _loadavg()},
+        "machine": {**machine_info(PACKAGES, device), "loadavg_start": load_start, "loadavg_end": _loadavg()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "store": str(store) if args.store is not None else "synthetic (temporary)",
         "store_build_s": store_build_s,

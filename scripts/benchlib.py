@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
+from typing import Any
 
 
 def package_version(pkg: str) -> str | None:
@@ -22,3 +24,25 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_info(packages: tuple[str, ...], device: Any = None) -> dict[str, Any]:
+    """Where a figure came from: CPU, Python, the named packages' versions and, given a device, torch's view."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{pkg: package_version(pkg) for pkg in ("torch", *packages, "emotic-mm")},
+        "device_name": cpu_model(),
+    }
+    if device is not None:
+        import torch
+
+        info.update(device=str(device), torch_threads=torch.get_num_threads(),
+                    torch_interop_threads=torch.get_num_interop_threads())
+        if getattr(device, "type", str(device)) == "cuda":
+            info.update(device_name=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                        cudnn=torch.backends.cudnn.version())
+    return info
+

@@ -38,44 +38,54 @@ def _batches(metas: Sequence[PersonMeta], size: int) -> Iterator[Sequence[Person
         yield metas[start:start + size]
 
 
-def caption_persons(metas: Sequence[PersonMeta], text_cfg: Any, images_dir: Path) -> list[str]:
-    """One generated caption per person, batched, with a progress bar."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+class Captioner:
+    """An image-to-text model loaded once; ``captioner(metas)`` gives one caption per person, batched."""
 
-    from emotic_mm.config import resolve_model_name
+    def __init__(self, text_cfg: Any, images_dir: Path) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    name = resolve_model_name(str(text_cfg.model))
-    view = str(text_cfg.get("view", "crop"))
-    try:
-        processor = AutoProcessor.from_pretrained(name)
-        model = AutoModelForImageTextToText.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"text.model={name!r}: cannot load an image-to-text model ({exc})") from None
-    device = _device(str(text_cfg.get("device", "auto")))
-    model.to(device).eval()
-    prompt = text_cfg.get("prompt")
-    captions: list[str] = []
-    cache: tuple[Path, Image.Image] | None = None
-    with progress_bar("captioning", total=len(metas), unit="persons") as advance, torch.inference_mode():
-        for batch in _batches(metas, int(text_cfg.get("batch_size", 16))):
-            views = []
-            for meta in batch:
-                path = images_dir / meta.folder / meta.filename
-                if cache is None or cache[0] != path:
-                    try:
-                        cache = (path, open_rgb(path))
-                    except (FileNotFoundError, ImageDecodeError) as exc:
-                        raise DataFormatError(f"{path}: cannot read for captioning ({exc})") from None
-                views.append(person_image(cache[1], meta, view))
-            kwargs = {"images": views, "return_tensors": "pt"}
-            if prompt:
-                kwargs["text"] = [str(prompt)] * len(views)
-            inputs = processor(**kwargs).to(device)
-            out = model.generate(**inputs, max_new_tokens=int(text_cfg.get("max_new_tokens", 30)))
-            captions.extend(t.strip() for t in processor.batch_decode(out, skip_special_tokens=True))
-            advance(len(batch))
-    return captions
+        from emotic_mm.config import resolve_model_name
+
+        name = resolve_model_name(str(text_cfg.model))
+        self.view = str(text_cfg.get("view", "crop"))
+        if self.view not in VIEWS:
+            raise ConfigError(f"text.view={self.view!r} is not one of {', '.join(VIEWS)}")
+        try:
+            self.processor = AutoProcessor.from_pretrained(name)
+            self.model = AutoModelForImageTextToText.from_pretrained(name)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"text.model={name!r}: cannot load an image-to-text model ({exc})") from None
+        self.device = _device(str(text_cfg.get("device", "auto")))
+        self.model.to(self.device).eval()
+        self.prompt = text_cfg.get("prompt")
+        self.batch_size = int(text_cfg.get("batch_size", 16))
+        self.max_new_tokens = int(text_cfg.get("max_new_tokens", 30))
+        self.images_dir = Path(images_dir)
+
+    def __call__(self, metas: Sequence[PersonMeta]) -> list[str]:
+        import torch
+
+        captions: list[str] = []
+        cache: tuple[Path, Image.Image] | None = None  # persons of one image are consecutive
+        with progress_bar("captioning", total=len(metas), unit="persons") as advance, torch.inference_mode():
+            for batch in _batches(metas, self.batch_size):
+                views = []
+                for meta in batch:
+                    path = self.images_dir / meta.folder / meta.filename
+                    if cache is None or cache[0] != path:
+                        try:
+                            cache = (path, open_rgb(path))
+                        except (FileNotFoundError, ImageDecodeError) as exc:
+                            raise DataFormatError(f"{path}: cannot read for captioning ({exc})") from None
+                    views.append(person_image(cache[1], meta, self.view))
+                kwargs = {"images": views, "return_tensors": "pt"}
+                if self.prompt:
+                    kwargs["text"] = [str(self.prompt)] * len(views)
+                inputs = self.processor(**kwargs).to(self.device)
+                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+                captions.extend(t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True))
+                advance(len(batch))
+        return captions
 
 
 def _device(name: str) -> str:

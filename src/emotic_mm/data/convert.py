@@ -27,7 +27,7 @@ from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES
 from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, body_view,
                                    clamp_box, context_view, open_rgb)
 from emotic_mm.data.npy_writer import NpyRowWriter
-from emotic_mm.data.text import Descriptions, DescriptionFile, PersonMeta, describe
+from emotic_mm.data.text import Descriptions, PersonMeta, make_describer
 from emotic_mm.data.tokens import load_tokenizer, tokenize
 from emotic_mm.errors import DataFormatError
 from emotic_mm.fsutil import atomic_dir, write_json_atomic
@@ -229,8 +229,7 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
     started = time.time()
     mat_path, images_dir = release_paths(opts.raw_dir)
     annotations = em.load_annotations(mat_path)
-    if str(opts.text_cfg.source) == "file":
-        DescriptionFile(Path(str(opts.text_cfg.path)))  # fail before any pixel work on a bad file
+    describe = make_describer(opts.text_cfg, images_dir)  # before any pixel work: a bad file fails fast
     tokenizer = load_tokenizer(opts.tokenizer_name)
     total = sum(len(v) for v in annotations.values())
 
@@ -247,7 +246,7 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
                 pool.shutdown(cancel_futures=True)
         for split, res in results.items():
             _label_arrays(split, res.kept, tmp)
-            texts = describe([_meta(k) for k in res.kept], opts.text_cfg, images_dir)
+            texts = describe([_meta(k) for k in res.kept])
             tokens = tokenize(texts.texts, tokenizer, opts.max_length)
             np.save(tmp / f"{split}_token_ids_arr.npy", tokens.ids)
             np.save(tmp / f"{split}_token_len_arr.npy", tokens.lengths)

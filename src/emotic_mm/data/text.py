@@ -8,7 +8,7 @@ captioner, pixels — the labels are not part of either.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,25 +127,39 @@ class Descriptions:
     counts: dict[str, int]
 
 
-def describe(metas: Sequence[PersonMeta], text_cfg: Any, images_dir: Path) -> Descriptions:
-    """One description per person from ``text_cfg.source``; missing file entries fall back to the template."""
+Describer = Callable[[Sequence[PersonMeta]], Descriptions]
+
+
+def make_describer(text_cfg: Any, images_dir: Path) -> Describer:
+    """Build the configured description source once (reads the file / loads the captioner once) and
+    return a function giving one description per person; missing file entries fall back to the template."""
     source = str(text_cfg.source)
     if source == SOURCE_TEMPLATE:
-        texts = [template_description(m) for m in metas]
-        return Descriptions(texts, [SOURCE_TEMPLATE] * len(texts), {SOURCE_TEMPLATE: len(texts)})
+        def by_template(metas: Sequence[PersonMeta]) -> Descriptions:
+            texts = [template_description(m) for m in metas]
+            return Descriptions(texts, [SOURCE_TEMPLATE] * len(texts), {SOURCE_TEMPLATE: len(texts)})
+
+        return by_template
     if source == SOURCE_FILE:
         table = DescriptionFile(Path(str(text_cfg.path)))
-        texts, sources = [], []
-        for meta in metas:
-            found = table.lookup(meta)
-            texts.append(found if found else template_description(meta))
-            sources.append(SOURCE_FILE if found else SOURCE_TEMPLATE)
-        return Descriptions(texts, sources, _count(sources))
-    if source == SOURCE_CAPTIONER:
-        from emotic_mm.data.captioner import caption_persons  # imports the captioning model lazily
 
-        texts = caption_persons(metas, text_cfg, images_dir)
-        return Descriptions(texts, [SOURCE_CAPTIONER] * len(texts), {SOURCE_CAPTIONER: len(texts)})
+        def from_file(metas: Sequence[PersonMeta]) -> Descriptions:
+            found = [table.lookup(m) for m in metas]
+            texts = [f if f else template_description(m) for f, m in zip(found, metas)]
+            sources = [SOURCE_FILE if f else SOURCE_TEMPLATE for f in found]
+            return Descriptions(texts, sources, _count(sources))
+
+        return from_file
+    if source == SOURCE_CAPTIONER:
+        from emotic_mm.data.captioner import Captioner  # imports the captioning model lazily
+
+        captioner = Captioner(text_cfg, images_dir)
+
+        def by_captioner(metas: Sequence[PersonMeta]) -> Descriptions:
+            texts = captioner(metas)
+            return Descriptions(texts, [SOURCE_CAPTIONER] * len(texts), {SOURCE_CAPTIONER: len(texts)})
+
+        return by_captioner
     raise DataFormatError(f"text.source={source!r} is not one of file, captioner, template")
 
 
