@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Stages: prepare → train → eval → attack."""
+    """Stages: prepare → train → eval → attack → report."""
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -58,6 +58,14 @@ def attack(ctx: typer.Context) -> None:
     from emotic_mm.stages.attack import main
 
     run_stage("attack", main, list(ctx.args))
+
+
+@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
+def report(ctx: typer.Context) -> None:
+    """Aggregate attack and poisoning runs (e.g. a multirun folder) into report.md, report.json and plots."""
+    from emotic_mm.stages.report import main
+
+    run_stage("report", main, list(ctx.args))
 
 
 if __name__ == "__main__":
