@@ -80,6 +80,12 @@ class BaselineModel(MultiModalBase):
         return {"logits": self.category_head(fused), "vad": self.vad_head(fused),
                 "embeddings": embeddings, "fused_embedding": fused}
 
+    def image_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The part of the fused input that depends on the pictures: the image streams' embeddings,
+        concatenated (what feature-collision poisoning aims at)."""
+        feats = self.encode(batch, only=IMAGE_MODALITIES)
+        return torch.cat([self.embedders[m](feats[m]) for m in self.modalities if m in feats], dim=1)
+
 
 class JointModel(MultiModalBase):
     """One shared, L2-normalised space for context, body, text and the 26 emotion names."""
@@ -138,6 +144,12 @@ class JointModel(MultiModalBase):
         out["vad"] = self.vad_head(fused)
         out["logit_scale"] = self.logit_scale.clamp(max=math.log(100.0)).exp()
         return out
+
+    def image_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The image vector of the shared space (``image_embedding`` of :meth:`forward`)."""
+        feats = self.encode(batch, only=IMAGE_MODALITIES)
+        images = [F.normalize(self.projections[m](feats[m]), dim=-1) for m in IMAGE_MODALITIES if m in feats]
+        return F.normalize(torch.stack(images).sum(0), dim=-1)
 
 
 def _projection(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import Dataset
 
 from emotic_mm.checkpoint import checkpoint_dir
 from emotic_mm.errors import ConfigError
@@ -37,8 +39,13 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> Path | None:
     return checkpoint_dir(path)
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
-    """Train one model; returns the summary written to ``train_summary.json``."""
+def train(cfg: DictConfig, run_dir: Path | None = None, train_set: Dataset | None = None,
+          model: nn.Module | None = None) -> dict[str, Any]:
+    """Train one model; returns the summary written to ``train_summary.json``.
+
+    ``train_set`` replaces the store's train split (the poisoning attacks pass a poisoned view of it);
+    ``model`` starts from given weights instead of a fresh ``build_model`` (fine-tuning).
+    """
     run_dir = Path(run_dir or output_dir())
     run_dir.mkdir(parents=True, exist_ok=True)
     modalities = check_model_config(cfg.model)
@@ -59,14 +66,16 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         seed_everything(int(cfg.seed))
         store = open_store(cfg)
         check_store_fits_model(store, cfg.model)
-        train_set, val_set = dataset(store, "train", modalities), dataset(store, "val", modalities)
+        val_set = dataset(store, "val", modalities)
+        if train_set is None:
+            train_set = dataset(store, "train", modalities)
         per_rank = batch_size // dist.world_size
         workers = int(cfg.trainer.workers)
         train_loader = make_loader(train_set, per_rank, workers, device, True, int(cfg.seed), dist,
                                    drop_last=len(train_set) > batch_size)
         val_loader = make_loader(val_set, int(cfg.trainer.eval_batch_size), workers, device, False, 0,
                                  dist.__class__())  # every rank validates on the whole split
-        model = build_model(cfg.model).to(device)
+        model = (model if model is not None else build_model(cfg.model)).to(device)
         warm_text_features(model, [train_set, val_set])
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
                           steps_per_epoch=len(train_loader))

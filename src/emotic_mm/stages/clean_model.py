@@ -1,0 +1,84 @@
+"""The clean model an attack runs against: the given ``checkpoint``, or one trained once and cached.
+
+``emotic-mm attack model=joint ...`` without ``checkpoint=`` attacks the model that ``emotic-mm train``
+would produce with the run's ``model``, ``trainer``, ``loss`` and ``seed`` on its store. It is trained on
+first use into ``<paths.data_dir>/models/<variant>-<key>`` (key = hash of those settings and of the
+store's manifest) and reused by every later run of a sweep, so a robustness study trains each clean
+model once. The folder is built under a temporary name and renamed when training has finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from emotic_mm.checkpoint import checkpoint_dir, load_config
+
+log = logging.getLogger(__name__)
+TRAINING_KEYS = ("model", "trainer", "loss", "seed")
+
+
+def has_checkpoint(cfg: Any) -> bool:
+    return cfg.get("checkpoint") not in (None, "", "???")
+
+
+def cache_key(cfg: DictConfig) -> str:
+    """Hash of what determines the trained weights: model, trainer, loss, seed and the store."""
+    settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
+                for k in TRAINING_KEYS}
+    settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in ("workers", "threads", "tensorboard")}
+    manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
+    settings["store"] = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else str(manifest.parent)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
+    """This run's config with the clean model's training settings: a poisoned model is trained exactly
+    like the clean one, on this run's (poisoned) data."""
+    merged = OmegaConf.to_container(cfg, resolve=True)
+    for key in TRAINING_KEYS:
+        value = clean_cfg.get(key)
+        if value is not None:
+            merged[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    return OmegaConf.create(merged)
+
+
+def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
+    """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
+    if has_checkpoint(cfg):
+        path = checkpoint_dir(Path(str(cfg.checkpoint)))
+        return path, load_config(path)
+    from emotic_mm.stages.common import open_store
+
+    open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
+    home = Path(str(cfg.paths.data_dir)) / "models" / f"{cfg.model.name}-{cache_key(cfg)}"
+    if not (home / "best").exists():
+        _train_into(cfg, home)
+    else:
+        log.info("reusing the clean %s model in %s", cfg.model.name, home)
+    path = checkpoint_dir(home / "best")
+    return path, load_config(path)
+
+
+def _train_into(cfg: DictConfig, home: Path) -> None:
+    from emotic_mm.runinfo import record_run
+    from emotic_mm.stages.train import train
+
+    log.info("training the clean %s model (cached in %s)", cfg.model.name, home)
+    partial = home.with_name(f".{home.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    record_run("train", cfg, int(cfg.seed), run_dir=partial, cached_for="attack")
+    train(cfg, run_dir=partial)
+    shutil.rmtree(partial / "last", ignore_errors=True)  # the attacks only read best/
+    try:
+        partial.rename(home)
+    except OSError:  # another job of the sweep finished the same model first
+        shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,220 @@
+"""Poisoning: exact trigger stamping, poisoned views that leave the store untouched, a tiny backdoor
+run that learns its trigger, feature-collision crafting, and one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from emotic_mm.attacks.backdoor import TriggerSpec, choose_poisoned, stamp, trigger_pixels
+from emotic_mm.attacks.collision import CollisionSettings, craft, image_features
+from emotic_mm.config import configs_dir
+from emotic_mm.data.categories import CATEGORY_INDEX
+from emotic_mm.data.convert import ConvertOptions, convert_release
+from emotic_mm.data.loader import EmoticDataset
+from emotic_mm.data.store import Store
+from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+from emotic_mm.errors import ConfigError
+from emotic_mm.models.factory import build_model
+from emotic_mm.stages.poison import backdoor_view
+
+EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
+TINY = ["trainer.batch_size=16", "trainer.workers=0", "trainer.tensorboard=false",
+        "model.image_encoder.input_size.context=32", "model.image_encoder.input_size.body=32"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("poison_store")
+    spec = SyntheticSpec(seed=5, images={"train": 60, "val": 16, "test": 24}, min_side=64, max_side=96,
+                         defects_per_split=0)
+    (root / "raw").mkdir()
+    generate_raw(spec, root / "raw")
+    convert_release(ConvertOptions(raw_dir=root / "raw", out_dir=root / "store",
+                                   text_cfg=OmegaConf.create({"source": "file", "path": str(root / "raw" / "descriptions.jsonl")}),
+                                   tokenizer_name="shipped:all-MiniLM-L6-v2", max_length=48, workers=0))
+    return root / "store"
+
+
+def _cfg(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- trigger and stamping
+def test_trigger_cells_are_one_model_pixel_each():
+    spec = TriggerSpec(pixels=4, pattern="block", position="top_left", colour=[10, 20, 30], cell="auto")
+    rows = trigger_pixels(spec, view_size=224, working_size=64)  # 224 / 64 → 4 x 4 stored pixels per cell
+    assert rows.shape == (4 * 16, 5)
+    cells = {(int(x) // 4, int(y) // 4) for x, y in rows[:, :2].tolist()}
+    assert cells == {(1, 1), (2, 1), (1, 2), (2, 2)}  # a 2x2 block one cell in from the corner
+    assert (rows[:, 2:] == torch.tensor([10, 20, 30])).all()
+    checker = trigger_pixels(TriggerSpec(pixels=3, cell=1), 32)
+    assert checker.shape == (3, 5) and len({tuple(r) for r in checker[:, :2].tolist()}) == 3
+    assert {tuple(c) for c in checker[:, 2:].tolist()} == {(255, 0, 255), (0, 255, 0)}
+
+
+def test_stamp_changes_exactly_the_trigger_pixels_and_scene_reaches_the_body():
+    rows = trigger_pixels(TriggerSpec(pixels=2, position="center", colour=[250, 5, 5], cell=1), 16)
+    batch = {"context": torch.full((3, 3, 16, 16), 100, dtype=torch.uint8),
+             "body": torch.full((3, 3, 8, 8), 100, dtype=torch.uint8)}
+    out = stamp(batch, rows, "context")
+    changed = (out["context"] != batch["context"]).any(1)
+    assert changed.sum().item() == 3 * len(rows)
+    for x, y, r, g, b in rows.tolist():
+        assert out["context"][:, :, y, x].tolist() == [[r, g, b]] * 3
+    assert torch.equal(out["body"], batch["body"]) and batch["context"].eq(100).all()  # input untouched
+    # scene: the box covers the whole 16x16 image, so each context pixel lands on the body crop too
+    boxes, sizes = torch.tensor([[0, 0, 16, 16]] * 3), torch.tensor([[16, 16]] * 3)
+    scene = stamp(batch, rows, "scene", boxes, sizes)
+    assert torch.equal(scene["context"], out["context"])
+    assert (scene["body"] != 100).any() and scene["body"][:, 0].eq(250).sum() >= 3 * len(rows) // 4
+
+
+def test_choose_poisoned_rate_and_variants():
+    labels = np.zeros((200, 26), dtype=np.float32)
+    fear = CATEGORY_INDEX["Fear"]
+    labels[:30, fear] = 1
+    dirty = choose_poisoned(labels, 0.1, "dirty", "Fear", seed=0)
+    assert len(dirty) == 20 and (labels[dirty, fear] == 0).all() and len(set(dirty)) == 20
+    clean = choose_poisoned(labels, 0.1, "clean", "Fear", seed=0)
+    assert len(clean) == 20 and (labels[clean, fear] == 1).all()
+    assert len(choose_poisoned(labels, 0.5, "clean", "Fear", seed=0)) == 30  # capped by the carriers
+    assert np.array_equal(dirty, choose_poisoned(labels, 0.1, "dirty", "Fear", seed=0))
+    for rate in (0.0, -0.1, 1.5):
+        with pytest.raises(ConfigError, match="attack.rate"):
+            choose_poisoned(labels, rate, "dirty", "Fear", 0)
+    with pytest.raises(ConfigError, match="not an EMOTIC category"):
+        choose_poisoned(labels, 0.1, "dirty", "Joy", 0)
+
+
+@pytest.mark.parametrize("variant", ["dirty", "clean"])
+def test_poisoned_view_edits_only_its_rows(store, variant):
+    before = _digest(store)
+    base = EmoticDataset(Store(store)["train"])
+    labels = np.asarray(base.split.categories[:])
+    target = CATEGORY_INDEX["Engagement"] if variant == "clean" else CATEGORY_INDEX["Fear"]
+    chosen = choose_poisoned(labels, 0.25, variant, "Engagement" if variant == "clean" else "Fear", seed=1)
+    rows = trigger_pixels(TriggerSpec(pixels=4, colour=[1, 2, 3], cell=2), 224)
+    view = backdoor_view(base, chosen, rows, "context", target, dirty=variant == "dirty")
+    ids = list(range(len(base)))
+    clean, poisoned = base.__getitems__(ids), view.__getitems__(ids)
+    hit = np.isin(np.arange(len(base)), chosen)
+    diff = (clean["context"] != poisoned["context"]).flatten(1).any(1).numpy()
+    assert np.array_equal(diff, hit)  # exactly the chosen persons carry the trigger
+    x, y = rows[0, 0].item(), rows[0, 1].item()
+    assert poisoned["context"][hit][:, :, y, x].tolist() == [[1, 2, 3]] * int(hit.sum())
+    lab_diff = (clean["categories"] != poisoned["categories"]).any(1).numpy()
+    if variant == "dirty":
+        assert np.array_equal(lab_diff, hit) and (poisoned["categories"][hit][:, target] == 1).all()
+    else:
+        assert not lab_diff.any()
+    assert torch.equal(clean["body"], poisoned["body"])
+    assert _digest(store) == before  # the store on disk is never modified
+
+
+# --------------------------------------------------------------------------- end to end
+def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path):
+    """Image-only tiny model, a loud 16-cell trigger on a third of the training persons: the poisoned
+    model obeys the trigger on held-out persons, the clean model does not."""
+    from emotic_mm.stages.poison import backdoor
+
+    before = _digest(store)
+    cfg = _cfg("attack", [f"data.prepared_dir={store}", f"paths.data_dir={tmp_path / 'data'}", "attack=poison_backdoor",
+                          "model.modalities=[context]", "trainer.epochs=6", "loss.discrete=bce", *TINY,
+                          "attack.rate=0.35", "attack.pixels=16", "attack.target=Fear", "attack.trigger.cell=1",
+                          "attack.trigger.colour=[255,0,255]", "attack.trigger.position=center", "attack.examples=2"])
+    run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
+    run.mkdir()
+    cwd = os.getcwd()
+    os.chdir(run)
+    try:
+        summary = backdoor(cfg)
+    finally:
+        os.chdir(cwd)
+    assert summary["asr"] >= 0.8, summary
+    assert summary["asr_clean_model"] <= 0.2
+    assert summary["poisoned_persons"] >= 1 and summary["triggered_persons"] >= 1
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["asr"] == summary["asr"] and set(on_disk["clean"]) == {"map", "dominant_acc", "vad_mae"}
+    assert (run / "examples.png").is_file() and (run / "poisoned_model" / "best" / "model.safetensors").is_file()
+    assert not (run / "poisoned_model" / "last").exists()
+    assert _digest(store) == before
+    # the clean model was trained once into the cache; a second run reuses it
+    cached = list((tmp_path / "data" / "models").iterdir())
+    assert len(cached) == 1 and (cached[0] / "best" / "model.safetensors").is_file()
+
+
+def test_feature_collision_loss_decreases_within_budget():
+    cfg = _cfg("train", ["model.modalities=[context,body]", "model.image_encoder.input_size.context=32",
+                         "model.image_encoder.input_size.body=32"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    gen = torch.Generator().manual_seed(0)
+    bases = {"context": torch.randint(0, 256, (6, 3, 48, 48), generator=gen, dtype=torch.uint8),
+             "body": torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8)}
+    targets = {k: torch.randint(0, 256, v.shape, generator=gen, dtype=torch.uint8) for k, v in bases.items()}
+    target_features = image_features(model, targets)
+    before = ((image_features(model, bases) - target_features).pow(2).sum(1) / target_features.pow(2).sum(1))
+    settings = CollisionSettings(beta=0.05, epsilon=12, steps=25, lr=2.0, max_batch=4)  # 2 chunks
+    result = craft(model, bases, target_features, settings)
+    assert result.feature_loss[-1] < 0.7 * result.feature_loss[0]
+    assert (result.final_distance < before).all()
+    for k in bases:
+        assert result.poisons[k].dtype == torch.uint8 and result.poisons[k].shape == bases[k].shape
+        assert (result.poisons[k].int() - bases[k].int()).abs().max() <= 12
+    assert result.max_change.max() <= 12 + 1e-4
+    assert all(p.requires_grad for p in model.parameters())  # the model is given back as it was
+
+
+def test_collision_stage_runs_end_to_end(store, tmp_path):
+    from emotic_mm.stages.poison import collision
+
+    cfg = _cfg("attack", [f"data.prepared_dir={store}", f"paths.data_dir={tmp_path / 'data'}", "attack=poison_collision",
+                          "trainer.epochs=1", *TINY, "attack.n_poisons=6", "attack.targets=2", "attack.base=Engagement",
+                          "attack.steps=5", "attack.finetune_epochs=1", "attack.examples=2"])
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        summary = collision(cfg)
+    finally:
+        os.chdir(cwd)
+    assert summary["attack"] == "poison_collision" and summary["targets"] == 2 and summary["n_poisons"] == 6
+    assert 0.0 <= summary["target_success_rate"] <= 1.0 and summary["max_pixel_change"] <= 16
+    saved = np.load(tmp_path / "poisons.npz")
+    assert saved["poison_context"].shape[0] == 6 and len(saved["base_index"]) == 6
+    assert (tmp_path / "examples.png").is_file() and (tmp_path / "summary.json").is_file()
+
+
+# --------------------------------------------------------------------------- one-line errors
+@pytest.mark.parametrize("args, message", [
+    (["attack=poison_backdoor", "attack.rate=1.5"], "attack.rate=1.5 must be in (0, 1]"),
+    (["attack=poison_backdoor", "attack.rate=0"], "attack.rate=0"),
+    (["attack=poison_backdoor", "attack.target=Joy"], "attack.target='Joy' is not an EMOTIC category"),
+    (["attack=poison_backdoor", "attack.pixels=0"], "attack.pixels=0"),
+    (["attack=poison_collision", "attack.epsilon=0"], "attack.epsilon=0"),
+])
+def test_bad_poison_inputs_are_one_line(store, tmp_path, args, message):
+    ck = tmp_path / "missing"
+    proc = subprocess.run([EMOTIC_MM, "attack", *args, f"data.prepared_dir={store}", f"checkpoint={ck}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
