@@ -24,8 +24,8 @@ import pandas as pd
 
 from emotic_mm.data import emotic_mat as em
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES
-from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, body_view,
-                                   clamp_box, context_view, open_rgb)
+from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, context_view,
+                                   open_rgb, person_crop)
 from emotic_mm.data.npy_writer import NpyRowWriter
 from emotic_mm.data.text import Descriptions, PersonMeta, make_describer
 from emotic_mm.data.tokens import load_tokenizer, tokenize
@@ -93,9 +93,8 @@ def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[f
     context = context_view(image, context_size)
     bodies: list[Any] = []
     for bbox in bboxes:
-        box = clamp_box(bbox, width, height)
         try:
-            bodies.append((body_view(image, box, body_size), box))
+            bodies.append(person_crop(image, bbox, width, height, body_size))
         except EmptyCropError:
             bodies.append(em.SKIP_EMPTY_CROP)
     return context, bodies

@@ -64,3 +64,14 @@ def body_view(image: Image.Image, box: tuple[int, int, int, int], size: int = BO
     if x2 <= x1 or y2 <= y1:
         raise EmptyCropError(f"empty crop {box} in a {image.width}x{image.height} image")
     return resize_rgb(image.crop((x1, y1, x2, y2)), size)
+
+
+def person_crop(image: Image.Image, bbox: Sequence[float], width: int, height: int,
+                size: int = BODY_SIZE) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A person's body view and its clamped box, from the box as given (it may leave the image).
+
+    ``width``/``height`` are the size the box is clamped to: the annotated size in ``prepare``, the
+    decoded size in ``predict``. One function, so the two stages cannot drift apart.
+    """
+    box = clamp_box(bbox, width, height)
+    return body_view(image, box, size), box
