@@ -3,6 +3,10 @@
 Recipe: load the checkpoint (config + weights) → store and loaders → outputs on the split (and on val,
 where the F1 thresholds are chosen) → metrics → ``metrics.json``, ``per_category.csv``,
 ``predictions.npz``, ``pr_curves.png`` and a table.
+
+Under ``torchrun`` each rank scores one exact, unpadded block of persons; the outputs are gathered on
+rank 0 in dataset order, and rank 0 alone computes the metrics and writes the files — the same
+figures as one process.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
-from emotic_mm.training.distributed import DistInfo
+from emotic_mm.training.distributed import DistInfo, cleanup, gather_to_main, setup_distributed
 from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
 from emotic_mm.training.trainer import make_loader, select_device
@@ -40,21 +44,42 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if cfg.checkpoint in (None, "", "???"):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     device = select_device(str(cfg.device))
+    dist = setup_distributed(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    try:
+        return _evaluate(cfg, run_dir, device, dist)
+    finally:
+        cleanup(dist)
+
+
+def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -> dict[str, Any]:
     model, model_cfg, meta = load_model(Path(str(cfg.checkpoint)), device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     store = open_store(cfg)
     check_store_fits_model(store, model_cfg.model)
 
-    def outputs(split: str) -> dict[str, torch.Tensor]:
+    per_rank: list[int] = []
+
+    def outputs(split: str) -> dict[str, torch.Tensor] | None:
+        """This split's outputs in store order on rank 0 (``None`` on the other ranks)."""
         data = dataset(store, split, modalities)
-        warm_text_features(model, [data])
+        warm_text_features(model, [data])  # whole split, fixed batching: same features on every rank
         loader = make_loader(data, int(cfg.batch_size), int(cfg.workers), device,
-                             False, 0, DistInfo())
-        return collect_outputs(model, loader, device, str(cfg.precision))
+                             False, 0, dist, exact=True)
+        parts = gather_to_main(collect_outputs(model, loader, device, str(cfg.precision)), dist)
+        if parts is None:
+            return None
+        if split == str(cfg.split):
+            per_rank.extend(len(p["index"]) if p else 0 for p in parts)
+        parts = [p for p in parts if p]  # a rank with an empty block has no outputs
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     out = outputs(str(cfg.split))
-    metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
     val = out if cfg.split == "val" else outputs("val")
+    if not dist.is_main:
+        return {}
+    metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
     thresholds = equal_error_thresholds(val["logits"].numpy(), val["categories"].numpy())
     f1 = f1_at(out["logits"].numpy(), out["categories"].numpy(), thresholds)
     metrics["f1"] = float(np.nanmean(f1))
@@ -65,7 +90,7 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                                    out["vad_true"])["map"]
     metrics.update({"split": str(cfg.split), "persons": int(out["logits"].shape[0]), "checkpoint": str(cfg.checkpoint),
                     "variant": str(model_cfg.model.name), "modalities": modalities,
-                    "trained_epoch": meta.get("epoch"), "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
+                    "trained_epoch": meta.get("epoch"), "world_size": dist.world_size, "persons_per_rank": per_rank, "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
     _write_outputs(run_dir, metrics, out, f1, thresholds)
     _print(metrics)
     return metrics

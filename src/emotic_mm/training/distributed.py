@@ -1,12 +1,17 @@
-"""torchrun awareness: process group setup (NCCL on GPU, gloo on CPU), rank, and rank-0 gating."""
+"""torchrun awareness: process group setup (NCCL on GPU, gloo on CPU), rank, and rank-0 gating,
+plus the exact (never padded) split of a dataset that evaluation and attacks need."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 
 @dataclass
@@ -36,6 +41,8 @@ def setup_distributed(device_type: str) -> DistInfo:
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
+    if not info.is_main:  # rank-0-only logging: the others speak only to warn (ranks share a run dir)
+        logging.getLogger().setLevel(logging.WARNING)
     return info
 
 
@@ -47,3 +54,42 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shard_bounds(length: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``[start, stop)`` of rank ``rank``'s contiguous block; block sizes differ by at most one."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
+    base, extra = divmod(length, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+class ShardSampler(Sampler[int]):
+    """Every index exactly once across ranks, in order: rank r reads one contiguous block.
+
+    ``DistributedSampler`` pads the last ranks with repeated samples so that all ranks take the same
+    number of steps — right for training, wrong for metrics (a repeated person counts twice). Blocks
+    in rank order also make the gathered outputs come back in dataset order by concatenation.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.start, self.stop = shard_bounds(length, rank, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every rank's ``obj`` in rank order on rank 0 (``None`` elsewhere); ``[obj]`` in one process.
+
+    Objects are pickled (``gather_object``), so keep them to CPU tensors, arrays and plain data.
+    """
+    if not info.enabled:
+        return [obj]
+    out: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out

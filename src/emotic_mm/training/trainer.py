@@ -27,7 +27,7 @@ from emotic_mm.data.loader import EmoticDataset, collate_batch
 from emotic_mm.errors import ConfigError
 from emotic_mm.progress import console
 from emotic_mm.training.augment import augment_batch
-from emotic_mm.training.distributed import DistInfo, barrier
+from emotic_mm.training.distributed import DistInfo, ShardSampler, barrier
 from emotic_mm.training.inference import autocast_for, collect_outputs, to_device
 from emotic_mm.training.losses import EmotionObjective
 from emotic_mm.training.metrics import emotion_metrics
@@ -53,10 +53,17 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(dataset: EmoticDataset, batch_size: int, workers: int, device: torch.device,
-                shuffle: bool, seed: int, dist: DistInfo, drop_last: bool = False) -> DataLoader:
-    """A DataLoader whose sampler also splits the data across ranks; ``set_epoch`` reshuffles."""
-    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
-                                 seed=seed, drop_last=False) if (shuffle or dist.enabled) else None
+                shuffle: bool, seed: int, dist: DistInfo, drop_last: bool = False, exact: bool = False) -> DataLoader:
+    """A DataLoader whose sampler also splits the data across ranks; ``set_epoch`` reshuffles.
+
+    ``exact=True`` (evaluation): each rank reads one contiguous, unpadded block in order, so every
+    person is scored exactly once and the gathered outputs are in dataset order.
+    """
+    if exact:
+        sampler = ShardSampler(len(dataset), dist.rank, dist.world_size) if dist.enabled else None
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
+                                     seed=seed, drop_last=False) if (shuffle or dist.enabled) else None
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                       collate_fn=collate_batch, drop_last=drop_last)
