@@ -25,6 +25,7 @@ from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.training.distributed import cleanup, gather_to_main, setup_distributed
 from emotic_mm.training.inference import to_device
 from emotic_mm.training.trainer import select_device
 
@@ -74,6 +75,9 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if cfg.checkpoint in (None, "", "???"):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     device = select_device(str(cfg.device))
+    dist = setup_distributed(device.type)  # under torchrun the persons are sharded across ranks by group
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
     model, model_cfg, _ = load_model(Path(str(cfg.checkpoint)), device)
     model.eval()
     modalities = [str(m) for m in model_cfg.model.modalities]
@@ -97,8 +101,11 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     rows, adversarial, clean_views = [], [], []
     started = time.time()
     group = int(a.images_per_batch)
-    with progress_bar(f"attack {settings.algorithm} k={settings.pixels}", total=len(indices), unit="images") as advance:
-        for g in range(0, len(indices), group):
+    # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
+    mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
+    with progress_bar(f"attack {settings.algorithm} k={settings.pixels}", total=sum(len(indices[g:g + group]) for g in mine),
+                      unit="images") as advance:
+        for g in mine:
             ids = indices[g:g + group]
             batch = data.__getitems__(ids)
             inputs = to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device)
@@ -130,9 +137,18 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                     "confidence_after": float(result.adv_confidence[i]),
                 })
             advance(len(ids))
+    parts = gather_to_main((mine, rows, adversarial, clean_views), dist)
+    cleanup(dist)
+    if parts is None:  # not rank 0: rank 0 writes the files
+        return {}
+    order = sorted((g, p, i) for p, part in enumerate(parts) for i, g in enumerate(part[0]))  # person order
+    adversarial = [parts[p][2][i] for _, p, i in order]
+    clean_views = [parts[p][3][i] for _, p, i in order]
+    rows = sorted((r for part in parts for r in part[1]), key=lambda r: r["index"])
     wall = time.time() - started
     table = pd.DataFrame(rows)
     summary = summarise(table, wall, settings, cfg)
+    summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     table.to_csv(run_dir / "attack.csv", index=False)
     np.savez_compressed(run_dir / "adversarial.npz", index=np.array(indices),
                         **{f"adv_{k}": np.concatenate([d[k] for d in adversarial]) for k in adversarial[0]},
