@@ -68,5 +68,15 @@ def report(ctx: typer.Context) -> None:
     run_stage("report", main, list(ctx.args))
 
 
+@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
+def predict(ctx: typer.Context) -> None:
+    """Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint."""
+    from emotic_mm.stages.predict import main
+
+    # `text` names the description-source config group, so Hydra would read text=... as a group choice
+    args = [f"description={a[5:]}" if a.startswith("text=") else a for a in ctx.args]
+    run_stage("predict", main, args)
+
+
 if __name__ == "__main__":
     app()
