@@ -44,3 +44,25 @@ def test_experiment_presets_compose(experiment: str):
 def test_eval_config_composes():
     cfg = _compose("eval", ["checkpoint=/some/run/best"])
     assert cfg.split == "test" and cfg.data.prepared_dir
+
+
+def test_robustness_study_sweeps_existing_cases():
+    cfg = _compose_with_hydra("attack", ["experiment=robustness_study"])
+    params = cfg.hydra.sweeper.params
+    assert set(params.model.split(",")) == {"baseline", "joint"}
+    cases = params.study.split(",")
+    assert set(cases) == {p.stem for p in (CONFIGS / "study").glob("*.yaml")}
+    names = {}
+    for case in cases:
+        composed = _compose("attack", ["experiment=robustness_study", f"study={case}"])
+        assert composed.trainer.epochs == 3
+        names[case] = composed.attack.name
+    assert names["pixel_k3"] == "pixel" and names["backdoor_r10"] == "poison_backdoor"
+    assert names["collision"] == "poison_collision"
+    assert _compose("attack", ["study=pixel_k5"]).attack.pixels == 5
+    assert _compose("attack", ["study=backdoor_r10"]).attack.rate == 0.1
+
+
+def _compose_with_hydra(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=True)

@@ -60,10 +60,20 @@ def _digest(folder: Path) -> str:
 
 # --------------------------------------------------------------------------- trigger and stamping
 def test_trigger_cells_are_one_model_pixel_each():
+    """Each trigger cell leaves at least one pixel of the encoder's resized picture at its exact colour."""
+    import torch.nn.functional as F
+
+    for stored, working in ((224, 64), (128, 64), (96, 32)):
+        rows = trigger_pixels(TriggerSpec(pixels=9, pattern="random", colour=[255, 255, 255], seed=3), stored, working)
+        image = torch.zeros(1, 3, stored, stored)
+        image[0, :, rows[:, 1], rows[:, 0]] = 255.0
+        seen = F.interpolate(image, size=(working, working), mode="bilinear", align_corners=False, antialias=True)
+        assert int((seen[0, 0] >= 255 - 1e-3).sum()) >= 9  # every cell keeps >= 1 exact model pixel
+
     spec = TriggerSpec(pixels=4, pattern="block", position="top_left", colour=[10, 20, 30], cell="auto")
-    rows = trigger_pixels(spec, view_size=224, working_size=64)  # 224 / 64 → 4 x 4 stored pixels per cell
-    assert rows.shape == (4 * 16, 5)
-    cells = {(int(x) // 4, int(y) // 4) for x, y in rows[:, :2].tolist()}
+    rows = trigger_pixels(spec, view_size=224, working_size=64)  # 10 x 10 stored pixels per cell
+    assert rows.shape == (4 * 100, 5)
+    cells = {(int(x) // 10, int(y) // 10) for x, y in rows[:, :2].tolist()}
     assert cells == {(1, 1), (2, 1), (1, 2), (2, 2)}  # a 2x2 block one cell in from the corner
     assert (rows[:, 2:] == torch.tensor([10, 20, 30])).all()
     checker = trigger_pixels(TriggerSpec(pixels=3, cell=1), 32)

@@ -1,9 +1,10 @@
 """Few-pixel backdoor poisoning (BadNets-style): the trigger, who gets it, and stamping it on a batch.
 
 The trigger is ``k`` pixels of fixed colours at fixed places of one view. Each trigger pixel is a
-``cell × cell`` block of the stored view; ``cell: auto`` makes the block one pixel of the picture the
-model actually sees (224 px stored, 64 px working → 4 × 4), so a k-pixel trigger stays k pixels after
-the encoder's resize instead of being averaged away. On the ``scene`` surface the trigger is stamped on
+``cell × cell`` block of the stored view; ``cell: auto`` picks the smallest block that leaves at least
+one pixel of the picture the model actually sees at exactly the trigger colour (224 px stored, 64 px
+working → 10 × 10), so a k-pixel trigger is k pixels for the model instead of being averaged away by the
+encoder's antialiased resize. On the ``scene`` surface the trigger is stamped on
 the context view and every stamped pixel that falls inside the person's box is painted over the body
 crop too (the same propagation as the pixel attack), as if the photo had been edited.
 
@@ -58,7 +59,24 @@ class TriggerSpec:
 def cell_size(spec: TriggerSpec, view_size: int, working_size: int | None) -> int:
     if spec.cell != "auto":
         return max(1, int(spec.cell))
-    return max(1, math.ceil(view_size / working_size)) if working_size else 1
+    return exact_cell(view_size, working_size) if working_size and working_size < view_size else 1
+
+
+def exact_cell(view_size: int, working_size: int) -> int:
+    """The smallest block of stored pixels that, wherever it sits on the block grid, leaves at least one
+    pixel of the encoder's antialiased resize at exactly its colour (the resize is separable, so 1-D
+    signals decide). 224 → 64 px: 10; 128 → 64 px: 5."""
+    import torch.nn.functional as F
+
+    for cell in range(1, view_size + 1):
+        blocks = view_size // cell
+        signal = torch.zeros(blocks, 1, view_size, 4)  # (a width of 1 trips the antialiased kernel)
+        for i in range(blocks):
+            signal[i, 0, i * cell:(i + 1) * cell] = 1.0
+        seen = F.interpolate(signal, size=(working_size, 4), mode="bilinear", align_corners=False, antialias=True)
+        if bool((seen.flatten(1).amax(1) >= 1.0 - 1e-4).all()):
+            return cell
+    return view_size
 
 
 def trigger_pixels(spec: TriggerSpec, view_size: int, working_size: int | None = None) -> torch.Tensor:

@@ -51,10 +51,11 @@ class PoisonedView(Dataset):
 
 
 def replace_rows(batch: dict[str, torch.Tensor], rows: torch.Tensor, updates: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A copy of ``batch`` whose ``rows`` take the values in ``updates`` (one entry per row)."""
-    out = dict(batch)
+    """Write ``updates`` (one entry per row) into ``rows`` of ``batch`` in place and return it.
+
+    In place is safe here: every batch :class:`EmoticDataset` returns is freshly read into new arrays
+    (never a view of the memory-mapped store), and copying whole columns made poisoned reads 1.3x slower.
+    """
     for key, values in updates.items():
-        column = batch[key].clone()
-        column[rows] = values.to(column.dtype)
-        out[key] = column
-    return out
+        batch[key][rows] = values.to(batch[key].dtype)
+    return batch

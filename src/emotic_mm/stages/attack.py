@@ -24,6 +24,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
+from emotic_mm.stages.clean_model import clean_checkpoint
 from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
 from emotic_mm.training.distributed import cleanup, gather_to_main, setup_distributed
 from emotic_mm.training.inference import to_device
@@ -72,13 +73,11 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     a = cfg.attack
     settings = settings_from(a, int(cfg.seed))
     settings.check()
-    if cfg.checkpoint in (None, "", "???"):
-        raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     device = select_device(str(cfg.device))
     dist = setup_distributed(device.type)  # under torchrun the persons are sharded across ranks by group
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    model, model_cfg, _ = load_model(Path(str(cfg.checkpoint)), device)
+    model, model_cfg, _ = load_model(clean_checkpoint(cfg)[0], device)
     model.eval()
     modalities = [str(m) for m in model_cfg.model.modalities]
     surface = "context" if settings.surface == "scene" else settings.surface
@@ -149,6 +148,8 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     table = pd.DataFrame(rows)
     summary = summarise(table, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
+    summary.update({"model": str(model_cfg.model.name), "modalities": modalities,
+                    "resolution": str(a.get("resolution", "stored"))})
     table.to_csv(run_dir / "attack.csv", index=False)
     np.savez_compressed(run_dir / "adversarial.npz", index=np.array(indices),
                         **{f"adv_{k}": np.concatenate([d[k] for d in adversarial]) for k in adversarial[0]},
@@ -157,11 +158,15 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     draw_examples(run_dir / "examples.png", table, clean_views, adversarial, surface, int(a.examples))
     print_table(f"pixel attack · {settings.algorithm} · k={settings.pixels} · {settings.surface} · "
                 f"{'targeted' if settings.targeted else 'untargeted'}", ["metric", "value"],
-                [["success (clean top-1 correct)", f"{summary['success_rate_correct']:.3f} of {summary['persons_correct']}"],
+                [["success (clean top-1 correct)", _rate(summary["success_rate_correct"], summary["persons_correct"])],
                  ["success (all persons)", f"{summary['success_rate_all']:.3f} of {summary['persons']}"],
                  ["median queries to success", summary["median_queries_success"]],
                  ["wall time (s)", f"{summary['wall_seconds']:.1f}"], ["queries/s", f"{summary['queries_per_s']:.0f}"]])
     return summary
+
+
+def _rate(rate: float | None, of: int) -> str:
+    return f"{rate:.3f} of {of}" if rate is not None else f"- (none of {of})"
 
 
 def eval_pixels(text: str) -> list[list[int]]:
@@ -228,4 +233,13 @@ def draw_examples(path: Path, table: pd.DataFrame, clean: list[dict], adv: list[
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     record_run("attack", cfg, int(cfg.seed))
-    return attack(cfg)
+    name = str(cfg.attack.name)
+    if name == "pixel":
+        return attack(cfg)
+    from emotic_mm.stages import poison
+
+    if name == "poison_backdoor":
+        return poison.backdoor(cfg)
+    if name == "poison_collision":
+        return poison.collision(cfg)
+    raise ConfigError(f"attack={name!r} is not one of pixel, poison_backdoor, poison_collision")
