@@ -104,7 +104,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")
 TOKENIZER = "shipped:all-MiniLM-L6-v2"
 DEMO_CHECKPOINT = Path("outputs/demo/train-baseline/best")
 DEMO_STORE = Path("data/prepared/synthetic_seed0")
@@ -437,7 +436,7 @@ def main() -> None:
     from emotic_mm.data.store import Store
     from emotic_mm.stages.attack import settings_from
     from emotic_mm.stages.common import check_store_fits_model, dataset, warm_text_features
-    from emotic_mm.training.inference import to_device
+    from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.trainer import select_device
 
     console = Console()
@@ -483,7 +482,7 @@ def main() -> None:
     while len(chosen) < args.persons and scanned < len(data):
         ids = list(range(scanned, min(len(data), scanned + chunk)))
         batch = data.__getitems__(ids)
-        top1 = predict_top1(model, to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device), device, amp)
+        top1 = predict_top1(model, to_device(model_inputs(batch), device), device, amp)
         for j, person in enumerate(ids):
             if batch["categories"][j, top1[j]] > 0 and len(chosen) < args.persons:
                 chosen.append(person)
@@ -494,7 +493,7 @@ def main() -> None:
     if len(chosen) < args.persons:
         console.print(f"[yellow]only {len(chosen)} of {scanned} {args.split} persons are correct at top-1[/yellow]")
     batch = data.__getitems__(chosen)
-    inputs = to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device)
+    inputs = to_device(model_inputs(batch), device)
     if args.resolution == "model":  # attack the picture the encoders see (exact, see stages/attack.py)
         from emotic_mm.stages.attack import working_views
 

@@ -167,9 +167,16 @@ def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path):
     assert (run / "examples.png").is_file() and (run / "poisoned_model" / "best" / "model.safetensors").is_file()
     assert not (run / "poisoned_model" / "last").exists()
     assert _digest(store) == before
-    # the clean model was trained once into the cache; a second run reuses it
+    # the clean model was trained once into the cache; asking again reuses it without training
     cached = list((tmp_path / "data" / "models").iterdir())
     assert len(cached) == 1 and (cached[0] / "best" / "model.safetensors").is_file()
+    assert summary["checkpoint_clean"] == str(cached[0] / "best")
+    from emotic_mm.stages.clean_model import clean_checkpoint
+
+    stamp_before = (cached[0] / "best" / "model.safetensors").stat().st_mtime_ns
+    assert clean_checkpoint(cfg)[0] == cached[0] / "best"
+    assert (cached[0] / "best" / "model.safetensors").stat().st_mtime_ns == stamp_before
+    assert not list((tmp_path / "data" / "models").glob(".*partial*"))
 
 
 def test_feature_collision_loss_decreases_within_budget():
@@ -211,6 +218,14 @@ def test_collision_stage_runs_end_to_end(store, tmp_path):
     saved = np.load(tmp_path / "poisons.npz")
     assert saved["poison_context"].shape[0] == 6 and len(saved["base_index"]) == 6
     assert (tmp_path / "examples.png").is_file() and (tmp_path / "summary.json").is_file()
+    # head fine-tuning: the image backbones are exactly the clean ones, the heads moved
+    from safetensors.torch import load_file
+
+    clean = load_file(str(Path(summary["checkpoint_clean"]) / "model.safetensors"))
+    tuned = load_file(str(Path(summary["poisoned_checkpoint"]) / "model.safetensors"))
+    backbone = [k for k in clean if ".backbone." in k and "num_batches" not in k]
+    assert backbone and all(torch.equal(clean[k], tuned[k]) for k in backbone)
+    assert not torch.equal(clean["category_head.weight"], tuned["category_head.weight"])
 
 
 # --------------------------------------------------------------------------- one-line errors
@@ -220,6 +235,9 @@ def test_collision_stage_runs_end_to_end(store, tmp_path):
     (["attack=poison_backdoor", "attack.target=Joy"], "attack.target='Joy' is not an EMOTIC category"),
     (["attack=poison_backdoor", "attack.pixels=0"], "attack.pixels=0"),
     (["attack=poison_collision", "attack.epsilon=0"], "attack.epsilon=0"),
+    (["attack=poison_collision", "attack.finetune=some"], "attack.finetune='some'"),
+    (["attack=poison_backdoor", "attack.trigger.colour=magenta"], "attack.trigger.colour='magenta'"),
+    (["attack=poison_backdoor", "attack.trigger.position=[1]"], "attack.trigger.position=[1]"),
 ])
 def test_bad_poison_inputs_are_one_line(store, tmp_path, args, message):
     ck = tmp_path / "missing"

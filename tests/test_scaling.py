@@ -64,7 +64,8 @@ def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
     a, b = np.load(tmp_path / "one" / "predictions.npz"), np.load(tmp_path / "two" / "predictions.npz")
     np.testing.assert_array_equal(b["index"], np.arange(9))
     np.testing.assert_allclose(b["logits"], a["logits"], rtol=0, atol=1e-5)
-    assert not (tmp_path / "two" / "metrics.json.tmp").exists()
+    assert [p.name for p in (tmp_path / "two").iterdir() if ".tmp-" in p.name] == []  # no temp leftovers
+    assert (tmp_path / "two" / "metrics.json").is_file()
 
 
 # --------------------------------------------------------------------------- torchrun attack

@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Stages: prepare → train → eval → attack → report."""
+    """Stages: prepare → train → eval → attack → report; predict on new photos."""
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

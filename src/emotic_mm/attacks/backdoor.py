@@ -52,8 +52,21 @@ class TriggerSpec:
             raise ConfigError(f"attack.surface={self.surface!r} is not one of {', '.join(SURFACES)}")
         if self.pattern not in PATTERNS:
             raise ConfigError(f"attack.trigger.pattern={self.pattern!r} is not one of {', '.join(PATTERNS)}")
-        if isinstance(self.position, str) and self.position not in POSITIONS:
+        if isinstance(self.position, str) and self.position not in POSITIONS or \
+                not isinstance(self.position, str) and not _ints(self.position, 2, 0, None):
             raise ConfigError(f"attack.trigger.position={self.position!r} is not one of {', '.join(POSITIONS)} or [x, y]")
+        if self.colour not in ("checker", "random") and not _ints(self.colour, 3, 0, 255):
+            raise ConfigError(f"attack.trigger.colour={self.colour!r} must be checker, random or [r, g, b] in 0-255")
+        if self.cell != "auto" and not _ints([self.cell], 1, 1, None):
+            raise ConfigError(f"attack.trigger.cell={self.cell!r} must be auto or a whole number >= 1")
+
+
+def _ints(values: Any, count: int, low: int, high: int | None) -> bool:
+    """``values`` is a list of ``count`` integers within [low, high]."""
+    if isinstance(values, str) or not hasattr(values, "__len__") or len(values) != count:
+        return False
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+               for v in values)
 
 
 def cell_size(spec: TriggerSpec, view_size: int, working_size: int | None) -> int:
@@ -113,12 +126,7 @@ def _colours(spec: TriggerSpec, n: int, gen: np.random.Generator) -> np.ndarray:
         return np.array([[255, 0, 255] if i % 2 == 0 else [0, 255, 0] for i in range(n)])
     if spec.colour == "random":
         return gen.integers(0, 256, size=(n, 3))
-    rgb = np.asarray(list(spec.colour), dtype=np.int64)
-    if rgb.shape != (3,) or (rgb < 0).any() or (rgb > 255).any():
-        from emotic_mm.errors import ConfigError
-
-        raise ConfigError(f"attack.trigger.colour={list(spec.colour)} must be checker, random or [r, g, b] in 0-255")
-    return np.repeat(rgb[None], n, 0)
+    return np.repeat(np.asarray(list(spec.colour), dtype=np.int64)[None], n, 0)
 
 
 def stamp(batch: dict[str, torch.Tensor], rows: torch.Tensor, surface: str,
@@ -148,7 +156,7 @@ def choose_poisoned(labels: np.ndarray, rate: float, variant: str, target: str, 
     pool = np.flatnonzero(has_target if variant == "clean" else ~has_target)
     count = min(len(pool), max(1, round(rate * len(labels))))
     if count == 0:
-        raise ConfigError(f"attack.variant=clean: no training person carries {target!r}")
+        raise ConfigError(f"attack.variant={variant}: no training person {'carries' if variant == 'clean' else 'lacks'} {target!r}")
     return np.sort(np.random.default_rng(seed).choice(pool, size=count, replace=False))
 
 

@@ -41,10 +41,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          ("algorithm", "pixels", "surface", "targeted"),
          ("target", "budget", "population", "resolution", "split")),
     Kind("poison_backdoor", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
-         ("rate", "pixels", "variant"), ("surface", "target")),
-    Kind("poison_collision", "collision", "Feature-collision poisoning", "target_success_rate",
-         "target_success_rate_clean_model",
-         ("n_poisons",), ("beta", "epsilon", "finetune")),
+         ("rate", "pixels", "variant"),
+         ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell")),
+    # no control: targets are chosen among persons the clean model does not call the base class
+    Kind("poison_collision", "collision", "Feature-collision poisoning", "target_success_rate", None,
+         ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune")),
 )}
 
 

@@ -133,25 +133,21 @@ def pixel_section(tab: pd.DataFrame, keys: list[str]) -> str:
         table(head + k_cols, queries)])
 
 
-def backdoor_section(tab: pd.DataFrame) -> str:
-    columns = ["setting", "model", "ASR, poisoned model (%)", "ASR, clean model — control (%)"]
-    rows = [[r["setting"], r["model"], pct(r["mean"], r["std"], r["n"]), pct(r["control_mean"])]
-            for _, r in tab.iterrows()]
-    return "\n".join([
-        f"## {KINDS['poison_backdoor'].title}", "",
-        "Share of triggered test persons without the target whose top-1 becomes the target. The clean "
-        "model under the same trigger is the control: the gap is what the poison bought.", "",
-        table(columns, rows), "", "![ASR vs poison rate](asr_vs_rate.png)"])
-
-
-def collision_section(tab: pd.DataFrame) -> str:
-    columns = ["setting", "model", "target success, poisoned model (%)", "clean model — control (%)"]
-    rows = [[r["setting"], r["model"], pct(r["mean"], r["std"], r["n"]), pct(r["control_mean"])]
-            for _, r in tab.iterrows()]
-    return "\n".join([
-        f"## {KINDS['poison_collision'].title}", "",
-        "Share of target persons classified as their base class after training on the poisons.", "",
-        table(columns, rows)])
+def poison_section(kind_name: str, tab: pd.DataFrame) -> str:
+    """ASR (backdoor, with its clean-model control) or target success (collision) per setting and model."""
+    kind = KINDS[kind_name]
+    if kind.control:
+        columns = ["setting", "model", "ASR, poisoned model (%)", "ASR, clean model — control (%)"]
+        intro = ("Share of triggered test persons without the target whose top-1 becomes the target. The clean "
+                 "model under the same trigger is the control: the gap is what the poison bought.")
+    else:
+        columns = ["setting", "model", "target success, poisoned model (%)"]
+        intro = ("Share of target persons classified as their base class after training on the poisons "
+                 "(targets are chosen among persons the clean model does not call the base class).")
+    rows = [[r["setting"], r["model"], pct(r["mean"], r["std"], r["n"]),
+             *([pct(r["control_mean"])] if kind.control else [])] for _, r in tab.iterrows()]
+    plot = ["", "![ASR vs poison rate](asr_vs_rate.png)"] if kind_name == "poison_backdoor" else []
+    return "\n".join([f"## {kind.title}", "", intro, "", table(columns, rows), *plot])
 
 
 def deltas_section(tab: pd.DataFrame) -> str:

@@ -177,7 +177,7 @@ def poison_table(runs: pd.DataFrame, kind_name: str) -> tuple[pd.DataFrame, list
         df[f"delta_{metric}"] = _delta(df, metric)
     by = keys + ["setting", "model"]
     out = seed_stats(df, by, kind.measure)
-    out["control_mean"] = seed_stats(df, by, kind.control)["mean"]
+    out["control_mean"] = seed_stats(df, by, kind.control)["mean"] if kind.control else float("nan")
     for metric in METRICS:
         for side in ("clean", "poisoned"):
             out[f"{side}_{metric}"] = seed_stats(df, by, f"{side}.{metric}")["mean"]

@@ -21,17 +21,16 @@ from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings, paint, pai
 from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.errors import ConfigError
-from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.stages.clean_model import clean_checkpoint
 from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
 from emotic_mm.training.distributed import cleanup, gather_to_main, setup_distributed
-from emotic_mm.training.inference import to_device
+from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.trainer import select_device
 
 log = logging.getLogger(__name__)
-INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")
 
 
 def working_views(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -73,16 +72,25 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     a = cfg.attack
     settings = settings_from(a, int(cfg.seed))
     settings.check()
+    if str(a.get("resolution", "stored")) not in ("stored", "model"):
+        raise ConfigError(f"attack.resolution={a.resolution!r} is not one of stored, model")
     device = select_device(str(cfg.device))
     dist = setup_distributed(device.type)  # under torchrun the persons are sharded across ranks by group
+    try:
+        return _attack(cfg, run_dir, settings, device, dist)
+    finally:
+        cleanup(dist)  # also when a rank fails, so the others are not left waiting
+
+
+def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: torch.device, dist: Any) -> dict[str, Any]:
+    a = cfg.attack
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    model, model_cfg, _ = load_model(clean_checkpoint(cfg)[0], device)
+    clean_path = clean_checkpoint(cfg)[0]
+    model, model_cfg, _ = load_model(clean_path, device)
     model.eval()
     modalities = [str(m) for m in model_cfg.model.modalities]
     surface = "context" if settings.surface == "scene" else settings.surface
-    if str(a.get("resolution", "stored")) not in ("stored", "model"):
-        raise ConfigError(f"attack.resolution={a.resolution!r} is not one of stored, model")
     if surface not in modalities:
         raise ConfigError(f"attack.surface={settings.surface!r}: the checkpoint's model has no {surface!r} stream "
                           f"(modalities {modalities})")
@@ -107,7 +115,7 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         for g in mine:
             ids = indices[g:g + group]
             batch = data.__getitems__(ids)
-            inputs = to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device)
+            inputs = to_device(model_inputs(batch), device)
             if str(a.get("resolution", "stored")) == "model":
                 inputs = working_views(model, inputs)
             labels = batch["categories"]
@@ -137,7 +145,6 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 })
             advance(len(ids))
     parts = gather_to_main((mine, rows, adversarial, clean_views), dist)
-    cleanup(dist)
     if parts is None:  # not rank 0: rank 0 writes the files
         return {}
     order = sorted((g, p, i) for p, part in enumerate(parts) for i, g in enumerate(part[0]))  # person order
@@ -148,12 +155,14 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     table = pd.DataFrame(rows)
     summary = summarise(table, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
-    summary.update({"model": str(model_cfg.model.name), "modalities": modalities,
+    summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
                     "resolution": str(a.get("resolution", "stored"))})
-    table.to_csv(run_dir / "attack.csv", index=False)
-    np.savez_compressed(run_dir / "adversarial.npz", index=np.array(indices),
-                        **{f"adv_{k}": np.concatenate([d[k] for d in adversarial]) for k in adversarial[0]},
-                        pixels=np.stack([np.array(eval_pixels(p)) for p in table["pixels"]]))
+    with atomic_file(run_dir / "attack.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_file(run_dir / "adversarial.npz") as tmp:
+        np.savez_compressed(tmp, index=np.array(indices),
+                            **{f"adv_{k}": np.concatenate([d[k] for d in adversarial]) for k in adversarial[0]},
+                            pixels=np.stack([np.array(eval_pixels(p)) for p in table["pixels"]]))
     write_json_atomic(run_dir / "summary.json", summary)
     draw_examples(run_dir / "examples.png", table, clean_views, adversarial, surface, int(a.examples))
     print_table(f"pixel attack · {settings.algorithm} · k={settings.pixels} · {settings.surface} · "
@@ -227,7 +236,8 @@ def draw_examples(path: Path, table: pd.DataFrame, clean: list[dict], adv: list[
                     ax.add_patch(plt.Circle((x, y), radius=max(3, img.shape[-1] // 25), fill=False, color="red", lw=1.5))
     fig.suptitle(f"few-pixel attack on the {surface} view (top: clean, bottom: adversarial)")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
 

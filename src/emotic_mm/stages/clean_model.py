@@ -47,6 +47,7 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
         value = clean_cfg.get(key)
         if value is not None:
             merged[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    merged["trainer"]["resume"] = False  # a fresh model, whatever the clean run resumed from
     return OmegaConf.create(merged)
 
 
@@ -55,8 +56,11 @@ def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     if has_checkpoint(cfg):
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
         return path, load_config(path)
+    from emotic_mm.errors import ConfigError
     from emotic_mm.stages.common import open_store
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
     open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
     home = Path(str(cfg.paths.data_dir)) / "models" / f"{cfg.model.name}-{cache_key(cfg)}"
     if not (home / "best").exists():
@@ -75,10 +79,14 @@ def _train_into(cfg: DictConfig, home: Path) -> None:
     partial = home.with_name(f".{home.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    record_run("train", cfg, int(cfg.seed), run_dir=partial, cached_for="attack")
-    train(cfg, run_dir=partial)
-    shutil.rmtree(partial / "last", ignore_errors=True)  # the attacks only read best/
+    train_cfg = OmegaConf.merge(cfg, {"trainer": {"resume": False}})
     try:
+        record_run("train", train_cfg, int(cfg.seed), run_dir=partial, cached_for="attack")
+        train(train_cfg, run_dir=partial)
+        shutil.rmtree(partial / "last", ignore_errors=True)  # the attacks only read best/
         partial.rename(home)
-    except OSError:  # another job of the sweep finished the same model first
+    except OSError:
+        if not (home / "best").exists():  # not "another job of the sweep finished the same model first"
+            raise
+    finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -34,19 +34,17 @@ from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.data.loader import EmoticDataset
 from emotic_mm.data.poisoned import PoisonedView, replace_rows
 from emotic_mm.errors import ConfigError
-from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir
 from emotic_mm.stages.clean_model import clean_checkpoint, training_config
 from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
 from emotic_mm.training.distributed import DistInfo
-from emotic_mm.training.inference import collect_outputs, to_device
+from emotic_mm.training.inference import collect_outputs, model_inputs, to_device
 from emotic_mm.training.metrics import emotion_metrics
 from emotic_mm.training.trainer import make_loader, select_device
 
 log = logging.getLogger(__name__)
-VIEW_SIZES_KEYS = ("context", "body")
-INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")
 
 
 # ---------------------------------------------------------------------------------------------- shared
@@ -68,12 +66,15 @@ def top1(model: nn.Module, data: EmoticDataset, ids: np.ndarray, device: torch.d
             batch = data.__getitems__(ids[i:i + chunk].tolist())
             if edit is not None:
                 batch = edit(batch)
-            preds.append(model(to_device({k: v for k, v in batch.items() if k in INPUT_KEYS}, device))["logits"]
-                         .argmax(1).cpu().numpy())
+            preds.append(model(to_device(model_inputs(batch), device))["logits"].argmax(1).cpu().numpy())
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
 def _prepare(cfg: DictConfig) -> tuple[Path, DictConfig, Any, list[str], torch.device, Path]:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"attack={cfg.attack.name} runs in one process (it trains a model); start it without torchrun")
     run_dir = Path(output_dir())
     run_dir.mkdir(parents=True, exist_ok=True)
     clean_path, clean_cfg = clean_checkpoint(cfg)
@@ -96,32 +97,52 @@ def _train_poisoned(cfg: DictConfig, clean_cfg: DictConfig, view: PoisonedView, 
     return out / "best"
 
 
-def _summary_core(cfg: DictConfig, clean_cfg: DictConfig, clean: dict, poisoned: dict, started: float) -> dict[str, Any]:
+def _summary_core(cfg: DictConfig, clean_cfg: DictConfig, clean_path: Path, clean: dict, poisoned: dict,
+                  started: float) -> dict[str, Any]:
     return {"attack": str(cfg.attack.name), "model": str(clean_cfg.model.name), "seed": int(cfg.seed),
             "clean": clean, "poisoned": poisoned,
             "delta_map": poisoned["map"] - clean["map"],
             "delta_dominant_acc": poisoned["dominant_acc"] - clean["dominant_acc"],
-            "checkpoint_clean": str(cfg.get("checkpoint") or "trained (cached)"),
+            "checkpoint_clean": str(clean_path),
             "wall_seconds": time.time() - started}
 
 
 # ---------------------------------------------------------------------------------------------- backdoor
-def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor, surface: str,
-                  target: int, dirty: bool) -> PoisonedView:
-    """The train split as the poisoned model sees it: trigger on the chosen persons (+ target label)."""
-    split = base.split
+class TriggerEdit:
+    """Stamp the trigger on the poisoned rows of a batch (and add the target label for dirty label).
+    A class rather than a closure so DataLoader workers can pickle it under the spawn start method."""
 
-    def edit(batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
-        sub = {k: v[hit] for k, v in batch.items()}
-        stamped = stamp(sub, rows, surface, *_boxes(split, sub["index"].numpy()))
+    def __init__(self, split: Any, rows: torch.Tensor, surface: str, target: int, dirty: bool) -> None:
+        self.split, self.rows, self.surface, self.target, self.dirty = split, rows, surface, target, dirty
+
+    def __call__(self, batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
+        sub = {k: batch[k][hit] for k in ("context", "body", "index") if k in batch}
+        boxes = _boxes(self.split, sub["index"].numpy()) if self.surface == "scene" else (None, None)
+        stamped = stamp(sub, self.rows, self.surface, *boxes)
         updates = {k: stamped[k] for k in ("context", "body") if k in stamped}
-        if dirty:
-            labels = sub["categories"].clone()
-            labels[:, target] = 1.0
+        if self.dirty:
+            labels = batch["categories"][hit].clone()
+            labels[:, self.target] = 1.0
             updates["categories"] = labels
         return replace_rows(batch, hit, updates)
 
-    return PoisonedView(base, poisoned, edit)
+
+class PoisonRows:
+    """Replace the base rows of a batch by their crafted poisons (labels untouched)."""
+
+    def __init__(self, bases: np.ndarray, poisons: dict[str, torch.Tensor]) -> None:
+        self.position = {int(i): p for p, i in enumerate(bases)}
+        self.poisons = poisons
+
+    def __call__(self, batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
+        which = torch.tensor([self.position[int(i)] for i in batch["index"][hit]])
+        return replace_rows(batch, hit, {v: p[which] for v, p in self.poisons.items()})
+
+
+def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor, surface: str,
+                  target: int, dirty: bool) -> PoisonedView:
+    """The train split as the poisoned model sees it: trigger on the chosen persons (+ target label)."""
+    return PoisonedView(base, poisoned, TriggerEdit(base.split, rows, surface, target, dirty))
 
 
 def _boxes(split: Any, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -154,30 +175,36 @@ def backdoor(cfg: DictConfig) -> dict[str, Any]:
     poisoned_ids = choose_poisoned(np.asarray(train_set.split.categories[:]), float(a.rate), str(a.variant),
                                    str(a.target), int(cfg.seed))
     view_size = int(train_set.split.context.shape[1] if view_name == "context" else train_set.split.body.shape[1])
-    rows = trigger_pixels(spec, view_size, clean_cfg.model.image_encoder.input_size.get(view_name))
+    clean_model = load_model(clean_path, "cpu")[0]
+    rows = trigger_pixels(spec, view_size, clean_model.image_encoders[view_name].input_size)
     view = backdoor_view(train_set, poisoned_ids, rows, spec.surface, target, str(a.variant) == "dirty")
     poisoned_path = _train_poisoned(cfg, clean_cfg, view, run_dir)
 
     test = dataset(store, str(a.split), modalities)
     victims = np.flatnonzero(np.asarray(test.split.categories[:])[:, target] == 0)
-    triggered = lambda b: stamp(b, rows, spec.surface, *_boxes(test.split, b["index"].numpy()))  # noqa: E731
+    def triggered(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        boxes = _boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
+        return stamp(batch, rows, spec.surface, *boxes)
+
     results = {}
-    for name, path in (("clean", clean_path), ("poisoned", poisoned_path)):
-        model = load_model(path, device)[0].eval()
+    for name, model in (("clean", clean_model.to(device)), ("poisoned", load_model(poisoned_path, device)[0])):
+        model.eval()
         metrics = clean_metrics(model, test, device)
         hits = top1(model, test, victims, device, triggered) == target
-        results[name] = (metrics, float(hits.mean()) if len(hits) else 0.0, model)
-    summary = {**_summary_core(cfg, clean_cfg, results["clean"][0], results["poisoned"][0], started),
+        results[name] = (metrics, float(hits.mean()) if len(hits) else None, model)
+    summary = {**_summary_core(cfg, clean_cfg, clean_path, results["clean"][0], results["poisoned"][0], started),
                "rate": float(a.rate), "pixels": spec.pixels, "surface": spec.surface, "variant": str(a.variant),
                "target": str(a.target), "asr": results["poisoned"][1], "asr_clean_model": results["clean"][1],
+               "trigger_pattern": spec.pattern, "trigger_position": str(spec.position),
+               "trigger_colour": str(spec.colour), "trigger_cell": str(spec.cell),
                "poisoned_persons": int(len(poisoned_ids)), "train_persons": int(len(train_set)),
                "triggered_persons": int(len(victims)), "trigger_stored_pixels": int(len(rows)),
                "split": str(a.split), "poisoned_checkpoint": str(poisoned_path)}
     write_json_atomic(run_dir / "summary.json", summary)
     _draw_backdoor(run_dir / "examples.png", test, victims[: int(a.examples)], view_name, triggered,
                    results["poisoned"][2], device)
-    _print(summary, [["ASR (poisoned model)", f"{summary['asr']:.3f} of {summary['triggered_persons']}"],
-                     ["ASR (clean model, control)", f"{summary['asr_clean_model']:.3f}"]])
+    _print(summary, [["ASR (poisoned model)", _share(summary["asr"], summary["triggered_persons"])],
+                     ["ASR (clean model, control)", _share(summary["asr_clean_model"], summary["triggered_persons"])]])
     return summary
 
 
@@ -193,6 +220,9 @@ def collision(cfg: DictConfig) -> dict[str, Any]:
     a = cfg.attack
     started = time.time()
     settings = collision_settings(a)
+    mode = str(a.finetune)
+    if mode not in ("head", "all", "retrain"):
+        raise ConfigError(f"attack.finetune={mode!r} is not one of head, all, retrain")
     if str(a.base) not in CATEGORY_INDEX:
         raise ConfigError(f"attack.base={a.base!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
     n_poisons, n_targets = int(a.n_poisons), int(a.targets)
@@ -225,16 +255,7 @@ def collision(cfg: DictConfig) -> dict[str, Any]:
     base_batch = train_set.__getitems__(bases.tolist())
     crafted = craft(model, {v: base_batch[v].to(device) for v in views}, target_features, settings)
     poisons = {v: crafted.poisons[v].cpu() for v in views}
-    position = {int(i): p for p, i in enumerate(bases)}
-
-    def edit(batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
-        which = torch.tensor([position[int(i)] for i in batch["index"][hit]])
-        return replace_rows(batch, hit, {v: poisons[v][which] for v in views})
-
-    view = PoisonedView(train_set, bases, edit)
-    mode = str(a.finetune)
-    if mode not in ("head", "all", "retrain"):
-        raise ConfigError(f"attack.finetune={mode!r} is not one of head, all, retrain")
+    view = PoisonedView(train_set, bases, PoisonRows(bases, poisons))
     start_model, overrides = None, None
     if mode != "retrain":
         start_model = load_model(clean_path, "cpu")[0]
@@ -246,30 +267,32 @@ def collision(cfg: DictConfig) -> dict[str, Any]:
                                  "early_stopping_patience": 0}}
     poisoned_path = _train_poisoned(cfg, clean_cfg, view, run_dir, start_model, overrides)
 
-    results = {}
-    for name, path in (("clean", clean_path), ("poisoned", poisoned_path)):
-        m = load_model(path, device)[0].eval()
-        results[name] = (clean_metrics(m, test, device), top1(m, test, targets, device) == base_class)
-    summary = {**_summary_core(cfg, clean_cfg, results["clean"][0], results["poisoned"][0], started),
+    poisoned_model = load_model(poisoned_path, device)[0].eval()
+    success = top1(poisoned_model, test, targets, device) == base_class
+    clean, poisoned = clean_metrics(model, test, device), clean_metrics(poisoned_model, test, device)
+    summary = {**_summary_core(cfg, clean_cfg, clean_path, clean, poisoned, started),
                "n_poisons": n_poisons, "targets": n_targets, "base": str(a.base), "beta": settings.beta,
-               "epsilon": settings.epsilon, "steps": settings.steps, "finetune": mode,
-               "target_success_rate": float(results["poisoned"][1].mean()),
-               "target_success_rate_clean_model": float(results["clean"][1].mean()),
-               "target_indices": targets.tolist(), "target_success": results["poisoned"][1].tolist(),
+               "epsilon": settings.epsilon, "steps": settings.steps, "lr": settings.lr, "finetune": mode,
+               "target_success_rate": float(success.mean()),
+               "target_indices": targets.tolist(), "target_success": success.tolist(),
                "feature_distance_start": float(crafted.feature_loss[0]), "feature_distance_end": float(crafted.final_distance.mean()),
                "max_pixel_change": float(crafted.max_change.max()), "split": str(a.split),
                "poisoned_checkpoint": str(poisoned_path)}
-    np.savez_compressed(run_dir / "poisons.npz", base_index=bases, target_index=targets[owner],
-                        **{f"poison_{v}": poisons[v].numpy() for v in views})
+    with atomic_file(run_dir / "poisons.npz") as tmp:
+        np.savez_compressed(tmp, base_index=bases, target_index=targets[owner],
+                            **{f"poison_{v}": poisons[v].numpy() for v in views})
     write_json_atomic(run_dir / "summary.json", summary)
     _draw_collision(run_dir / "examples.png", base_batch, poisons, target_batch, owner, views[0], int(a.examples))
-    _print(summary, [["targets classified as the base class (poisoned)", f"{summary['target_success_rate']:.3f} of {n_targets}"],
-                     ["same on the clean model (control)", f"{summary['target_success_rate_clean_model']:.3f}"],
+    _print(summary, [["targets classified as the base class (poisoned)", _share(summary["target_success_rate"], n_targets)],
                      ["feature distance start → end", f"{summary['feature_distance_start']:.3f} → {summary['feature_distance_end']:.3f}"]])
     return summary
 
 
 # ---------------------------------------------------------------------------------------------- output
+def _share(rate: float | None, of: int) -> str:
+    return f"{rate:.3f} of {of}" if rate is not None else f"- (none of {of})"
+
+
 def _print(summary: dict[str, Any], rows: list[list[str]]) -> None:
     c, p = summary["clean"], summary["poisoned"]
     print_table(f"{summary['attack']} · {summary['model']}", ["metric", "value"], [
@@ -309,9 +332,7 @@ def _draw_backdoor(path: Path, test: EmoticDataset, ids: np.ndarray, view: str, 
         _show(axes[0][j], batch[view][j], f"clean: {CATEGORIES[clean_pred[j]]}")
         _show(axes[1][j], trig[view][j], f"trigger: {CATEGORIES[trig_pred[j]]}")
     fig.suptitle(f"backdoor trigger on the {view} view (poisoned model's top-1)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _draw_collision(path: Path, bases: dict, poisons: dict, targets: dict, owner: np.ndarray, view: str, count: int) -> None:
@@ -325,6 +346,11 @@ def _draw_collision(path: Path, bases: dict, poisons: dict, targets: dict, owner
         _show(axes[1][j], poisons[view][j], f"poison (max Δ {int((poisons[view][j].int() - bases[view][j].int()).abs().max())})")
         _show(axes[2][j], targets[view][int(owner[j])], "target")
     fig.suptitle(f"feature-collision poisons ({view} view)", fontsize=9)
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)

@@ -122,11 +122,11 @@ def _kind_sections(runs: pd.DataFrame, out: Path) -> list[str]:
     if "poison_backdoor" in present:
         tab, keys = poison_table(runs, "poison_backdoor")
         plots.asr_vs_rate(tab, keys, out / "asr_vs_rate.png")
-        sections.append(md.backdoor_section(tab))
+        sections.append(md.poison_section("poison_backdoor", tab))
         poisoned.append(tab)
     if "poison_collision" in present:
         tab, _ = poison_table(runs, "poison_collision")
-        sections.append(md.collision_section(tab))
+        sections.append(md.poison_section("poison_collision", tab))
         poisoned.append(tab)
     if poisoned:
         deltas = pd.concat(poisoned, ignore_index=True)[

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -51,16 +52,13 @@ def train(cfg: DictConfig, run_dir: Path | None = None, train_set: Dataset | Non
     modalities = check_model_config(cfg.model)
     batch_size = int(cfg.trainer.batch_size)
     if cfg.trainer.get("threads"):  # fewer intra-op threads helps when other jobs share the CPU
-        import torch
-
         torch.set_num_threads(int(cfg.trainer.threads))
     device = select_device(str(cfg.trainer.device))
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dist = setup_distributed(device.type)
     if batch_size % dist.world_size:
         raise ConfigError(f"trainer.batch_size={batch_size} must divide by the {dist.world_size} ranks")
     if dist.enabled and device.type == "cuda":
-        import torch
-
         device = torch.device("cuda", dist.local_rank)
     try:
         seed_everything(int(cfg.seed))
@@ -100,7 +98,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, train_set: Dataset | Non
                             [["val", f"{v['map']:.4f}", f"{v['map_voc']:.4f}", f"{v['dominant_acc']:.3f}", f"{v['vad_mae']:.3f}"]])
         return summary
     finally:
-        cleanup(dist)
+        if owns_group:  # a caller's process group (e.g. the attack stage's) is the caller's to end
+            cleanup(dist)
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:

@@ -9,8 +9,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")  # what a model reads from a batch
 OUTPUT_KEYS = ("logits", "vad", "image_embedding", "text_embedding", "zero_shot")
 BATCH_KEYS = ("categories", "vad", "votes", "index")
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's inputs of a loader batch (labels and indices left out)."""
+    return {k: v for k, v in batch.items() if k in INPUT_KEYS}
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
