@@ -221,7 +221,7 @@ def draw_examples(path: Path, table: pd.DataFrame, clean: list[dict], adv: list[
     chosen = table.index[table["success"]].tolist()[:count] or table.index.tolist()[:count]
     if not chosen:
         return
-    fig, axes = plt.subplots(2, len(chosen), figsize=(2.6 * len(chosen), 5.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(chosen), figsize=(max(2.6 * len(chosen), 4.5), 5.6), squeeze=False)
     for col, i in enumerate(chosen):
         row = table.loc[i]
         for r, (img, title) in enumerate(((clean_all[i], f"clean: {row['clean_top1']}"),
@@ -234,7 +234,7 @@ def draw_examples(path: Path, table: pd.DataFrame, clean: list[dict], adv: list[
             if r == 1:
                 for x, y, *_ in eval_pixels(row["pixels"]):
                     ax.add_patch(plt.Circle((x, y), radius=max(3, img.shape[-1] // 25), fill=False, color="red", lw=1.5))
-    fig.suptitle(f"few-pixel attack on the {surface} view (top: clean, bottom: adversarial)")
+    fig.suptitle(f"few-pixel attack on the {surface} view\n(top: clean, bottom: adversarial)", fontsize=9)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=80)

@@ -316,7 +316,7 @@ def _figure(rows: int, cols: int):
 
 def _show(ax, image: torch.Tensor, title: str) -> None:
     ax.imshow(image.permute(1, 2, 0).to(torch.uint8).numpy())
-    ax.set_xlabel(title, fontsize=7)
+    ax.set_title(title, fontsize=7)  # above the picture: an x-label would sit under the next row
 
 
 def _draw_backdoor(path: Path, test: EmoticDataset, ids: np.ndarray, view: str, triggered, model: nn.Module,
