@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +140,7 @@ def test_poisoned_view_edits_only_its_rows(store, variant):
 
 
 # --------------------------------------------------------------------------- end to end
-def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path):
+def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path, monkeypatch):
     """Image-only tiny model, a loud 16-cell trigger on a third of the training persons: the poisoned
     model obeys the trigger on held-out persons, the clean model does not."""
     from emotic_mm.stages.poison import backdoor
@@ -153,12 +152,8 @@ def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path):
                           "attack.trigger.colour=[255,0,255]", "attack.trigger.position=center", "attack.examples=2"])
     run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
     run.mkdir()
-    cwd = os.getcwd()
-    os.chdir(run)
-    try:
-        summary = backdoor(cfg)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(run)
+    summary = backdoor(cfg)
     assert summary["asr"] >= 0.8, summary
     assert summary["asr_clean_model"] <= 0.2
     assert summary["poisoned_persons"] >= 1 and summary["triggered_persons"] >= 1
@@ -201,18 +196,14 @@ def test_feature_collision_loss_decreases_within_budget():
     assert all(p.requires_grad for p in model.parameters())  # the model is given back as it was
 
 
-def test_collision_stage_runs_end_to_end(store, tmp_path):
+def test_collision_stage_runs_end_to_end(store, tmp_path, monkeypatch):
     from emotic_mm.stages.poison import collision
 
     cfg = _cfg("attack", [f"data.prepared_dir={store}", f"paths.data_dir={tmp_path / 'data'}", "attack=poison_collision",
                           "trainer.epochs=1", *TINY, "attack.n_poisons=6", "attack.targets=2", "attack.base=Engagement",
                           "attack.steps=5", "attack.finetune_epochs=1", "attack.examples=2"])
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        summary = collision(cfg)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path)
+    summary = collision(cfg)
     assert summary["attack"] == "poison_collision" and summary["targets"] == 2 and summary["n_poisons"] == 6
     assert 0.0 <= summary["target_success_rate"] <= 1.0 and summary["max_pixel_change"] <= 16
     saved = np.load(tmp_path / "poisons.npz")
