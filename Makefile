@@ -1,5 +1,6 @@
 # make demo  — create .venv, install, and run the study on the synthetic default
 # make test  — create .venv if needed and run the test suite
+# make study — the baseline-vs-joint robustness study and its report (SEEDS="0 1" for a spread)
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo quality test bench clean
+.PHONY: install demo quality study test bench clean
 
 install: $(STAMP)
 
@@ -40,6 +41,17 @@ quality: $(STAMP)
 	for r in image text baseline joint; do \
 	  $(BIN)/emotic-mm eval checkpoint=$(QUALITY)/train-$$r/best hydra.run.dir=$(QUALITY)/eval-$$r || exit 1; done
 	$(BIN)/python scripts/compare.py $(QUALITY)/eval-image $(QUALITY)/eval-text $(QUALITY)/eval-baseline $(QUALITY)/eval-joint --markdown
+
+# The robustness study (both variants x pixel budgets x poison rates, ~15 min per seed on 2 CPU cores) and its report.
+STUDY := outputs/study
+SEEDS ?= 0
+
+study: $(STAMP)
+	$(BIN)/emotic-mm prepare
+	rm -rf $(STUDY)
+	for s in $(SEEDS); do \
+	  $(BIN)/emotic-mm attack -m experiment=robustness_study seed=$$s hydra.sweep.dir=$(STUDY)/seed$$s || exit 1; done
+	$(BIN)/emotic-mm report runs=$(STUDY)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -237,3 +237,19 @@ def test_bad_poison_inputs_are_one_line(store, tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_store_fingerprint_ignores_build_time_not_content(store, tmp_path):
+    from emotic_mm.stages.clean_model import store_fingerprint
+
+    manifest = json.loads((store / "manifest.json").read_text())
+    rebuilt = dict(manifest, created="2030-01-01T00:00:00+0000", seconds=123.0,
+                   sources={k: dict(v, mtime=1.0) for k, v in manifest["sources"].items()})
+    changed = json.loads(json.dumps(manifest))
+    changed["splits"]["train"]["kept"] += 1
+    paths = {}
+    for name, content in (("same", manifest), ("rebuilt", rebuilt), ("changed", changed)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(content))
+    assert store_fingerprint(paths["same"]) == store_fingerprint(paths["rebuilt"])
+    assert store_fingerprint(paths["same"]) != store_fingerprint(paths["changed"])

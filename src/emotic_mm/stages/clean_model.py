@@ -35,8 +35,20 @@ def cache_key(cfg: DictConfig) -> str:
                 for k in TRAINING_KEYS}
     settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in ("workers", "threads", "tensorboard")}
     manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
-    settings["store"] = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else str(manifest.parent)
+    settings["store"] = store_fingerprint(manifest) if manifest.exists() else str(manifest.parent)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def store_fingerprint(manifest: Path) -> str:
+    """Hash of what a store holds, not of when it was built: re-running ``prepare`` on the same release
+    with the same settings keeps the cached clean models valid."""
+    info = json.loads(manifest.read_text())
+    for volatile in ("created", "seconds"):
+        info.pop(volatile, None)
+    for source in (info.get("sources") or {}).values():
+        if isinstance(source, dict):
+            source.pop("mtime", None)
+    return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
