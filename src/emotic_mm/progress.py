@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import os
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,7 +23,8 @@ def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[
         TextColumn("[cyan]{task.fields[rate]}"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun one bar, not one per rank
+    with Progress(*columns, console=console, transient=False, disable=not (console.is_terminal and main_rank)) as progress:
         task = progress.add_task(description, total=total, rate=f"0.0 {unit}/s")
 
         def advance(n: int = 1) -> None:
