@@ -87,16 +87,13 @@ Building the fallback store and checkpoint adds a few minutes once.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import statistics
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
-from benchlib import machine_info, package_version  # scripts/benchlib.py
+from benchlib import machine_info, package_version, sync, write_report  # scripts/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -214,10 +211,6 @@ def fixed_views(model: nn.Module, inputs: dict[str, torch.Tensor], i: int, cache
 
 
 # --------------------------------------------------------------------------- model helpers
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def predict_top1(model: nn.Module, inputs: dict[str, torch.Tensor], device: torch.device, amp: bool,
                  context: torch.Tensor | None = None, batch: int = 128) -> torch.Tensor:
@@ -610,37 +603,30 @@ def main() -> None:
         mark = "-" if t["passed"] is None else ("[green]pass[/]" if t["passed"] else "[red]fail[/]")
         console.print(f"{t['target']}: {_fmt(t['value'], '.3f')} (>= {t['threshold']}) {mark}")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "attack/pixel",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "cwd": os.getcwd(),
-        "machine": machine_info(PACKAGES, device),
-        "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store_path),
-                       "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
-                       "best_val_map": (meta.get("best_val") or {}).get("map")},
-        "settings": {"persons": n, "split": args.split, "pixels": args.pixels, "budget": args.budget,
-                     "surface": "context", "resolution": args.resolution, "targeted": False, "seed": args.seed, "amp": amp and device.type == "cuda",
-                     "peer_cache": args.peer_cache, "tp_repeats": args.tp_repeats, "plan": plan,
-                     "ta_popsize": args.ta_popsize, "ta_inf_batch": args.ta_inf_batch, "art_batch": args.art_batch,
-                     "art": {"es": 1, "th": args.pixels, "max_iter": plan["art"]["max_iter"]},
-                     "scanned_persons": scanned, "person_indices": chosen},
-        "plain_throughput": {str(k): v for k, v in tp_cache.items()},
-        "rows": results,
-        "targets": targets,
-        "notes": {
-            "queries": "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
-                       "clean forward and final check per image; peers: population evaluations, per-generation "
-                       "success callbacks and final checks)",
-            "success": "judged by re-running our model on the returned context view: top-1 != clean top-1; "
-                       "success_uint8 = the same after rounding the view to integers",
-            "efficiency": "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
-                          "mean of a measurement right before and right after that attacker)",
-        },
-    }, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    write_report(args.out, "attack/pixel", machine_info(PACKAGES, device), {
+    "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store_path),
+                   "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
+                   "best_val_map": (meta.get("best_val") or {}).get("map")},
+    "settings": {"persons": n, "split": args.split, "pixels": args.pixels, "budget": args.budget,
+                 "surface": "context", "resolution": args.resolution, "targeted": False, "seed": args.seed, "amp": amp and device.type == "cuda",
+                 "peer_cache": args.peer_cache, "tp_repeats": args.tp_repeats, "plan": plan,
+                 "ta_popsize": args.ta_popsize, "ta_inf_batch": args.ta_inf_batch, "art_batch": args.art_batch,
+                 "art": {"es": 1, "th": args.pixels, "max_iter": plan["art"]["max_iter"]},
+                 "scanned_persons": scanned, "person_indices": chosen},
+    "plain_throughput": {str(k): v for k, v in tp_cache.items()},
+    "rows": results,
+    "targets": targets,
+    "notes": {
+        "queries": "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
+                   "clean forward and final check per image; peers: population evaluations, per-generation "
+                   "success callbacks and final checks)",
+        "success": "judged by re-running our model on the returned context view: top-1 != clean top-1; "
+                   "success_uint8 = the same after rounding the view to integers",
+        "efficiency": "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
+                      "mean of a measurement right before and right after that attacker)",
+    },
+    })
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

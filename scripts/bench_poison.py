@@ -95,16 +95,13 @@ baseline (ResNet-18 at 64 px): ~20 ms per poison-step for ours, ~100-130 ms per 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine_info, package_version  # scripts/benchlib.py
+from benchlib import machine_info, package_version, sync, write_report  # scripts/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -114,7 +111,6 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 PACKAGES = ("numpy", "adversarial-robustness-toolbox")  # versions recorded with the figures
-INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")
 TARGET_RATIO = 20.0
 
 
@@ -183,15 +179,6 @@ class CollisionNet(nn.Module):
 
 
 # --------------------------------------------------------------------------- helpers
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``craft``'s feature term: ‖f − t‖² / ‖t‖² per row."""
-    return (features - target).pow(2).sum(1) / target.pow(2).sum(1).clamp_min(1e-12)
-
 
 def change(poisons: dict[str, torch.Tensor], bases: dict[str, torch.Tensor]) -> tuple[float, float]:
     """(largest, mean) |poison − base| over all varied views, pixel units."""
@@ -292,15 +279,15 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.attacks.backdoor import TriggerSpec, choose_poisoned, stamp, trigger_pixels
-    from emotic_mm.attacks.collision import CollisionSettings, image_features
+    from emotic_mm.attacks.backdoor import choose_poisoned, stamp, trigger_pixels
+    from emotic_mm.attacks.collision import CollisionSettings, feature_distance, image_features
     from emotic_mm.checkpoint import load_model
     from emotic_mm.config import configs_dir
     from emotic_mm.data.categories import CATEGORY_INDEX
     from emotic_mm.data.store import Store
     from emotic_mm.stages.common import check_store_fits_model, dataset
-    from emotic_mm.stages.poison import backdoor_view, top1
-    from emotic_mm.training.inference import to_device
+    from emotic_mm.stages.poison import backdoor_view, collision_settings, person_boxes, top1, trigger_spec
+    from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.trainer import select_device
 
     console = Console()
@@ -339,7 +326,7 @@ def main() -> None:
     if len(pool) < n_ours:
         raise SystemExit(f"--poisons {n_ours}: only {len(pool)} training persons carry {args.base!r}")
     base_ids = np.sort(rng.choice(pool, size=n_ours, replace=False))
-    target_batch = to_device({k: v for k, v in test_set.__getitems__([target_id]).items() if k in INPUT_KEYS}, device)
+    target_batch = to_device(model_inputs(test_set.__getitems__([target_id])), device)
     base_batch = train_set.__getitems__(base_ids.tolist())
     bases = {v: base_batch[v].to(device) for v in views}
     target = {v: target_batch[v] for v in views}
@@ -347,8 +334,7 @@ def main() -> None:
     target_feature = image_features(model, target)  # (1, D)
 
     acfg = OmegaConf.load(configs_dir() / "attack" / "poison_collision.yaml")
-    settings = CollisionSettings(beta=float(acfg.beta), epsilon=float(acfg.epsilon), steps=args.steps,
-                                 lr=float(acfg.lr), max_batch=int(acfg.max_batch))
+    settings = collision_settings(OmegaConf.merge(acfg, {"steps": args.steps}))
     scale = 255.0 / args.art_range
     net = CollisionNet(model, views, shapes, target_batch, scale).to(device).eval()
     with torch.no_grad():  # the wrapper's layer is our representation (up to the float rounding of /255·255)
@@ -377,10 +363,10 @@ def main() -> None:
     console.print("[dim]ours again ...[/dim]")
     ours2 = run_ours(model, bases, target_feature, settings, device)
 
-    d_start = distance(image_features(model, bases), target_feature).cpu()
+    d_start = feature_distance(image_features(model, bases), target_feature).cpu()
 
     def judge(poisons: dict[str, torch.Tensor], n: int) -> dict[str, Any]:
-        after = distance(image_features(model, {v: p.to(device) for v, p in poisons.items()}), target_feature).cpu()
+        after = feature_distance(image_features(model, {v: p.to(device) for v, p in poisons.items()}), target_feature).cpu()
         largest, mean = change({v: p.cpu() for v, p in poisons.items()}, {v: b[:n].cpu() for v, b in bases.items()})
         return {"distance_before": float(d_start[:n].mean()), "distance_after": float(after.mean()),
                 "distance_after_per_poison": after.tolist(), "max_pixel_change": largest,
@@ -412,21 +398,15 @@ def main() -> None:
 
     # ---- backdoor: stamping and reading overhead
     bcfg = OmegaConf.load(configs_dir() / "attack" / "poison_backdoor.yaml")
-    t = bcfg.get("trigger", {})
-    spec = TriggerSpec(pixels=int(bcfg.pixels), surface=str(args.surface or bcfg.surface),
-                       pattern=str(t.get("pattern", "block")), position=t.get("position", "bottom_right"),
-                       colour=t.get("colour", "checker"), cell=t.get("cell", "auto"), seed=args.seed)
-    spec.check()
+    spec = trigger_spec(OmegaConf.merge(bcfg, {"surface": args.surface or bcfg.surface}), args.seed)
     view_name = "context" if spec.surface == "scene" else spec.surface
     view_size = int(getattr(train_set.split, view_name).shape[1])
-    trigger = trigger_pixels(spec, view_size, model_cfg.model.image_encoder.input_size.get(view_name))
+    trigger = trigger_pixels(spec, view_size, model.image_encoders[view_name].input_size)
     target_cls = CATEGORY_INDEX[str(bcfg.target)]
     split = train_set.split
 
     def boxes(ids: np.ndarray):
-        if spec.surface != "scene" or split.boxes is None or split.image_sizes is None:
-            return None, None
-        return torch.from_numpy(np.asarray(split.boxes[ids])), torch.from_numpy(np.asarray(split.image_sizes[ids]))
+        return person_boxes(split, ids) if spec.surface == "scene" else (None, None)
 
     n_stamp = min(args.stamp_n, len(train_set))
     stamp_batch = train_set.__getitems__(list(range(n_stamp)))
@@ -512,35 +492,28 @@ def main() -> None:
         mark = "[green]pass[/]" if ratio >= TARGET_RATIO else "[red]fail[/]"
         console.print(f"poisons/s ours / ART: {ratio:.1f}× (>= {TARGET_RATIO:g}) {mark}")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "poison",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "cwd": os.getcwd(),
-        "machine": machine_info(PACKAGES, device),
-        "checkpoint": {"path": str(ckpt), "store": str(store_path), "variant": meta.get("variant"),
-                       "modalities": modalities, "epoch": meta.get("epoch")},
-        "settings": {"poisons": n_ours, "art_poisons": n_art, "steps": args.steps, "views": views,
-                     "base": args.base, "seed": args.seed, "target_index": target_id,
-                     "base_indices": base_ids.tolist(), "representation_dim": int(target_feature.shape[1])},
-        "collision": rows,
-        "ratio_poisons_per_s": ratio,
-        "backdoor": backdoor,
-        "targets": targets,
-        "notes": {
-            "rates": "poisons / wall time of the crafting call (ours: craft, mean of a run before and after ART; "
-                     "ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates",
-            "distance": "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
-                        "returned poisons rounded to uint8 after",
-            "work_per_iteration": "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
-                                  "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
-                                  "at batch 1; parameters frozen for both",
-            "read_ratio": "backdoor_view pass / plain EmoticDataset pass (median of interleaved repeats)",
-        },
-    }, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    write_report(args.out, "poison", machine_info(PACKAGES, device), {
+    "checkpoint": {"path": str(ckpt), "store": str(store_path), "variant": meta.get("variant"),
+                   "modalities": modalities, "epoch": meta.get("epoch")},
+    "settings": {"poisons": n_ours, "art_poisons": n_art, "steps": args.steps, "views": views,
+                 "base": args.base, "seed": args.seed, "target_index": target_id,
+                 "base_indices": base_ids.tolist(), "representation_dim": int(target_feature.shape[1])},
+    "collision": rows,
+    "ratio_poisons_per_s": ratio,
+    "backdoor": backdoor,
+    "targets": targets,
+    "notes": {
+        "rates": "poisons / wall time of the crafting call (ours: craft, mean of a run before and after ART; "
+                 "ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates",
+        "distance": "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
+                    "returned poisons rounded to uint8 after",
+        "work_per_iteration": "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
+                              "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
+                              "at batch 1; parameters frozen for both",
+        "read_ratio": "backdoor_view pass / plain EmoticDataset pass (median of interleaved repeats)",
+    },
+    })
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from benchlib import machine_info  # scripts/benchlib.py
+from benchlib import machine_info, write_report  # scripts/benchlib.py
 
 MARK = "BENCH_PREPARE_RESULT "
 MB = 1024 * 1024
@@ -409,35 +409,28 @@ def main_parent(args: argparse.Namespace) -> None:
         + ("[green]" if flat else "[yellow]" if pixels_flat else "[red]") + verdict
         + f"[/] (flat = increment ratio <= {FLAT_RATIO})")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "prepare/convert_release",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "cwd": os.getcwd(),
-        "machine": machine_info(PACKAGES),
-        "settings": {"small_images": args.small_images, "scale": args.scale, "workers": args.workers,
-                     "tokenizer": "shipped:all-MiniLM-L6-v2", "text_source": "file", "seed": 0,
-                     "sizes": sizes},
-        "rows": rows,
-        "ratios": ratios,
-        "verdict": verdict,
-        "memory_flat": flat,
-        "pixel_path_flat": pixels_flat,
-        "flat_rule": f"increment(large)/increment(small) <= {FLAT_RATIO} (pixel path: the same ratio on "
-                     "the file-backed part of the increment)",
-        "notes": {
-            "worker_peak_mb": "max VmHWM of the decode workers, sampled from /proc every 10 ms",
-            "rusage_children_maxrss_mb": "RUSAGE_CHILDREN; also counts short-lived children forked before "
-                                         "the conversion (e.g. ldconfig run by ctypes.util.find_library "
-                                         "while torch is imported), so not used for the worker column",
-            "phases": "per phase, sum over its calls of (peak RSS during the call - RSS on entry), "
-                      "anon and file-backed separately; other = everything outside the wrapped functions "
-                      "(tokenizer load, description file parse, pool start/shutdown, manifest)",
-        },
-    }, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    write_report(args.out, "prepare/convert_release", machine_info(PACKAGES), {
+    "settings": {"small_images": args.small_images, "scale": args.scale, "workers": args.workers,
+                 "tokenizer": "shipped:all-MiniLM-L6-v2", "text_source": "file", "seed": 0,
+                 "sizes": sizes},
+    "rows": rows,
+    "ratios": ratios,
+    "verdict": verdict,
+    "memory_flat": flat,
+    "pixel_path_flat": pixels_flat,
+    "flat_rule": f"increment(large)/increment(small) <= {FLAT_RATIO} (pixel path: the same ratio on "
+                 "the file-backed part of the increment)",
+    "notes": {
+        "worker_peak_mb": "max VmHWM of the decode workers, sampled from /proc every 10 ms",
+        "rusage_children_maxrss_mb": "RUSAGE_CHILDREN; also counts short-lived children forked before "
+                                     "the conversion (e.g. ldconfig run by ctypes.util.find_library "
+                                     "while torch is imported), so not used for the worker column",
+        "phases": "per phase, sum over its calls of (peak RSS during the call - RSS on entry), "
+                  "anon and file-backed separately; other = everything outside the wrapped functions "
+                  "(tokenizer load, description file parse, pool start/shutdown, manifest)",
+    },
+    })
+    console.print(f"wrote {args.out}")
 
 
 def main() -> None:

@@ -64,7 +64,6 @@ On a GPU, about 2 minutes for both configurations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -73,6 +72,8 @@ import time
 from pathlib import Path
 from typing import Any
 from benchlib import machine_info  # scripts/benchlib.py
+
+from emotic_mm.fsutil import write_json_atomic
 
 GOAL = 0.95
 WINDOW_S_CPU, WINDOW_S_CUDA = 10.0, 4.0  # default length of a timed window
@@ -408,8 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "meets_goal": all(r["meets_goal"] for r in results),
         "total_s": total_s,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(args.out, report)
     log(f"wrote {args.out} ({total_s:.0f} s in all)")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 
@@ -46,3 +47,30 @@ def machine_info(packages: tuple[str, ...], device: Any = None) -> dict[str, Any
                         cudnn=torch.backends.cudnn.version())
     return info
 
+
+
+def sync(device: Any) -> None:
+    """Wait for queued CUDA work, so a timer measures the work and not its launch."""
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def write_report(path: str | os.PathLike, benchmark: str, machine: dict[str, Any], fields: dict[str, Any]) -> None:
+    """The benchmark's JSON: what ran, when, how it was started, on which machine, then its own fields;
+    written next to its final name and renamed into place."""
+    import shlex
+    import sys
+    import time
+
+    from emotic_mm.fsutil import write_json_atomic
+
+    write_json_atomic(Path(path), {
+        "benchmark": benchmark,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "cwd": os.getcwd(),
+        "machine": machine,
+        **fields,
+    })

@@ -27,55 +27,40 @@ def main() -> None:
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
-
-@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
-def prepare(ctx: typer.Context) -> None:
-    """Convert the EMOTIC release (default: the synthetic stand-in) into a prepared store."""
-    from emotic_mm.stages.prepare import main
-
-    run_stage("prepare", main, list(ctx.args))
-
-
-@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
-def train(ctx: typer.Context) -> None:
-    """Train the baseline (separate embeddings) or joint (shared space) image+text model."""
-    from emotic_mm.stages.train import main
-
-    run_stage("train", main, list(ctx.args))
+# command → (module under emotic_mm.stages whose ``main(cfg)`` runs it; its config is configs/<command>.yaml, help)
+STAGES: dict[str, tuple[str, str]] = {
+    "prepare": ("prepare", "Convert the EMOTIC release (default: the synthetic stand-in) into a prepared store."),
+    "train": ("train", "Train the baseline (separate embeddings) or joint (shared space) image+text model."),
+    "eval": ("evaluate", "Evaluate a checkpoint: mAP, VAD error, dominant emotion, F1, retrieval; files in the run dir."),
+    "attack": ("attack", "Few-pixel evasion (batched DE or sparse random search), backdoor or feature-collision "
+                         "poisoning against a checkpoint or a cached clean model."),
+    "report": ("report", "Aggregate attack and poisoning runs (e.g. a multirun folder) into report.md, report.json and plots."),
+    "predict": ("predict", "Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint."),
+}
 
 
-@app.command("eval", context_settings=HYDRA_ARGS, add_help_option=False)
-def evaluate(ctx: typer.Context) -> None:
-    """Evaluate a checkpoint: mAP, VAD error, dominant emotion, F1, retrieval; files in the run dir."""
-    from emotic_mm.stages.evaluate import main
-
-    run_stage("eval", main, list(ctx.args))
-
-
-@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
-def attack(ctx: typer.Context) -> None:
-    """Few-pixel evasion (batched differential evolution or sparse random search) against a checkpoint."""
-    from emotic_mm.stages.attack import main
-
-    run_stage("attack", main, list(ctx.args))
-
-
-@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
-def report(ctx: typer.Context) -> None:
-    """Aggregate attack and poisoning runs (e.g. a multirun folder) into report.md, report.json and plots."""
-    from emotic_mm.stages.report import main
-
-    run_stage("report", main, list(ctx.args))
-
-
-@app.command(context_settings=HYDRA_ARGS, add_help_option=False)
-def predict(ctx: typer.Context) -> None:
-    """Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint."""
-    from emotic_mm.stages.predict import main
-
+def _predict_args(args: list[str]) -> list[str]:
     # `text` names the description-source config group, so Hydra would read text=... as a group choice
-    args = [f"description={a[5:]}" if a.startswith("text=") else a for a in ctx.args]
-    run_stage("predict", main, args)
+    return [f"description={a[5:]}" if a.startswith("text=") else a for a in args]
+
+
+ARGUMENT_REWRITES = {"predict": _predict_args}
+
+
+def _register(command: str, module: str, help_text: str) -> None:
+    """One Typer command that hands its arguments to the stage's Hydra app (imported only when run)."""
+
+    def run(ctx: typer.Context) -> None:
+        import importlib
+
+        main = importlib.import_module(f"emotic_mm.stages.{module}").main
+        run_stage(command, main, ARGUMENT_REWRITES.get(command, list)(list(ctx.args)))
+
+    app.command(command, help=help_text, context_settings=HYDRA_ARGS, add_help_option=False)(run)
+
+
+for _command, (_module, _help) in STAGES.items():
+    _register(_command, _module, _help)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def craft(model: nn.Module, bases: dict[str, torch.Tensor], target_features: tor
                 poisons[k][chunk] = result[0][k]
             losses.append(result[1] * (min(n, start + settings.max_batch) - start))
         with torch.no_grad():
-            final = _distance(model.image_representation(poisons), target_features)
+            final = feature_distance(model.image_representation(poisons), target_features)
         change = torch.stack([(poisons[k] - base[k]).abs().flatten(1).amax(1) for k in poisons]).amax(0)
         return CollisionResult({k: v.round().clamp(0, 255).to(torch.uint8) for k, v in poisons.items()},
                                torch.stack(losses).sum(0) / n, final, change)
@@ -91,7 +91,7 @@ def craft(model: nn.Module, bases: dict[str, torch.Tensor], target_features: tor
         model.train(was_training)
 
 
-def _distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (features - target).pow(2).sum(1) / target.pow(2).sum(1).clamp_min(1e-12)
 
 
@@ -102,7 +102,7 @@ def _craft_chunk(model: nn.Module, base: dict[str, torch.Tensor], target: torch.
     history = []
     for _ in range(s.steps):
         optimizer.zero_grad(set_to_none=True)
-        feature = _distance(model.image_representation(x), target)
+        feature = feature_distance(model.image_representation(x), target)
         closeness = sum(((x[k] - base[k]) / 255.0).pow(2).flatten(1).mean(1) for k in x)
         (feature + s.beta * closeness).sum().backward()
         optimizer.step()

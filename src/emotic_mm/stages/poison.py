@@ -117,7 +117,7 @@ class TriggerEdit:
 
     def __call__(self, batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
         sub = {k: batch[k][hit] for k in ("context", "body", "index") if k in batch}
-        boxes = _boxes(self.split, sub["index"].numpy()) if self.surface == "scene" else (None, None)
+        boxes = person_boxes(self.split, sub["index"].numpy()) if self.surface == "scene" else (None, None)
         stamped = stamp(sub, self.rows, self.surface, *boxes)
         updates = {k: stamped[k] for k in ("context", "body") if k in stamped}
         if self.dirty:
@@ -145,7 +145,8 @@ def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor,
     return PoisonedView(base, poisoned, TriggerEdit(base.split, rows, surface, target, dirty))
 
 
-def _boxes(split: Any, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def person_boxes(split: Any, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stored boxes and image sizes of ``ids`` (what the scene surface maps through), or ``(None, None)``."""
     if split.boxes is None or split.image_sizes is None:
         return None, None
     return torch.from_numpy(np.asarray(split.boxes[ids])), torch.from_numpy(np.asarray(split.image_sizes[ids]))
@@ -183,7 +184,7 @@ def backdoor(cfg: DictConfig) -> dict[str, Any]:
     test = dataset(store, str(a.split), modalities)
     victims = np.flatnonzero(np.asarray(test.split.categories[:])[:, target] == 0)
     def triggered(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        boxes = _boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
+        boxes = person_boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
         return stamp(batch, rows, spec.surface, *boxes)
 
     results = {}
