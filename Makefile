@@ -1,4 +1,4 @@
-# make demo  — create .venv, install, and run the study on the synthetic default
+# make demo  — create .venv, install, prepare the synthetic default, train + evaluate both variants
 # make test  — create .venv if needed and run the test suite
 # make study — the baseline-vs-joint robustness study and its report (SEEDS="0 1" for a spread)
 VENV ?= .venv

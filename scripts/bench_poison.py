@@ -285,8 +285,8 @@ def main() -> None:
     from emotic_mm.config import configs_dir
     from emotic_mm.data.categories import CATEGORY_INDEX
     from emotic_mm.data.store import Store
-    from emotic_mm.stages.common import check_store_fits_model, dataset
-    from emotic_mm.stages.poison import backdoor_view, collision_settings, person_boxes, top1, trigger_spec
+    from emotic_mm.stages.common import check_store_fits_model, dataset, person_boxes
+    from emotic_mm.stages.poison import backdoor_view, collision_settings, top1, trigger_spec
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.trainer import select_device
 

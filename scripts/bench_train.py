@@ -71,7 +71,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from benchlib import machine_info  # scripts/benchlib.py
+from benchlib import machine_info, sync  # scripts/benchlib.py
 
 from emotic_mm.fsutil import write_json_atomic
 
@@ -176,8 +176,6 @@ def memory_stream(batches: list[dict[str, Any]]):
 # --------------------------------------------------------------------------- one configuration
 def run_config(label: str, store: Path, overrides: list[str], args: argparse.Namespace,
                run_dir: Path, log: Any) -> dict[str, Any]:
-    import torch
-
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.data.store import Store
     from emotic_mm.models.factory import build_model, check_model_config
@@ -223,15 +221,11 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     stream.close()
     images_per_step = int(batches[0]["categories"].shape[0])
 
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
     # once per configuration: first-step costs (allocator, autograd graph, oneDNN/cuDNN kernel choice)
     t0 = time.perf_counter()
     if args.warmup:
         trainer._train_epoch(Window(memory_stream(batches), args.warmup), epoch=0)
-    sync()
+    sync(device)
     warmup_s = time.perf_counter() - t0
     log(f"  warm-up: {args.warmup} steps in {warmup_s:.1f} s; windows of "
         + (f"{args.steps} steps" if args.steps else f"~{window_s:g} s ({min_steps}..{max_steps} steps)"))
@@ -258,10 +252,10 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
             else:
                 source = memory_stream(batches)
             window = Window(source, max_steps, window_s, min_steps, accumulate)
-            sync()
+            sync(device)
             t0 = time.perf_counter()
             trainer._train_epoch(window, epoch=r)
-            sync()
+            sync(device)
             seconds = time.perf_counter() - t0
             if mode == "loader" and workers:  # the workers refill their queue now, off the other mode's clock
                 time.sleep(args.settle)

@@ -266,6 +266,25 @@ def test_bad_input_gives_one_clear_line(bad_runs, case):
     assert len(lines) == 1, err
     assert lines[0].startswith("emotic-mm report: error: ") and culprit in lines[0], lines[0]
     assert not [p for p in root.rglob("report*") if p.is_dir() and p.name != "run"]  # no report folder left
+    assert not list(root.rglob(".report.*"))  # and no half-built one
+
+
+def test_a_failure_while_building_leaves_no_report(tmp_path, monkeypatch):
+    """An error after the output folder was started (here: a plot) removes the half-built report."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.report import plots
+    from emotic_mm.stages.report import report
+
+    sweep = make_sweep(tmp_path / "sweep")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr(plots, "success_vs_pixels", broken)
+    with pytest.raises(RuntimeError, match="plotting failed"):
+        report(OmegaConf.create({"runs": str(sweep), "out": None}))
+    assert not (sweep / "report").exists() and not list(sweep.glob(".report.*"))
 
 
 # --------------------------------------------------------------------------- in process

@@ -44,12 +44,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (read from the environment torchrun sets), or a plain process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-import os
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +10,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
+
+from emotic_mm.fsutil import is_main_process
 
 console = Console(stderr=True)
 
@@ -23,8 +24,9 @@ def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[
         TextColumn("[cyan]{task.fields[rate]}"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun one bar, not one per rank
-    with Progress(*columns, console=console, transient=False, disable=not (console.is_terminal and main_rank)) as progress:
+    # under torchrun one bar, not one per rank
+    with Progress(*columns, console=console, transient=False,
+                  disable=not (console.is_terminal and is_main_process())) as progress:
         task = progress.add_task(description, total=total, rate=f"0.0 {unit}/s")
 
         def advance(n: int = 1) -> None:
@@ -33,6 +35,11 @@ def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[
             progress.update(task, rate=f"{speed:.1f} {unit}/s")
 
         yield advance
+
+
+def share_text(rate: float | None, of: int) -> str:
+    """``0.250 of 48``, or a dash when nothing was measured (no person qualified)."""
+    return f"{rate:.3f} of {of}" if rate is not None else f"- (none of {of})"
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.fsutil import is_main_process, write_json_atomic
 
 PACKAGES = ("emotic-mm", "torch", "torchvision", "transformers", "numpy", "scipy", "hydra-core",
             "omegaconf", "torchmetrics", "pillow", "tokenizers")
@@ -58,7 +57,7 @@ def record_run(stage: str, cfg: Any, seed: int | None, run_dir: Path | None = No
     from emotic_mm.fsutil import write_text_atomic
 
     run_dir = Path(run_dir or output_dir())
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the record
+    if not is_main_process():  # under torchrun only rank 0 writes the record
         return run_dir
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     source = git_commit(Path(__file__).resolve().parent)

@@ -80,8 +80,7 @@ def craft(model: nn.Module, bases: dict[str, torch.Tensor], target_features: tor
             for k in poisons:
                 poisons[k][chunk] = result[0][k]
             losses.append(result[1] * (min(n, start + settings.max_batch) - start))
-        with torch.no_grad():
-            final = feature_distance(model.image_representation(poisons), target_features)
+        final = feature_distance(image_features(model, poisons, settings.max_batch), target_features)
         change = torch.stack([(poisons[k] - base[k]).abs().flatten(1).amax(1) for k in poisons]).amax(0)
         return CollisionResult({k: v.round().clamp(0, 255).to(torch.uint8) for k, v in poisons.items()},
                                torch.stack(losses).sum(0) / n, final, change)

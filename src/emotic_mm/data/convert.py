@@ -28,7 +28,7 @@ from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, Imag
                                    open_rgb, person_crop)
 from emotic_mm.data.npy_writer import NpyRowWriter
 from emotic_mm.data.text import Descriptions, PersonMeta, make_describer
-from emotic_mm.data.tokens import load_tokenizer, tokenize
+from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
 from emotic_mm.errors import DataFormatError
 from emotic_mm.fsutil import atomic_dir, write_json_atomic
 from emotic_mm.progress import progress_bar
@@ -45,7 +45,7 @@ class ConvertOptions:
     out_dir: Path
     text_cfg: Any
     tokenizer_name: str
-    max_length: int = 64
+    max_length: int = DEFAULT_MAX_LENGTH
     workers: int = 2
     context_size: int = CONTEXT_SIZE
     body_size: int = BODY_SIZE

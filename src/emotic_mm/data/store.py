@@ -66,6 +66,12 @@ class StoreSplit:
         return list(ast.literal_eval(self.table["Categorical_Labels"].iloc[i]))
 
 
+def read_manifest(store_dir: Path) -> dict[str, Any] | None:
+    """The store's ``manifest.json`` (written last by ``prepare``), or ``None`` for a community folder."""
+    path = Path(store_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class Store:
     """Open a store folder; ``store[split]`` gives a :class:`StoreSplit`."""
 
@@ -73,8 +79,7 @@ class Store:
         self.path = Path(path)
         if not self.path.is_dir():
             raise DataFormatError(f"{self.path}: no prepared store here (data.prepared_dir); run `emotic-mm prepare`")
-        manifest = self.path / "manifest.json"
-        self.manifest: dict[str, Any] | None = json.loads(manifest.read_text()) if manifest.is_file() else None
+        self.manifest: dict[str, Any] | None = read_manifest(self.path)
         present = [s for s in SPLITS if (self.path / f"{s}_context_arr.npy").is_file()]
         if self.manifest is not None:
             self.splits = [s for s in SPLITS if s in self.manifest.get("splits", {})]

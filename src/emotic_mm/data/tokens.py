@@ -30,6 +30,9 @@ def load_tokenizer(name: str):  # -> transformers.PreTrainedTokenizerBase
         raise ConfigError(f"tokenizer.name={name!r}: cannot load a tokenizer ({exc})") from None
 
 
+DEFAULT_MAX_LENGTH = 64  # prepare's tokenizer.max_length default (configs/prepare.yaml)
+
+
 def tokenize(texts: Sequence[str], tokenizer, max_length: int, batch_size: int = 256) -> TokenArrays:
     """Fixed-length token ids and lengths, batched so very large splits stay light."""
     if max_length < 4:

@@ -112,11 +112,15 @@ class JointModel(MultiModalBase):
         self.vad_head = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, 3))
         nn.init.constant_(self.vad_head[-1].bias, 5.5)
 
+    def category_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(26, D) unit vectors of the emotion names in the shared space: the names alone (zero-shot) and
+        with the learned offsets (scoring). One text-encoder pass serves both."""
+        names = self.text_projection(self.text_encoder(self.category_ids, self.category_mask))
+        return F.normalize(names, dim=-1), F.normalize(names + self.category_offsets, dim=-1)
+
     def category_embeddings(self, names_only: bool = False) -> torch.Tensor:
-        """(26, D) unit vectors of the emotion names in the shared space (``names_only``: no offsets)."""
-        feats = self.text_encoder(self.category_ids, self.category_mask)
-        names = self.text_projection(feats)
-        return F.normalize(names if names_only else names + self.category_offsets, dim=-1)
+        """(26, D) unit vectors of the emotion names (``names_only``: without the learned offsets)."""
+        return self.category_vectors()[0 if names_only else 1]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         feats = self.encode(batch)
@@ -136,10 +140,11 @@ class JointModel(MultiModalBase):
         evidence = torch.stack(parts).sum(0)  # sum of unit vectors: each modality adds its similarity
         fused = F.normalize(evidence, dim=-1)
         out["fused_embedding"] = fused
-        out["zero_shot"] = fused @ self.category_embeddings(names_only=True).t()
+        names, categories = self.category_vectors()
+        out["zero_shot"] = fused @ names.t()
         # Scoring with the unnormalised sum keeps each modality's evidence additive: normalising first
         # would let a confident modality dilute the cues only another modality can see.
-        similarity = evidence @ self.category_embeddings().t()
+        similarity = evidence @ categories.t()
         out["logits"] = self.category_scale.exp() * similarity + self.category_bias
         out["vad"] = self.vad_head(fused)
         out["logit_scale"] = self.logit_scale.clamp(max=math.log(100.0)).exp()

@@ -22,10 +22,10 @@ from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
-from emotic_mm.progress import print_table, progress_bar
+from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.stages.clean_model import clean_checkpoint
-from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, person_boxes, warm_text_features
 from emotic_mm.training.distributed import cleanup, gather_to_main, setup_distributed
 from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.trainer import select_device
@@ -72,7 +72,7 @@ def attack(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     a = cfg.attack
     settings = settings_from(a, int(cfg.seed))
     settings.check()
-    if str(a.get("resolution", "stored")) not in ("stored", "model"):
+    if str(a.resolution) not in ("stored", "model"):
         raise ConfigError(f"attack.resolution={a.resolution!r} is not one of stored, model")
     device = select_device(str(cfg.device))
     dist = setup_distributed(device.type)  # under torchrun the persons are sharded across ranks by group
@@ -116,11 +116,10 @@ def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, devic
             ids = indices[g:g + group]
             batch = data.__getitems__(ids)
             inputs = to_device(model_inputs(batch), device)
-            if str(a.get("resolution", "stored")) == "model":
+            if str(a.resolution) == "model":
                 inputs = working_views(model, inputs)
             labels = batch["categories"]
-            boxes = torch.from_numpy(np.asarray(split.boxes[ids])) if split.boxes is not None else None
-            sizes = torch.from_numpy(np.asarray(split.image_sizes[ids])) if split.image_sizes is not None else None
+            boxes, sizes = person_boxes(split, np.asarray(ids))
             engine = PixelAttack(model, settings, device)
             with torch.inference_mode():
                 clean_top1 = engine.logits(inputs).argmax(1).cpu()
@@ -156,7 +155,7 @@ def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, devic
     summary = summarise(table, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
-                    "resolution": str(a.get("resolution", "stored"))})
+                    "resolution": str(a.resolution)})
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(run_dir / "adversarial.npz") as tmp:
@@ -167,15 +166,11 @@ def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, devic
     draw_examples(run_dir / "examples.png", table, clean_views, adversarial, surface, int(a.examples))
     print_table(f"pixel attack · {settings.algorithm} · k={settings.pixels} · {settings.surface} · "
                 f"{'targeted' if settings.targeted else 'untargeted'}", ["metric", "value"],
-                [["success (clean top-1 correct)", _rate(summary["success_rate_correct"], summary["persons_correct"])],
+                [["success (clean top-1 correct)", share_text(summary["success_rate_correct"], summary["persons_correct"])],
                  ["success (all persons)", f"{summary['success_rate_all']:.3f} of {summary['persons']}"],
                  ["median queries to success", summary["median_queries_success"]],
                  ["wall time (s)", f"{summary['wall_seconds']:.1f}"], ["queries/s", f"{summary['queries_per_s']:.0f}"]])
     return summary
-
-
-def _rate(rate: float | None, of: int) -> str:
-    return f"{rate:.3f} of {of}" if rate is not None else f"- (none of {of})"
 
 
 def eval_pixels(text: str) -> list[list[int]]:
@@ -188,7 +183,7 @@ def summarise(table: pd.DataFrame, wall: float, s: PixelAttackSettings, cfg: Any
     return {
         "attack": "pixel", "algorithm": s.algorithm, "pixels": s.pixels, "surface": s.surface,
         "targeted": s.targeted, "target": cfg.attack.target, "budget": s.budget, "population": s.population,
-        "checkpoint": str(cfg.checkpoint), "split": str(cfg.attack.split), "seed": int(cfg.seed),
+        "split": str(cfg.attack.split), "seed": int(cfg.seed),
         "persons": int(len(table)), "persons_correct": int(len(correct)),
         "success_rate_all": float(table["success"].mean()),
         "success_rate_correct": float(correct["success"].mean()) if len(correct) else None,

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,17 +23,14 @@ from emotic_mm.checkpoint import checkpoint_dir, load_config
 
 log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "trainer", "loss", "seed")
-
-
-def has_checkpoint(cfg: Any) -> bool:
-    return cfg.get("checkpoint") not in (None, "", "???")
+RUNTIME_KEYS = ("workers", "threads", "tensorboard", "device")  # trainer keys that do not change the weights
 
 
 def cache_key(cfg: DictConfig) -> str:
     """Hash of what determines the trained weights: model, trainer, loss, seed and the store."""
     settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
                 for k in TRAINING_KEYS}
-    settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in ("workers", "threads", "tensorboard")}
+    settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in RUNTIME_KEYS}
     manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
     settings["store"] = store_fingerprint(manifest) if manifest.exists() else str(manifest.parent)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -59,12 +56,15 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
         value = clean_cfg.get(key)
         if value is not None:
             merged[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    merged["trainer"].update({k: cfg.trainer[k] for k in RUNTIME_KEYS if k in cfg.trainer})  # this machine's
     merged["trainer"]["resume"] = False  # a fresh model, whatever the clean run resumed from
     return OmegaConf.create(merged)
 
 
 def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
+    from emotic_mm.stages.common import has_checkpoint
+
     if has_checkpoint(cfg):
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
         return path, load_config(path)

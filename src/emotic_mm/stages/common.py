@@ -6,11 +6,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from emotic_mm.data.loader import EmoticDataset
-from emotic_mm.data.store import Store
+from emotic_mm.data.store import Store, StoreSplit
 from emotic_mm.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def has_checkpoint(cfg: Any) -> bool:
+    """``checkpoint=`` was given (Hydra's ``???`` and null mean it was not)."""
+    return cfg.get("checkpoint") not in (None, "", "???")
 
 
 def open_store(cfg: Any) -> Store:
@@ -37,8 +45,6 @@ def dataset(store: Store, split: str, modalities: Any) -> EmoticDataset:
 
 def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
     """Compute a frozen text encoder's features for every description up front, in store order."""
-    import torch
-
     text = getattr(model, "text_encoder", None)
     if text is None or not getattr(text, "frozen", False):
         return
@@ -49,3 +55,10 @@ def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
         lengths = torch.from_numpy(ds.split.token_lengths[:].astype("int64"))
         mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
         text.warm(ids, mask)
+
+
+def person_boxes(split: StoreSplit, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stored boxes and image sizes of ``ids`` (what the scene surface maps through), or ``(None, None)``."""
+    if split.boxes is None or split.image_sizes is None:
+        return None, None
+    return torch.from_numpy(np.asarray(split.boxes[ids])), torch.from_numpy(np.asarray(split.image_sizes[ids]))

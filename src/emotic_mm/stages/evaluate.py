@@ -26,7 +26,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.stages.common import check_store_fits_model, dataset, has_checkpoint, open_store, warm_text_features
 from emotic_mm.training.distributed import DistInfo, cleanup, gather_to_main, setup_distributed
 from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
@@ -41,7 +41,7 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(f"split={cfg.split!r} is not one of val, test, train")
-    if cfg.checkpoint in (None, "", "???"):
+    if not has_checkpoint(cfg):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     device = select_device(str(cfg.device))
     dist = setup_distributed(device.type)

@@ -16,6 +16,7 @@ The store on disk is never modified.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -35,10 +36,10 @@ from emotic_mm.data.loader import EmoticDataset
 from emotic_mm.data.poisoned import PoisonedView, replace_rows
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
-from emotic_mm.progress import print_table
+from emotic_mm.progress import print_table, share_text
 from emotic_mm.runinfo import output_dir
 from emotic_mm.stages.clean_model import clean_checkpoint, training_config
-from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.stages.common import check_store_fits_model, dataset, open_store, person_boxes, warm_text_features
 from emotic_mm.training.distributed import DistInfo
 from emotic_mm.training.inference import collect_outputs, model_inputs, to_device
 from emotic_mm.training.metrics import emotion_metrics
@@ -145,13 +146,6 @@ def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor,
     return PoisonedView(base, poisoned, TriggerEdit(base.split, rows, surface, target, dirty))
 
 
-def person_boxes(split: Any, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Stored boxes and image sizes of ``ids`` (what the scene surface maps through), or ``(None, None)``."""
-    if split.boxes is None or split.image_sizes is None:
-        return None, None
-    return torch.from_numpy(np.asarray(split.boxes[ids])), torch.from_numpy(np.asarray(split.image_sizes[ids]))
-
-
 def trigger_spec(a: DictConfig, seed: int) -> TriggerSpec:
     t = a.get("trigger", {})
     spec = TriggerSpec(pixels=int(a.pixels), surface=str(a.surface), pattern=str(t.get("pattern", "block")),
@@ -204,8 +198,8 @@ def backdoor(cfg: DictConfig) -> dict[str, Any]:
     write_json_atomic(run_dir / "summary.json", summary)
     _draw_backdoor(run_dir / "examples.png", test, victims[: int(a.examples)], view_name, triggered,
                    results["poisoned"][2], device)
-    _print(summary, [["ASR (poisoned model)", _share(summary["asr"], summary["triggered_persons"])],
-                     ["ASR (clean model, control)", _share(summary["asr_clean_model"], summary["triggered_persons"])]])
+    _print(summary, [["ASR (poisoned model)", share_text(summary["asr"], summary["triggered_persons"])],
+                     ["ASR (clean model, control)", share_text(summary["asr_clean_model"], summary["triggered_persons"])]])
     return summary
 
 
@@ -259,7 +253,7 @@ def collision(cfg: DictConfig) -> dict[str, Any]:
     view = PoisonedView(train_set, bases, PoisonRows(bases, poisons))
     start_model, overrides = None, None
     if mode != "retrain":
-        start_model = load_model(clean_path, "cpu")[0]
+        start_model = copy.deepcopy(model)  # the clean weights, without reading the checkpoint again
         if mode == "head":  # transfer learning, the Poison Frogs setting: encoders fixed, heads learn
             for enc in start_model.image_encoders.values():
                 enc.frozen = True
@@ -284,16 +278,12 @@ def collision(cfg: DictConfig) -> dict[str, Any]:
                             **{f"poison_{v}": poisons[v].numpy() for v in views})
     write_json_atomic(run_dir / "summary.json", summary)
     _draw_collision(run_dir / "examples.png", base_batch, poisons, target_batch, owner, views[0], int(a.examples))
-    _print(summary, [["targets classified as the base class (poisoned)", _share(summary["target_success_rate"], n_targets)],
+    _print(summary, [["targets classified as the base class (poisoned)", share_text(summary["target_success_rate"], n_targets)],
                      ["feature distance start → end", f"{summary['feature_distance_start']:.3f} → {summary['feature_distance_end']:.3f}"]])
     return summary
 
 
 # ---------------------------------------------------------------------------------------------- output
-def _share(rate: float | None, of: int) -> str:
-    return f"{rate:.3f} of {of}" if rate is not None else f"- (none of {of})"
-
-
 def _print(summary: dict[str, Any], rows: list[list[str]]) -> None:
     c, p = summary["clean"], summary["poisoned"]
     print_table(f"{summary['attack']} · {summary['model']}", ["metric", "value"], [

@@ -11,7 +11,6 @@ input → describe persons without text the way ``prepare`` would → tokenise w
 from __future__ import annotations
 
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +26,19 @@ from emotic_mm.checkpoint import load_config, load_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.images import BODY_SIZE, CONTEXT_SIZE
 from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input
+from emotic_mm.data.store import read_manifest
 from emotic_mm.data.text import SOURCE_CAPTIONER, SOURCE_TEMPLATE, make_describer
-from emotic_mm.data.tokens import load_tokenizer, tokenize
+from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.fsutil import write_json_atomic, write_text_atomic
 from emotic_mm.models.multimodal import IMAGE_MODALITIES
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
+from emotic_mm.stages.common import has_checkpoint
 from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.trainer import select_device
 
 log = logging.getLogger(__name__)
-DEFAULT_MAX_LENGTH = 64  # prepare's tokenizer.max_length default
 VAD_NAMES = ("valence", "arousal", "dominance")
 
 
@@ -81,8 +81,7 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
     reachable (it records what prepare really did), else from the checkpoint's config."""
     data = model_cfg.get("data") or {}
     store = data.get("prepared_dir")
-    manifest_path = Path(str(store)) / "manifest.json" if store else None
-    manifest = json.loads(manifest_path.read_text()) if manifest_path and manifest_path.is_file() else None
+    manifest = read_manifest(Path(str(store))) if store else None
     text_cfg = model_cfg.get("text") or OmegaConf.create({"source": SOURCE_TEMPLATE})
     if manifest is not None:
         sizes = manifest.get("sizes", {})
@@ -91,13 +90,13 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
         prepared_text = (manifest.get("config") or {}).get("text")
         text_cfg = OmegaConf.create(prepared_text) if prepared_text else text_cfg
         source = str(manifest.get("text_source", text_cfg.get("source", SOURCE_TEMPLATE)))
-        origin = f"store manifest {manifest_path}"
+        origin = f"store manifest {Path(str(store)) / 'manifest.json'}"
     else:
         context, body = data.get("context_size", CONTEXT_SIZE), data.get("body_size", BODY_SIZE)
-        stored_length = OmegaConf.select(model_cfg, "tokenizer.max_length", default=None)
+        stored_length = None  # a training config does not record the token length; prepare's default
         source = str(text_cfg.get("source", SOURCE_TEMPLATE))
         origin = "checkpoint config (its store is not reachable here" + (
-            ")" if stored_length or max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
+            ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
     return Preprocessing(
         modalities=[str(m) for m in model_cfg.model.modalities], context_size=int(context), body_size=int(body),
         tokenizer=str(model_cfg.model.text_encoder.name),
@@ -160,7 +159,7 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Score every person of the input; returns what ``predictions.json`` holds."""
     run_dir = Path(run_dir or output_dir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("checkpoint") in (None, "", "???"):
+    if not has_checkpoint(cfg):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     top_k = int(cfg.top_k)
     if not 1 <= top_k <= len(CATEGORIES):
