@@ -165,10 +165,6 @@ class PixelAttack:
         others = logits.scatter(1, label[:, None], float("-inf")).max(1).values
         return others - picked if self.s.targeted else picked - others
 
-    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The model's category logits (fp32), under the engine's precision settings."""
-        return self._forward(batch)
-
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         use_amp = self.s.amp and self.device.type == "cuda"
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
@@ -213,11 +209,12 @@ class PixelAttack:
         return torch.cat([cand[..., :2].floor(), cand[..., 2:].round()], dim=-1).long()
 
     @torch.inference_mode()
-    def run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor,
+    def run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor | None = None,
             boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None) -> PixelAttackResult:
         """Attack every image of ``inputs`` (a model batch dict, on the model's device).
 
-        ``label`` is the class to move away from (untargeted: the clean top-1) or towards (targeted).
+        ``label`` is the class to move away from (untargeted; default: the clean top-1, computed in the
+        engine's own clean pass) or towards (targeted).
         ``boxes``/``image_sizes`` are needed for the ``scene`` surface.
         """
         s = self.s
@@ -233,11 +230,10 @@ class PixelAttack:
         finally:
             self.model.train(was_training)
 
-    def _run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor, surface: str,
+    def _run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor | None, surface: str,
              boxes: torch.Tensor | None, image_sizes: torch.Tensor | None) -> PixelAttackResult:
         s, dev = self.s, self.device
-        n = label.shape[0]
-        _, _, height, width = inputs[surface].shape
+        n, _, height, width = inputs[surface].shape
         affine = None
         if s.surface == "scene":
             if boxes is None or image_sizes is None or "body" not in inputs:
@@ -246,13 +242,13 @@ class PixelAttack:
                 raise ConfigError("attack.surface=scene needs a model with a body stream and stored boxes")
             affine = scene_body_boxes(boxes, image_sizes, width, inputs["body"].shape[-1]).to(dev)
         gen = torch.Generator().manual_seed(int(s.seed))
-        label = label.to(dev)
         if s.cache_unchanged:
             inputs = self._with_cached_features(inputs)
 
         clean_logits = torch.cat([self._forward({k: v[i:i + s.max_batch] for k, v in inputs.items()})
                                   for i in range(0, n, s.max_batch)])
         clean_top1 = clean_logits.argmax(1)
+        label = (clean_top1 if label is None else label).to(dev)
         pop_size = s.population
         queries = torch.zeros(n, dtype=torch.long)
         best = torch.zeros(n, s.pixels, 5)

@@ -110,6 +110,7 @@ def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, devic
     group = int(a.images_per_batch)
     # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
     mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
+    engine = PixelAttack(model, settings, device)  # stateless between groups: each run seeds itself
     with progress_bar(f"attack {settings.algorithm} k={settings.pixels}", total=sum(len(indices[g:g + group]) for g in mine),
                       unit="images") as advance:
         for g in mine:
@@ -120,11 +121,8 @@ def _attack(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, devic
                 inputs = working_views(model, inputs)
             labels = batch["categories"]
             boxes, sizes = person_boxes(split, np.asarray(ids))
-            engine = PixelAttack(model, settings, device)
-            with torch.inference_mode():
-                clean_top1 = engine.logits(inputs).argmax(1).cpu()
-            target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else clean_top1
-            result = engine.run(inputs, target, boxes, sizes)
+            target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
+            result = engine.run(inputs, target, boxes, sizes)  # untargeted: away from its clean top-1
             adv = _adversarial_views(inputs, result.pixels.to(device), settings, boxes, sizes)
             adversarial.append({k: v.cpu().numpy() for k, v in adv.items()})
             clean_views.append({k: inputs[k].cpu().numpy() for k in adv})
