@@ -89,11 +89,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 from benchlib import machine_info, package_version, sync, write_report  # scripts/benchlib.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' support package
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -101,7 +104,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-TOKENIZER = "shipped:all-MiniLM-L6-v2"
 DEMO_CHECKPOINT = Path("outputs/demo/train-baseline/best")
 DEMO_STORE = Path("data/prepared/synthetic_seed0")
 ALL_ATTACKERS = ("ours-de", "ours-de-nocache", "ours-rs", "torchattacks", "art")
@@ -122,35 +124,22 @@ def ensure_checkpoint(args: argparse.Namespace, console: Any) -> tuple[Path, Pat
     work = Path(args.workdir)
     store, run = work / "store", work / "train-baseline"
     if not (store / "manifest.json").is_file():
-        from omegaconf import OmegaConf
+        import shutil
 
-        from emotic_mm.data.convert import ConvertOptions, convert_release
-        from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+        from support.stores import synthetic_store
 
         sizes = [int(v) for v in args.fallback_images.split("/")]
         images = dict(zip(("train", "val", "test"), sizes))
-        raw = work / "raw"
         console.print(f"[dim]no checkpoint given: building a synthetic store {images} in {store} ...[/dim]")
-        if raw.exists():
-            import shutil
-
-            shutil.rmtree(raw)
-        raw.mkdir(parents=True)
-        generate_raw(SyntheticSpec(seed=0, images=images), raw)
-        convert_release(ConvertOptions(
-            raw_dir=raw, out_dir=store, tokenizer_name=TOKENIZER, workers=0,
-            text_cfg=OmegaConf.create({"source": "file", "path": str(raw / "descriptions.jsonl")})))
+        shutil.rmtree(work / "raw", ignore_errors=True)
+        synthetic_store(work, seed=0, images=images, max_length=None)  # work/raw, work/store
     if not (run / "best" / "model.safetensors").is_file():
-        from hydra import compose, initialize_config_dir
-
-        from emotic_mm.config import configs_dir
-        from emotic_mm.stages.train import train
+        from emotic_mm.training.run import train
+        from support.compose import compose_cfg
 
         console.print(f"[dim]training a quick baseline (2 epochs) into {run} ...[/dim]")
-        with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[
-                f"data.prepared_dir={store}", "model=baseline", "trainer.epochs=2", "trainer.workers=0",
-                "trainer.tensorboard=false", f"seed={args.seed}"])
+        cfg = compose_cfg("train", [f"data.prepared_dir={store}", "model=baseline", "trainer.epochs=2",
+                                    "trainer.workers=0", "trainer.tensorboard=false", f"seed={args.seed}"])
         train(cfg, run_dir=run)
     return run / "best", store, "built"
 
@@ -249,7 +238,7 @@ def plain_throughput(model: nn.Module, inputs: dict[str, torch.Tensor], batch_si
 # --------------------------------------------------------------------------- attackers
 def run_ours(key: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tensor,
              settings: Any, device: torch.device, group: int, counter: RowCounter) -> dict[str, Any]:
-    from emotic_mm.attacks.pixel import PixelAttack, paint
+    from emotic_mm.attacks.pixel import PixelAttack
 
     n = clean.shape[0]
     adv_ctx, queries, engine_success = [], [], []
@@ -263,7 +252,7 @@ def run_ours(key: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean:
         result = engine.run(part, clean[g:g + group].to(device))
         sync(device)
         wall += time.perf_counter() - t0
-        adv_ctx.append(paint(part["context"].clone(), result.pixels.to(device)).float().cpu())
+        adv_ctx.append(result.views["context"].float().cpu())
         queries.append(result.queries + 2)  # + the engine's clean forward and final check
         engine_success.append(result.success)
     q = torch.cat(queries)
@@ -427,10 +416,10 @@ def main() -> None:
     from emotic_mm.config import configs_dir
     from emotic_mm.data.categories import CATEGORIES
     from emotic_mm.data.store import Store
-    from emotic_mm.stages.attack import settings_from
-    from emotic_mm.stages.common import check_store_fits_model, dataset, warm_text_features
+    from emotic_mm.recipes.pixel_evasion import settings_from
+    from emotic_mm.data.access import check_store_fits_model, dataset, warm_text_features
     from emotic_mm.training.inference import model_inputs, to_device
-    from emotic_mm.training.trainer import select_device
+    from emotic_mm.training.runtime import select_device
 
     console = Console()
     if not console.is_terminal:
@@ -454,7 +443,7 @@ def main() -> None:
     if store_path is None:
         store_path = Path(str(model_cfg.data.prepared_dir))
     store = Store(store_path)
-    check_store_fits_model(store, model_cfg.model)
+    check_store_fits_model(store, model_cfg)
     data = dataset(store, args.split, modalities)
     warm_text_features(model, [data])
 
@@ -488,7 +477,7 @@ def main() -> None:
     batch = data.__getitems__(chosen)
     inputs = to_device(model_inputs(batch), device)
     if args.resolution == "model":  # attack the picture the encoders see (exact, see stages/attack.py)
-        from emotic_mm.stages.attack import working_views
+        from emotic_mm.recipes.pixel_evasion import working_views
 
         inputs = working_views(model, inputs)
     clean = torch.tensor(clean_list)

@@ -73,7 +73,7 @@ What it measures
          call (median of ``--repeats``), as views/s;
        * reading overhead: one pass of ``__getitems__`` batches (``--read-batch``) over the first
          ``--read-n`` training persons through the plain ``EmoticDataset`` vs through
-         ``stages.poison.backdoor_view`` (a ``PoisonedView``) at the configured poisoning rate and at
+         ``attacks.backdoor.backdoor_view`` (a ``PoisonedView``) at the configured poisoning rate and at
          rate 1 (every row stamped); passes are interleaved and the median of ``--repeats`` is used;
          ratio = poisoned / plain wall time (1.0 = free).
 
@@ -285,10 +285,12 @@ def main() -> None:
     from emotic_mm.config import configs_dir
     from emotic_mm.data.categories import CATEGORY_INDEX
     from emotic_mm.data.store import Store
-    from emotic_mm.stages.common import check_store_fits_model, dataset, person_boxes
-    from emotic_mm.stages.poison import backdoor_view, collision_settings, top1, trigger_spec
+    from emotic_mm.data.access import check_store_fits_model, dataset, person_boxes
+    from emotic_mm.attacks.backdoor import TriggerSpec, backdoor_view
+    from emotic_mm.attacks.collision import CollisionSettings
+    from emotic_mm.training.inference import top1
     from emotic_mm.training.inference import model_inputs, to_device
-    from emotic_mm.training.trainer import select_device
+    from emotic_mm.training.runtime import select_device
 
     console = Console()
     if not console.is_terminal:
@@ -309,7 +311,7 @@ def main() -> None:
     if not views:
         raise SystemExit(f"{ckpt}: no image stream (modalities {modalities})")
     store = Store(store_path)
-    check_store_fits_model(store, model_cfg.model)
+    check_store_fits_model(store, model_cfg)
     train_set, test_set = dataset(store, "train", modalities), dataset(store, "test", modalities)
     if args.base not in CATEGORY_INDEX:
         raise SystemExit(f"--base {args.base!r} is not an EMOTIC category")
@@ -334,7 +336,7 @@ def main() -> None:
     target_feature = image_features(model, target)  # (1, D)
 
     acfg = OmegaConf.load(configs_dir() / "attack" / "poison_collision.yaml")
-    settings = collision_settings(OmegaConf.merge(acfg, {"steps": args.steps}))
+    settings = CollisionSettings.from_config(OmegaConf.merge(acfg, {"steps": args.steps}))
     scale = 255.0 / args.art_range
     net = CollisionNet(model, views, shapes, target_batch, scale).to(device).eval()
     with torch.no_grad():  # the wrapper's layer is our representation (up to the float rounding of /255·255)
@@ -398,7 +400,7 @@ def main() -> None:
 
     # ---- backdoor: stamping and reading overhead
     bcfg = OmegaConf.load(configs_dir() / "attack" / "poison_backdoor.yaml")
-    spec = trigger_spec(OmegaConf.merge(bcfg, {"surface": args.surface or bcfg.surface}), args.seed)
+    spec = TriggerSpec.from_config(OmegaConf.merge(bcfg, {"surface": args.surface or bcfg.surface}), args.seed)
     view_name = "context" if spec.surface == "scene" else spec.surface
     view_size = int(getattr(train_set.split, view_name).shape[1])
     trigger = trigger_pixels(spec, view_size, model.image_encoders[view_name].input_size)

@@ -179,18 +179,19 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.data.store import Store
     from emotic_mm.models.factory import build_model, check_model_config
-    from emotic_mm.stages.common import check_store_fits_model, warm_text_features
+    from emotic_mm.data.access import check_store_fits_model, warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import to_device
     from emotic_mm.training.losses import build_objective
-    from emotic_mm.training.trainer import Trainer, make_loader, seed_everything, select_device
+    from emotic_mm.training.runtime import make_loader, seed_everything, select_device
+    from emotic_mm.training.trainer import Trainer
 
     cfg = compose_config(store, overrides)
     modalities = check_model_config(cfg.model)
-    device = select_device(str(cfg.trainer.device))
+    device = select_device(str(cfg.device))
     seed_everything(int(cfg.seed))
     st = Store(store)
-    check_store_fits_model(st, cfg.model)
+    check_store_fits_model(st, cfg)
     train_set = EmoticDataset(st["train"], modalities)
     batch_size, workers = int(cfg.trainer.batch_size), int(cfg.trainer.workers)
     dist = DistInfo()
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds to idle after each loader window, so its leftover prefetches do not run "
                         "during the next memory window")
-    p.add_argument("--device", default="auto", help="trainer.device (auto = cuda > mps > cpu)")
+    p.add_argument("--device", default="auto", help="device (auto = cuda > mps > cpu)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="extra Hydra override")
     p.add_argument("--no-amp", action="store_true", help="on CUDA, skip the bf16+channels_last configuration")
     p.add_argument("--out", type=Path, default=Path("bench_results/train.json"))
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from emotic_mm.training.trainer import select_device
+    from emotic_mm.training.runtime import select_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"building a synthetic store ({args.train_images} train images) in {tmp_path} ...")
             store, store_build_s = build_synthetic_store(tmp_path / "data", args.train_images)
             log(f"  built in {store_build_s:.1f} s")
-        base = [f"model={args.model}", f"trainer.batch_size={args.batch_size}", f"trainer.device={args.device}",
+        base = [f"model={args.model}", f"trainer.batch_size={args.batch_size}", f"device={args.device}",
                 "trainer.tensorboard=false", *args.override]
         if args.workers is not None:
             base.append(f"trainer.workers={args.workers}")

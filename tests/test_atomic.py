@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 import emotic_mm.data.convert as convert_mod
-from conftest import TOKENIZER, convert
 from emotic_mm.data.store import Store
 from emotic_mm.errors import DataFormatError
+from support.digest import file_digests
+from support.stores import TOKENIZER, convert
 
 
 class Crash(RuntimeError):
     pass
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def _crash_after_train_csv(monkeypatch):
@@ -56,11 +51,11 @@ def test_crash_leaves_no_target(main_raw, tmp_path, monkeypatch):
 def test_crash_keeps_the_previous_store(main_raw, tmp_path, monkeypatch):
     out = tmp_path / "store"
     convert(main_raw, out)
-    before = _snapshot(out)
+    before = file_digests(out)
     _crash_after_train_csv(monkeypatch)
     with pytest.raises(Crash):
         convert(main_raw, out)
-    assert _snapshot(out) == before
+    assert file_digests(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["store"]
     monkeypatch.undo()
     convert(main_raw, out)  # a re-run succeeds
@@ -89,12 +84,12 @@ KILL_SCRIPT = textwrap.dedent("""
 def test_hard_kill_then_rerun_cleans_stale_partials(main_raw, tmp_path):
     out = tmp_path / "store"
     convert(main_raw, out)
-    before = _snapshot(out)
+    before = file_digests(out)
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(main_raw), str(out), TOKENIZER],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 17, proc.stderr
     # the previous complete store is untouched; the killed build is a hidden partial without a manifest
-    assert _snapshot(out) == before
+    assert file_digests(out) == before
     partials = sorted(p for p in tmp_path.iterdir() if p.name != "store")
     assert len(partials) == 1 and partials[0].name.startswith(".store.partial-")
     assert (partials[0] / "train_cat_arr.npy").is_file()  # it got somewhere before dying ...

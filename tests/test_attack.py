@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
-from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings, paint_scene_body, scene_body_boxes
+from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
+from emotic_mm.attacks.surface import context_to_body_affine, paint_through_box
 from emotic_mm.errors import ConfigError
+from support import TINY_MODEL, compose_cfg, run_cli_all
 
-EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
 SIZE = 12
 HOT = (7, 5)  # (x, y): a bright red pixel here flips class 0 → class 1
 
@@ -110,16 +107,16 @@ def test_scene_maps_a_context_pixel_into_the_body_crop():
     # original image 448x224, box x 112..336 (224 wide), y 0..224; context view 224x224 → 1 ctx px = 2x1 original px
     boxes = torch.tensor([[112, 0, 336, 224]])
     sizes = torch.tensor([[448, 224]])
-    affine = scene_body_boxes(boxes, sizes, context_size=224, body_size=128)
+    affine = context_to_body_affine(boxes, sizes, context_size=224, body_size=128)
     body = torch.zeros(1, 3, 128, 128, dtype=torch.uint8)
     cand = torch.tensor([[[84, 112, 255, 0, 0]]])  # ctx x 84 → original 168..170 → body (168-112)*128/224 = 32..33.1
-    paint_scene_body(body, cand, affine)
+    paint_through_box(body, cand, affine)
     red = body[0, 0].nonzero()
     assert sorted(set(red[:, 1].tolist())) == [32, 33]  # x: [32, 33.14) covers body columns 32 and 33
     assert sorted(set(red[:, 0].tolist())) == [64]  # y: 112..113 original → body [64, 64.57)
     outside = torch.tensor([[[10, 10, 255, 0, 0]]])  # left of the box: nothing painted
     body2 = torch.zeros(1, 3, 128, 128, dtype=torch.uint8)
-    paint_scene_body(body2, outside, affine)
+    paint_through_box(body2, outside, affine)
     assert body2.sum() == 0
 
 
@@ -133,13 +130,13 @@ def test_bad_settings_are_clear(kw, message):
 
 
 def test_cli_bad_inputs_one_line(tmp_path):
-    for args, needle in (
+    cases = [
         (["attack.pixels=0", f"checkpoint={tmp_path}"], "attack.pixels=0"),
         ([f"checkpoint={tmp_path / 'missing'}"], "not a checkpoint folder"),
-        (["attack.targeted=true", "attack.target=Joy", f"checkpoint={tmp_path / 'missing'}"], "not a checkpoint folder"),
-    ):
-        proc = subprocess.run([EMOTIC_MM, "attack", *args, f"hydra.run.dir={tmp_path / 'r'}"],
-                              capture_output=True, text=True, timeout=300)
+        (["attack.targeted=true", "attack.target=Joy", f"checkpoint={tmp_path / 'missing'}"], "attack.target='Joy'"),
+    ]
+    procs = run_cli_all([["attack", *args, f"hydra.run.dir={tmp_path / f'r{i}'}"] for i, (args, _) in enumerate(cases)])
+    for proc, (_, needle) in zip(procs, cases, strict=True):
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode != 0 and len(lines) == 1 and needle in lines[0], proc.stderr[-1500:]
 
@@ -147,7 +144,7 @@ def test_cli_bad_inputs_one_line(tmp_path):
 def test_unknown_target_emotion_is_clear():
     from omegaconf import OmegaConf
 
-    from emotic_mm.stages.attack import choose_targets
+    from emotic_mm.recipes.pixel_evasion import choose_targets
 
     with pytest.raises(ConfigError, match="not an EMOTIC category"):
         choose_targets(OmegaConf.create({"target": "Joy"}), torch.zeros(2, 26), 0)
@@ -157,14 +154,9 @@ def test_unknown_target_emotion_is_clear():
 
 def test_cached_unchanged_views_give_the_same_logits():
     """Encoding body and text once (not per query) changes nothing but the cost."""
-    from hydra import compose, initialize_config_dir
-
-    from emotic_mm.config import configs_dir
     from emotic_mm.models.factory import build_model
 
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["model=joint", "model.image_encoder.input_size.context=32",
-                                          "model.image_encoder.input_size.body=32"])
+    cfg = compose_cfg("train", ["model=joint", *TINY_MODEL])
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
     g = torch.Generator().manual_seed(0)
@@ -194,16 +186,11 @@ def test_de_donors_are_distinct_and_not_the_member():
 
 def test_model_resolution_views_are_exact():
     """attack.resolution=model feeds the encoders' own working pictures: same logits as the stored views."""
-    from hydra import compose, initialize_config_dir
-
-    from emotic_mm.config import configs_dir
     from emotic_mm.models.factory import build_model
-    from emotic_mm.stages.attack import working_views
+    from emotic_mm.recipes.pixel_evasion import working_views
 
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["model=baseline", "model.modalities=[context,body]",
-                                          "model.image_encoder.input_size.context=24",
-                                          "model.image_encoder.input_size.body=16"])
+    cfg = compose_cfg("train", ["model=baseline", "model.modalities=[context,body]",
+                                "model.image_encoder.input_size.context=24", "model.image_encoder.input_size.body=16"])
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
     g = torch.Generator().manual_seed(1)

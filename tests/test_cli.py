@@ -9,7 +9,6 @@ not a folder, a descriptions file without a text column) are checked in process 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 import scipy.io
 import yaml
 
-from conftest import EMOTIC_MM, REPO, Img, make_release, person, run_cli
+from support import REPO, run_cli, run_cli_all
+from support.releases import Img, make_release, person
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -92,24 +92,20 @@ CASES = {
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
     """Start every bad-input run at once; results are collected when first needed."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    started = {}
+    runs, roots, expected = [], [], []
     for name, make in CASES.items():
         root = tmp_path_factory.mktemp(name)
         overrides, culprit = make(root)
         prepared = root / "out" / "store"
-        args = [EMOTIC_MM, "prepare", "data=emotic", *overrides, f"data.prepared_dir={prepared}",
+        args = ["prepare", "data=emotic", *overrides, f"data.prepared_dir={prepared}",
                 f"hydra.run.dir={root / 'run'}"]
         if not any(o.startswith("text=") for o in overrides):
             args.append("text=template")
-        proc = subprocess.Popen(args, cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
-        started[name] = (proc, culprit, prepared)
-    results = {}
-    for name, (proc, culprit, prepared) in started.items():
-        out, err = proc.communicate(timeout=180)
-        results[name] = (proc.returncode, out, err, culprit, prepared)
-    return results
+        runs.append(args)
+        roots.append(root)
+        expected.append((name, culprit, prepared))
+    return {name: (proc.returncode, proc.stdout, proc.stderr, culprit, prepared)
+            for (name, culprit, prepared), proc in zip(expected, run_cli_all(runs, roots))}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -5,23 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from emotic_mm.config import configs_dir
+from support import TINY_MODEL, compose_cfg
 
 CONFIGS = configs_dir()
-
-
-def _compose(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides, return_hydra_config=False)
 
 
 @pytest.mark.parametrize("overrides", [
     [], ["data=emotic", "data.raw_dir=/x"], ["text=captioner"], ["text=template"], ["data=emotic", "text=file", "text.path=a.csv"],
 ])
 def test_prepare_configs_compose(overrides):
-    cfg = _compose("prepare", overrides)
+    cfg = compose_cfg("prepare", overrides)
     assert cfg.data.prepared_dir and cfg.tokenizer.name
 
 
@@ -29,40 +24,34 @@ def test_prepare_configs_compose(overrides):
 def test_every_model_config_builds(group_file: Path):
     from emotic_mm.models.factory import build_model
 
-    cfg = _compose("train", [f"model={group_file.stem}", "model.image_encoder.input_size.context=32",
-                             "model.image_encoder.input_size.body=32"])
+    cfg = compose_cfg("train", [f"model={group_file.stem}", *TINY_MODEL])
     model = build_model(cfg.model)
     assert model.variant == group_file.stem
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
 def test_experiment_presets_compose(experiment: str):
-    cfg = _compose("train", [f"experiment={experiment}"])
+    cfg = compose_cfg("train", [f"experiment={experiment}"])
     assert cfg.trainer.epochs > 0
 
 
 def test_eval_config_composes():
-    cfg = _compose("eval", ["checkpoint=/some/run/best"])
+    cfg = compose_cfg("eval", ["checkpoint=/some/run/best"])
     assert cfg.split == "test" and cfg.data.prepared_dir
 
 
 def test_robustness_study_sweeps_existing_cases():
-    cfg = _compose_with_hydra("attack", ["experiment=robustness_study"])
+    cfg = compose_cfg("attack", ["experiment=robustness_study"], hydra=True)
     params = cfg.hydra.sweeper.params
     assert set(params.model.split(",")) == {"baseline", "joint"}
     cases = params.study.split(",")
     assert set(cases) == {p.stem for p in (CONFIGS / "study").glob("*.yaml")}
     names = {}
     for case in cases:
-        composed = _compose("attack", ["experiment=robustness_study", f"study={case}"])
+        composed = compose_cfg("attack", ["experiment=robustness_study", f"study={case}"])
         assert composed.trainer.epochs == 3
         names[case] = composed.attack.name
     assert names["pixel_k3"] == "pixel" and names["backdoor_r10"] == "poison_backdoor"
     assert names["collision"] == "poison_collision"
-    assert _compose("attack", ["study=pixel_k5"]).attack.pixels == 5
-    assert _compose("attack", ["study=backdoor_r10"]).attack.rate == 0.1
-
-
-def _compose_with_hydra(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    assert compose_cfg("attack", ["study=pixel_k5"]).attack.pixels == 5
+    assert compose_cfg("attack", ["study=backdoor_r10"]).attack.rate == 0.1

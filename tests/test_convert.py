@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (BODY, COMMUNITY_COLUMNS, CONTEXT, EXTRA_COLUMNS, MAIN_EXPECTED, MAIN_PERSONS, MAIN_SKIPPED,
-                      convert, expected_views, read_csv_str)
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from support.digest import digest
+from support.main_release import MAIN_EXPECTED, MAIN_PERSONS, MAIN_SKIPPED
+from support.releases import BODY, CONTEXT, Img, expected_views, make_release, person
+from support.stores import COMMUNITY_COLUMNS, EXTRA_COLUMNS, convert, read_csv_str
 
 SPLITS = ("train", "val", "test")
 
@@ -166,10 +167,6 @@ def test_tokens_match_minilm(main_store, tokenizer, split):
                                      "pad_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
 
 
-def _digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_workers_2_gives_the_same_store(main_store, main_raw, tmp_path):
     out0, manifest0 = main_store
     manifest2 = convert(main_raw, tmp_path / "store", workers=2)
@@ -180,7 +177,7 @@ def test_workers_2_gives_the_same_store(main_store, main_raw, tmp_path):
         if name.endswith(".npy"):
             np.testing.assert_array_equal(np.load(out0 / name), np.load(tmp_path / "store" / name), err_msg=name)
         elif name.endswith(".csv"):
-            assert _digest(out0 / name) == _digest(tmp_path / "store" / name), name
+            assert digest(out0 / name) == digest(tmp_path / "store" / name), name
 
 
 def test_reconvert_replaces_an_existing_store(main_raw, tmp_path):
@@ -214,8 +211,6 @@ def test_release_paths_name_what_is_missing(tmp_path):
 
 def test_a_split_with_no_persons(tmp_path):
     """An empty split still gets every array (with 0 rows) and a CSV with the header only."""
-    from conftest import Img, make_release, person
-
     raw = make_release(tmp_path / "raw", {"train": [Img("a.jpg", "mscoco/images", "rgb_jpg",
                                                         [person([1, 1, 20, 20], ["Fear"])])]})
     manifest = convert(raw, tmp_path / "store")

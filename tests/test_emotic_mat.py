@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import Img, convert, expected_views, make_release, person, vperson, write_image
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.emotic_mat import load_annotations
 from emotic_mm.errors import DataFormatError
+from support.releases import Img, expected_views, make_release, person, vperson, write_image
+from support.stores import convert
 
 VAD_FIELDS = [("valence", "O"), ("arousal", "O"), ("dominance", "O")]
 IMAGE_FIELDS = [("filename", "O"), ("folder", "O"), ("image_size", "O"), ("original_database", "O"),

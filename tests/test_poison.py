@@ -3,58 +3,22 @@ run that learns its trigger, feature-collision crafting, and one-line errors."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from emotic_mm.attacks.backdoor import TriggerSpec, choose_poisoned, stamp, trigger_pixels
 from emotic_mm.attacks.collision import CollisionSettings, craft, image_features
-from emotic_mm.config import configs_dir
 from emotic_mm.data.categories import CATEGORY_INDEX
-from emotic_mm.data.convert import ConvertOptions, convert_release
 from emotic_mm.data.loader import EmoticDataset
 from emotic_mm.data.store import Store
-from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.factory import build_model
-from emotic_mm.stages.poison import backdoor_view
-
-EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
-TINY = ["trainer.batch_size=16", "trainer.workers=0", "trainer.tensorboard=false",
-        "model.image_encoder.input_size.context=32", "model.image_encoder.input_size.body=32"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("poison_store")
-    spec = SyntheticSpec(seed=5, images={"train": 60, "val": 16, "test": 24}, min_side=64, max_side=96,
-                         defects_per_split=0)
-    (root / "raw").mkdir()
-    generate_raw(spec, root / "raw")
-    convert_release(ConvertOptions(raw_dir=root / "raw", out_dir=root / "store",
-                                   text_cfg=OmegaConf.create({"source": "file", "path": str(root / "raw" / "descriptions.jsonl")}),
-                                   tokenizer_name="shipped:all-MiniLM-L6-v2", max_length=48, workers=0))
-    return root / "store"
-
-
-def _cfg(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.iterdir()):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
+from emotic_mm.attacks.backdoor import backdoor_view
+from support import TINY_MODEL, TINY_TRAIN, compose_cfg, digest, run_cli_all
 
 
 # --------------------------------------------------------------------------- trigger and stamping
@@ -115,9 +79,9 @@ def test_choose_poisoned_rate_and_variants():
 
 
 @pytest.mark.parametrize("variant", ["dirty", "clean"])
-def test_poisoned_view_edits_only_its_rows(store, variant):
-    before = _digest(store)
-    base = EmoticDataset(Store(store)["train"])
+def test_poisoned_view_edits_only_its_rows(poison_store, variant):
+    before = digest(poison_store)
+    base = EmoticDataset(Store(poison_store)["train"])
     labels = np.asarray(base.split.categories[:])
     target = CATEGORY_INDEX["Engagement"] if variant == "clean" else CATEGORY_INDEX["Fear"]
     chosen = choose_poisoned(labels, 0.25, variant, "Engagement" if variant == "clean" else "Fear", seed=1)
@@ -136,20 +100,21 @@ def test_poisoned_view_edits_only_its_rows(store, variant):
     else:
         assert not lab_diff.any()
     assert torch.equal(clean["body"], poisoned["body"])
-    assert _digest(store) == before  # the store on disk is never modified
+    assert digest(poison_store) == before  # the store on disk is never modified
 
 
 # --------------------------------------------------------------------------- end to end
-def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path, monkeypatch):
+def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatch):
     """Image-only tiny model, a loud 16-cell trigger on a third of the training persons: the poisoned
     model obeys the trigger on held-out persons, the clean model does not."""
-    from emotic_mm.stages.poison import backdoor
+    from emotic_mm.recipes.backdoor import run as backdoor
 
-    before = _digest(store)
-    cfg = _cfg("attack", [f"data.prepared_dir={store}", f"paths.data_dir={tmp_path / 'data'}", "attack=poison_backdoor",
-                          "model.modalities=[context]", "trainer.epochs=6", "loss.discrete=bce", *TINY,
-                          "attack.rate=0.35", "attack.pixels=16", "attack.target=Fear", "attack.trigger.cell=1",
-                          "attack.trigger.colour=[255,0,255]", "attack.trigger.position=center", "attack.examples=2"])
+    before = digest(poison_store)
+    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
+                                 "attack=poison_backdoor", "model.modalities=[context]", "trainer.epochs=6",
+                                 "loss.discrete=bce", *TINY_TRAIN, "attack.rate=0.35", "attack.pixels=16",
+                                 "attack.target=Fear", "attack.trigger.cell=1", "attack.trigger.colour=[255,0,255]",
+                                 "attack.trigger.position=center", "attack.examples=2"])
     run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
     run.mkdir()
     monkeypatch.chdir(run)
@@ -161,12 +126,12 @@ def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path, monkeypatch):
     assert on_disk["asr"] == summary["asr"] and set(on_disk["clean"]) == {"map", "dominant_acc", "vad_mae"}
     assert (run / "examples.png").is_file() and (run / "poisoned_model" / "best" / "model.safetensors").is_file()
     assert not (run / "poisoned_model" / "last").exists()
-    assert _digest(store) == before
+    assert digest(poison_store) == before
     # the clean model was trained once into the cache; asking again reuses it without training
     cached = list((tmp_path / "data" / "models").iterdir())
     assert len(cached) == 1 and (cached[0] / "best" / "model.safetensors").is_file()
     assert summary["checkpoint_clean"] == str(cached[0] / "best")
-    from emotic_mm.stages.clean_model import clean_checkpoint
+    from emotic_mm.training.clean_model import clean_checkpoint
 
     stamp_before = (cached[0] / "best" / "model.safetensors").stat().st_mtime_ns
     assert clean_checkpoint(cfg)[0] == cached[0] / "best"
@@ -175,8 +140,7 @@ def test_tiny_backdoor_run_learns_its_trigger(store, tmp_path, monkeypatch):
 
 
 def test_feature_collision_loss_decreases_within_budget():
-    cfg = _cfg("train", ["model.modalities=[context,body]", "model.image_encoder.input_size.context=32",
-                         "model.image_encoder.input_size.body=32"])
+    cfg = compose_cfg("train", ["model.modalities=[context,body]", *TINY_MODEL])
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
     gen = torch.Generator().manual_seed(0)
@@ -196,12 +160,13 @@ def test_feature_collision_loss_decreases_within_budget():
     assert all(p.requires_grad for p in model.parameters())  # the model is given back as it was
 
 
-def test_collision_stage_runs_end_to_end(store, tmp_path, monkeypatch):
-    from emotic_mm.stages.poison import collision
+def test_collision_stage_runs_end_to_end(poison_store, tmp_path, monkeypatch):
+    from emotic_mm.recipes.collision import run as collision
 
-    cfg = _cfg("attack", [f"data.prepared_dir={store}", f"paths.data_dir={tmp_path / 'data'}", "attack=poison_collision",
-                          "trainer.epochs=1", *TINY, "attack.n_poisons=6", "attack.targets=2", "attack.base=Engagement",
-                          "attack.steps=5", "attack.finetune_epochs=1", "attack.examples=2"])
+    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
+                                 "attack=poison_collision", "trainer.epochs=1", *TINY_TRAIN, "attack.n_poisons=6",
+                                 "attack.targets=2", "attack.base=Engagement", "attack.steps=5",
+                                 "attack.finetune_epochs=1", "attack.examples=2"])
     monkeypatch.chdir(tmp_path)
     summary = collision(cfg)
     assert summary["attack"] == "poison_collision" and summary["targets"] == 2 and summary["n_poisons"] == 6
@@ -220,7 +185,7 @@ def test_collision_stage_runs_end_to_end(store, tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- one-line errors
-@pytest.mark.parametrize("args, message", [
+BAD_INPUTS = [
     (["attack=poison_backdoor", "attack.rate=1.5"], "attack.rate=1.5 must be in (0, 1]"),
     (["attack=poison_backdoor", "attack.rate=0"], "attack.rate=0"),
     (["attack=poison_backdoor", "attack.target=Joy"], "attack.target='Joy' is not an EMOTIC category"),
@@ -229,20 +194,29 @@ def test_collision_stage_runs_end_to_end(store, tmp_path, monkeypatch):
     (["attack=poison_collision", "attack.finetune=some"], "attack.finetune='some'"),
     (["attack=poison_backdoor", "attack.trigger.colour=magenta"], "attack.trigger.colour='magenta'"),
     (["attack=poison_backdoor", "attack.trigger.position=[1]"], "attack.trigger.position=[1]"),
-])
-def test_bad_poison_inputs_are_one_line(store, tmp_path, args, message):
-    ck = tmp_path / "missing"
-    proc = subprocess.run([EMOTIC_MM, "attack", *args, f"data.prepared_dir={store}", f"checkpoint={ck}",
-                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(poison_store: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Every bad-input run at once (separate processes, so their start-ups overlap)."""
+    root = tmp_path_factory.mktemp("bad_poison")
+    return run_cli_all([["attack", *args, f"data.prepared_dir={poison_store}", f"checkpoint={root / 'missing'}",
+                         f"hydra.run.dir={root / f'run{i}'}"] for i, (args, _) in enumerate(BAD_INPUTS)])
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUTS)), ids=[message for _, message in BAD_INPUTS])
+def test_bad_poison_inputs_are_one_line(bad_runs, case):
+    proc, message = bad_runs[case], BAD_INPUTS[case][1]
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
-def test_store_fingerprint_ignores_build_time_not_content(store, tmp_path):
-    from emotic_mm.stages.clean_model import store_fingerprint
+def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path):
+    from emotic_mm.training.clean_model import store_fingerprint
 
-    manifest = json.loads((store / "manifest.json").read_text())
+    manifest = json.loads((poison_store / "manifest.json").read_text())
     rebuilt = dict(manifest, created="2030-01-01T00:00:00+0000", seconds=123.0,
                    sources={k: dict(v, mtime=1.0) for k, v in manifest["sources"].items()})
     changed = json.loads(json.dumps(manifest))

@@ -4,10 +4,7 @@ DataLoader, and every input mistake is one line."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +15,8 @@ from PIL import Image
 
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.errors import EmoticMMError
-from tinyckpt import compose, text_only_checkpoint, tiny_run
-
-EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_run(tmp_path_factory)
+from support import compose_cfg, run_cli
+from support.stores import captioner_cfg
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +33,7 @@ def _predict(tiny_or_ckpt, run_dir: Path, *overrides: str) -> dict:
     from emotic_mm.stages.predict import predict
 
     ckpt = getattr(tiny_or_ckpt, "checkpoint", tiny_or_ckpt)
-    return predict(compose("predict", [f"checkpoint={ckpt}", "device=cpu", *overrides]), run_dir=run_dir)
+    return predict(compose_cfg("predict", [f"checkpoint={ckpt}", "device=cpu", *overrides]), run_dir=run_dir)
 
 
 def _store_persons(tiny) -> pd.DataFrame:
@@ -100,7 +90,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     from emotic_mm.checkpoint import load_model
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.training.inference import collect_outputs
-    from emotic_mm.training.trainer import make_loader
+    from emotic_mm.training.runtime import make_loader
     from emotic_mm.training.distributed import DistInfo
 
     test = persons[persons.split == "test"]
@@ -115,9 +105,8 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
 
 def test_cli_one_image_with_box_and_text(tiny, photo, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.run([EMOTIC_MM, "predict", f"checkpoint={tiny.checkpoint}", f"input={photo}",
-                           "bbox=[-10,5,50,70]", "text=a man holding a trophy", "top_k=3", f"hydra.run.dir={run}"],
-                          capture_output=True, text=True, timeout=300, env=ENV)
+    proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[-10,5,50,70]",
+                    "text=a man holding a trophy", "top_k=3", f"hydra.run.dir={run}"], timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((run / "predictions.json").read_text())
     (r,) = result["predictions"]
@@ -189,8 +178,8 @@ def test_csv_batch_streams_through_the_loader(tiny, photo, tmp_path, monkeypatch
     assert len(table) == 5 and table["dominant"].tolist() == [p["dominant"] for p in preds]
 
 
-def test_text_only_checkpoint_needs_no_picture(tmp_path_factory, tmp_path):
-    ckpt = text_only_checkpoint(tmp_path_factory)
+def test_text_only_checkpoint_needs_no_picture(tiny_text_only, tmp_path):
+    ckpt = tiny_text_only
     csv = tmp_path / "texts.csv"
     csv.write_text("text\nshe jumps up and down after the goal\nhe stares at the floor\n")
     result = _predict(ckpt, tmp_path / "run", f"input={csv}")
@@ -240,9 +229,8 @@ def test_input_mistakes_are_clear(tiny, photo, tmp_path, case, message):
 
 
 def test_cli_error_is_one_line(tiny, photo, tmp_path):
-    proc = subprocess.run([EMOTIC_MM, "predict", f"checkpoint={tiny.checkpoint}", f"input={photo}",
-                           "bbox=[100,70,140,90]", f"hydra.run.dir={tmp_path / 'r'}"],
-                          capture_output=True, text=True, timeout=300, env=ENV)
+    proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[100,70,140,90]",
+                    f"hydra.run.dir={tmp_path / 'r'}"], timeout=300)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert lines[0] == f"emotic-mm predict: error: {photo}: bbox=[100, 70, 140, 90] lies outside the 90x60 image"
@@ -265,8 +253,6 @@ def test_settings_from_the_checkpoint_config_when_its_store_is_gone(tiny):
 
 def test_a_captioner_store_means_captioning_new_photos(tiny_blip, photo):
     """No text + a checkpoint whose store was captioned: the same captioner describes the new photo."""
-    from conftest import captioner_cfg
-
     from emotic_mm.data.photos import Photo, check_photos
     from emotic_mm.stages.predict import Preprocessing, describe_missing
 

@@ -11,10 +11,8 @@ stds and differences are computed here with ``statistics``, independently of pan
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import EMOTIC_MM
+from support import run_cli, run_cli_all
 
 # (model, k) → success_rate_all per seed (0, 1)
 PIXEL = {("baseline", 1): [0.40, 0.50], ("joint", 1): [0.20, 0.22],
@@ -130,9 +128,8 @@ def md_rows(text: str, first_cell: str) -> list[list[str]]:
 def reported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     sweep = make_sweep(tmp / "multirun" / "2026-01-01" / "10-00-00")
-    proc = subprocess.run([EMOTIC_MM, "report", f"runs={sweep}", f"hydra.run.dir={tmp / 'report_run'}"], cwd=str(tmp),
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "300"})  # wide enough that rich wraps no verdict
+    proc = run_cli(["report", f"runs={sweep}", f"hydra.run.dir={tmp / 'report_run'}"], cwd=tmp, timeout=120,
+                   env={"COLUMNS": "300"})  # wide enough that rich wraps no verdict
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep, sweep / "report", proc, tmp
 
@@ -242,19 +239,15 @@ def _lacks_measure(root: Path) -> tuple[list[str], str]:
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
     """Every bad-input run at once (separate processes, so their start-up overlaps)."""
-    started = {}
+    runs, roots, expected = [], [], []
     for name, make in BAD.items():
         root = tmp_path_factory.mktemp(name)
         overrides, culprit = make(root)
-        proc = subprocess.Popen([EMOTIC_MM, "report", *overrides, f"hydra.run.dir={root / 'run'}"], cwd=str(root),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        started[name] = (proc, culprit, root)
-    results = {}
-    for name, (proc, culprit, root) in started.items():
-        out, err = proc.communicate(timeout=120)
-        results[name] = (proc.returncode, out, err, culprit, root)
-    return results
+        runs.append(["report", *overrides, f"hydra.run.dir={root / 'run'}"])
+        roots.append(root)
+        expected.append((name, culprit, root))
+    return {name: (proc.returncode, proc.stdout, proc.stderr, culprit, root)
+            for (name, culprit, root), proc in zip(expected, run_cli_all(runs, roots))}
 
 
 @pytest.mark.parametrize("case", list(BAD))

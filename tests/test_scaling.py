@@ -4,10 +4,8 @@ Hydra launchers (SLURM via submitit composes and validates; joblib runs a real 2
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,21 +13,15 @@ import yaml
 from torch.utils.data import DistributedSampler
 
 from emotic_mm.training.distributed import ShardSampler, shard_bounds
-from tinyckpt import compose, tiny_run
+from support import EMOTIC_MM, compose_cfg
+from support.cli import cli_env
 
-EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
               "-m", "emotic_mm.cli"]  # --standalone: a free port, so parallel test sessions never collide
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_run(tmp_path_factory)
-
-
 def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=ENV)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=cli_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -52,7 +44,7 @@ def test_shard_sampler_scores_every_person_exactly_once(world):
 def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
     from emotic_mm.stages.evaluate import evaluate
 
-    one = evaluate(compose("eval", [f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu"]),
+    one = evaluate(compose_cfg("eval", [f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu"]),
                    run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
           f"hydra.run.dir={tmp_path / 'two'}"])
@@ -69,12 +61,12 @@ def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
 
 # --------------------------------------------------------------------------- torchrun attack
 def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
-    from emotic_mm.stages.attack import attack
+    from emotic_mm.recipes.pixel_evasion import run as attack
 
     over = ["attack=pixel", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
             "attack.persons=null", "attack.images_per_batch=2", "attack.budget=30", "attack.population=10",
             "attack.resolution=model", "attack.examples=2"]
-    one = attack(compose("attack", over), run_dir=tmp_path / "one")
+    one = attack(compose_cfg("attack", over), run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "attack", *over, f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     # 9 persons in groups of 2: rank 0 takes groups 0, 2, 4 (5 persons), rank 1 groups 1, 3 (4 persons)
@@ -95,19 +87,14 @@ def test_slurm_launcher_composes_and_submitit_accepts_it(tmp_path, monkeypatch, 
     """The composed launcher config turned into submitit parameters the way the plugin does it, checked
     by submitit itself, down to the sbatch script (no cluster here: srun's presence is faked)."""
     import submitit
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.utils import instantiate
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
     from omegaconf import OmegaConf
     from submitit.slurm.slurm import _make_sbatch_string
 
-    from emotic_mm.config import configs_dir
-
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu",
-                                                f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+    cfg = compose_cfg("train", [f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu",
+                                f"hydra.sweep.dir={tmp_path}"], hydra=True)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     assert params["_target_"].endswith("SlurmLauncher")
     assert params["gpus_per_node"] == gpus and params["timeout_min"] == timeout and params["partition"] == "gpu"

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import COMMUNITY_COLUMNS, MAIN_EXPECTED
 from emotic_mm.data.store import Store
 from emotic_mm.errors import DataFormatError
+from support.main_release import MAIN_EXPECTED
+from support.stores import COMMUNITY_COLUMNS, convert
 
 SIZES = {"train": 3, "val": 2, "test": 2}
 
@@ -106,8 +107,6 @@ def test_our_store_loads(main_store):
 
 
 def test_our_store_missing_an_array(main_raw, tmp_path):
-    from conftest import convert
-
     convert(main_raw, tmp_path / "s")
     (tmp_path / "s" / "val_context_arr.npy").unlink()
     with pytest.raises(DataFormatError, match="val_context_arr.npy"):

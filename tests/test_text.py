@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (MAIN_EXPECTED, captioner_cfg, convert, label_words, read_csv_str, text_cfg)
 from emotic_mm.data.captioner import person_image
 from emotic_mm.data.text import PersonMeta, template_description
 from emotic_mm.errors import DataFormatError
+from support.main_release import MAIN_EXPECTED
+from support.stores import captioner_cfg, convert, read_csv_str, text_cfg
+from support.text import label_words
 
 # (folder, filename, person or None, text); person None = for every person of the image
 ENTRIES = [

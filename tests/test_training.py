@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,20 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from sklearn.metrics import average_precision_score
 
-from emotic_mm.config import configs_dir
-from emotic_mm.data.convert import ConvertOptions, convert_release
-from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
 from emotic_mm.training.losses import DynamicWeightedLoss, SymmetricInfoNCE, VADLoss
 from emotic_mm.training.metrics import (dominant_accuracy, equal_error_thresholds, per_category_ap,
                                         retrieval_recall, top1_hit_rate, voc_ap)
-
-REPO = Path(__file__).resolve().parents[1]
-EMOTIC_MM = str(Path(sys.executable).parent / "emotic-mm")
+from support import TINY_TRAIN, compose_cfg, run_cli
+from support.cli import cli_env
 
 
 # --------------------------------------------------------------------------- losses
@@ -88,42 +81,27 @@ def test_thresholds_and_retrieval():
 
 
 # --------------------------------------------------------------------------- tiny end-to-end
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train_store")
-    spec = SyntheticSpec(seed=3, images={"train": 48, "val": 16, "test": 16}, min_side=64, max_side=96,
-                         defects_per_split=0)
-    raw = root / "raw"
-    raw.mkdir()
-    generate_raw(spec, raw)
-    convert_release(ConvertOptions(raw_dir=raw, out_dir=root / "store",
-                                   text_cfg=OmegaConf.create({"source": "file", "path": str(raw / "descriptions.jsonl")}),
-                                   tokenizer_name="shipped:all-MiniLM-L6-v2", max_length=48, workers=0))
-    return root / "store"
-
-
-TINY = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.workers=0", "trainer.tensorboard=false",
-        "model.image_encoder.input_size.context=32", "model.image_encoder.input_size.body=32"]
+TINY = [*TINY_TRAIN, "trainer.epochs=2"]
 
 
 def _cfg(name: str, store: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=[f"data.prepared_dir={store}", *overrides])
+    """The ``name`` stage's config on ``store``."""
+    return compose_cfg(name, [f"data.prepared_dir={store}", *overrides])
 
 
 @pytest.mark.parametrize("variant", ["baseline", "joint"])
-def test_train_checkpoint_eval_resume(tiny_store, tmp_path, variant):
+def test_train_checkpoint_eval_resume(train_store, tmp_path, variant):
     from emotic_mm.stages.evaluate import evaluate
-    from emotic_mm.stages.train import train
+    from emotic_mm.training.run import train
 
     run = tmp_path / "run"
-    cfg = _cfg("train", tiny_store, [f"model={variant}", *TINY])
+    cfg = _cfg("train", train_store, [f"model={variant}", *TINY])
     summary = train(cfg, run_dir=run)
     assert (run / "best" / "model.safetensors").is_file() and (run / "last" / "training_state.json").is_file()
     assert summary["epochs_run"] == 2 and 0.0 <= summary["best_val"]["map"] <= 1.0
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3
 
-    ecfg = _cfg("eval", tiny_store, [f"checkpoint={run / 'best'}", "split=test", "workers=0"])
+    ecfg = _cfg("eval", train_store, [f"checkpoint={run / 'best'}", "split=test", "workers=0"])
     metrics = evaluate(ecfg, run_dir=tmp_path / "eval")
     for f in ("metrics.json", "per_category.csv", "predictions.npz", "pr_curves.png"):
         assert (tmp_path / "eval" / f).is_file()
@@ -132,22 +110,22 @@ def test_train_checkpoint_eval_resume(tiny_store, tmp_path, variant):
         assert "retrieval" in metrics and "zero_shot_map" in metrics
 
     # resume from `last` for one more epoch: continues at epoch 3
-    cfg3 = _cfg("train", tiny_store, [f"model={variant}", *TINY, "trainer.epochs=3", "trainer.resume=true"])
+    cfg3 = _cfg("train", train_store, [f"model={variant}", *TINY, "trainer.epochs=3", "trainer.resume=true"])
     resumed = train(cfg3, run_dir=run)
     assert resumed["epochs_run"] == 1
     assert json.loads((run / "last" / "meta.json").read_text())["epoch"] == 2
 
 
-def test_resume_is_exact(tiny_store, tmp_path):
+def test_resume_is_exact(train_store, tmp_path):
     """2 epochs + resume for the 3rd gives the same weights as 3 epochs straight."""
-    from emotic_mm.stages.train import train
+    from emotic_mm.training.run import train
     from safetensors.torch import load_file
 
     base = ["model=baseline", "model.modalities=[body,text]", *TINY]
-    train(_cfg("train", tiny_store, [*base, "trainer.epochs=2", "trainer.scheduler.name=none"]), run_dir=tmp_path / "x")
+    train(_cfg("train", train_store, [*base, "trainer.epochs=2", "trainer/scheduler=none"]), run_dir=tmp_path / "x")
     # same schedule length matters for cosine: use a constant schedule on both sides
-    train(_cfg("train", tiny_store, [*base, "trainer.epochs=3", "trainer.scheduler.name=none"]), run_dir=tmp_path / "s2")
-    train(_cfg("train", tiny_store, [*base, "trainer.epochs=3", "trainer.scheduler.name=none", "trainer.resume=true"]),
+    train(_cfg("train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none"]), run_dir=tmp_path / "s2")
+    train(_cfg("train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none", "trainer.resume=true"]),
           run_dir=tmp_path / "x")
     a = load_file(str(tmp_path / "s2" / "last" / "model.safetensors"))
     b = load_file(str(tmp_path / "x" / "last" / "model.safetensors"))
@@ -156,27 +134,27 @@ def test_resume_is_exact(tiny_store, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
-def test_same_seed_same_metrics(tiny_store, tmp_path):
-    from emotic_mm.stages.train import train
+def test_same_seed_same_metrics(train_store, tmp_path):
+    from emotic_mm.training.run import train
 
     over = ["model=baseline", "model.modalities=[context]", *TINY, "trainer.epochs=1"]
-    a = train(_cfg("train", tiny_store, over), run_dir=tmp_path / "a")["best_val"]
-    b = train(_cfg("train", tiny_store, over), run_dir=tmp_path / "b")["best_val"]
+    a = train(_cfg("train", train_store, over), run_dir=tmp_path / "a")["best_val"]
+    b = train(_cfg("train", train_store, over), run_dir=tmp_path / "b")["best_val"]
     assert a == b
 
 
 @pytest.mark.parametrize("modalities", [["context"], ["text"], ["context", "body"]])
-def test_modality_subsets_build_only_their_encoders(tiny_store, modalities):
+def test_modality_subsets_build_only_their_encoders(train_store, modalities):
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.data.store import Store
     from emotic_mm.data.loader import collate_batch
     from emotic_mm.models.factory import build_model
 
-    cfg = _cfg("train", tiny_store, ["model=baseline", f"model.modalities=[{','.join(modalities)}]", *TINY])
+    cfg = _cfg("train", train_store, ["model=baseline", f"model.modalities=[{','.join(modalities)}]", *TINY])
     model = build_model(cfg.model)
     assert sorted(model.image_encoders.keys()) == sorted(m for m in modalities if m != "text")
     assert (model.text_encoder is not None) == ("text" in modalities)
-    ds = EmoticDataset(Store(tiny_store)["val"], modalities)
+    ds = EmoticDataset(Store(train_store)["val"], modalities)
     batch = collate_batch(ds.__getitems__([0, 1, 2]))
     assert ("context" in batch) == ("context" in modalities) and ("input_ids" in batch) == ("text" in modalities)
     model.eval()
@@ -184,38 +162,35 @@ def test_modality_subsets_build_only_their_encoders(tiny_store, modalities):
     assert out["logits"].shape == (3, 26) and out["vad"].shape == (3, 3)
 
 
-def test_wrong_checkpoint_for_model_is_a_clear_error(tiny_store, tmp_path):
+def test_wrong_checkpoint_for_model_is_a_clear_error(train_store, tiny_text_only):
     from emotic_mm.checkpoint import load_weights
     from emotic_mm.models.factory import build_model
-    from emotic_mm.stages.train import train
 
-    train(_cfg("train", tiny_store, ["model=baseline", "model.modalities=[text]", *TINY, "trainer.epochs=1"]),
-          run_dir=tmp_path / "r")
-    other = build_model(_cfg("train", tiny_store, ["model=joint", *TINY]).model)
+    other = build_model(_cfg("train", train_store, ["model=joint", *TINY]).model)
     with pytest.raises(ConfigError, match="does not fit model joint"):
-        load_weights(other, tmp_path / "r" / "best")
+        load_weights(other, tiny_text_only)
 
 
-def test_eval_cli_missing_checkpoint_one_line(tiny_store, tmp_path):
-    proc = subprocess.run([EMOTIC_MM, "eval", f"checkpoint={tmp_path / 'nope'}", f"data.prepared_dir={tiny_store}",
-                           f"hydra.run.dir={tmp_path / 'e'}"], capture_output=True, text=True, timeout=300)
+def test_eval_cli_missing_checkpoint_one_line(train_store, tmp_path):
+    proc = run_cli(["eval", f"checkpoint={tmp_path / 'nope'}", f"data.prepared_dir={train_store}",
+                    f"hydra.run.dir={tmp_path / 'e'}"], timeout=300)
     assert proc.returncode != 0
     lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and "not a checkpoint folder" in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_ddp_gloo_two_processes_match_one(tiny_store, tmp_path):
+def test_ddp_gloo_two_processes_match_one(train_store, tmp_path):
     """torchrun ×2 on CPU (gloo) reaches the same val metrics as one process with the same global batch."""
-    over = [f"data.prepared_dir={tiny_store}", "model=baseline", "model.modalities=[text]", "model.dropout=0",
-            "loss.discrete=bce", "trainer.epochs=2", "trainer.batch_size=16", "trainer.workers=0",
-            "trainer.tensorboard=false", "trainer.scheduler.name=none", "trainer.early_stopping_patience=0"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([EMOTIC_MM, "train", *over, f"hydra.run.dir={tmp_path / 'one'}"], capture_output=True,
-                         text=True, timeout=600, env=env)
+    over = [f"data.prepared_dir={train_store}", "model=baseline", "model.modalities=[text]", "model.dropout=0",
+            "loss.discrete=bce", "trainer.epochs=2", *TINY_TRAIN, "trainer/scheduler=none",
+            "trainer.early_stopping_patience=0"]
+    env = {"OMP_NUM_THREADS": "1"}
+    one = run_cli(["train", *over, f"hydra.run.dir={tmp_path / 'one'}"], timeout=600, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    # --standalone: a free port, so parallel test sessions never collide
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "emotic_mm.cli", "train", *over, f"hydra.run.dir={tmp_path / 'two'}"],
-                         capture_output=True, text=True, timeout=600, env=env)
+                         capture_output=True, text=True, timeout=600, env=cli_env(env))
     assert two.returncode == 0, two.stderr[-2000:]
     a = json.loads((tmp_path / "one" / "train_summary.json").read_text())
     b = json.loads((tmp_path / "two" / "train_summary.json").read_text())

@@ -5,7 +5,8 @@
   config.yaml              the resolved config the model was built from
   meta.json                epoch, metrics, omitted prefixes, versions
   training_state.safetensors + training_state.json   optimizer/scheduler/RNG state for exact resume
-Loading reads tensors with safetensors and everything else as YAML/JSON, so it never executes code.
+Loading reads tensors with safetensors and everything else as YAML/JSON, so it never executes code;
+a truncated or malformed file is one line naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from emotic_mm.errors import ConfigError, DataFormatError
+from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError
 from emotic_mm.fsutil import atomic_dir
 
 MODEL_FILE = "model.safetensors"
@@ -96,7 +98,8 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
     with atomic_dir(Path(directory)) as tmp:
         save_file(model_state(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None)}
+        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None),
+                     "view_sizes": _store_view_sizes(cfg)}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
         if training_state is not None:
             tensors: dict[str, torch.Tensor] = {}
@@ -104,6 +107,44 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
             save_file(tensors, str(tmp / STATE_TENSORS))
             (tmp / STATE_JSON).write_text(json.dumps(structure))
     return Path(directory)
+
+
+def _store_view_sizes(cfg: DictConfig) -> dict[str, int] | None:
+    """The context/body sizes of the store the model trains on, so a store of other sizes is refused later."""
+    from emotic_mm.data.store import view_sizes
+
+    store = OmegaConf.select(cfg, "data.prepared_dir", default=None)
+    try:
+        return view_sizes(Path(str(store))) if store not in (None, "", "???") and Path(str(store)).is_dir() else None
+    except DataFormatError:
+        return None
+
+
+def trained_view_sizes(path: Path) -> dict[str, int] | None:
+    """``view_sizes`` from a checkpoint's ``meta.json`` (``None`` for checkpoints saved before it was kept)."""
+    sizes = read_meta(checkpoint_dir(path)).get("view_sizes")
+    return {str(k): int(v) for k, v in sizes.items()} if isinstance(sizes, dict) else None
+
+
+def _tensors(file: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a truncated or foreign file is one line naming it."""
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataFormatError(f"{file}: not a readable safetensors file ({exc}); the checkpoint is damaged") from None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    file = Path(path) / META_FILE
+    if not file.is_file():
+        return {}
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{file}: not readable JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataFormatError(f"{file}: expected a JSON object")
+    return meta
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -117,14 +158,26 @@ def checkpoint_dir(path: Path) -> Path:
 
 
 def load_config(path: Path) -> DictConfig:
-    return OmegaConf.load(checkpoint_dir(path) / CONFIG_FILE)  # type: ignore[return-value]
+    """The resolved config a checkpoint was trained with; one line when it is not a config of ours."""
+    import yaml
+    from omegaconf.errors import OmegaConfBaseException
+
+    file = checkpoint_dir(path) / CONFIG_FILE
+    try:
+        cfg = OmegaConf.load(file)
+    except (yaml.YAMLError, OmegaConfBaseException, OSError, ValueError, TypeError) as exc:
+        raise DataFormatError(f"{file}: not a readable config ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+    model = cfg.get("model") if isinstance(cfg, DictConfig) else None
+    if not isinstance(model, DictConfig) or "name" not in model or "modalities" not in model:
+        raise DataFormatError(f"{file}: not a training config (expected a model block with name and modalities)")
+    return cfg  # type: ignore[return-value]
 
 
 def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     """Load weights into ``model``; a checkpoint of another architecture is a clear error."""
     path = checkpoint_dir(path)
-    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
-    state = load_file(str(path / MODEL_FILE))
+    meta = read_meta(path)
+    state = _tensors(path / MODEL_FILE)
     expected = model_state(model)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -142,15 +195,28 @@ def load_training_state(path: Path) -> dict[str, Any]:
     path = checkpoint_dir(path)
     if not (path / STATE_JSON).is_file():
         raise DataFormatError(f"{path}: no training state to resume from ({STATE_JSON} missing)")
-    tensors = load_file(str(path / STATE_TENSORS))
-    return _join_state(json.loads((path / STATE_JSON).read_text()), tensors)
+    tensors = _tensors(path / STATE_TENSORS)
+    try:
+        structure = json.loads((path / STATE_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{path / STATE_JSON}: not readable JSON ({exc})") from None
+    try:
+        return _join_state(structure, tensors)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(f"{path / STATE_JSON}: does not match {STATE_TENSORS} ({exc!r})") from None
 
 
 def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, DictConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained as and load its weights."""
     from emotic_mm.models.factory import build_model
 
+    from omegaconf.errors import OmegaConfBaseException
+
     cfg = load_config(path)
-    model = build_model(cfg.model)
+    try:
+        model = build_model(cfg.model)
+    except (EmoticMMError, OmegaConfBaseException, KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(f"{checkpoint_dir(path) / CONFIG_FILE}: cannot build the model it describes "
+                              f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None
     meta = load_weights(model, path)
     return model.to(map_location), cfg, meta

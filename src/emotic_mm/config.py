@@ -58,3 +58,63 @@ def run_stage(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> 
 
     sys.argv = [f"emotic-mm {config_name}", *argv]
     hydra.main(version_base="1.3", config_path=str(configs_dir()), config_name=config_name)(guarded)()
+
+
+def instantiate_config(node: Any, key: str, **runtime: Any) -> Any:
+    """Build the object a config block describes with ``_target_`` (Hydra's ``instantiate``), adding the
+    ``runtime`` arguments only the caller knows (parameters, optimizer, steps per epoch, ...).
+
+    The one convention for config → object: a user swaps in ``torch.optim.SGD`` or their own class from
+    a config file. Nested blocks reach the target as plain containers, not as objects of their own.
+    Problems are one line naming the block.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig
+
+    from emotic_mm.errors import ConfigError
+
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{key} needs a _target_ (the class or function that builds it); "
+                          f"a config saved before _target_ existed must be re-made from the current configs")
+    try:
+        return instantiate(node, _recursive_=False, _convert_="all", **runtime)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"{key} (_target_={node._target_}): {message}") from None
+
+
+def whole_number(value: Any, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int, refusing what is not a whole number (``2.5``, ``"abc"``, ``true``) or is out of
+    range: one line naming ``key``. Used by every config block's validation, so none truncates silently."""
+    from emotic_mm.errors import ConfigError
+
+    number = value
+    if isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ConfigError(f"{key}={value!r} must be a whole number")
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{key}={number} must be >= {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{key}={number} must be <= {maximum}")
+    return number
+
+
+def real_number(value: Any, key: str, minimum: float | None = None, maximum: float | None = None,
+                exclusive_minimum: bool = False) -> float:
+    """``value`` as a finite float in range, or one line naming ``key``."""
+    import math
+
+    from emotic_mm.errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} must be a finite number")
+    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
+        raise ConfigError(f"{key}={value!r} must be {'>' if exclusive_minimum else '>='} {minimum:g}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key}={value!r} must be <= {maximum:g}")
+    return float(value)

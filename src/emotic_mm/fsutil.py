@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from emotic_mm.errors import ConfigError
 
 
 def partial_siblings(final: Path) -> list[Path]:
@@ -41,7 +43,56 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(tmp, final)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file (or link) that the caller agreed to replace: no hidden .old-* left behind
+            old.unlink(missing_ok=True)
+
+
+def describe_path(path: Path) -> str:
+    """What is at ``path``, in a few words, for a message that refuses to replace it."""
+    path = Path(path)
+    if path.is_symlink():
+        return f"a link to {os.readlink(path)}"
+    if path.is_file():
+        return f"a file ({path.stat().st_size} bytes)"
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:3]) + (f", ... ({len(names)} entries)" if len(names) > 3 else "")
+        return f"a folder holding {shown}" if names else "an empty folder"
+    return "something that is neither a file nor a folder"
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_replaceable(path: Path, *, key: str, ours: Callable[[Path], bool], what_ours: str,
+                      protect: Iterable[Path] = (), overwrite: bool = False) -> None:
+    """The one rule for every path a user names as an output: never lose their data.
+
+    ``path`` may be replaced when nothing is there, when it is an empty folder, or when ``ours(path)``
+    says an earlier run of ours wrote it (``what_ours`` says how that is recognised, for the message).
+    Anything else needs ``overwrite=true``. Even then, ``path`` may never be one of ``protect`` (the
+    inputs of the run: the raw release, a descriptions file, the runs being reported, the run dir) nor
+    a folder holding one of them. Raises :class:`ConfigError` naming ``key``, the path and what is there.
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    for guarded in protect:
+        guarded_resolved = Path(guarded).resolve()
+        if _within(guarded_resolved, resolved):
+            same = "is" if guarded_resolved == resolved else "holds"
+            raise ConfigError(f"{key}={path} {same} {guarded}, which this run reads or runs in; it is never replaced "
+                              f"(not even with overwrite=true) — choose another folder")
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if ours(path) or overwrite:
+        return
+    raise ConfigError(f"{key}={path} is {describe_path(path)}, not {what_ours}; pass overwrite=true to "
+                      f"replace it, or choose another path")
 
 
 def is_main_process() -> bool:

@@ -21,14 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from emotic_mm.attacks.pixel import paint, paint_scene_body, scene_body_boxes
+from emotic_mm.attacks.surface import check_surface, paint_surface, scene_affine
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.data.loader import EmoticDataset
+from emotic_mm.data.poisoned import PoisonedView, replace_rows
+from emotic_mm.errors import ConfigError
 
 PATTERNS = ("block", "random")
 POSITIONS = ("bottom_right", "bottom_left", "top_right", "top_left", "center")
 VARIANTS = ("dirty", "clean")
-SURFACES = ("context", "body", "scene")
 
 
 @dataclass
@@ -43,13 +46,24 @@ class TriggerSpec:
     cell: Any = "auto"  # stored pixels per trigger pixel; auto = one pixel of the model's working view
     seed: int = 0
 
-    def check(self) -> None:
-        from emotic_mm.errors import ConfigError
+    @classmethod
+    def from_config(cls, a: Any, seed: int) -> "TriggerSpec":
+        """The trigger of an ``attack=poison_backdoor`` block, validated."""
+        t = a.get("trigger", {})
 
-        if self.pixels <= 0:
-            raise ConfigError(f"attack.pixels={self.pixels} must be >= 1")
-        if self.surface not in SURFACES:
-            raise ConfigError(f"attack.surface={self.surface!r} is not one of {', '.join(SURFACES)}")
+        def plain(value: Any) -> Any:
+            return OmegaConf.to_object(value) if OmegaConf.is_list(value) else value
+
+        spec = cls(pixels=a.pixels, surface=str(a.surface), pattern=str(t.get("pattern", "block")),
+                   position=plain(t.get("position", "bottom_right")), colour=plain(t.get("colour", "checker")),
+                   cell=t.get("cell", "auto"), seed=seed)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if not _ints([self.pixels], 1, 1, None):
+            raise ConfigError(f"attack.pixels={self.pixels!r} must be a whole number >= 1")
+        check_surface(self.surface)
         if self.pattern not in PATTERNS:
             raise ConfigError(f"attack.trigger.pattern={self.pattern!r} is not one of {', '.join(PATTERNS)}")
         if isinstance(self.position, str) and self.position not in POSITIONS or \
@@ -93,9 +107,16 @@ def exact_cell(view_size: int, working_size: int) -> int:
 
 
 def trigger_pixels(spec: TriggerSpec, view_size: int, working_size: int | None = None) -> torch.Tensor:
-    """The trigger as (x, y, r, g, b) rows in the stored view's pixel grid, (k · cell², 5) long."""
+    """The trigger as (x, y, r, g, b) rows in the stored view's pixel grid, (k · cell², 5) long.
+
+    A trigger that does not fit the view as asked (more cells than the grid has, or a position that
+    would push cells off the view) is refused rather than squeezed, so the summary's pixel count holds.
+    """
     cell = cell_size(spec, view_size, working_size)
     grid = view_size // cell
+    if spec.pixels > grid * grid:
+        raise ConfigError(f"attack.pixels={spec.pixels}: a {view_size}-px view holds only {grid * grid} trigger "
+                          f"cells of {cell} px (attack.trigger.cell={spec.cell})")
     gen = np.random.default_rng(spec.seed)
     if spec.pattern == "random":
         flat = gen.choice(grid * grid, size=min(spec.pixels, grid * grid), replace=False)
@@ -111,7 +132,10 @@ def trigger_pixels(spec: TriggerSpec, view_size: int, working_size: int | None =
                    "bottom_right": (grid - span[0] - margin, grid - span[1] - margin),
                    "center": ((grid - span[0]) // 2, (grid - span[1]) // 2)}
         x0, y0 = anchors[spec.position] if isinstance(spec.position, str) else (int(spec.position[0]), int(spec.position[1]))
-        cells = np.clip(cells + np.array([x0, y0]), 0, grid - 1)
+        if x0 < 0 or y0 < 0 or x0 + span[0] > grid or y0 + span[1] > grid:
+            raise ConfigError(f"attack.trigger.position={spec.position!r}: a {span[0]}x{span[1]}-cell trigger does not "
+                              f"fit the {grid}x{grid}-cell grid of the {view_size}-px view (cells of {cell} px)")
+        cells = cells + np.array([x0, y0])
     colours = _colours(spec, len(cells), gen)
     rows = []
     for (cx, cy), rgb in zip(cells.tolist(), colours.tolist()):
@@ -131,26 +155,16 @@ def _colours(spec: TriggerSpec, n: int, gen: np.random.Generator) -> np.ndarray:
 
 def stamp(batch: dict[str, torch.Tensor], rows: torch.Tensor, surface: str,
           boxes: torch.Tensor | None = None, sizes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """A copy of ``batch`` with the trigger ``rows`` painted on every image of the surface view."""
-    out = dict(batch)
-    view = "context" if surface == "scene" else surface
-    cand = rows.to(batch[view].device)[None].expand(batch[view].shape[0], -1, -1)
-    out[view] = paint(batch[view].clone(), cand)
-    if surface == "scene" and "body" in batch:
-        if boxes is None or sizes is None:
-            from emotic_mm.errors import DataFormatError
-
-            raise DataFormatError("the scene surface needs the store's boxes and image sizes (re-run prepare)")
-        affine = scene_body_boxes(boxes, sizes, batch["context"].shape[-1], batch["body"].shape[-1]).to(cand.device)
-        out["body"] = paint_scene_body(batch["body"].clone(), cand, affine)
-    return out
+    """A copy of ``batch`` with the trigger ``rows`` painted on every image of the surface (the body crop
+    too for ``scene``, through each person's box)."""
+    n = next(iter(batch.values())).shape[0]
+    affine = scene_affine(batch, boxes, sizes) if surface == "scene" else None
+    return paint_surface(batch, rows[None].expand(n, -1, -1), surface, affine)
 
 
 def choose_poisoned(labels: np.ndarray, rate: float, variant: str, target: str, seed: int) -> np.ndarray:
     """Indices of the training persons that get the trigger: ``rate`` of all persons, drawn among
     those without the target (dirty label) or among those that already carry it (clean label)."""
-    from emotic_mm.errors import ConfigError
-
     check_poisoning(rate, variant, target)
     has_target = labels[:, CATEGORY_INDEX[target]] > 0
     pool = np.flatnonzero(has_target if variant == "clean" else ~has_target)
@@ -162,11 +176,41 @@ def choose_poisoned(labels: np.ndarray, rate: float, variant: str, target: str, 
 
 def check_poisoning(rate: float, variant: str, target: str) -> None:
     """One clear line for a rate outside (0, 1], an unknown variant or an unknown target emotion."""
-    from emotic_mm.errors import ConfigError
-
     if not 0.0 < rate <= 1.0:
         raise ConfigError(f"attack.rate={rate:g} must be in (0, 1]")
     if variant not in VARIANTS:
         raise ConfigError(f"attack.variant={variant!r} is not one of {', '.join(VARIANTS)}")
     if target not in CATEGORY_INDEX:
         raise ConfigError(f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
+
+
+def triggered_victims(labels: np.ndarray, target: str) -> np.ndarray:
+    """The persons whose attack success counts: those that do not carry the target emotion."""
+    return np.flatnonzero(labels[:, CATEGORY_INDEX[target]] == 0)
+
+
+class TriggerEdit:
+    """Stamp the trigger on the poisoned rows of a batch (and add the target label for dirty label).
+    A class rather than a closure so DataLoader workers can pickle it under the spawn start method."""
+
+    def __init__(self, split: Any, rows: torch.Tensor, surface: str, target: int, dirty: bool) -> None:
+        self.split, self.rows, self.surface, self.target, self.dirty = split, rows, surface, target, dirty
+
+    def __call__(self, batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
+        from emotic_mm.data.access import person_boxes
+
+        sub = {k: batch[k][hit] for k in ("context", "body", "index") if k in batch}
+        boxes = person_boxes(self.split, sub["index"].numpy()) if self.surface == "scene" else (None, None)
+        stamped = stamp(sub, self.rows, self.surface, *boxes)
+        updates = {k: stamped[k] for k in ("context", "body") if k in stamped}
+        if self.dirty:
+            labels = batch["categories"][hit].clone()
+            labels[:, self.target] = 1.0
+            updates["categories"] = labels
+        return replace_rows(batch, hit, updates)
+
+
+def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor, surface: str,
+                  target: int, dirty: bool) -> PoisonedView:
+    """The train split as the poisoned model sees it: trigger on the chosen persons (+ target label)."""
+    return PoisonedView(base, poisoned, TriggerEdit(base.split, rows, surface, target, dirty))

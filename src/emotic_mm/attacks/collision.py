@@ -18,11 +18,18 @@ step, which keeps the step size meaningful in both variants' feature scales.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.data.poisoned import replace_rows
+from emotic_mm.errors import ConfigError
+
 IMAGE_VIEWS = ("context", "body")
+FINETUNE = ("head", "all", "retrain")
 
 
 @dataclass
@@ -33,9 +40,14 @@ class CollisionSettings:
     lr: float = 2.0  # Adam step, pixel units
     max_batch: int = 64  # poisons per forward/backward pass
 
-    def check(self) -> None:
-        from emotic_mm.errors import ConfigError
+    @classmethod
+    def from_config(cls, a: Any) -> "CollisionSettings":
+        s = cls(beta=float(a.beta), epsilon=float(a.epsilon), steps=int(a.steps), lr=float(a.lr),
+                max_batch=int(a.max_batch))
+        s.check()
+        return s
 
+    def check(self) -> None:
         if self.epsilon <= 0 or self.epsilon > 255:
             raise ConfigError(f"attack.epsilon={self.epsilon} must be in (0, 255]")
         if self.steps < 1:
@@ -110,3 +122,54 @@ def _craft_chunk(model: nn.Module, base: dict[str, torch.Tensor], target: torch.
                 x[k].copy_(torch.maximum(torch.minimum(x[k], base[k] + s.epsilon), base[k] - s.epsilon).clamp_(0, 255))
         history.append(feature.detach().mean())
     return {k: v.detach() for k, v in x.items()}, torch.stack(history)
+
+
+@dataclass
+class CollisionPlan:
+    """Who is poisoned and aimed at: the ``attack=poison_collision`` block's choices, validated."""
+
+    base: str              # the class the targets should be pushed into
+    n_poisons: int
+    targets: int
+    finetune: str          # head | all | retrain
+
+    @classmethod
+    def from_config(cls, a: Any) -> "CollisionPlan":
+        plan = cls(base=str(a.base), n_poisons=a.n_poisons, targets=a.targets, finetune=str(a.finetune))
+        if plan.finetune not in FINETUNE:
+            raise ConfigError(f"attack.finetune={plan.finetune!r} is not one of {', '.join(FINETUNE)}")
+        if plan.base not in CATEGORY_INDEX:
+            raise ConfigError(f"attack.base={plan.base!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
+        counts = (plan.n_poisons, plan.targets)
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts) or not 1 <= plan.targets <= plan.n_poisons:
+            raise ConfigError(f"attack.n_poisons={plan.n_poisons}, attack.targets={plan.targets}: "
+                              "need whole numbers with 1 <= targets <= n_poisons")
+        return plan
+
+    def choose(self, test_labels: np.ndarray, test_top1: np.ndarray, train_labels: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(targets, bases, owner): targets among test persons without the base class that the clean
+        model does not already call base (``test_top1``: its top-1 of every test person); bases among
+        training persons labelled with it; poison ``i`` aims at target ``owner[i]``."""
+        base_class = CATEGORY_INDEX[self.base]
+        candidates = np.flatnonzero((test_labels[:, base_class] == 0) & (test_top1 != base_class))
+        if len(candidates) < self.targets:
+            raise ConfigError(f"attack.targets={self.targets}: only {len(candidates)} test persons qualify")
+        targets = np.sort(rng.choice(candidates, size=self.targets, replace=False))
+        pool = np.flatnonzero(train_labels[:, base_class] > 0)
+        if len(pool) < self.n_poisons:
+            raise ConfigError(f"attack.n_poisons={self.n_poisons}: only {len(pool)} training persons carry {self.base!r}")
+        bases = np.sort(rng.choice(pool, size=self.n_poisons, replace=False))
+        return targets, bases, np.arange(self.n_poisons) % self.targets
+
+
+class PoisonRows:
+    """Replace the base rows of a batch by their crafted poisons (labels untouched)."""
+
+    def __init__(self, bases: np.ndarray, poisons: dict[str, torch.Tensor]) -> None:
+        self.position = {int(i): p for p, i in enumerate(bases)}
+        self.poisons = poisons
+
+    def __call__(self, batch: dict[str, torch.Tensor], hit: torch.Tensor) -> dict[str, torch.Tensor]:
+        which = torch.tensor([self.position[int(i)] for i in batch["index"][hit]])
+        return replace_rows(batch, hit, {v: p[which] for v, p in self.poisons.items()})

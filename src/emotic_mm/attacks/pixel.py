@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-SURFACES = ("context", "body", "scene")
+from emotic_mm.attacks.surface import check_surface, paint_surface, painted_view, scene_affine, touched_views
+from emotic_mm.errors import ConfigError
+
 ALGORITHMS = ("de", "rs")
+CANDIDATE_BYTES = 2 * 1024**3  # the largest candidate tensor (images × population × k × 5 floats) allowed
 
 
 @dataclass
@@ -54,12 +56,9 @@ class PixelAttackSettings:
     cache_unchanged: bool = True  # encode the views the attack never changes once, not per query
 
     def check(self) -> None:
-        from emotic_mm.errors import ConfigError
-
         if self.pixels <= 0:
             raise ConfigError(f"attack.pixels={self.pixels} must be >= 1")
-        if self.surface not in SURFACES:
-            raise ConfigError(f"attack.surface={self.surface!r} is not one of {', '.join(SURFACES)}")
+        check_surface(self.surface)
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"attack.algorithm={self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
         if self.population < (4 if self.algorithm == "de" else 1):
@@ -72,7 +71,8 @@ class PixelAttackSettings:
 
 @dataclass
 class PixelAttackResult:
-    """Per image: success, queries used, best candidate (k, 5), margins and top-1 before/after."""
+    """Per image: success, queries used, best candidate (k, 5), margins, top-1 before/after, and the
+    adversarial views themselves (every view the surface touches, painted with ``pixels``)."""
 
     success: torch.Tensor  # (N,) bool
     queries: torch.Tensor  # (N,) int64
@@ -82,49 +82,10 @@ class PixelAttackResult:
     adv_top1: torch.Tensor  # (N,)
     clean_confidence: torch.Tensor  # (N,) sigmoid score of the clean top-1 on the clean input
     adv_confidence: torch.Tensor  # (N,) sigmoid score of the adversarial top-1 on the adversarial input
-    extra: dict[str, Any] = field(default_factory=dict)
+    views: dict[str, torch.Tensor]  # view name → (N, 3, H, W) adversarial pictures, on the inputs' device
 
 
-# --------------------------------------------------------------------------- painting pixels
-def scene_body_boxes(boxes: torch.Tensor, image_sizes: torch.Tensor, context_size: int, body_size: int
-                     ) -> torch.Tensor:
-    """Affine map context-view pixel → body-crop pixels: (N, 4) = (sx, ox, sy, oy) with
-    body_x = (ctx_x * W / C - x1) * B / (x2 - x1), likewise for y."""
-    x1, y1, x2, y2 = boxes.float().unbind(-1)
-    w, h = image_sizes.float().unbind(-1)
-    sx = (w / context_size) * body_size / (x2 - x1).clamp_min(1)
-    sy = (h / context_size) * body_size / (y2 - y1).clamp_min(1)
-    ox = -x1 * body_size / (x2 - x1).clamp_min(1)
-    oy = -y1 * body_size / (y2 - y1).clamp_min(1)
-    return torch.stack([sx, ox, sy, oy], dim=-1)
-
-
-def paint(images: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    """Write k pixels per image in place: images (B, 3, H, W), cand (B, k, 5) long (x, y, r, g, b)."""
-    b = torch.arange(images.shape[0], device=images.device)[:, None].expand(-1, cand.shape[1])
-    images[b, :, cand[..., 1], cand[..., 0]] = cand[..., 2:5].to(images.dtype)
-    return images
-
-
-def paint_scene_body(bodies: torch.Tensor, cand: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-    """Paint each context pixel's footprint onto the body crop in place (rectangles via masks)."""
-    size_y, size_x = bodies.shape[-2:]
-    gx = torch.arange(size_x, device=bodies.device, dtype=torch.float32)
-    gy = torch.arange(size_y, device=bodies.device, dtype=torch.float32)
-    sx, ox, sy, oy = (affine[:, i:i + 1] for i in range(4))  # (B, 1)
-    for j in range(cand.shape[1]):  # k is a handful of pixels; images and candidates stay batched
-        x = cand[:, j, 0:1].float()
-        y = cand[:, j, 1:2].float()
-        bx0, bx1 = torch.floor(x * sx + ox), torch.ceil((x + 1) * sx + ox)
-        by0, by1 = torch.floor(y * sy + oy), torch.ceil((y + 1) * sy + oy)
-        in_x = (gx[None, :] >= bx0) & (gx[None, :] < bx1)  # (B, W)
-        in_y = (gy[None, :] >= by0) & (gy[None, :] < by1)  # (B, H)
-        mask = (in_y[:, :, None] & in_x[:, None, :])[:, None]  # (B, 1, H, W)
-        colour = cand[:, j, 2:5].to(bodies.dtype)[:, :, None, None]
-        bodies.copy_(torch.where(mask, colour, bodies))
-    return bodies
-
-
+# --------------------------------------------------------------------------- search helpers
 def distinct_donors(m: int, p: int, gen: torch.Generator) -> torch.Tensor:
     """(m, p, 3) member indices, distinct from each other and from the member itself (DE/rand/1).
 
@@ -158,6 +119,19 @@ class PixelAttack:
         self.s = settings
         self.device = device or next(model.parameters()).device
 
+    def check_fits(self, images: int, height: int, width: int) -> None:
+        """Bound memory from the settings before allocating: k within the surface, and the populations
+        of ``images`` images within :data:`CANDIDATE_BYTES`."""
+        s = self.s
+        if s.pixels > height * width:
+            raise ConfigError(f"attack.pixels={s.pixels} exceeds the {height}x{width} = {height * width} pixels "
+                              f"of the {painted_view(s.surface)} view it paints")
+        needed = images * s.population * s.pixels * 5 * 4
+        if needed > CANDIDATE_BYTES:
+            raise ConfigError(f"attack.pixels={s.pixels} x attack.population={s.population} x {images} images needs "
+                              f"{needed / 1024**3:.1f} GiB of candidates (limit {CANDIDATE_BYTES / 1024**3:.0f} GiB); "
+                              "lower attack.images_per_batch or attack.population")
+
     # ---------------------------------------------------------------- fitness
     def _margins(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """Fitness to minimise: < 0 means success."""
@@ -175,14 +149,11 @@ class PixelAttack:
                  label: torch.Tensor, affine: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Margins and logits of candidates ``cand`` (M, k, 5) applied to images ``owner`` (M,), chunked."""
         margins, logits_all = [], []
-        surface = "context" if self.s.surface == "scene" else self.s.surface
         for start in range(0, cand.shape[0], self.s.max_batch):
             idx = owner[start:start + self.s.max_batch]
             c = cand[start:start + self.s.max_batch]
             batch = {k: v[idx] for k, v in inputs.items()}  # advanced indexing copies: safe to paint in place
-            paint(batch[surface], c)
-            if self.s.surface == "scene" and "body" in batch:
-                paint_scene_body(batch["body"], c, affine[idx])
+            batch = paint_surface(batch, c, self.s.surface, None if affine is None else affine[idx], in_place=True)
             logits = self._forward(batch)
             margins.append(self._margins(logits, label[idx]))
             logits_all.append(logits)
@@ -217,12 +188,9 @@ class PixelAttack:
         engine's own clean pass) or towards (targeted).
         ``boxes``/``image_sizes`` are needed for the ``scene`` surface.
         """
-        s = self.s
-        surface = "context" if s.surface == "scene" else s.surface
+        surface = painted_view(self.s.surface)
         if surface not in inputs:
-            from emotic_mm.errors import ConfigError
-
-            raise ConfigError(f"attack.surface={s.surface!r}: the model has no {surface!r} input")
+            raise ConfigError(f"attack.surface={self.s.surface!r}: the model has no {surface!r} input")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -234,13 +202,13 @@ class PixelAttack:
              boxes: torch.Tensor | None, image_sizes: torch.Tensor | None) -> PixelAttackResult:
         s, dev = self.s, self.device
         n, _, height, width = inputs[surface].shape
+        self.check_fits(n, height, width)
         affine = None
         if s.surface == "scene":
-            if boxes is None or image_sizes is None or "body" not in inputs:
-                from emotic_mm.errors import ConfigError
-
-                raise ConfigError("attack.surface=scene needs a model with a body stream and stored boxes")
-            affine = scene_body_boxes(boxes, image_sizes, width, inputs["body"].shape[-1]).to(dev)
+            if "body" not in inputs:
+                raise ConfigError("attack.surface=scene needs a model with a body stream (use context)")
+            affine = scene_affine(inputs, boxes, image_sizes).to(dev)
+        raw_views = {v: inputs[v] for v in touched_views(s.surface) if v in inputs}
         gen = torch.Generator().manual_seed(int(s.seed))
         if s.cache_unchanged:
             inputs = self._with_cached_features(inputs)
@@ -282,11 +250,13 @@ class PixelAttack:
         best_px = self._to_pixels(best)
         adv_logits = self.evaluate(inputs, torch.arange(n, device=dev), best_px.to(dev), label, affine)[1]
         adv_top1 = adv_logits.argmax(1)
+        views = paint_surface(raw_views, best_px, s.surface, affine)
         return PixelAttackResult(
             success=success, queries=queries, pixels=best_px, margin=best_margin,
             clean_top1=clean_top1.cpu(), adv_top1=adv_top1.cpu(),
             clean_confidence=torch.sigmoid(clean_logits).gather(1, clean_top1[:, None]).squeeze(1).cpu(),
             adv_confidence=torch.sigmoid(adv_logits).gather(1, adv_top1[:, None]).squeeze(1).cpu(),
+            views=views,
         )
 
     def _with_cached_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -299,7 +269,7 @@ class PixelAttack:
         modalities = getattr(self.model, "modalities", None)
         if encode is None or modalities is None:
             return inputs
-        changed = {"context", "body"} if self.s.surface == "scene" else {self.s.surface}
+        changed = touched_views(self.s.surface)
         fixed = [m for m in modalities if m not in changed]
         if not fixed:
             return inputs

@@ -5,12 +5,20 @@ resizes in ``workers`` processes (a bounded window of images in flight), streams
 preallocated ``.npy`` memory maps, then writes labels, VAD, annotator votes, descriptions, token ids,
 the community converter's CSV, and ``manifest.json`` last. Everything is built in a hidden sibling
 folder and renamed into place at the end, so an interrupted run never leaves a folder that looks
-complete.
+complete. The folder it replaces must be a store of ours (or empty, or ``overwrite``), never the
+release itself; decode workers die with their parent, so a killed ``prepare`` leaves no processes.
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
+import logging
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -24,19 +32,22 @@ import pandas as pd
 
 from emotic_mm.data import emotic_mat as em
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES
-from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, context_view,
-                                   open_rgb, person_crop)
+from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, ImageTooLargeError,
+                                   UnsupportedImageError, context_view, is_constant, open_rgb, person_crop)
 from emotic_mm.data.npy_writer import NpyRowWriter
 from emotic_mm.data.text import Descriptions, PersonMeta, make_describer
 from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
-from emotic_mm.errors import DataFormatError
-from emotic_mm.fsutil import atomic_dir, write_json_atomic
+from emotic_mm.errors import ConfigError, DataFormatError
+from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
 from emotic_mm.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 STORE_FORMAT = "emotic-mm-store"
 STORE_VERSION = 1
 COMMUNITY_COLUMNS = ("Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
                      "Continuous_Labels", "Gender", "Age")
+MAX_VIEW_SIZE = 4096  # a view side beyond this is a typo, not a store (224 x 224 is the release's)
 
 
 @dataclass
@@ -51,6 +62,8 @@ class ConvertOptions:
     body_size: int = BODY_SIZE
     window_per_worker: int = 8
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False  # replace out_dir even when it is not a store of ours (never the release)
+    protect: list[Path] = field(default_factory=list)  # more paths out_dir may not be or hold (run dir)
 
 
 @dataclass
@@ -63,9 +76,48 @@ class KeptPerson:
 class SplitResult:
     kept: list[KeptPerson]
     skipped: Counter
+    constant: int = 0  # kept persons whose context view is a single colour
 
 
 # --------------------------------------------------------------------------- checks
+def is_store_of_ours(path: Path) -> bool:
+    """A folder ``prepare`` wrote: its ``manifest.json`` parses and names our store format."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text()).get("format") == STORE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_view_sizes(context_size: Any, body_size: Any) -> tuple[int, int]:
+    """``data.context_size`` and ``data.body_size`` as ints in 1..MAX_VIEW_SIZE, or one line naming the key."""
+    sizes = []
+    for key, value in (("data.context_size", context_size), ("data.body_size", body_size)):
+        try:
+            size = int(value)
+            ok = float(value) == size
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or not 1 <= size <= MAX_VIEW_SIZE:
+            raise ConfigError(f"{key}={value!r} must be a whole number of pixels between 1 and {MAX_VIEW_SIZE}")
+        sizes.append(size)
+    return sizes[0], sizes[1]
+
+
+def check_out_dir(opts: ConvertOptions) -> None:
+    """``opts.out_dir`` may be replaced: a store of ours, an empty folder, nothing, or ``overwrite``;
+    never the release, the descriptions file, or a folder holding either."""
+    raw = Path(opts.raw_dir)  # the release, and its two parts (replacing either destroys it too)
+    protect = [raw, raw / "emotic", raw / "Annotations" / "Annotations.mat", *opts.protect]
+    if str(opts.text_cfg.get("source")) == "file" and opts.text_cfg.get("path"):
+        protect.append(Path(str(opts.text_cfg.path)))
+    check_replaceable(Path(opts.out_dir), key="data.prepared_dir", ours=is_store_of_ours,
+                      what_ours="a store written by prepare (no manifest.json of ours)", protect=protect,
+                      overwrite=opts.overwrite)
+
+
 def release_paths(raw_dir: Path) -> tuple[Path, Path]:
     """The annotation file and the images folder of a release; raises naming what is missing."""
     raw_dir = Path(raw_dir)
@@ -88,6 +140,10 @@ def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[f
         image = open_rgb(Path(path))
     except FileNotFoundError:
         return em.SKIP_MISSING_IMAGE, []
+    except ImageTooLargeError:
+        return em.SKIP_TOO_LARGE, []
+    except UnsupportedImageError:
+        return em.SKIP_UNSUPPORTED, []
     except ImageDecodeError:
         return em.SKIP_UNDECODABLE, []
     context = context_view(image, context_size)
@@ -104,11 +160,40 @@ def _decode_task(args: tuple) -> tuple[Any, list[Any]]:
     return decode_image(*args)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when ``parent`` dies, even by kill -9 (no cleanup runs
+    there), so a killed ``prepare`` leaves no decode workers — and, once they are gone, no
+    multiprocessing resource tracker either (it exits when the last process holding its pipe does).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Elsewhere, and
+    as a second guard, a daemon thread polls the parent pid once a second.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def decode_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Decode workers, started with ``spawn`` so they never inherit torch's threads from the parent."""
+    """Decode workers, started with ``spawn`` so they never inherit torch's threads from the parent,
+    and bound to die with it (:func:`die_with_parent`)."""
     if workers <= 0:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _ordered_results(tasks: Sequence[tuple], pool: ProcessPoolExecutor | None, window: int
@@ -152,10 +237,16 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
     kept: list[KeptPerson] = []
     window = max(1, opts.workers) * opts.window_per_worker
     advance(len(persons) - capacity)  # label-filtered persons count as processed
-    for group, (context, bodies) in zip(groups, _ordered_results(tasks, pool, window)):
+    constant = 0
+    for group, task, (context, bodies) in zip(groups, tasks, _ordered_results(tasks, pool, window)):
         if isinstance(context, str):
             skipped[context] += len(group)
+            if context != em.SKIP_MISSING_IMAGE:  # missing files are many in some releases; counted only
+                log.warning("%s: %d person(s) skipped (%s)", task[0], len(group), context)
         else:
+            if is_constant(context):
+                constant += len(group)
+                log.warning("%s: the picture is a single colour; its %d person(s) are kept", task[0], len(group))
             for person, body in zip(group, bodies):
                 if isinstance(body, str):
                     skipped[body] += 1
@@ -166,7 +257,7 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
         advance(len(group))
     context_w.close()
     body_w.close()
-    return SplitResult(kept, skipped)
+    return SplitResult(kept, skipped, constant)
 
 
 def _label_arrays(split: str, kept: Sequence[KeptPerson], out: Path) -> None:
@@ -222,9 +313,48 @@ def _file_stat(path: Path) -> dict[str, Any]:
     return {"path": str(path), "size": st.st_size, "mtime": st.st_mtime}
 
 
+def split_warnings(split_info: dict[str, Any]) -> list[str]:
+    """What makes a split useless for training or scoring: no persons, or categories never positive
+    (their AP is undefined). Recorded in the manifest's ``warnings``; ``train`` decides what to refuse."""
+    out = []
+    for split, info in split_info.items():
+        if info["kept"] == 0:
+            out.append(f"{split}: no persons kept (of {info['persons']} annotated)")
+        elif info["categories_without_positives"]:
+            missing = info["categories_without_positives"]
+            out.append(f"{split}: {len(missing)} of {NUM_CATEGORIES} categories have no positive person "
+                       f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+        if info.get("constant_pictures"):
+            out.append(f"{split}: {info['constant_pictures']} person(s) come from single-colour pictures")
+    return out
+
+
 # --------------------------------------------------------------------------- the recipe
 def convert_release(opts: ConvertOptions) -> dict[str, Any]:
-    """Convert a release folder into a store at ``opts.out_dir``; returns the manifest."""
+    """Convert a release folder into a store at ``opts.out_dir``; returns the manifest.
+
+    An output folder that cannot be written (read-only, full, over a file-size limit) stops with one
+    line naming it; the previous store, if any, is left as it was.
+    """
+    check_out_dir(opts)
+    check_view_sizes(opts.context_size, opts.body_size)
+    try:
+        return _convert(opts)
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else None
+        inputs = [Path(opts.raw_dir)] + ([Path(str(opts.text_cfg.path))] if opts.text_cfg.get("path") else [])
+        if where is not None and any(_inside(where, i) for i in inputs):  # images are handled per person
+            raise DataFormatError(f"{where}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError(f"data.prepared_dir={opts.out_dir}: cannot write the store "
+                          f"({exc.strerror or exc}{f': {where}' if where else ''})") from None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _convert(opts: ConvertOptions) -> dict[str, Any]:
     started = time.time()
     mat_path, images_dir = release_paths(opts.raw_dir)
     annotations = em.load_annotations(mat_path)
@@ -253,10 +383,17 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
             split_info[split] = {
                 "persons": len(annotations[split]),
                 "kept": len(res.kept),
-                "skipped": {r: int(res.skipped.get(r, 0)) for r in em.SKIP_REASONS},
+                "skipped": {r: int(res.skipped.get(r, 0)) for r in em.SKIP_REASONS
+                            if r in em.RELEASE_SKIP_REASONS or res.skipped.get(r)},
                 "descriptions": texts.counts,
                 "label_counts": {c: int(sum(c in k.person.categories for k in res.kept)) for c in CATEGORIES},
+                "constant_pictures": res.constant,
             }
+            split_info[split]["categories_without_positives"] = [
+                c for c, n in split_info[split]["label_counts"].items() if n == 0]
+        warnings = split_warnings(split_info)
+        for line in warnings:
+            log.warning("%s", line)
         sources = {"annotations": _file_stat(mat_path)}
         if str(opts.text_cfg.source) == "file":
             sources["descriptions"] = _file_stat(Path(str(opts.text_cfg.path)))
@@ -273,6 +410,7 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
                           "pad_id": tokens.pad_id, "vocab_size": tokens.vocab_size},
             "text_source": str(opts.text_cfg.source),
             "splits": split_info,
+            "warnings": warnings,
             **opts.extra_manifest,
         }
         write_json_atomic(tmp / "manifest.json", manifest)  # last: its presence marks a complete store

@@ -5,8 +5,9 @@ The nesting is the one ``scipy.io.loadmat`` returns for the EMOTIC "PAMI version
 persons. Fields are read by name, and every value is unwrapped whatever its (1, 1) or squeezed shape,
 so files saved with other ``savemat``/``loadmat`` options read the same.
 
-The reader decides the label-based skip reasons (no category, NaN VAD, unknown category); the image
-based ones (missing file, undecodable, empty crop) are decided where the pixels are read.
+The reader decides the label-based skip reasons (no category, NaN VAD, VAD outside 1-10 or infinite,
+unknown category, a NaN box coordinate); the image based ones (missing file, undecodable, too large,
+unsupported value range, empty crop) are decided where the pixels are read.
 """
 
 from __future__ import annotations
@@ -39,10 +40,18 @@ SKIP_UNKNOWN_CATEGORY = "unknown_category"
 SKIP_MISSING_IMAGE = "missing_image"
 SKIP_UNDECODABLE = "undecodable_image"
 SKIP_EMPTY_CROP = "empty_crop"
-SKIP_REASONS: tuple[str, ...] = (
+SKIP_VAD_RANGE = "vad_out_of_range"  # finite or infinite values outside the release's 1-10 scale
+SKIP_NAN_BOX = "nan_box"
+SKIP_TOO_LARGE = "too_large"  # more pixels than Pillow's decompression-bomb limit
+SKIP_UNSUPPORTED = "unsupported_image"  # decodes, but its values have no known 8-bit scale
+# the reasons of the release's own conventions, always listed in a manifest (zeros included) ...
+RELEASE_SKIP_REASONS: tuple[str, ...] = (
     SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, SKIP_EMPTY_CROP, SKIP_NO_CATEGORY, SKIP_NAN_VAD,
     SKIP_UNKNOWN_CATEGORY,
 )
+# ... and every reason, the later ones (bad values the release itself never has) listed where they occur
+SKIP_REASONS: tuple[str, ...] = (*RELEASE_SKIP_REASONS, SKIP_VAD_RANGE, SKIP_NAN_BOX, SKIP_TOO_LARGE, SKIP_UNSUPPORTED)
+VAD_RANGE = (1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,10 @@ def _read_person(
         skip = SKIP_UNKNOWN_CATEGORY
     elif any(math.isnan(v) for v in vad):
         skip = SKIP_NAN_VAD
+    elif any(not VAD_RANGE[0] <= v <= VAD_RANGE[1] for v in vad):
+        skip = SKIP_VAD_RANGE
+    elif np.isnan(bbox_values).any():
+        skip = SKIP_NAN_BOX
     votes = None
     if per_annotator is not None and skip is None:
         counts = [0] * NUM_CATEGORIES

@@ -1,13 +1,15 @@
 """Pixel preprocessing shared by ``prepare`` and ``predict``: one function, so both see the same arrays.
 
 Semantics follow the community converter (see ``shared/EMOTIC_FORMAT.md``): read as RGB (grayscale and
-palette images converted), clamp the box to the annotated image size and truncate to int, context = the
+palette images converted; 16-bit and float pictures scaled from their own range, never clipped into a
+constant picture), clamp the box to the annotated image size and truncate to int, context = the
 whole image resized, body = the clamped crop resized, both with bilinear interpolation. PIL is used
 directly rather than torchvision so that decode workers never import torch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,21 +28,69 @@ class EmptyCropError(Exception):
     """The clamped box has no area, so there is no body crop."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """The picture has more pixels than Pillow's decompression-bomb limit allows."""
+
+
+class UnsupportedImageError(ImageDecodeError):
+    """The picture decodes, but its values have no known scale to 8 bits (e.g. floats outside 0-255)."""
+
+
+# Modes whose values are not 8-bit: Pillow's convert("RGB") clips them to 0-255, which turns a 16-bit
+# picture (0-65535) into an almost uniform white one and a float picture in 0-1 into a black one.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _to_8bit(image: Image.Image, path: Path) -> Image.Image:
+    """A wide-mode picture (see ``WIDE_MODES``) as 8-bit grayscale, scaled from its own value range.
+
+    16-bit integers (I;16*, and I holding 0-65535, as 16-bit PNG/TIFF decode) map 65535 → 255; floats
+    in 0-1 map 1.0 → 255, floats in 0-255 are kept. Anything else has no scale we could justify.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise UnsupportedImageError(f"{path}: mode {image.mode} picture with non-finite values")
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+        scaled = values / 257.0
+    elif image.mode == "F" and low >= 0 and high <= 1.0:
+        scaled = values * 255.0
+    elif image.mode == "F" and low >= 0 and high <= 255.0:
+        scaled = values
+    else:
+        raise UnsupportedImageError(f"{path}: mode {image.mode} values in [{low:g}, {high:g}] have no known "
+                                    f"8-bit scale (expected 0-65535 for integers, 0-1 or 0-255 for floats)")
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
 def open_rgb(path: Path) -> Image.Image:
-    """Decode an image file as 8-bit RGB; raises FileNotFoundError or ImageDecodeError."""
+    """Decode an image file as 8-bit RGB; raises FileNotFoundError, ImageTooLargeError or ImageDecodeError."""
     try:
         with Image.open(path) as image:
             image.load()
+            if image.mode in WIDE_MODES:
+                return _to_8bit(image, Path(path)).convert("RGB")
             return image.convert("RGB")
     except FileNotFoundError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{path}: {exc}") from None
+    except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"{path}: {exc}") from None
 
 
+def is_constant(view: np.ndarray) -> bool:
+    """Every pixel has the same value: nothing left to learn from (said in prepare's manifest and log)."""
+    return bool(view.size) and bool((view == view.reshape(-1)[0]).all())
+
+
 def clamp_box(bbox: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
     """Clamp x to [0, width] and y to [0, height], then truncate to int (the community converter's rule)."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
+    if any(math.isnan(v) for v in (x1, y1, x2, y2)):  # max(0, nan) would silently read as 0
+        raise EmptyCropError(f"box {list(bbox)} has a NaN coordinate")
     x1 = min(width, max(0.0, x1))
     x2 = min(width, max(0.0, x2))
     y1 = min(height, max(0.0, y1))

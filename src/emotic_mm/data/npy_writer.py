@@ -10,6 +10,7 @@ memory does not grow with the number of persons.
 from __future__ import annotations
 
 import ast
+import errno
 import mmap
 import os
 from pathlib import Path
@@ -36,6 +37,7 @@ class NpyRowWriter:
         self._offset = header_probe.offset
         del header_probe
         self._file = open(self.path, "r+b")
+        _reserve(self._file, self.path)
         self._mmap = mmap.mmap(self._file.fileno(), 0)
         self._array = np.ndarray(
             (max(self.capacity, 1), *self.row_shape), dtype=self.dtype, buffer=self._mmap, offset=self._offset
@@ -61,6 +63,21 @@ class NpyRowWriter:
         self._mmap.close()
         self._file.close()
         _shrink_npy(self.path, self.count, self._offset)
+
+
+def _reserve(file, path: Path) -> None:
+    """Allocate the file's blocks now: a full disk is then an OSError here, naming the file, instead of
+    a SIGBUS on some later write into a hole of the sparse file the memory map covers."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    size = os.fstat(file.fileno()).st_size
+    try:
+        os.posix_fallocate(file.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # file systems without it
+            return
+        file.close()
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def _shrink_npy(path: Path, rows: int, data_offset: int) -> None:

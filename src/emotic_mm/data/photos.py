@@ -119,6 +119,8 @@ def check_photos(photos: Sequence[Photo], needs_image: bool) -> None:
         try:
             with Image.open(p.path) as image:
                 width, height = image.size
+        except Image.DecompressionBombError as exc:
+            raise DataFormatError(f"{p.where}: image too large to decode safely ({exc})") from None
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise DataFormatError(f"{p.where}: not a readable image ({exc})") from None
         p.image_size = (width, height)

@@ -24,7 +24,8 @@ SPLITS = ("train", "val", "test")
 REQUIRED = ("context", "body", "cat", "cont")
 
 
-def _array(path: Path, required: bool = True) -> np.ndarray | None:
+def read_array(path: Path, required: bool = True) -> np.ndarray | None:
+    """A store array, memory-mapped (object arrays are refused: loading them could run pickled code)."""
     if not path.is_file():
         if required:
             raise DataFormatError(f"{path}: missing store array")
@@ -67,9 +68,38 @@ class StoreSplit:
 
 
 def read_manifest(store_dir: Path) -> dict[str, Any] | None:
-    """The store's ``manifest.json`` (written last by ``prepare``), or ``None`` for a community folder."""
+    """The store's ``manifest.json`` (written last by ``prepare``), or ``None`` for a community folder.
+    A manifest that is not a JSON object with a ``splits`` object is one line naming the file."""
     path = Path(store_dir) / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataFormatError(f"{path}: not a readable store manifest ({exc}); re-run `emotic-mm prepare`") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits", {}), dict):
+        raise DataFormatError(f"{path}: not a store manifest (expected a JSON object with a 'splits' object); "
+                              f"re-run `emotic-mm prepare`")
+    sizes = manifest.get("sizes", {})
+    if not isinstance(sizes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes.values()):
+        raise DataFormatError(f"{path}: 'sizes' must map view names to whole numbers of pixels")
+    return manifest
+
+
+def view_sizes(store_dir: Path) -> dict[str, int] | None:
+    """Side lengths of the stored context and body views: from the manifest, else from the arrays'
+    headers (community folders); ``None`` when neither is there."""
+    manifest = read_manifest(store_dir)
+    if manifest is not None and manifest.get("sizes"):
+        return {k: int(v) for k, v in manifest["sizes"].items()}
+    out = {}
+    for view in ("context", "body"):
+        for split in SPLITS:
+            array = read_array(Path(store_dir) / f"{split}_{view}_arr.npy", required=False)
+            if array is not None and array.ndim == 4:
+                out[view] = int(array.shape[1])
+                break
+    return out or None
 
 
 class Store:
@@ -102,21 +132,21 @@ class Store:
         if split not in self.splits:
             raise DataFormatError(f"{self.path}: split {split!r} not in store (has {', '.join(self.splits)})")
         p = self.path
-        context = _array(p / f"{split}_context_arr.npy")
-        cats = _array(p / f"{split}_cat_arr.npy")
+        context = read_array(p / f"{split}_context_arr.npy")
+        cats = read_array(p / f"{split}_cat_arr.npy")
         if cats.ndim != 2 or cats.shape[1] != NUM_CATEGORIES or cats.shape[0] != context.shape[0]:
             raise DataFormatError(f"{p / f'{split}_cat_arr.npy'}: shape {cats.shape}, expected ({context.shape[0]}, 26)")
         csv = p / f"{split}.csv"
         return StoreSplit(
             name=split,
             context=context,
-            body=_array(p / f"{split}_body_arr.npy"),
+            body=read_array(p / f"{split}_body_arr.npy"),
             categories=cats,
-            vad=_array(p / f"{split}_cont_arr.npy"),
-            votes=_array(p / f"{split}_votes_arr.npy", required=False),
-            boxes=_array(p / f"{split}_bbox_arr.npy", required=False),
-            image_sizes=_array(p / f"{split}_image_size_arr.npy", required=False),
-            token_ids=_array(p / f"{split}_token_ids_arr.npy", required=False),
-            token_lengths=_array(p / f"{split}_token_len_arr.npy", required=False),
+            vad=read_array(p / f"{split}_cont_arr.npy"),
+            votes=read_array(p / f"{split}_votes_arr.npy", required=False),
+            boxes=read_array(p / f"{split}_bbox_arr.npy", required=False),
+            image_sizes=read_array(p / f"{split}_image_size_arr.npy", required=False),
+            token_ids=read_array(p / f"{split}_token_ids_arr.npy", required=False),
+            token_lengths=read_array(p / f"{split}_token_len_arr.npy", required=False),
             table=pd.read_csv(csv) if csv.is_file() else None,
         )

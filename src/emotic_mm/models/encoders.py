@@ -50,7 +50,7 @@ def _load_backbone(name: str, weights: str | None, kwargs: dict[str, Any]) -> nn
     path = Path(str(weights))
     if path.exists():
         model = builder(weights=None, **kwargs)
-        model.load_state_dict(load_state_file(path), strict=False)
+        load_strict(model, load_state_file(path), path, name)
         return model
     try:
         enum = torchvision.models.get_model_weights(name)[str(weights)]
@@ -61,16 +61,46 @@ def _load_backbone(name: str, weights: str | None, kwargs: dict[str, Any]) -> nn
     return builder(weights=enum, **kwargs)
 
 
-def load_state_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or from a torch file without executing pickled code."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
+    """Load every weight of ``path`` into ``model``, or stop with one line listing what does not fit.
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    Only the classification head may be missing from the file: it is replaced by Identity right after,
+    so a feature-extractor file (no ``fc.*``) is fine. Any other missing, unexpected or mis-shaped key
+    means the file is for another architecture, and silently keeping random weights would hide that.
+    """
+    expected = model.state_dict()
+    missing = sorted(k for k in set(expected) - set(state) if k.split(".")[0] not in _HEAD_ATTRS)
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{len(v)} {label} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+                           for label, v in (("missing", missing), ("unexpected", unexpected),
+                                            ("of another shape", wrong)) if v)
+        raise ConfigError(f"model.image_encoder.weights={path}: does not fit torchvision {name}: {detail}")
+    model.load_state_dict(state, strict=False)  # strict up to the head, checked above
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, or from a torch file without executing pickled code; a file
+    that is neither (truncated, a pickle of objects, not a dict of tensors) is one line naming it."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            try:
+                return load_file(str(path))
+            except SafetensorError as exc:
+                raise ValueError(str(exc)) from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a foreign file fails in many ways (struct.error, UnpicklingError, ...)
+        raise ConfigError(f"model.image_encoder.weights={path}: not a readable weights file "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"model.image_encoder.weights={path}: not a state dict (a mapping of names to tensors)")
     return state
 
 
@@ -123,9 +153,11 @@ class TextEncoder(nn.Module):
     def __init__(self, name: str, freeze: bool = True, cache_size: int = 200_000) -> None:
         super().__init__()
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
         from emotic_mm.config import resolve_model_name
 
+        hf_logging.disable_progress_bar()  # a local load needs no bar; stderr stays for what a user must read
         self.name = name
         try:
             self.model = AutoModel.from_pretrained(resolve_model_name(name))

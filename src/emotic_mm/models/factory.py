@@ -1,17 +1,27 @@
-"""Config → model: the one place that turns ``cfg.model`` into a module."""
+"""Config → model: ``cfg.model`` names a builder with ``_target_``; the two variants' builders live here.
+
+``build_model`` is the one place a model is made (train, checkpoint loading, tests, benches). A user's
+own variant is a config file whose ``_target_`` points at their builder (or ``nn.Module``) taking the
+same keys; it must return the batch-dict-in, ``logits``/``vad``-out contract of
+:class:`~emotic_mm.models.multimodal.MultiModalBase`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from omegaconf import OmegaConf
 from torch import nn
 
+from emotic_mm.config import instantiate_config
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.encoders import ImageEncoder, TextEncoder
 from emotic_mm.models.multimodal import (IMAGE_MODALITIES, MODALITIES, BaselineModel, JointModel,
                                          category_token_batch)
 
-VARIANTS = ("baseline", "joint")
+# Checkpoints written before models had a _target_ name their builder by variant.
+_BUILDERS = {"baseline": "emotic_mm.models.factory.baseline", "joint": "emotic_mm.models.factory.joint"}
 
 
 def check_model_config(cfg: Any) -> list[str]:
@@ -19,32 +29,50 @@ def check_model_config(cfg: Any) -> list[str]:
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown or not modalities:
         raise ConfigError(f"model.modalities={modalities}: choose a non-empty subset of {', '.join(MODALITIES)}")
-    if str(cfg.name) not in VARIANTS:
-        raise ConfigError(f"model.name={cfg.name!r} is not one of {', '.join(VARIANTS)}")
     return modalities
 
 
 def build_model(cfg: Any) -> nn.Module:
-    """Build the variant named by ``cfg.name`` with encoders for ``cfg.modalities`` only."""
-    modalities = check_model_config(cfg)
-    img = cfg.image_encoder
-    sizes = img.get("input_size") or {}
-    image_encoders = {
-        m: ImageEncoder(name=str(img.name), weights=img.get("weights"), input_size=sizes.get(m),
-                        freeze=bool(img.get("freeze", False)), channels_last=bool(img.get("channels_last", False)),
-                        kwargs=dict(img.get("kwargs") or {}))
-        for m in IMAGE_MODALITIES if m in modalities
-    }
-    needs_text = "text" in modalities or cfg.name == "joint"  # joint embeds the category names
-    text_encoder = None
-    if needs_text:
-        text_encoder = TextEncoder(str(cfg.text_encoder.name), freeze=bool(cfg.text_encoder.get("freeze", True)))
-    if cfg.name == "baseline":
-        return BaselineModel(modalities, image_encoders, text_encoder, embed_dim=int(cfg.embed_dim),
-                             fusion_dim=int(cfg.fusion_dim), dropout=float(cfg.dropout))
+    """Instantiate ``cfg`` (the ``model`` block) with encoders for ``cfg.modalities`` only."""
+    check_model_config(cfg)
+    if "_target_" not in cfg and str(cfg.get("name")) in _BUILDERS:
+        cfg = OmegaConf.merge(cfg, {"_target_": _BUILDERS[str(cfg.name)]})
+    return instantiate_config(cfg, "model")
+
+
+def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any]) -> dict[str, ImageEncoder]:
+    """One encoder per image stream the model reads, each with its own working resolution."""
+    sizes = image_encoder.get("input_size") or {}
+    return {m: ImageEncoder(name=str(image_encoder["name"]), weights=image_encoder.get("weights"),
+                            input_size=sizes.get(m), freeze=bool(image_encoder.get("freeze", False)),
+                            channels_last=bool(image_encoder.get("channels_last", False)),
+                            kwargs=dict(image_encoder.get("kwargs") or {}))
+            for m in IMAGE_MODALITIES if m in modalities}
+
+
+def build_text_encoder(block: dict[str, Any]) -> TextEncoder:
+    return TextEncoder(str(block["name"]), freeze=bool(block.get("freeze", True)))
+
+
+def baseline(modalities: Sequence[str], image_encoder: dict[str, Any], text_encoder: dict[str, Any],
+             embed_dim: int = 128, fusion_dim: int = 256, dropout: float = 0.2, name: str = "baseline"
+             ) -> BaselineModel:
+    """Part 1: a separate embedding per modality, late fusion."""
+    modalities = list(modalities)
+    text = build_text_encoder(text_encoder) if "text" in modalities else None
+    return BaselineModel(modalities, build_image_encoders(modalities, image_encoder), text, embed_dim=int(embed_dim),
+                         fusion_dim=int(fusion_dim), dropout=float(dropout))
+
+
+def joint(modalities: Sequence[str], image_encoder: dict[str, Any], text_encoder: dict[str, Any],
+          embed_dim: int = 256, dropout: float = 0.1, temperature: float = 0.07, category_offsets: bool = True,
+          name: str = "joint") -> JointModel:
+    """Part 2: every modality and the 26 emotion names in one shared space (the names always need text)."""
     from emotic_mm.data.tokens import load_tokenizer
 
-    tokens = category_token_batch(load_tokenizer(str(cfg.text_encoder.name)))
-    return JointModel(modalities, image_encoders, text_encoder, tokens, embed_dim=int(cfg.embed_dim),
-                      dropout=float(cfg.dropout), temperature=float(cfg.temperature),
-                      category_offsets=bool(cfg.get("category_offsets", True)))
+    modalities = list(modalities)
+    tokens = category_token_batch(load_tokenizer(str(text_encoder["name"])))
+    return JointModel(modalities, build_image_encoders(modalities, image_encoder), build_text_encoder(text_encoder), tokens,
+                      embed_dim=int(embed_dim), dropout=float(dropout), temperature=float(temperature),
+                      category_offsets=bool(category_offsets))
+

@@ -1,8 +1,10 @@
 """The two variants of the study, sharing one input/output contract.
 
 Input: the loader's batch dict (``context``/``body`` raw pixels, ``input_ids``/``attention_mask``).
-Output: ``logits`` (B, 26), ``vad`` (B, 3) on the 1-10 scale, ``embeddings`` (one per modality), and
-for *joint* also ``image_embedding``/``text_embedding``/``fused_embedding`` in the shared space.
+Output: ``logits`` (B, 26), ``vad`` (B, 3) on the 1-10 scale, ``embeddings`` (one per modality) and
+``fused_embedding``; *joint* adds, in the shared space, ``image_embedding`` (when it has an image
+stream), ``text_embedding`` (when it reads text), ``zero_shot`` (similarity to the bare category names)
+and ``logit_scale`` (the InfoNCE temperature).
 
 * :class:`BaselineModel` — separate embeddings per modality, fused late by an MLP (Part 1).
 * :class:`JointModel` — every modality projected into one L2-normalised space; the 26 emotion names

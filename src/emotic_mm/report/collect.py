@@ -18,35 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.errors import DataFormatError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What the report needs to know about one kind of run (the summary's ``"attack"`` value)."""
-
-    name: str
-    short: str                    # prefix of a setting's label
-    title: str                    # section heading
-    measure: str                  # the success measure: lower = more robust
-    control: str | None           # the same measure on the clean model, where the run records it
-    primary: tuple[str, ...]      # keys that always define a setting
-    secondary: tuple[str, ...]    # keys that define a setting only when they vary across the runs
-
-
-KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("pixel", "pixel", "Few-pixel evasion", "success_rate_all", None,
-         ("algorithm", "pixels", "surface", "targeted"),
-         ("target", "budget", "population", "resolution", "split")),
-    Kind("poison_backdoor", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
-         ("rate", "pixels", "variant"),
-         ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell")),
-    # no control: targets are chosen among persons the clean model does not call the base class
-    Kind("poison_collision", "collision", "Feature-collision poisoning", "target_success_rate", None,
-         ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune")),
-)}
 
 
 @dataclass
@@ -112,6 +87,32 @@ def _flat(value: Any) -> Any:
     return ";".join(map(str, value)) if isinstance(value, list) else value
 
 
+def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
+    """The keys every aggregate relies on, with their types: a wrong one would silently move a run into
+    another group (or out of the report), so it is an error naming the file and the key."""
+    spec = ATTACKS.get(kind)
+    missing = [k for k in ("model", spec.measure) if k not in summary]
+    if missing:
+        raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {', '.join(missing)}")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    problems = []
+    if not isinstance(summary["model"], str) or not summary["model"]:
+        problems.append(f"model={summary['model']!r} (a variant name)")
+    for key in (spec.measure, spec.control):
+        if key is not None and summary.get(key) is not None and not number(summary[key]):
+            problems.append(f"{key}={summary[key]!r} (a number or null)")
+    if summary.get("seed") is not None and (not isinstance(summary["seed"], int) or isinstance(summary["seed"], bool)):
+        problems.append(f"seed={summary['seed']!r} (a whole number)")
+    for key in (*spec.primary, *spec.secondary):
+        if isinstance(summary.get(key), (dict, list)):
+            problems.append(f"{key}={summary[key]!r} (a plain value)")
+    if problems:
+        raise DataFormatError(f"{path}: wrong type for {'; '.join(problems)}")
+
+
 def load_runs(root: Path) -> Collection:
     """Read every run under ``root``; raises :class:`DataFormatError` for a summary it cannot use."""
     root = Path(root)
@@ -123,13 +124,11 @@ def load_runs(root: Path) -> Collection:
         kind = summary.get("attack")
         if kind is None:
             continue  # another stage's summary.json: not a run of this report
-        if kind not in KINDS:
+        if kind not in ATTACKS:
             unknown.append(str(path.relative_to(root)))
             log.warning("%s: unknown attack kind %r, left out of the report", path, kind)
             continue
-        missing = [k for k in ("model", KINDS[kind].measure) if k not in summary]
-        if missing:
-            raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {', '.join(missing)}")
+        check_summary(path, summary, kind)
         info = _run_info(path.parent)
         command = command_line(info)
         if command and command not in commands:
@@ -145,7 +144,7 @@ def load_runs(root: Path) -> Collection:
     if not runs.empty:
         front = ["run_dir", "kind", "model", "seed"]
         runs = runs[front + [c for c in runs.columns if c not in front]]
-        for kind in KINDS.values():
+        for kind in ATTACKS:
             for key in (kind.measure, kind.control):
                 if key is not None and key in runs:
                     runs[key] = pd.to_numeric(runs[key], errors="coerce")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotic_mm.report.collect import KINDS
+from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.report.tables import COMPARED, ONE_SEED_NOTE
 
 MISSING = "–"
@@ -72,7 +72,7 @@ def summary_rows(summary: pd.DataFrame, models: list[str]) -> tuple[list[str], l
 def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, commands: list[str],
            unknown: list[str]) -> str:
     counts = runs["kind"].value_counts()
-    by_kind = ", ".join(f"{KINDS[k].title.lower()}: {int(counts[k])}" for k in KINDS if k in counts)
+    by_kind = ", ".join(f"{ATTACKS.get(k).title.lower()}: {int(counts[k])}" for k in ATTACKS.names() if k in counts)
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
     lines = [
         "# Robustness report: baseline vs joint embedding",
@@ -124,7 +124,7 @@ def pixel_section(tab: pd.DataFrame, keys: list[str]) -> str:
                                 for k in ks])
     k_cols = [f"k={k:g}" for k in ks]
     return "\n".join([
-        f"## {KINDS['pixel'].title}", "",
+        f"## {ATTACKS.get('pixel').title}", "",
         "Attack success rate (all persons, %) against the pixel budget k, per model and attack surface: "
         "mean ± std across seeds (n runs). The rate on persons whose clean top-1 was correct is in runs.csv "
         "(`success_rate_correct`).", "",
@@ -135,7 +135,7 @@ def pixel_section(tab: pd.DataFrame, keys: list[str]) -> str:
 
 def poison_section(kind_name: str, tab: pd.DataFrame) -> str:
     """ASR (backdoor, with its clean-model control) or target success (collision) per setting and model."""
-    kind = KINDS[kind_name]
+    kind = ATTACKS.get(kind_name)
     if kind.control:
         columns = ["setting", "model", "ASR, poisoned model (%)", "ASR, clean model — control (%)"]
         intro = ("Share of triggered test persons without the target whose top-1 becomes the target. The clean "

@@ -11,19 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emotic_mm.report.collect import KINDS
+from emotic_mm.attacks.registry import ATTACKS
+from emotic_mm.report.figures import pyplot, save
 from emotic_mm.report.tables import setting_label
 
 DPI = 90
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _groups(df: pd.DataFrame, keys: list[str]):
@@ -49,7 +41,7 @@ def _err(std: pd.Series) -> np.ndarray | None:
 
 def success_vs_pixels(table: pd.DataFrame, keys: list[str], path: Path) -> None:
     """Success rate against k: one panel per (algorithm, targeted, …), one line per model × surface."""
-    plt = _pyplot()
+    plt = pyplot()
     panel_keys = [k for k in keys if k not in ("pixels", "surface")]
     panels = list(_groups(table, panel_keys))
     colours = model_colours(table["model"])
@@ -60,27 +52,25 @@ def success_vs_pixels(table: pd.DataFrame, keys: list[str], path: Path) -> None:
             line = line.sort_values("pixels")
             ax.errorbar(line["pixels"], line["mean"] * 100, yerr=_err(line["std"]), fmt=styles[str(surface)],
                         color=colours[model], capsize=3, label=f"{model} · {surface}")
-        ax.set_title(setting_label(KINDS["pixel"], values), fontsize=8)
+        ax.set_title(setting_label(ATTACKS.get("pixel"), values), fontsize=8)
         ax.set_xlabel("pixels changed (k)")
         ax.set_xticks(sorted(sub["pixels"].dropna().unique()))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("success rate (%)")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save(fig, path, dpi=DPI)
 
 
 def asr_vs_rate(table: pd.DataFrame, keys: list[str], path: Path) -> None:
     """Backdoor ASR against the poison rate, one line per model (× trigger setting); dashed: clean-model control."""
-    plt = _pyplot()
+    plt = pyplot()
     line_keys = ["model"] + [k for k in keys if k != "rate"]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     colours = model_colours(table["model"])
     for values, line in _groups(table, line_keys):
         line = line.sort_values("rate")
         x = line["rate"].to_numpy(dtype=float) * 100
-        label = setting_label(KINDS["poison_backdoor"], {k: v for k, v in values.items() if k != "model"})
+        label = setting_label(ATTACKS.get("poison_backdoor"), {k: v for k, v in values.items() if k != "model"})
         label = f"{values['model']} · {label.split(' · ', 1)[-1]}" if len(values) > 1 else values["model"]
         colour = colours[values["model"]]
         ax.errorbar(x, line["mean"] * 100, yerr=_err(line["std"]), marker="o", capsize=3, color=colour, label=label)
@@ -91,14 +81,12 @@ def asr_vs_rate(table: pd.DataFrame, keys: list[str], path: Path) -> None:
     ax.set_ylabel("attack success rate (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save(fig, path, dpi=DPI)
 
 
 def clean_metric_deltas(table: pd.DataFrame, path: Path) -> None:
     """Poisoned − clean mAP and dominant accuracy (pts) per poisoning setting, one bar per model."""
-    plt = _pyplot()
+    plt = pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     colours = model_colours(table["model"])
     models = list(colours)
@@ -116,9 +104,7 @@ def clean_metric_deltas(table: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("percentage points", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save(fig, path, dpi=DPI)
 
 
 def copy_examples(runs: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, str]]:
@@ -132,7 +118,7 @@ def copy_examples(runs: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, 
     shown: list[tuple[str, str]] = []
     target = out / "examples"
     order = runs.assign(_seed=pd.to_numeric(runs["seed"], errors="coerce"),
-                        _kind_order=runs["kind"].map({k: i for i, k in enumerate(KINDS)}))
+                        _kind_order=runs["kind"].map({k: i for i, k in enumerate(ATTACKS.names())}))
     order = order.sort_values(["_kind_order", "setting", "model", "_seed"], kind="stable")
     for (_, setting, model), group in order.groupby(["_kind_order", "setting", "model"], sort=False):
         for _, run in group.iterrows():

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotic_mm.report.collect import KINDS, Kind
+from emotic_mm.attacks.registry import ATTACKS, AttackKind
 
 COMPARED = ("baseline", "joint")
 ONE_SEED_NOTE = "1 seed: no spread; rerun with seed=0,1,2"
@@ -21,7 +21,7 @@ METRICS = ("map", "dominant_acc")
 
 
 # --------------------------------------------------------------------------- settings
-def setting_keys(runs: pd.DataFrame, kind: Kind) -> list[str]:
+def setting_keys(runs: pd.DataFrame, kind: AttackKind) -> list[str]:
     """The kind's primary keys plus the secondary keys whose value differs between its runs."""
     varying = [k for k in kind.secondary if k in runs and runs[k].astype(str).nunique(dropna=False) > 1]
     return list(kind.primary) + varying
@@ -43,12 +43,12 @@ def _value_text(key: str, value: Any) -> str:
     return f"{key}={value}"
 
 
-def setting_label(kind: Kind, values: dict[str, Any]) -> str:
+def setting_label(kind: AttackKind, values: dict[str, Any]) -> str:
     """A short readable name of one setting, e.g. ``pixel · de · k=3 · context · untargeted``."""
     return " · ".join([kind.short, *(_value_text(k, v) for k, v in values.items())])
 
 
-def with_settings(runs: pd.DataFrame, kind: Kind) -> tuple[pd.DataFrame, list[str]]:
+def with_settings(runs: pd.DataFrame, kind: AttackKind) -> tuple[pd.DataFrame, list[str]]:
     """The runs of ``kind`` with every setting key present (NaN if no run has it) and a ``setting`` label."""
     df = runs[runs["kind"] == kind.name].copy()
     keys = setting_keys(df, kind)
@@ -62,9 +62,9 @@ def with_settings(runs: pd.DataFrame, kind: Kind) -> tuple[pd.DataFrame, list[st
 
 
 def label_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every run with its ``setting`` label (as in the summary table), in :data:`KINDS` order."""
+    """Every run with its ``setting`` label (as in the summary table), in :data:`~emotic_mm.attacks.registry.ATTACKS` order."""
     parts = []
-    for kind in KINDS.values():
+    for kind in ATTACKS:
         if not runs.empty and (runs["kind"] == kind.name).any():
             df, _ = with_settings(runs, kind)
             parts.append(runs.loc[df.index].assign(setting=df["setting"]))
@@ -110,9 +110,9 @@ def _triple(row: pd.Series, model: str) -> tuple[float, float, int]:
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """The summary: one row per (kind, setting); per model ``<model>_mean/_std/_n`` of the kind's measure;
-    ``diff`` = joint − baseline and ``verdict``. Kinds appear in :data:`KINDS` order, settings sorted."""
+    ``diff`` = joint − baseline and ``verdict``. Kinds appear in :data:`~emotic_mm.attacks.registry.ATTACKS` order, settings sorted."""
     rows: list[pd.DataFrame] = []
-    for kind in KINDS.values():
+    for kind in ATTACKS:
         if runs.empty or not (runs["kind"] == kind.name).any():
             continue
         df, keys = with_settings(runs, kind)
@@ -148,7 +148,7 @@ def models_in(runs: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- per-kind tables
 def pixel_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Success rate and median queries per setting and model, across seeds (long form), and the setting keys."""
-    kind = KINDS["pixel"]
+    kind = ATTACKS.get("pixel")
     df, keys = with_settings(runs, kind)
     by = keys + ["model"]
     out = seed_stats(df, by, kind.measure)
@@ -171,7 +171,7 @@ def _delta(df: pd.DataFrame, metric: str) -> pd.Series:
 def poison_table(runs: pd.DataFrame, kind_name: str) -> tuple[pd.DataFrame, list[str]]:
     """Success measure (poisoned model), its clean-model control and clean-metric deltas per setting and
     model, across seeds; and the setting keys."""
-    kind = KINDS[kind_name]
+    kind = ATTACKS.get(kind_name)
     df, keys = with_settings(runs, kind)
     for metric in METRICS:
         df[f"delta_{metric}"] = _delta(df, metric)

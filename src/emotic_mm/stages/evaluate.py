@@ -23,14 +23,15 @@ from omegaconf import DictConfig
 from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.errors import ConfigError
-from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.stages.common import check_store_fits_model, dataset, has_checkpoint, open_store, warm_text_features
-from emotic_mm.training.distributed import DistInfo, cleanup, gather_to_main, setup_distributed
+from emotic_mm.data.access import check_store_fits_model, dataset, has_checkpoint, open_store, warm_text_features
+from emotic_mm.report import figures
+from emotic_mm.training.distributed import DistInfo, gather_to_main
 from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
-from emotic_mm.training.trainer import make_loader, select_device
+from emotic_mm.training.runtime import make_loader, runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,15 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"split={cfg.split!r} is not one of val, test, train")
     if not has_checkpoint(cfg):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
-    device = select_device(str(cfg.device))
-    dist = setup_distributed(device.type)
-    if dist.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-    try:
-        return _evaluate(cfg, run_dir, device, dist)
-    finally:
-        cleanup(dist)
+    with runtime(str(cfg.device)) as rt:
+        return _evaluate(cfg, run_dir, rt.device, rt.dist)
 
 
 def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -> dict[str, Any]:
     model, model_cfg, meta = load_model(Path(str(cfg.checkpoint)), device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     store = open_store(cfg)
-    check_store_fits_model(store, model_cfg.model)
+    check_store_fits_model(store, model_cfg, Path(str(cfg.checkpoint)))
 
     per_rank: list[int] = []
 
@@ -98,43 +93,20 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
 
 def _write_outputs(run_dir: Path, metrics: dict[str, Any], out: dict[str, torch.Tensor], f1: np.ndarray,
                    thresholds: np.ndarray) -> None:
-    write_json_atomic(run_dir / "metrics.json", metrics)
     labels = out["categories"].numpy()
-    pd.DataFrame({
-        "category": CATEGORIES,
-        "ap": [metrics["per_category_ap"][c] for c in CATEGORIES],
-        "ap_voc": [metrics["per_category_ap_voc"][c] for c in CATEGORIES],
-        "f1": f1, "threshold_from_val": thresholds, "positives": labels.sum(0).astype(int),
-    }).to_csv(run_dir / "per_category.csv", index=False)
+    with atomic_file(run_dir / "per_category.csv") as tmp:
+        pd.DataFrame({
+            "category": CATEGORIES,
+            "ap": [metrics["per_category_ap"][c] for c in CATEGORIES],
+            "ap_voc": [metrics["per_category_ap_voc"][c] for c in CATEGORIES],
+            "f1": f1, "threshold_from_val": thresholds, "positives": labels.sum(0).astype(int),
+        }).to_csv(tmp, index=False)
     arrays = {k: v.numpy() for k, v in out.items()}
-    np.savez_compressed(run_dir / "predictions.npz", scores=torch.sigmoid(out["logits"]).numpy(), **arrays)
-    _pr_curves(run_dir / "pr_curves.png", out["logits"], out["categories"], metrics)
-
-
-def _pr_curves(path: Path, scores: torch.Tensor, labels: torch.Tensor, metrics: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from torchmetrics.functional.classification import multilabel_precision_recall_curve
-
-    precision, recall, _ = multilabel_precision_recall_curve(scores, labels.long(), num_labels=labels.shape[1])
-    fig, axes = plt.subplots(4, 7, figsize=(21, 12), sharex=True, sharey=True)
-    for c, ax in enumerate(axes.flat):
-        if c >= len(CATEGORIES):
-            ax.axis("off")
-            continue
-        ax.plot(recall[c].numpy(), precision[c].numpy(), lw=1.2)
-        ap = metrics["per_category_ap"][CATEGORIES[c]]
-        ax.set_title(f"{CATEGORIES[c]} AP={ap:.2f}" if ap is not None else f"{CATEGORIES[c]} (no positives)", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-    fig.suptitle(f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · mAP {metrics['map']:.4f}")
-    fig.supxlabel("recall")
-    fig.supylabel("precision")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    with atomic_file(run_dir / "predictions.npz") as tmp:
+        np.savez_compressed(tmp, scores=torch.sigmoid(out["logits"]).numpy(), **arrays)
+    figures.pr_curves(run_dir / "pr_curves.png", out["logits"], out["categories"], metrics["per_category_ap"],
+                      f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · mAP {metrics['map']:.4f}")
+    write_json_atomic(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
 
 
 def _print(m: dict[str, Any]) -> None:

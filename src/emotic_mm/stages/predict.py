@@ -11,6 +11,7 @@ input → describe persons without text the way ``prepare`` would → tokenise w
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +31,52 @@ from emotic_mm.data.store import read_manifest
 from emotic_mm.data.text import SOURCE_CAPTIONER, SOURCE_TEMPLATE, make_describer
 from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
 from emotic_mm.errors import ConfigError, DataFormatError
-from emotic_mm.fsutil import write_json_atomic, write_text_atomic
+from emotic_mm.fsutil import check_replaceable, write_json_atomic, write_text_atomic
 from emotic_mm.models.multimodal import IMAGE_MODALITIES
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.stages.common import has_checkpoint
+from emotic_mm.data.access import has_checkpoint
 from emotic_mm.training.inference import collect_outputs
-from emotic_mm.training.trainer import select_device
+from emotic_mm.training.runtime import select_device
 
 log = logging.getLogger(__name__)
 VAD_NAMES = ("valence", "arousal", "dominance")
+CSV_HEADER = "row,path,x1,y1,x2,y2,text,text_source,dominant,"
+
+
+def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in keys)
+
+
+def _ours_csv(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith(CSV_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+# the files predict writes into its run dir, and how an earlier run's copy of each is recognised
+OUTPUTS = {
+    "predictions.json": lambda p: _json_with(p, ("checkpoint", "predictions", "preprocessing")),
+    "predictions.csv": _ours_csv,
+    "run.json": lambda p: _json_with(p, ("stage", "argv", "versions")),
+    "config.yaml": lambda p: _json_with(p.parent / "run.json", ("stage", "argv", "versions")),
+}
+
+
+def check_outputs(run_dir: Path, overwrite: Any, names: tuple[str, ...] = tuple(OUTPUTS)) -> None:
+    """Predict writes only over its own earlier outputs (``overwrite=true`` for anything else), so a
+    ``hydra.run.dir`` that names a user's folder never loses a file there."""
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
+    for name in names:
+        check_replaceable(Path(run_dir) / name, key="hydra.run.dir", ours=OUTPUTS[name],
+                          what_ours=f"the {name} of an earlier run", overwrite=overwrite)
 
 
 @dataclass
@@ -159,6 +196,7 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Score every person of the input; returns what ``predictions.json`` holds."""
     run_dir = Path(run_dir or output_dir())
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_outputs(run_dir, cfg.get("overwrite", False), ("predictions.json", "predictions.csv"))
     if not has_checkpoint(cfg):
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
     top_k = int(cfg.top_k)
@@ -265,5 +303,6 @@ def _print(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
+    check_outputs(output_dir(), cfg.get("overwrite", False))  # before run.json and config.yaml are written
     record_run("predict", cfg, None)
     return predict(cfg)

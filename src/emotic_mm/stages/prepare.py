@@ -2,6 +2,10 @@
 
 Recipe: check the config → (synthetic only) generate the raw release layout → convert it with the
 shared converter → print the summary table → record the run.
+
+``data.prepared_dir`` (and a synthetic ``data.raw_dir``) is replaced only when it is a folder this
+project wrote, an empty folder, or nothing; anything else needs ``overwrite=true``, and the release, its
+descriptions file or a folder holding them is never replaced (:func:`emotic_mm.fsutil.check_replaceable`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from emotic_mm.data.convert import ConvertOptions, convert_release
+from emotic_mm.data.convert import ConvertOptions, check_view_sizes, convert_release
 from emotic_mm.data.emotic_mat import SKIP_REASONS
 from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
-from emotic_mm.fsutil import atomic_dir, write_json_atomic
+from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
 
@@ -27,13 +31,31 @@ def _required(cfg: DictConfig, key: str, hint: str) -> Any:
     return OmegaConf.select(cfg, key)
 
 
-def synthetic_raw(cfg: DictConfig) -> Path:
-    """The raw synthetic release for ``data.synthetic``; generated (atomically) unless already there."""
+def _overwrite(cfg: DictConfig) -> bool:
+    value = cfg.get("overwrite", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"overwrite={value!r} must be true or false")
+    return value
+
+
+def _stamp(raw_dir: Path) -> Any:
+    """The generator settings a synthetic release was written with (``synthetic.json``), or None."""
+    try:
+        return json.loads((raw_dir / "synthetic.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def synthetic_raw(cfg: DictConfig, protect: list[Path] | None = None) -> Path:
+    """The raw synthetic release for ``data.synthetic``; generated (atomically) unless already there.
+    A folder that is not a synthetic release of ours is replaced only with ``overwrite=true``."""
     spec = SyntheticSpec.from_config(cfg.data.synthetic)
     raw_dir = Path(str(cfg.data.raw_dir))
-    stamp = raw_dir / "synthetic.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == spec.as_dict():
+    if _stamp(raw_dir) == spec.as_dict():
         return raw_dir
+    check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
+                      what_ours="a synthetic release written by prepare (no synthetic.json)",
+                      protect=protect or [], overwrite=_overwrite(cfg))
     with atomic_dir(raw_dir) as tmp, progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
         generate_raw(spec, tmp, progress=advance)
     return raw_dir
@@ -42,11 +64,16 @@ def synthetic_raw(cfg: DictConfig) -> Path:
 def prepare(cfg: DictConfig) -> dict[str, Any]:
     """Write the store named by ``data.prepared_dir`` and return its manifest."""
     prepared_dir = Path(str(_required(cfg, "data.prepared_dir", "name the folder the store is written to")))
-    workers = int(cfg.data.get("workers", 2))
-    if workers < 0:
-        raise ConfigError(f"data.workers={workers} must be >= 0 (0 decodes in the main process)")
+    workers = cfg.data.get("workers", 2)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ConfigError(f"data.workers={workers!r} must be a whole number >= 0 (0 decodes in the main process)")
+    context_size, body_size = check_view_sizes(cfg.data.context_size, cfg.data.body_size)
+    overwrite = _overwrite(cfg)
+    protect = [Path.cwd(), output_dir()]  # the run dir and where the user stands are never replaced
     if cfg.data.name == "synthetic":
-        raw_dir = synthetic_raw(cfg)
+        if Path(str(cfg.data.raw_dir)).resolve() == prepared_dir.resolve():
+            raise ConfigError(f"data.prepared_dir={prepared_dir} is data.raw_dir; the store needs its own folder")
+        raw_dir = synthetic_raw(cfg, protect=[*protect, prepared_dir])
         extra = {"synthetic": SyntheticSpec.from_config(cfg.data.synthetic).as_dict()}
     else:
         raw_dir = Path(str(_required(cfg, "data.raw_dir", "pass data.raw_dir=/path/to/emotic (the release root)")))
@@ -60,18 +87,20 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
         tokenizer_name=str(cfg.tokenizer.name),
         max_length=int(cfg.tokenizer.max_length),
         workers=workers,
-        context_size=int(cfg.data.context_size),
-        body_size=int(cfg.data.body_size),
+        context_size=context_size,
+        body_size=body_size,
         extra_manifest={"dataset": str(cfg.data.name), **extra,
                         "config": OmegaConf.to_container(cfg, resolve=True)},
+        overwrite=overwrite,
+        protect=protect,
     ))
     print_summary(manifest, prepared_dir)
     return manifest
 
 
 def print_summary(manifest: dict[str, Any], prepared_dir: Path) -> None:
-    reasons = [r for r in SKIP_REASONS if any(s["skipped"][r] for s in manifest["splits"].values())]
-    rows = [[split, info["persons"], info["kept"], *(info["skipped"][r] for r in reasons)]
+    reasons = [r for r in SKIP_REASONS if any(s["skipped"].get(r) for s in manifest["splits"].values())]
+    rows = [[split, info["persons"], info["kept"], *(info["skipped"].get(r, 0) for r in reasons)]
             for split, info in manifest["splits"].items()]
     print_table(f"prepared store: {prepared_dir}", ["split", "persons", "kept", *reasons], rows)
 

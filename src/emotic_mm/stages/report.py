@@ -18,11 +18,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.errors import ConfigError, DataFormatError
-from emotic_mm.fsutil import atomic_dir, write_json_atomic, write_text_atomic
+from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, write_text_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
 from emotic_mm.report import plots
-from emotic_mm.report.collect import KINDS, load_runs
+from emotic_mm.attacks.registry import ATTACKS
+from emotic_mm.report.collect import load_runs
 from emotic_mm.report.tables import aggregate, label_runs, models_in, pixel_table, poison_table
 from emotic_mm.runinfo import record_run
 
@@ -43,13 +44,14 @@ def runs_folder(cfg: DictConfig) -> Path:
 
 
 def output_folder(cfg: DictConfig, root: Path) -> Path:
-    """``cfg.out`` (default ``<runs>/report``); refuses a folder whose replacement would destroy runs."""
+    """``cfg.out`` (default ``<runs>/report``), replaced only when it is an earlier report, empty or absent
+    (else ``overwrite=true``), and never the runs folder or a folder holding it."""
     out = Path(str(cfg.out)) if cfg.get("out") not in (None, "") else root / "report"
-    resolved, runs = out.resolve(), root.resolve()
-    if resolved == runs or resolved in runs.parents:
-        raise ConfigError(f"out={out} would replace the runs folder {root}; pick a folder inside or beside it")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").is_file())):
-        raise ConfigError(f"out={out} exists and is not an earlier report (no report.md); pick another out")
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
+    check_replaceable(out, key="out", ours=lambda p: p.is_dir() and (p / "report.md").is_file(),
+                      what_ours="an earlier report (no report.md)", protect=[root, Path.cwd()], overwrite=overwrite)
     return out
 
 
@@ -92,7 +94,7 @@ def report(cfg: DictConfig) -> dict[str, Any]:
         "runs_dir": str(root), "generated": generated, "runs": int(len(runs)),
         "runs_by_kind": {k: int(v) for k, v in runs["kind"].value_counts().items()},
         "models": models, "seeds": seeds,
-        "measures": {k.name: k.measure for k in KINDS.values()},
+        "measures": {k.name: k.measure for k in ATTACKS},
         "unit": "fractions of persons (0-1); lower = more robust; diff = joint - baseline",
         "summary": summary_records(summary, models),
     }

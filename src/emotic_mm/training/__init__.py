@@ -1,1 +1,2 @@
-"""Training wing: losses, metrics, checkpoints, the trainer and its distributed helpers."""
+"""Training wing: the trainer loop, losses, schedules, metrics, inference, the runtime (device, DDP),
+``train()`` as a library function and the clean-model cache."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -50,3 +52,22 @@ def collect_outputs(model: nn.Module, loader: DataLoader, device: torch.device, 
     finally:
         model.train(was_training)
     return {k: torch.cat(v) for k, v in outputs.items()}
+
+
+def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
+         edit: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+         chunk: int = 128) -> np.ndarray:
+    """Top-1 category of ``model`` on the persons ``ids`` of ``data``, after ``edit(batch)`` if given."""
+    was_training = model.training
+    model.eval()
+    preds = []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(ids), chunk):
+                batch = data.__getitems__(ids[i:i + chunk].tolist())
+                if edit is not None:
+                    batch = edit(batch)
+                preds.append(model(to_device(model_inputs(batch), device))["logits"].argmax(1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)

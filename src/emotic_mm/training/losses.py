@@ -85,6 +85,8 @@ class EmotionObjective(nn.Module):
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def build_objective(cfg: Any) -> EmotionObjective:
-    return EmotionObjective(discrete=str(cfg.discrete), cat_weight=float(cfg.cat_weight),
-                            vad_weight=float(cfg.vad_weight), contrastive_weight=float(cfg.contrastive_weight))
+def build_objective(cfg: Any) -> nn.Module:
+    """The ``loss`` block's ``_target_`` (default :class:`EmotionObjective`)."""
+    from emotic_mm.config import instantiate_config
+
+    return instantiate_config(cfg, "loss")

@@ -10,89 +10,62 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from emotic_mm.checkpoint import load_training_state, load_weights, rng_state, save_checkpoint, set_rng_state
-from emotic_mm.data.loader import EmoticDataset, collate_batch
+from emotic_mm.config import instantiate_config, real_number, whole_number
 from emotic_mm.errors import ConfigError
+from emotic_mm.fsutil import atomic_file
 from emotic_mm.progress import console
 from emotic_mm.training.augment import augment_batch
-from emotic_mm.training.distributed import DistInfo, ShardSampler, barrier
+from emotic_mm.training.distributed import DistInfo, barrier
 from emotic_mm.training.inference import autocast_for, collect_outputs, to_device
 from emotic_mm.training.losses import EmotionObjective
 from emotic_mm.training.metrics import emotion_metrics
 
 log = logging.getLogger(__name__)
 
-
-def select_device(name: str) -> torch.device:
-    """``auto`` picks cuda > mps > cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+# trainer keys a resumed run may change: how long it runs and how this machine runs it
+RESUME_MAY_CHANGE = ("epochs", "resume", "workers", "threads", "tensorboard", "early_stopping_patience", "compile")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def make_loader(dataset: EmoticDataset, batch_size: int, workers: int, device: torch.device,
-                shuffle: bool, seed: int, dist: DistInfo, drop_last: bool = False, exact: bool = False) -> DataLoader:
-    """A DataLoader whose sampler also splits the data across ranks; ``set_epoch`` reshuffles.
-
-    ``exact=True`` (evaluation): each rank reads one contiguous, unpadded block in order, so every
-    person is scored exactly once and the gathered outputs are in dataset order.
-    """
-    if exact:
-        sampler = ShardSampler(len(dataset), dist.rank, dist.world_size) if dist.enabled else None
-    else:
-        sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
-                                     seed=seed, drop_last=False) if (shuffle or dist.enabled) else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      collate_fn=collate_batch, drop_last=drop_last)
+def check_trainer_config(cfg: DictConfig) -> None:
+    """The ``trainer`` block, validated in one place before anything is built."""
+    whole_number(cfg.epochs, "trainer.epochs", 1)
+    whole_number(cfg.batch_size, "trainer.batch_size", 1)
+    whole_number(cfg.eval_batch_size, "trainer.eval_batch_size", 1)
+    whole_number(cfg.accumulate, "trainer.accumulate", 1)
+    whole_number(cfg.workers, "trainer.workers", 0)
+    whole_number(cfg.early_stopping_patience, "trainer.early_stopping_patience", 0)
+    real_number(cfg.grad_clip, "trainer.grad_clip", 0.0)
+    if cfg.get("threads") is not None:
+        whole_number(cfg.threads, "trainer.threads", 1)
+    if str(cfg.precision) not in ("32", "bf16", "fp16"):
+        raise ConfigError(f"trainer.precision={cfg.precision!r} is not one of 32, bf16, fp16")
+    lr = cfg.optimizer.get("lr") if hasattr(cfg.optimizer, "get") else None
+    if lr is not None:
+        real_number(lr, "trainer.optimizer.lr", 0.0, exclusive_minimum=True)
 
 
 def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+    """``trainer.optimizer`` is instantiated with the trainable parameters (any ``torch.optim`` class)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    name = str(cfg.optimizer.name).lower()
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=float(cfg.optimizer.lr), weight_decay=float(cfg.optimizer.weight_decay))
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=float(cfg.optimizer.lr), momentum=float(cfg.optimizer.get("momentum", 0.9)),
-                               weight_decay=float(cfg.optimizer.weight_decay))
-    raise ConfigError(f"trainer.optimizer.name={name!r} is not one of adamw, sgd")
+    return instantiate_config(cfg.optimizer, "trainer.optimizer", params=params)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int):
-    """Stepped once per optimizer step; ``step`` decays every ``step_epochs`` epochs."""
-    name = str(cfg.scheduler.name).lower()
-    total = max(1, steps_per_epoch * int(cfg.epochs))
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total,
-                                                          eta_min=float(cfg.scheduler.get("min_lr", 0.0)))
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, steps_per_epoch * int(cfg.scheduler.step_epochs)),
-                                               gamma=float(cfg.scheduler.gamma))
-    if name == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise ConfigError(f"trainer.scheduler.name={name!r} is not one of cosine, step, none")
+    """``trainer.scheduler`` is instantiated with the optimizer, optimizer steps per epoch and epochs;
+    the schedule is stepped once per optimizer step (see :mod:`emotic_mm.training.schedules`)."""
+    return instantiate_config(cfg.scheduler, "trainer.scheduler", optimizer=optimizer,
+                              steps_per_epoch=steps_per_epoch, epochs=int(cfg.epochs))
 
 
 @dataclass
@@ -117,12 +90,13 @@ class FitResult:
 class Trainer:
     """Owns the model on its device, the optimizer, the schedule and the run dir's logs."""
 
-    def __init__(self, model: nn.Module, objective: EmotionObjective, cfg: DictConfig, full_cfg: DictConfig,
-                 run_dir: Path, dist: DistInfo, device: torch.device, steps_per_epoch: int) -> None:
+    def __init__(self, model: nn.Module, objective: nn.Module, cfg: DictConfig, full_cfg: DictConfig,
+                 run_dir: Path, dist: DistInfo, device: torch.device, steps_per_epoch: int,
+                 store_id: str | None = None) -> None:
+        check_trainer_config(cfg)
         self.cfg, self.full_cfg, self.run_dir, self.dist, self.device = cfg, full_cfg, Path(run_dir), dist, device
+        self.store_id = store_id  # what the store holds (its manifest's fingerprint): a resume must match it
         self.precision = str(cfg.precision)
-        if self.precision not in ("32", "bf16", "fp16"):
-            raise ConfigError(f"trainer.precision={self.precision!r} is not one of 32, bf16, fp16")
         if self.precision != "32" and device.type != "cuda":
             log.info("trainer.precision=%s needs CUDA; training in fp32 on %s", self.precision, device)
         channels_last = cfg.channels_last == "auto" and device.type == "cuda" or cfg.channels_last is True
@@ -151,10 +125,17 @@ class Trainer:
         self.bad_epochs = 0
         self.aug_generator = torch.Generator().manual_seed(int(full_cfg.seed) + 7919 * dist.rank)
         self._tb = None
+        self._rows: list[dict[str, Any]] = []  # metrics.csv, rewritten whole after every epoch
 
     # ------------------------------------------------------------------ resume
     def resume(self, checkpoint: Path) -> None:
-        """Restore weights, optimizer, scheduler, RNG and counters from a ``last`` checkpoint."""
+        """Restore weights, optimizer, scheduler, RNG and counters from a ``last`` checkpoint.
+
+        Refused when the checkpoint was trained on another store or with other settings (naming the
+        first key that differs). ``metrics.csv`` keeps only the epochs the checkpoint has seen, so a kill
+        between an epoch's row and its checkpoint never leaves a duplicate row.
+        """
+        self._check_resumable(checkpoint)
         meta = load_weights(self.model, checkpoint)
         state = load_training_state(checkpoint)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -168,7 +149,26 @@ class Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
         self.best_val = meta.get("best_val", {})
+        self._rows = [r for r in _read_rows(self.run_dir / "metrics.csv") if int(float(r["epoch"])) < self.start_epoch]
         log.info("resumed from %s at epoch %d", checkpoint, self.start_epoch)
+
+    def _check_resumable(self, checkpoint: Path) -> None:
+        from emotic_mm.checkpoint import load_config, read_meta
+
+        saved = OmegaConf.to_container(load_config(checkpoint), resolve=True)
+        now = OmegaConf.to_container(self.full_cfg, resolve=True)
+        saved_store, now_store = read_meta(checkpoint).get("store"), self.store_id
+        if saved_store is not None and now_store is not None and saved_store != now_store:
+            raise ConfigError(f"trainer.resume: {checkpoint} was trained on another store than "
+                              f"data.prepared_dir={now.get('data', {}).get('prepared_dir')} (its manifest differs)")
+        for key in ("model", "loss", "seed", "trainer"):
+            a, b = saved.get(key), now.get(key)
+            if key == "trainer":
+                a, b = ({k: v for k, v in (t or {}).items() if k not in RESUME_MAY_CHANGE} for t in (a, b))
+            where = _first_difference(a, b, key)
+            if where is not None:
+                raise ConfigError(f"trainer.resume: {checkpoint} was trained with a different {where} "
+                                  "(resume with the run's own settings, or start a new run dir)")
 
     # ------------------------------------------------------------------ loop
     def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> FitResult:
@@ -262,20 +262,19 @@ class Trainer:
             "best_map": self.best_map, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
         }
         meta = {"epoch": epoch, "val": val, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "seed": int(self.full_cfg.seed)}
+                "seed": int(self.full_cfg.seed), "store": self.store_id}
         save_checkpoint(self.run_dir / name, self.model, self.full_cfg, meta, state)
 
     def _log_epoch(self, e: EpochLog) -> None:
         row = {"epoch": e.epoch, "train_loss": e.train_loss, **{f"train_{k}": v for k, v in e.parts.items()},
                **{f"val_{k}": v for k, v in e.val.items()}, "lr": e.lr, "seconds": e.seconds,
                "images_per_s": e.images_per_s}
-        path = self.run_dir / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        self._rows.append(row)
+        fields = list(dict.fromkeys(k for r in self._rows for k in r))
+        with atomic_file(self.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(self._rows)
         if self.cfg.tensorboard:
             if self._tb is None:
                 from torch.utils.tensorboard import SummaryWriter
@@ -287,3 +286,21 @@ class Trainer:
         console.print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} · val mAP {e.val['map']:.4f} · "
                       f"dominant {e.val['dominant_acc']:.3f} · VAD MAE {e.val['vad_mae']:.3f} · "
                       f"{e.images_per_s:.0f} img/s")
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+def _first_difference(a: Any, b: Any, key: str) -> str | None:
+    """The dotted key of the first value that differs between two plain containers (``None``: equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(k), b.get(k), f"{key}.{k}")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else f"{key} ({a!r} then, {b!r} now)"

@@ -16,14 +16,16 @@ import os
 import shutil
 from pathlib import Path
 
-
 from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.checkpoint import checkpoint_dir, load_config
+from emotic_mm.errors import ConfigError
+from emotic_mm.data.access import has_checkpoint, open_store
+from emotic_mm.training.runtime import under_torchrun
 
 log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "trainer", "loss", "seed")
-RUNTIME_KEYS = ("workers", "threads", "tensorboard", "device")  # trainer keys that do not change the weights
+RUNTIME_KEYS = ("workers", "threads", "tensorboard")  # trainer keys that do not change the weights
 
 
 def cache_key(cfg: DictConfig) -> str:
@@ -63,15 +65,10 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
 
 def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
-    from emotic_mm.stages.common import has_checkpoint
-
     if has_checkpoint(cfg):
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
         return path, load_config(path)
-    from emotic_mm.errors import ConfigError
-    from emotic_mm.stages.common import open_store
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if under_torchrun():
         raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
     open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
     home = Path(str(cfg.paths.data_dir)) / "models" / f"{cfg.model.name}-{cache_key(cfg)}"
@@ -85,7 +82,7 @@ def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
 
 def _train_into(cfg: DictConfig, home: Path) -> None:
     from emotic_mm.runinfo import record_run
-    from emotic_mm.stages.train import train
+    from emotic_mm.training.run import train
 
     log.info("training the clean %s model (cached in %s)", cfg.model.name, home)
     partial = home.with_name(f".{home.name}.partial-{os.getpid()}")

@@ -1,0 +1,48 @@
+"""Every attack kind, once: what runs it (``attack=<name>``) and what the report needs to read its runs.
+
+A new attack kind is: its mechanism in ``attacks/`` (no config, no files), a recipe in ``recipes/``
+(config → run dir → ``summary.json`` with ``"attack": <name>``), a config file ``configs/attack/<name>.yaml``
+with ``name: <name>``, and one ``ATTACKS.register(AttackKind(...))`` here. Dispatch and report read
+only this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from emotic_mm.registry import Registry, load_callable
+
+
+@dataclass(frozen=True)
+class AttackKind:
+    """One kind of attack run (its summary's ``"attack"`` value)."""
+
+    name: str
+    recipe: str                   # "module:function" taking the composed config, returning the summary
+    short: str                    # prefix of a setting's label in the report
+    title: str                    # report section heading
+    measure: str                  # summary key of the success measure: lower = more robust
+    control: str | None           # the same measure on the clean model, where the run records it
+    primary: tuple[str, ...]      # summary keys that always define a setting
+    secondary: tuple[str, ...]    # summary keys that define a setting only when they vary across runs
+
+    def run(self, cfg: Any) -> dict[str, Any]:
+        return load_callable(self.recipe)(cfg)
+
+
+ATTACKS: Registry[AttackKind] = Registry("attack")
+
+ATTACKS.register(AttackKind(
+    "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
+    ("algorithm", "pixels", "surface", "targeted"),
+    ("target", "budget", "population", "resolution", "split")))
+ATTACKS.register(AttackKind(
+    "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
+    ("rate", "pixels", "variant"),
+    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell")))
+# no control: targets are chosen among persons the clean model does not call the base class
+ATTACKS.register(AttackKind(
+    "poison_collision", "emotic_mm.recipes.collision:run", "collision", "Feature-collision poisoning",
+    "target_success_rate", None,
+    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune")))

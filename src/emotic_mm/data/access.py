@@ -1,0 +1,133 @@
+"""The store a run reads, as its model sees it: open the store a config names, check that it fits the
+model (tokenizer, vocabulary, view sizes), build datasets, warm a frozen text encoder, read boxes.
+Every stage and recipe that reads a store goes through here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emotic_mm.data.loader import EmoticDataset
+from emotic_mm.data.store import Store, StoreSplit
+from emotic_mm.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def has_checkpoint(cfg: Any) -> bool:
+    """``checkpoint=`` was given (Hydra's ``???`` and null mean it was not)."""
+    return cfg.get("checkpoint") not in (None, "", "???")
+
+
+def open_store(cfg: Any) -> Store:
+    """The store named by ``data.prepared_dir`` (the key every stage reads)."""
+    return Store(Path(str(cfg.data.prepared_dir)))
+
+
+def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | None = None,
+                           trained_sizes: dict[str, int] | None = None) -> None:
+    """The store must hold what the model was built for: token ids of its tokenizer, inside its
+    vocabulary, and views of the sizes it was trained on.
+
+    ``trained_cfg`` is the model's training config (its ``model`` and ``data`` blocks). The trained view
+    sizes are ``trained_sizes`` if given, else the ``checkpoint``'s ``meta.json``, else those of the
+    store its config names, when that store is reachable and is not ``store`` itself.
+    """
+    model_cfg = trained_cfg.model
+    if trained_sizes is None and checkpoint is not None:
+        from emotic_mm.checkpoint import trained_view_sizes
+
+        trained_sizes = trained_view_sizes(checkpoint)
+    modalities = [str(m) for m in model_cfg.modalities]
+    if "text" in modalities:
+        if store.manifest is not None:
+            stored = store.manifest.get("tokenizer", {}).get("name")
+            wanted = str(model_cfg.text_encoder.name)
+            if stored is not None and stored != wanted:
+                raise ConfigError(
+                    f"{store.path}: tokenised with {stored!r} but model.text_encoder.name={wanted!r}; "
+                    f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
+                )
+        _check_token_ids(store, str(model_cfg.text_encoder.name))
+    _check_view_sizes(store, modalities, trained_sizes if trained_sizes is not None else _trained_sizes(trained_cfg, store))
+
+
+def _check_token_ids(store: Store, encoder: str) -> None:
+    """Every stored token id indexes the encoder's embedding table (else: an IndexError mid-epoch)."""
+    from transformers import AutoConfig
+
+    from emotic_mm.config import resolve_model_name
+
+    try:
+        vocab = int(AutoConfig.from_pretrained(resolve_model_name(encoder)).vocab_size)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # the encoder itself fails to load later, with its own one-line message
+    from emotic_mm.data.store import read_array
+
+    for split in store.splits:
+        ids = read_array(store.path / f"{split}_token_ids_arr.npy", required=False)
+        if ids is None or ids.size == 0:
+            continue
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocab:
+            raise ConfigError(
+                f"{store.path / f'{split}_token_ids_arr.npy'}: token ids in [{low}, {high}] lie outside the "
+                f"vocabulary of model.text_encoder.name={encoder!r} (0..{vocab - 1}); re-run `emotic-mm prepare`"
+            )
+
+
+def _trained_sizes(trained_cfg: Any, store: Store) -> dict[str, int] | None:
+    """View sizes of the store the training config names (``data.prepared_dir``), if reachable."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.data.store import view_sizes
+
+    trained = OmegaConf.select(trained_cfg, "data.prepared_dir", default=None)
+    if trained in (None, "", "???") or not Path(str(trained)).is_dir():
+        return None
+    if Path(str(trained)).resolve() == store.path.resolve():
+        return None  # training on it, or evaluating on the very store it was trained on
+    return view_sizes(Path(str(trained)))
+
+
+def _check_view_sizes(store: Store, modalities: list[str], trained: dict[str, int] | None) -> None:
+    from emotic_mm.data.store import view_sizes
+
+    if not trained:
+        return
+    have = view_sizes(store.path) or {}
+    for view in ("context", "body"):
+        if view in modalities and view in trained and view in have and have[view] != trained[view]:
+            raise ConfigError(
+                f"{store.path}: {view} views are {have[view]}x{have[view]} px but the checkpoint was trained on "
+                f"{trained[view]}x{trained[view]}; prepare a store with data.{view}_size={trained[view]}"
+            )
+
+
+def dataset(store: Store, split: str, modalities: Any) -> EmoticDataset:
+    return EmoticDataset(store[split], modalities=[str(m) for m in modalities])
+
+
+def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
+    """Compute a frozen text encoder's features for every description up front, in store order."""
+    text = getattr(model, "text_encoder", None)
+    if text is None or not getattr(text, "frozen", False):
+        return
+    for ds in datasets:
+        if ds.split.token_ids is None or "text" not in ds.modalities:
+            continue
+        ids = torch.from_numpy(ds.split.token_ids[:].astype("int64"))
+        lengths = torch.from_numpy(ds.split.token_lengths[:].astype("int64"))
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+        text.warm(ids, mask)
+
+
+def person_boxes(split: StoreSplit, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stored boxes and image sizes of ``ids`` (what the scene surface maps through), or ``(None, None)``."""
+    if split.boxes is None or split.image_sizes is None:
+        return None, None
+    return torch.from_numpy(np.asarray(split.boxes[ids])), torch.from_numpy(np.asarray(split.image_sizes[ids]))

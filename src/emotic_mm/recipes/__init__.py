@@ -1,0 +1,5 @@
+"""Recipes of the attack stage, one per attack kind: config → run dir → ``summary.json``.
+
+Each reads top to bottom (clean model → persons → attack → measure → write) and calls the mechanisms of
+:mod:`emotic_mm.attacks`; :mod:`emotic_mm.attacks.registry` maps ``attack=<name>`` to its recipe.
+"""

@@ -1,0 +1,90 @@
+"""``attack=poison_backdoor``: a few-pixel trigger on a share of the training persons, then retrain.
+
+Recipe: validate → clean model (given or trained once) → choose the poisoned training persons → a
+poisoned *view* of the train split (trigger stamped as rows are read, target label added for the dirty
+variant) → train the poisoned model with the clean model's settings → clean test metrics of both
+models → attack success rate (ASR) of the trigger on both → ``summary.json``, ``examples.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poisoning, choose_poisoned, stamp,
+                                        trigger_pixels, triggered_victims)
+from emotic_mm.attacks.surface import check_surface, painted_view
+from emotic_mm.checkpoint import load_model
+from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.progress import share_text
+from emotic_mm.recipes.poisoning import (clean_metrics, clean_side, print_summary, single_process_reason,
+                                         summary_core, train_poisoned)
+from emotic_mm.report import figures
+from emotic_mm.runinfo import output_dir
+from emotic_mm.data.access import dataset, person_boxes
+from emotic_mm.training.inference import top1
+from emotic_mm.training.runtime import runtime
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """One run into ``run_dir`` (default: Hydra's run dir); returns what ``summary.json`` holds."""
+    a = cfg.attack
+    started = time.time()
+    spec = TriggerSpec.from_config(a, int(cfg.seed))
+    check_poisoning(float(a.rate), str(a.variant), str(a.target))  # fail fast, before any training
+    with runtime(str(cfg.device), single_process=single_process_reason(cfg)) as rt:
+        device = rt.device
+        run_dir = Path(run_dir or output_dir())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clean = clean_side(cfg)
+        check_surface(spec.surface, clean.modalities)
+        view_name = painted_view(spec.surface)
+        target = CATEGORY_INDEX[str(a.target)]
+        train_set = dataset(clean.store, "train", clean.modalities)
+        poisoned_ids = choose_poisoned(np.asarray(train_set.split.categories[:]), float(a.rate), str(a.variant),
+                                       str(a.target), int(cfg.seed))
+        view_size = int(train_set.split.context.shape[1] if view_name == "context" else train_set.split.body.shape[1])
+        clean_model = load_model(clean.path, "cpu")[0]
+        rows = trigger_pixels(spec, view_size, clean_model.image_encoders[view_name].input_size)
+        view = backdoor_view(train_set, poisoned_ids, rows, spec.surface, target, str(a.variant) == "dirty")
+        poisoned_path = train_poisoned(cfg, clean, view, run_dir)
+
+        test = dataset(clean.store, str(a.split), clean.modalities)
+        victims = triggered_victims(np.asarray(test.split.categories[:]), str(a.target))
+
+        def triggered(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            boxes = person_boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
+            return stamp(batch, rows, spec.surface, *boxes)
+
+        scores, asr = {}, {}
+        poisoned_model = load_model(poisoned_path, device)[0]
+        for name, model in (("clean", clean_model.to(device)), ("poisoned", poisoned_model)):
+            model.eval()
+            scores[name] = clean_metrics(model, test, device)
+            hits = top1(model, test, victims, device, triggered) == target
+            asr[name] = float(hits.mean()) if len(hits) else None
+        summary = {**summary_core(cfg, clean, scores["clean"], scores["poisoned"], started),
+                   "rate": float(a.rate), "pixels": spec.pixels, "surface": spec.surface, "variant": str(a.variant),
+                   "target": str(a.target), "asr": asr["poisoned"], "asr_clean_model": asr["clean"],
+                   "trigger_pattern": spec.pattern, "trigger_position": str(spec.position),
+                   "trigger_colour": str(spec.colour), "trigger_cell": str(spec.cell),
+                   "poisoned_persons": int(len(poisoned_ids)), "train_persons": int(len(train_set)),
+                   "triggered_persons": int(len(victims)), "trigger_stored_pixels": int(len(rows)),
+                   "split": str(a.split), "poisoned_checkpoint": str(poisoned_path)}
+        write_json_atomic(run_dir / "summary.json", summary)
+        shown = victims[: int(a.examples)]
+        if len(shown):
+            batch = test.__getitems__(shown.tolist())
+            figures.backdoor_examples(
+                run_dir / "examples.png", batch[view_name], triggered(batch)[view_name],
+                [CATEGORIES[c] for c in top1(poisoned_model, test, shown, device)],
+                [CATEGORIES[c] for c in top1(poisoned_model, test, shown, device, triggered)], view_name)
+        print_summary(summary, [["ASR (poisoned model)", share_text(summary["asr"], summary["triggered_persons"])],
+                                ["ASR (clean model, control)", share_text(summary["asr_clean_model"], summary["triggered_persons"])]])
+        return summary

@@ -1,0 +1,209 @@
+"""``attack=pixel``: few-pixel evasion against a clean model.
+
+Recipe: runtime → clean model (given or cached) → persons of the split → run the batched engine group
+by group (the engine returns the adversarial views and their pixels) → ``attack.csv``, ``summary.json``,
+``adversarial.npz``, ``examples.png``. Under torchrun the groups are sharded across ranks and gathered
+on rank 0, which writes the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
+from emotic_mm.attacks.surface import check_surface, painted_view
+from emotic_mm.checkpoint import load_model
+from emotic_mm.config import real_number, whole_number
+from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.errors import ConfigError
+from emotic_mm.fsutil import atomic_file, write_json_atomic
+from emotic_mm.progress import print_table, progress_bar, share_text
+from emotic_mm.report import figures
+from emotic_mm.runinfo import output_dir
+from emotic_mm.data.access import check_store_fits_model, dataset, open_store, person_boxes, warm_text_features
+from emotic_mm.training.clean_model import clean_checkpoint
+from emotic_mm.training.distributed import gather_to_main
+from emotic_mm.training.inference import model_inputs, to_device
+from emotic_mm.training.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+
+def working_views(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Replace the stored views by the pictures the model's encoders actually look at (e.g. 64 px),
+    so that the k pixels are pixels of what the model sees rather than of the 224/128 store views."""
+    out = dict(inputs)
+    with torch.inference_mode():
+        for name, encoder in getattr(model, "image_encoders", {}).items():
+            if name in out:
+                out[name] = encoder.working_view(out[name])
+    return out
+
+
+def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
+    """The engine's settings from the ``attack`` block, validated."""
+    settings = PixelAttackSettings(
+        pixels=whole_number(cfg.pixels, "attack.pixels", 1), surface=str(cfg.surface), algorithm=str(cfg.algorithm),
+        targeted=bool(cfg.targeted), budget=whole_number(cfg.budget, "attack.budget", 1),
+        population=whole_number(cfg.population, "attack.population", 1),
+        mutation=real_number(cfg.mutation, "attack.mutation", 0.0),
+        crossover=real_number(cfg.crossover, "attack.crossover", 0.0, 1.0),
+        rs_fraction=real_number(cfg.rs_fraction, "attack.rs_fraction", 0.0, 1.0),
+        max_batch=whole_number(cfg.max_batch, "attack.max_batch", 1),
+        seed=int(seed), amp=bool(cfg.amp), cache_unchanged=bool(cfg.get("cache_unchanged", True)))
+    whole_number(cfg.images_per_batch, "attack.images_per_batch", 1)
+    whole_number(cfg.offset, "attack.offset", 0)
+    if cfg.persons is not None:
+        whole_number(cfg.persons, "attack.persons", 1)
+    settings.check()
+    if settings.targeted or cfg.get("target") is not None:  # a bogus target is refused even when unused
+        check_target(cfg.get("target"))
+    return settings
+
+
+def check_target(target: Any) -> str:
+    """``attack.target``: a category name or ``random``."""
+    if target is None:
+        raise ConfigError("attack.targeted=true needs attack.target=<category name> or attack.target=random")
+    if str(target) != "random" and str(target) not in CATEGORY_INDEX:
+        raise ConfigError(f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)}) or 'random'")
+    return str(target)
+
+
+def choose_targets(cfg: Any, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """Per person: the named target category, or a random category outside its label set."""
+    target = check_target(cfg.target)
+    if target == "random":
+        gen = torch.Generator().manual_seed(seed + 1)
+        noise = torch.rand(labels.shape, generator=gen) + labels * 2.0  # label categories never win
+        return noise.argmin(1)
+    return torch.full((labels.shape[0],), CATEGORY_INDEX[target], dtype=torch.long)
+
+
+def format_pixels(pixels: np.ndarray) -> str:
+    """The CSV's readable column: ``(x,y,r,g,b);…`` (``adversarial.npz`` holds the integer array)."""
+    return ";".join(f"({x},{y},{r},{g},{b})" for x, y, r, g, b in pixels.tolist())
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """One run into ``run_dir`` (default: Hydra's run dir); returns what ``summary.json`` holds."""
+    a = cfg.attack
+    settings = settings_from(a, int(cfg.seed))
+    if str(a.resolution) not in ("stored", "model"):
+        raise ConfigError(f"attack.resolution={a.resolution!r} is not one of stored, model")
+    run_dir = Path(run_dir or output_dir())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with runtime(str(cfg.device)) as rt:  # under torchrun the persons are sharded across ranks by group
+        return _run(cfg, run_dir, settings, rt.device, rt.dist)
+
+
+def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: torch.device, dist: Any) -> dict[str, Any]:
+    a = cfg.attack
+    clean_path = clean_checkpoint(cfg)[0]
+    model, model_cfg, _ = load_model(clean_path, device)
+    model.eval()
+    modalities = [str(m) for m in model_cfg.model.modalities]
+    check_surface(settings.surface, modalities)
+    store = open_store(cfg)
+    check_store_fits_model(store, model_cfg, clean_path)
+    data = dataset(store, str(a.split), modalities)
+    start = int(a.offset)
+    stop = len(data) if a.persons is None else min(len(data), start + int(a.persons))
+    if stop <= start:
+        raise ConfigError(f"attack.offset={start}/attack.persons={a.persons}: no persons selected from {len(data)}")
+    indices = list(range(start, stop))
+    warm_text_features(model, [data])
+    split = store[str(a.split)]
+    surface = painted_view(settings.surface)
+
+    rows, adversarial, clean_views, pixels = [], [], [], []
+    started = time.time()
+    group = int(a.images_per_batch)
+    # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
+    mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
+    engine = PixelAttack(model, settings, device)  # stateless between groups: each run seeds itself
+    with progress_bar(f"attack {settings.algorithm} k={settings.pixels}", total=sum(len(indices[g:g + group]) for g in mine),
+                      unit="images") as advance:
+        for g in mine:
+            ids = indices[g:g + group]
+            batch = data.__getitems__(ids)
+            inputs = to_device(model_inputs(batch), device)
+            if str(a.resolution) == "model":
+                inputs = working_views(model, inputs)
+            labels = batch["categories"]
+            boxes, sizes = person_boxes(split, np.asarray(ids))
+            target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
+            result = engine.run(inputs, target, boxes, sizes)  # untargeted: away from its clean top-1
+            adversarial.append({k: v.cpu().numpy() for k, v in result.views.items()})
+            clean_views.append({k: inputs[k].cpu().numpy() for k in result.views})
+            pixels.append(result.pixels.numpy())
+            for i, person in enumerate(ids):
+                label_set = [CATEGORIES[c] for c in labels[i].nonzero().flatten().tolist()]
+                rows.append({
+                    "index": person, "clean_top1": CATEGORIES[int(result.clean_top1[i])],
+                    "adv_top1": CATEGORIES[int(result.adv_top1[i])],
+                    "target": CATEGORIES[int(target[i])] if settings.targeted else "",
+                    "success": bool(result.success[i]), "queries": int(result.queries[i]),
+                    "clean_correct": CATEGORIES[int(result.clean_top1[i])] in label_set,
+                    "labels": ";".join(label_set),
+                    "pixels": format_pixels(result.pixels[i].numpy()),
+                    "margin": float(result.margin[i]),
+                    "confidence_before": float(result.clean_confidence[i]),
+                    "confidence_after": float(result.adv_confidence[i]),
+                })
+            advance(len(ids))
+    parts = gather_to_main((mine, rows, adversarial, clean_views, pixels), dist)
+    if parts is None:  # not rank 0: rank 0 writes the files
+        return {}
+    order = sorted((g, p, i) for p, part in enumerate(parts) for i, g in enumerate(part[0]))  # person order
+    adv = {k: np.concatenate([parts[p][2][i][k] for _, p, i in order]) for k in parts[0][2][0]} if order else {}
+    clean = {k: np.concatenate([parts[p][3][i][k] for _, p, i in order]) for k in parts[0][3][0]} if order else {}
+    pixel_array = np.concatenate([parts[p][4][i] for _, p, i in order])
+    rows = sorted((r for part in parts for r in part[1]), key=lambda r: r["index"])
+    wall = time.time() - started
+    table = pd.DataFrame(rows)
+    summary = summarise(table, wall, settings, cfg)
+    summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
+    summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
+                    "resolution": str(a.resolution)})
+    with atomic_file(run_dir / "attack.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_file(run_dir / "adversarial.npz") as tmp:
+        np.savez_compressed(tmp, index=np.array(indices), pixels=pixel_array,
+                            **{f"adv_{k}": v for k, v in adv.items()})
+    write_json_atomic(run_dir / "summary.json", summary)
+    chosen = table.index[table["success"]].tolist()[: int(a.examples)] or table.index.tolist()[: int(a.examples)]
+    figures.pixel_examples(run_dir / "examples.png", clean[surface][chosen], adv[surface][chosen], pixel_array[chosen],
+                           table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
+    print_table(f"pixel attack · {settings.algorithm} · k={settings.pixels} · {settings.surface} · "
+                f"{'targeted' if settings.targeted else 'untargeted'}", ["metric", "value"],
+                [["success (clean top-1 correct)", share_text(summary["success_rate_correct"], summary["persons_correct"])],
+                 ["success (all persons)", f"{summary['success_rate_all']:.3f} of {summary['persons']}"],
+                 ["median queries to success", summary["median_queries_success"]],
+                 ["wall time (s)", f"{summary['wall_seconds']:.1f}"], ["queries/s", f"{summary['queries_per_s']:.0f}"]])
+    return summary
+
+
+def summarise(table: pd.DataFrame, wall: float, s: PixelAttackSettings, cfg: Any) -> dict[str, Any]:
+    correct = table[table["clean_correct"]]
+    succeeded = table[table["success"]]
+    return {
+        "attack": "pixel", "algorithm": s.algorithm, "pixels": s.pixels, "surface": s.surface,
+        "targeted": s.targeted, "target": cfg.attack.target if s.targeted else None, "budget": s.budget,
+        "population": s.population, "split": str(cfg.attack.split), "seed": int(cfg.seed),
+        "persons": int(len(table)), "persons_correct": int(len(correct)),
+        "success_rate_all": float(table["success"].mean()),
+        "success_rate_correct": float(correct["success"].mean()) if len(correct) else None,
+        "mean_queries_success": float(succeeded["queries"].mean()) if len(succeeded) else None,
+        "median_queries_success": float(succeeded["queries"].median()) if len(succeeded) else None,
+        "total_queries": int(table["queries"].sum()), "wall_seconds": wall,
+        "queries_per_s": float(table["queries"].sum() / max(wall, 1e-9)),
+    }
