@@ -69,6 +69,13 @@ def test_train_refuses_a_split_without_persons(store_without_train_persons, tmp_
     assert not (tmp_path / "r" / "best").exists()
 
 
+def test_eval_refuses_a_split_without_persons(store_without_train_persons, tiny, tmp_path):
+    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={store_without_train_persons}",
+                    "split=train", f"hydra.run.dir={tmp_path / 'r'}"])
+    line = _one_line(proc)
+    assert "the train split has no persons to evaluate" in line, line
+
+
 def test_the_summary_lists_only_checkpoints_that_exist(train_store, tmp_path):
     from emotic_mm.training.run import train
 

@@ -59,6 +59,9 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
     def outputs(split: str) -> dict[str, torch.Tensor] | None:
         """This split's outputs in store order on rank 0 (``None`` on the other ranks)."""
         data = dataset(store, split, modalities)
+        if len(data) == 0:
+            raise ConfigError(f"{store.path}: the {split} split has no persons to evaluate "
+                              "(see the store's manifest.json for why persons were skipped)")
         warm_text_features(model, [data])  # whole split, fixed batching: same features on every rank
         loader = make_loader(data, int(cfg.batch_size), int(cfg.workers), device,
                              False, 0, dist, exact=True)
