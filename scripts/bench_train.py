@@ -177,9 +177,8 @@ def memory_stream(batches: list[dict[str, Any]]):
 def run_config(label: str, store: Path, overrides: list[str], args: argparse.Namespace,
                run_dir: Path, log: Any) -> dict[str, Any]:
     from emotic_mm.data.loader import EmoticDataset
-    from emotic_mm.data.store import Store
     from emotic_mm.models.factory import build_model, check_model_config
-    from emotic_mm.data.access import check_store_fits_model, warm_text_features
+    from emotic_mm.data.access import store_for_model, warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import to_device
     from emotic_mm.training.losses import build_objective
@@ -190,8 +189,7 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     modalities = check_model_config(cfg.model)
     device = select_device(str(cfg.device))
     seed_everything(int(cfg.seed))
-    st = Store(store)
-    check_store_fits_model(st, cfg)
+    st = store_for_model(cfg, cfg)  # as emotic-mm train opens it (model=clip: its own tokenizer's ids)
     train_set = EmoticDataset(st["train"], modalities)
     batch_size, workers = int(cfg.trainer.batch_size), int(cfg.trainer.workers)
     dist = DistInfo()
@@ -305,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", type=Path, help="an existing prepared store (default: build a small synthetic one)")
     p.add_argument("--train-images", type=int, default=1400,
                    help="synthetic train images when building (~1.6 persons each; 1400 = the demo store's)")
-    p.add_argument("--model", choices=("baseline", "joint"), default="baseline")
+    p.add_argument("--model", choices=("baseline", "joint", "clip"), default="baseline",
+                   help="clip without --override model.clip.name=...: a tiny random CLIP built here (CPU-sized; "
+                        "its speed says nothing about a real ViT-B, see scripts/clip_budget.py)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=None,
                    help="timed optimizer steps per window (default: windows of --window-s seconds)")
@@ -360,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  built in {store_build_s:.1f} s")
         base = [f"model={args.model}", f"trainer.batch_size={args.batch_size}", f"device={args.device}",
                 "trainer.tensorboard=false", *args.override]
+        if args.model == "clip" and not any(o.startswith("model.clip.name=") for o in args.override):
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from support.clip import save_tiny
+
+            base.append(f"model.clip.name={save_tiny(tmp_path / 'tiny_clip', 'clip')}")
+            log("model=clip: a tiny random CLIP (tests/support/clip.py), since no weights can be downloaded")
         if args.workers is not None:
             base.append(f"trainer.workers={args.workers}")
         configs = [("fp32", base)]

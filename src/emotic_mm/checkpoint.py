@@ -34,7 +34,11 @@ STATE_JSON = "training_state.json"
 
 
 def omitted_prefixes(model: nn.Module) -> list[str]:
-    """Parameters that are rebuilt from a pretrained name rather than stored (frozen text encoder)."""
+    """Parameters that are rebuilt from a pretrained name rather than stored: what the model says
+    (``model.omitted_prefixes()``, e.g. CLIP's frozen towers), else a frozen text encoder."""
+    own = getattr(model, "omitted_prefixes", None)
+    if callable(own):
+        return list(own())
     text = getattr(model, "text_encoder", None)
     return ["text_encoder."] if text is not None and getattr(text, "frozen", False) else []
 

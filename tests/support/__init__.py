@@ -8,6 +8,7 @@
 * ``support.stores``: ``convert``, ``synthetic_store``, text configs, ``TOKENIZER``, the CSV columns.
 * ``support.checkpoints``: ``train_tiny`` and the ``TINY_CHECKPOINT`` overrides.
 * ``support.text``: ``label_words`` (descriptions must not name their emotion).
+* ``support.clip``: ``save_tiny`` — tiny random CLIP / SigLIP folders with a real (MiniLM) vocabulary.
 * ``support.fixtures``: the session fixtures (releases, stores, tiny BLIP, tiny checkpoints).
 
 Scripts may reuse it by putting ``tests/`` on ``sys.path``.

@@ -124,3 +124,15 @@ def tiny(tiny_store: Any, tiny_checkpoints: Callable[..., Path]) -> TinyRun:
 def tiny_text_only(tiny_checkpoints: Callable[..., Path]) -> Path:
     """A one-epoch checkpoint that reads descriptions only (no pictures)."""
     return tiny_checkpoints("baseline", ["text"])
+
+
+@pytest.fixture(scope="session")
+def clip_towers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random CLIP and SigLIP folders (model + processor + MiniLM tokenizer), by kind."""
+    from transformers.utils import logging as hf_logging
+
+    from support.clip import save_tiny
+
+    hf_logging.set_verbosity_error()  # SigLIP's default text config warns about ids we then replace
+    root = tmp_path_factory.mktemp("towers")
+    return {kind: save_tiny(root / kind, kind) for kind in ("clip", "siglip")}

@@ -38,21 +38,22 @@ def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | No
     store its config names, when that store is reachable and is not ``store`` itself.
     """
     model_cfg = trained_cfg.model
+    own_tokenizer = model_cfg.get("tokenizer")
     if trained_sizes is None and checkpoint is not None:
         from emotic_mm.checkpoint import trained_view_sizes
 
         trained_sizes = trained_view_sizes(checkpoint)
     modalities = [str(m) for m in model_cfg.modalities]
     if "text" in modalities:
-        if store.manifest is not None:
-            stored = store.manifest.get("tokenizer", {}).get("name")
-            wanted = str(model_cfg.text_encoder.name)
-            if stored is not None and stored != wanted:
-                raise ConfigError(
-                    f"{store.path}: tokenised with {stored!r} but model.text_encoder.name={wanted!r}; "
-                    f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
-                )
-        _check_token_ids(store, str(model_cfg.text_encoder.name))
+        wanted = str(own_tokenizer.name) if own_tokenizer is not None else str(model_cfg.text_encoder.name)
+        stored = store.tokenizer_name or (store.manifest or {}).get("tokenizer", {}).get("name")
+        if stored is not None and stored != wanted:
+            key = "model.tokenizer.name" if own_tokenizer is not None else "model.text_encoder.name"
+            raise ConfigError(
+                f"{store.path}: tokenised with {stored!r} but {key}={wanted!r}; "
+                f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
+            )
+        _check_token_ids(store, wanted)
     _check_view_sizes(store, modalities, trained_sizes if trained_sizes is not None else _trained_sizes(trained_cfg, store))
 
 
@@ -63,13 +64,14 @@ def _check_token_ids(store: Store, encoder: str) -> None:
     from emotic_mm.config import resolve_model_name
 
     try:
-        vocab = int(AutoConfig.from_pretrained(resolve_model_name(encoder)).vocab_size)
+        config = AutoConfig.from_pretrained(resolve_model_name(encoder))
+        vocab = int(getattr(config, "vocab_size", None) or config.text_config.vocab_size)
     except (OSError, ValueError, TypeError, AttributeError):
         return  # the encoder itself fails to load later, with its own one-line message
     from emotic_mm.data.store import read_array
 
     for split in store.splits:
-        ids = read_array(store.path / f"{split}_token_ids_arr.npy", required=False)
+        ids = read_array((store.token_dir or store.path) / f"{split}_token_ids_arr.npy", required=False)
         if ids is None or ids.size == 0:
             continue
         low, high = int(ids.min()), int(ids.max())
@@ -106,6 +108,62 @@ def _check_view_sizes(store: Store, modalities: list[str], trained: dict[str, in
                 f"{store.path}: {view} views are {have[view]}x{have[view]} px but the checkpoint was trained on "
                 f"{trained[view]}x{trained[view]}; prepare a store with data.{view}_size={trained[view]}"
             )
+
+
+def store_for_model(cfg: Any, trained_cfg: Any, checkpoint: Path | None = None) -> Store:
+    """The store ``data.prepared_dir`` names, as the model reads it, checked to fit it.
+
+    A model whose block names its own ``tokenizer`` (``model=clip``: the text tower's) reads token ids of
+    that tokenizer: the store's descriptions are re-tokenised once and cached beside its arrays, keyed by
+    tokenizer and length (:func:`retokenized`). Other models read the store's own token ids.
+    """
+    store = open_store(cfg)
+    own = trained_cfg.model.get("tokenizer")
+    if own is not None and "text" in [str(m) for m in trained_cfg.model.modalities]:
+        store = retokenized(store, str(own.name), own.get("max_length"))
+    check_store_fits_model(store, trained_cfg, checkpoint)
+    return store
+
+
+def model_length(tokenizer: Any) -> int:
+    """A tokenizer's own sequence length (capped: some report a huge sentinel)."""
+    return int(min(int(getattr(tokenizer, "model_max_length", 77) or 77), 512))
+
+
+def retokenized(store: Store, tokenizer_name: str, max_length: int | None) -> Store:
+    """``store`` reading token ids of ``tokenizer_name`` from ``<store>/tokens/<key>/`` (made on first use).
+
+    ``max_length=None``: the tokenizer's model length (e.g. 77 for CLIP, 64 for SigLIP, whose text tower
+    pools the last position and so expects that fixed padding).
+    """
+    import hashlib
+    import json
+
+    from emotic_mm.data.tokens import load_tokenizer, tokenize
+    from emotic_mm.fsutil import atomic_dir
+
+    if store.manifest is not None and store.manifest.get("tokenizer", {}).get("name") == tokenizer_name \
+            and max_length in (None, store.manifest.get("tokenizer", {}).get("max_length")):
+        return store  # prepare already used this tokenizer
+    tokenizer = load_tokenizer(tokenizer_name)
+    length = int(max_length or model_length(tokenizer))
+    manifest = json.dumps(store.manifest, sort_keys=True, default=str) if store.manifest else str(store.path)
+    key = hashlib.sha256(f"{tokenizer_name}|{length}|{manifest}".encode()).hexdigest()[:12]
+    folder = store.path / "tokens" / key
+    if not (folder / "tokens.json").is_file():
+        log.info("re-tokenising %s's descriptions with %s (once; cached in %s)", store.path, tokenizer_name, folder)
+        with atomic_dir(folder) as tmp:
+            for split in store.splits:
+                texts = store[split].descriptions
+                if texts is None:
+                    raise ConfigError(f"{store.path}: split {split!r} has no descriptions to tokenise with "
+                                      f"{tokenizer_name!r}; re-run `emotic-mm prepare`")
+                arrays = tokenize(texts, tokenizer, length)
+                np.save(tmp / f"{split}_token_ids_arr.npy", arrays.ids)
+                np.save(tmp / f"{split}_token_len_arr.npy", arrays.lengths)
+            (tmp / "tokens.json").write_text(json.dumps({"tokenizer": tokenizer_name, "max_length": length}) + "\n")
+    store.token_dir, store.tokenizer_name = folder, tokenizer_name
+    return store
 
 
 def dataset(store: Store, split: str, modalities: Any) -> EmoticDataset:

@@ -78,6 +78,10 @@ CATEGORY_DEFINITIONS: dict[str, str] = {
 }
 
 
-def category_prompt(name: str) -> str:
-    """The sentence the text encoder embeds for a category (zero-shot and joint scoring)."""
-    return f"a person feeling {name.lower()}: {CATEGORY_DEFINITIONS[name]}"
+PROMPT_TEMPLATE = "a person feeling {name}: {definition}"
+
+
+def category_prompt(name: str, template: str = PROMPT_TEMPLATE) -> str:
+    """The sentence a text encoder embeds for a category (zero-shot and joint scoring); ``template``
+    may use ``{name}`` (lower case) and ``{definition}``."""
+    return template.format(name=name.lower(), definition=CATEGORY_DEFINITIONS[name])

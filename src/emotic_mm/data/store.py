@@ -107,6 +107,8 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.token_dir: Path | None = None  # token arrays of another tokenizer (data.access.retokenized)
+        self.tokenizer_name: str | None = None  # whose tokens token_dir holds
         if not self.path.is_dir():
             raise DataFormatError(f"{self.path}: no prepared store here (data.prepared_dir); run `emotic-mm prepare`")
         self.manifest: dict[str, Any] | None = read_manifest(self.path)
@@ -146,7 +148,7 @@ class Store:
             votes=read_array(p / f"{split}_votes_arr.npy", required=False),
             boxes=read_array(p / f"{split}_bbox_arr.npy", required=False),
             image_sizes=read_array(p / f"{split}_image_size_arr.npy", required=False),
-            token_ids=read_array(p / f"{split}_token_ids_arr.npy", required=False),
-            token_lengths=read_array(p / f"{split}_token_len_arr.npy", required=False),
+            token_ids=read_array((self.token_dir or p) / f"{split}_token_ids_arr.npy", required=False),
+            token_lengths=read_array((self.token_dir or p) / f"{split}_token_len_arr.npy", required=False),
             table=pd.read_csv(csv) if csv.is_file() else None,
         )

@@ -6,7 +6,6 @@ everything outside the model — augmentation, attacks, predict — works on raw
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotic_mm.errors import ConfigError
+from emotic_mm.models.memo import FeatureMemo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,8 +167,7 @@ class TextEncoder(nn.Module):
         self.frozen = bool(freeze)
         if self.frozen:
             self.model.requires_grad_(False)
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.memo = FeatureMemo(cache_size)
 
     def train(self, mode: bool = True) -> "TextEncoder":
         super().train(mode)
@@ -187,27 +186,14 @@ class TextEncoder(nn.Module):
     def warm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 128) -> None:
         """Fill the memo in a fixed order and batching, so cached features never depend on how
         training batches happened to be composed (exact resume, identical runs)."""
-        if not self.frozen or self.cache_size <= 0:
+        if not self.frozen or self.memo.size <= 0:
             return
         device = next(self.model.parameters()).device
         for start in range(0, input_ids.shape[0], batch_size):
             self(input_ids[start:start + batch_size].to(device), attention_mask[start:start + batch_size].to(device))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if not self.frozen or self.cache_size <= 0:
+        if not self.frozen or self.memo.size <= 0:
             return self._encode(input_ids, attention_mask)
-        with torch.no_grad():
-            keys = [row.tobytes() for row in (input_ids * attention_mask).cpu().numpy()]
-            missing = [i for i, k in enumerate(keys) if k not in self._cache]
-            if missing:
-                unique = list(dict.fromkeys(keys[i] for i in missing))
-                first = {k: keys.index(k) for k in unique}
-                rows = torch.tensor([first[k] for k in unique], device=input_ids.device)
-                encoded = self._encode(input_ids[rows], attention_mask[rows]).float()
-                for k, vec in zip(unique, encoded):
-                    self._cache[k] = vec.detach()
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-            for k in keys:
-                self._cache.move_to_end(k)
-            return torch.stack([self._cache[k] for k in keys]).to(input_ids.device)
+        keys = FeatureMemo.keys_of(input_ids * attention_mask)
+        return self.memo(keys, lambda rows: self._encode(input_ids[rows], attention_mask[rows]), input_ids.device)

@@ -28,7 +28,7 @@ from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.report import figures
 from emotic_mm.runinfo import output_dir
-from emotic_mm.data.access import check_store_fits_model, dataset, open_store, person_boxes, warm_text_features
+from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
 from emotic_mm.training.clean_model import clean_checkpoint
 from emotic_mm.training.distributed import gather_to_main
 from emotic_mm.training.inference import model_inputs, to_device
@@ -112,8 +112,7 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     model.eval()
     modalities = [str(m) for m in model_cfg.model.modalities]
     check_surface(settings.surface, modalities)
-    store = open_store(cfg)
-    check_store_fits_model(store, model_cfg, clean_path)
+    store = store_for_model(cfg, model_cfg, clean_path)
     data = dataset(store, str(a.split), modalities)
     start = int(a.offset)
     stop = len(data) if a.persons is None else min(len(data), start + int(a.persons))

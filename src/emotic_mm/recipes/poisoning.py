@@ -18,7 +18,7 @@ from torch import nn
 
 from emotic_mm.data.store import Store
 from emotic_mm.progress import print_table
-from emotic_mm.data.access import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.data.access import store_for_model, warm_text_features
 from emotic_mm.training.clean_model import clean_checkpoint, training_config
 from emotic_mm.training.distributed import DistInfo
 from emotic_mm.training.inference import collect_outputs
@@ -39,8 +39,7 @@ class CleanSide:
 
 def clean_side(cfg: DictConfig) -> CleanSide:
     path, clean_cfg = clean_checkpoint(cfg)
-    store = open_store(cfg)
-    check_store_fits_model(store, clean_cfg, path)
+    store = store_for_model(cfg, clean_cfg, path)
     return CleanSide(path, clean_cfg, store, [str(m) for m in clean_cfg.model.modalities])
 
 

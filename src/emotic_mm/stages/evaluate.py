@@ -21,12 +21,13 @@ import torch
 from omegaconf import DictConfig
 
 from emotic_mm.checkpoint import load_model
+from emotic_mm.models.factory import build_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.data.access import check_store_fits_model, dataset, has_checkpoint, open_store, warm_text_features
+from emotic_mm.data.access import dataset, has_checkpoint, store_for_model, warm_text_features
 from emotic_mm.report import figures
 from emotic_mm.training.distributed import DistInfo, gather_to_main
 from emotic_mm.training.inference import collect_outputs
@@ -42,17 +43,31 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(f"split={cfg.split!r} is not one of val, test, train")
-    if not has_checkpoint(cfg):
-        raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best")
+    if not has_checkpoint(cfg) and cfg.get("model") is None:
+        raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best "
+                          "(or model=clip checkpoint=null for a zero-shot evaluation)")
     with runtime(str(cfg.device)) as rt:
         return _evaluate(cfg, run_dir, rt.device, rt.dist)
 
 
+def load_or_build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, DictConfig, dict[str, Any], Path | None]:
+    """The checkpoint's model, or (``checkpoint=null`` with a ``model``) one that scores without training:
+    a pretrained vision–language model's zero-shot prompts (``model=clip``)."""
+    if has_checkpoint(cfg):
+        checkpoint = Path(str(cfg.checkpoint))
+        model, model_cfg, meta = load_model(checkpoint, device)
+        return model, model_cfg, meta, checkpoint
+    model = build_model(cfg.model)
+    if not getattr(model, "zero_shot", False):
+        raise ConfigError(f"model={cfg.model.name} needs training before it can score: pass checkpoint=<run>/best "
+                          "(zero-shot evaluation is for model=clip)")
+    return model.to(device), cfg, {"zero_shot": True}, None
+
+
 def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistInfo) -> dict[str, Any]:
-    model, model_cfg, meta = load_model(Path(str(cfg.checkpoint)), device)
+    model, model_cfg, meta, checkpoint = load_or_build(cfg, device)
     modalities = [str(m) for m in model_cfg.model.modalities]
-    store = open_store(cfg)
-    check_store_fits_model(store, model_cfg, Path(str(cfg.checkpoint)))
+    store = store_for_model(cfg, model_cfg, checkpoint)
 
     per_rank: list[int] = []
 
@@ -86,7 +101,8 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
     if "zero_shot" in out:
         metrics["zero_shot_map"] = emotion_metrics(out["zero_shot"], out["categories"], out["vad_pred"],
                                                    out["vad_true"])["map"]
-    metrics.update({"split": str(cfg.split), "persons": int(out["logits"].shape[0]), "checkpoint": str(cfg.checkpoint),
+    metrics.update({"split": str(cfg.split), "persons": int(out["logits"].shape[0]), "checkpoint": str(checkpoint) if checkpoint else None,
+                    "zero_shot": bool(meta.get("zero_shot", False)),
                     "variant": str(model_cfg.model.name), "modalities": modalities,
                     "trained_epoch": meta.get("epoch"), "world_size": dist.world_size, "persons_per_rank": per_rank, "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
     _write_outputs(run_dir, metrics, out, f1, thresholds)
@@ -115,7 +131,7 @@ def _write_outputs(run_dir: Path, metrics: dict[str, Any], out: dict[str, torch.
 def _print(m: dict[str, Any]) -> None:
     rows = [["mAP", f"{m['map']:.4f}"], ["mAP (VOC interpolated)", f"{m['map_voc']:.4f}"],
             ["dominant-emotion accuracy", f"{m['dominant_acc']:.4f}"], ["top-1 hit rate", f"{m['top1_hit']:.4f}"],
-            ["F1 (val thresholds)", f"{m['f1']:.4f}"], ["VAD MAE (V/A/D)",
+            ["F1 (val thresholds)", f"{m['f1']:.4f}"], ["VAD MAE (V/A/D)" + (" — untrained head" if m.get("zero_shot") else ""),
              f"{m['vad_mae']:.3f} ({m['valence_mae']:.2f}/{m['arousal_mae']:.2f}/{m['dominance_mae']:.2f})"]]
     if "retrieval" in m:
         r = m["retrieval"]

@@ -134,11 +134,24 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
         source = str(text_cfg.get("source", SOURCE_TEMPLATE))
         origin = "checkpoint config (its store is not reachable here" + (
             ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
+    own = model_cfg.model.get("tokenizer")  # a model that reads its own tokenizer's ids (model=clip)
+    if own is not None:
+        tokenizer_name, stored_length = str(own.name), own.get("max_length") or _model_length(str(own.name))
+    else:
+        tokenizer_name = str(model_cfg.model.text_encoder.name)
     return Preprocessing(
         modalities=[str(m) for m in model_cfg.model.modalities], context_size=int(context), body_size=int(body),
-        tokenizer=str(model_cfg.model.text_encoder.name),
+        tokenizer=tokenizer_name,
         max_length=int(max_length or stored_length or DEFAULT_MAX_LENGTH),
         text_source=source, text_cfg=text_cfg, origin=origin)
+
+
+def _model_length(tokenizer: str) -> int:
+    """The token length :func:`emotic_mm.data.access.retokenized` uses by default for this tokenizer."""
+    from emotic_mm.data.access import model_length
+    from emotic_mm.data.tokens import load_tokenizer
+
+    return model_length(load_tokenizer(tokenizer))
 
 
 def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:

@@ -93,3 +93,27 @@ def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
     out: list[Any] | None = [None] * info.world_size if info.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of ``x`` concatenated in rank order, differentiable (one process: ``x``).
+
+    The contrastive loss needs the whole global batch's negatives: with this, N ranks train the same
+    objective as one process with the global batch (as open_clip's ``gather_with_grad``). The backward
+    of the gather sums each rank's gradient into the rows it owns; DDP's averaging then restores the
+    one-process gradient.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    import torch.distributed.nn.functional as dist_nn
+
+    return torch.cat(dist_nn.all_gather(x.contiguous()), dim=0)
+
+
+def sum_across_ranks(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over ranks (no gradient), e.g. label counts that must describe the global batch."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    total = x.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total

@@ -6,6 +6,10 @@
 * BCE-with-logits as the option (``loss.discrete=bce``).
 * :class:`VADLoss` — smooth-L1 on the 1-10 scale.
 * :class:`SymmetricInfoNCE` — image↔text alignment with a learnable temperature (CLIP-style).
+
+Under torchrun both batch-dependent losses see the global batch: the weights come from positive counts
+summed over ranks, and InfoNCE gathers every rank's embeddings — so N processes train the objective one
+process trains with the same global batch.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotic_mm.errors import ConfigError
+from emotic_mm.training.distributed import gather_with_grad, sum_across_ranks
 
 
 class DynamicWeightedLoss(nn.Module):
@@ -26,7 +31,8 @@ class DynamicWeightedLoss(nn.Module):
 
     @staticmethod
     def weights(target: torch.Tensor, absent_weight: float = 1e-4) -> torch.Tensor:
-        counts = target.sum(0)
+        """1 / ln(c + 1.2) from the positives c of the *global* batch (summed over torchrun ranks)."""
+        counts = sum_across_ranks(target.sum(0))
         w = torch.full_like(counts, absent_weight)
         present = counts > 0
         w[present] = 1.0 / torch.log(counts[present] + 1.2)
@@ -52,9 +58,11 @@ class VADLoss(nn.Module):
 
 
 class SymmetricInfoNCE(nn.Module):
-    """Mean of image→text and text→image cross-entropy over the batch's similarity matrix."""
+    """Mean of image→text and text→image cross-entropy over the global batch's similarity matrix (under
+    torchrun every rank's embeddings are gathered, with gradients, so each sees all negatives)."""
 
     def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        image, text = gather_with_grad(image), gather_with_grad(text)
         logits = logit_scale * image.float() @ text.float().t()
         labels = torch.arange(logits.shape[0], device=logits.device)
         return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))

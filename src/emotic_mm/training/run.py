@@ -24,7 +24,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.models.factory import build_model, check_model_config
 from emotic_mm.progress import print_table
-from emotic_mm.data.access import check_store_fits_model, dataset, open_store, warm_text_features
+from emotic_mm.data.access import dataset, store_for_model, warm_text_features
 from emotic_mm.training.clean_model import store_fingerprint
 from emotic_mm.training.losses import build_objective
 from emotic_mm.training.runtime import make_loader, runtime, seed_everything
@@ -76,8 +76,7 @@ def train(cfg: DictConfig, run_dir: Path, train_set: Dataset | None = None,
         if batch_size % dist.world_size:
             raise ConfigError(f"trainer.batch_size={batch_size} must divide by the {dist.world_size} ranks")
         seed_everything(int(cfg.seed))
-        store = open_store(cfg)
-        check_store_fits_model(store, cfg)
+        store = store_for_model(cfg, cfg)
         val_set = dataset(store, "val", modalities)
         if train_set is None:
             train_set = dataset(store, "train", modalities)

@@ -1,0 +1,47 @@
+"""Memoised features of a frozen encoder: a frozen tower is a pure function of its input, so its output
+for an input it has seen is looked up instead of recomputed (LRU of ``size`` entries, keyed by the
+input's bytes). The MiniLM text encoder and the frozen CLIP/SigLIP towers share this one mechanism."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+
+class FeatureMemo:
+    """``memo(keys, inputs, encode)``: rows of ``encode`` for each key, encoding only unseen keys once."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = int(size)
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @staticmethod
+    def keys_of(rows: torch.Tensor) -> list[bytes]:
+        """One key per row: its bytes (short rows, e.g. token ids) or their digest (pictures)."""
+        flat = rows.detach().cpu().contiguous().reshape(rows.shape[0], -1).numpy()
+        if flat.shape[1] * flat.itemsize <= 1024:
+            return [row.tobytes() for row in flat]
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+
+    @torch.no_grad()
+    def __call__(self, keys: list[bytes], encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+                 ) -> torch.Tensor:
+        """``encode(rows)`` receives the positions (a long tensor on ``device``) of the first occurrence
+        of each unseen key and returns their features."""
+        missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if missing:
+            first = {k: keys.index(k) for k in missing}
+            encoded = encode(torch.tensor([first[k] for k in missing], device=device)).float()
+            for k, vec in zip(missing, encoded):
+                self._cache[k] = vec.detach()
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        for k in keys:
+            self._cache.move_to_end(k)
+        return torch.stack([self._cache[k] for k in keys]).to(device)
