@@ -1,6 +1,6 @@
 # make demo  — create .venv, install, prepare the synthetic default, train + evaluate both variants
 # make test  — create .venv if needed and run the test suite
-# make study — the baseline-vs-joint robustness study and its report (SEEDS="0 1" for a spread)
+# make study — the robustness study (curves over k, paired comparisons, poisoning grid) and its report
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -42,15 +42,17 @@ quality: $(STAMP)
 	  $(BIN)/emotic-mm eval checkpoint=$(QUALITY)/train-$$r/best hydra.run.dir=$(QUALITY)/eval-$$r || exit 1; done
 	$(BIN)/python scripts/compare.py $(QUALITY)/eval-image $(QUALITY)/eval-text $(QUALITY)/eval-baseline $(QUALITY)/eval-joint --markdown
 
-# The robustness study (both variants x pixel budgets x poison rates, ~15 min per seed on 2 CPU cores) and its report.
+# The robustness study: the evasion sweep (3 seeds x 2 variants x image-only/fused x 5 cases), the poisoning
+# sweep, and the report. STUDY_PRESET=quick for the one-seed look (evasion only).
 STUDY := outputs/study
-SEEDS ?= 0
+STUDY_PRESET ?= full
 
 study: $(STAMP)
 	$(BIN)/emotic-mm prepare
 	rm -rf $(STUDY)
-	for s in $(SEEDS); do \
-	  $(BIN)/emotic-mm attack -m experiment=robustness_study seed=$$s hydra.sweep.dir=$(STUDY)/seed$$s || exit 1; done
+	$(BIN)/emotic-mm attack -m experiment=robustness_study study=$(STUDY_PRESET) hydra.sweep.dir=$(STUDY)/evasion
+	if [ "$(STUDY_PRESET)" = full ]; then \
+	  $(BIN)/emotic-mm attack -m experiment=robustness_study study=poisoning hydra.sweep.dir=$(STUDY)/poisoning || exit 1; fi
 	$(BIN)/emotic-mm report runs=$(STUDY)
 
 test: $(STAMP)

@@ -200,3 +200,38 @@ def test_model_resolution_views_are_exact():
     assert small["context"].shape[-1] == 24 and small["body"].shape[-1] == 16
     with torch.inference_mode():
         torch.testing.assert_close(model(inputs)["logits"], model(small)["logits"])
+
+
+# --------------------------------------------------------------------------- the k-schedule (issue 10)
+class _NeedsBrightPixels(torch.nn.Module):
+    """Top-1 flips from class 0 to class 1 once at least ``need`` pixels of the context view are bright
+    (all channels > 200); ``need`` is read from the body view, which the attack never touches. So the
+    minimal k of every image is known: exactly ``need``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, batch):
+        bright = (batch["context"].float().amin(1) > 200).flatten(1).sum(1).float()
+        need = batch["body"][:, 0, 0, 0].float()
+        rest = torch.full((bright.shape[0], 24), -10.0)
+        return {"logits": torch.cat([torch.stack([need - 0.5, bright], 1), rest], 1) + self.anchor}
+
+
+def test_the_k_schedule_finds_each_images_minimal_k():
+    needs = torch.tensor([1, 2, 3, 5, 9])  # minimal k of each image
+    inputs = {"context": torch.zeros(5, 3, 8, 8, dtype=torch.uint8),
+              "body": needs.view(5, 1, 1, 1).expand(5, 3, 2, 2).to(torch.uint8).clone()}
+    engine = PixelAttack(_NeedsBrightPixels(), PixelAttackSettings(algorithm="rs", budget=2000, population=20,
+                                                                   rs_fraction=0.3, seed=0), torch.device("cpu"))
+    result = engine.run_schedule(inputs, [8, 1, 2, 4])
+    assert result.ks == [1, 2, 4, 8]
+    assert result.pixels_needed.tolist() == [1, 2, 4, 8, 0]  # the smallest k of the schedule >= the need
+    assert result.success.tolist() == [[True] * 4, [False, True, True, True], [False, False, True, True],
+                                       [False, False, False, True], [False] * 4]
+    assert (result.adv_top1[:, -1] == torch.tensor([1, 1, 1, 1, 0])).all()
+    fooled_with = (result.pixels >= 0).all(-1).sum(1)  # pixels kept for the fooling k
+    assert fooled_with[:4].tolist() == [1, 2, 4, 8]
+    # a person fooled at k is not attacked again: the k=1 image spent only its first level's queries
+    assert result.queries[0] < result.queries[3]

@@ -33,7 +33,8 @@ def test_every_model_config_builds(group_file: Path, clip_towers):
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
 def test_experiment_presets_compose(experiment: str):
-    cfg = compose_cfg("train", [f"experiment={experiment}"])
+    stage = "attack" if experiment == "robustness_study" else "train"  # the study is a sweep of attacks
+    cfg = compose_cfg(stage, [f"experiment={experiment}"])
     assert cfg.trainer.epochs > 0
 
 
@@ -42,18 +43,22 @@ def test_eval_config_composes():
     assert cfg.split == "test" and cfg.data.prepared_dir
 
 
-def test_robustness_study_sweeps_existing_cases():
-    cfg = compose_cfg("attack", ["experiment=robustness_study"], hydra=True)
-    params = cfg.hydra.sweeper.params
-    assert set(params.model.split(",")) == {"baseline", "joint"}
-    cases = params.study.split(",")
-    assert set(cases) == {p.stem for p in (CONFIGS / "study").glob("*.yaml")}
-    names = {}
-    for case in cases:
-        composed = compose_cfg("attack", ["experiment=robustness_study", f"study={case}"])
-        assert composed.trainer.epochs == 3
-        names[case] = composed.attack.name
-    assert names["pixel_k3"] == "pixel" and names["backdoor_r10"] == "poison_backdoor"
-    assert names["collision"] == "poison_collision"
-    assert compose_cfg("attack", ["study=pixel_k5"]).attack.pixels == 5
-    assert compose_cfg("attack", ["study=backdoor_r10"]).attack.rate == 0.1
+def test_robustness_study_presets_sweep_existing_cases():
+    for preset in ("full", "quick", "poisoning"):
+        cfg = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}"], hydra=True)
+        params = cfg.hydra.sweeper.params
+        assert set(params.model.split(",")) == {"baseline", "joint"}
+        cases = params.case.split(",")
+        assert set(cases) <= {p.stem for p in (CONFIGS / "case").glob("*.yaml")}
+        for case in cases:
+            composed = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}", f"case={case}"])
+            assert composed.trainer.epochs == composed.study_scale.epochs
+            if composed.attack.name == "pixel":
+                assert list(composed.attack.pixels) == [1, 3, 10, 30, 100]
+                assert composed.attack.persons == composed.study_scale.persons
+    full = compose_cfg("attack", ["experiment=robustness_study"], hydra=True).hydra.sweeper.params
+    assert full.seed == "0,1,2" and full.modality == "image,fused"
+    image = compose_cfg("attack", ["experiment=robustness_study", "modality=image", "case=evasion_de"])
+    assert list(image.model.modalities) == ["context", "body"] and image.attack.algorithm == "de"
+    backdoor = compose_cfg("attack", ["case=backdoor", "attack.rate=0.01", "attack.pixels=36"])
+    assert backdoor.attack.name == "poison_backdoor" and backdoor.attack.rate == 0.01 and backdoor.attack.pixels == 36

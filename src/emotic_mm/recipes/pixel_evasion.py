@@ -49,9 +49,10 @@ def working_views(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
-    """The engine's settings from the ``attack`` block, validated."""
+    """The engine's settings from the ``attack`` block, validated (``pixels``: the largest k of the schedule,
+    which bounds memory)."""
     settings = PixelAttackSettings(
-        pixels=whole_number(cfg.pixels, "attack.pixels", 1), surface=str(cfg.surface), algorithm=str(cfg.algorithm),
+        pixels=pixel_schedule(cfg)[-1], surface=str(cfg.surface), algorithm=str(cfg.algorithm),
         targeted=bool(cfg.targeted), budget=whole_number(cfg.budget, "attack.budget", 1),
         population=whole_number(cfg.population, "attack.population", 1),
         mutation=real_number(cfg.mutation, "attack.mutation", 0.0),
@@ -129,8 +130,9 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
     mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
     engine = PixelAttack(model, settings, device)  # stateless between groups: each run seeds itself
-    with progress_bar(f"attack {settings.algorithm} k={settings.pixels}", total=sum(len(indices[g:g + group]) for g in mine),
-                      unit="images") as advance:
+    ks = pixel_schedule(a)
+    with progress_bar(f"attack {settings.algorithm} k={','.join(map(str, ks))}",
+                      total=sum(len(indices[g:g + group]) for g in mine), unit="images") as advance:
         for g in mine:
             ids = indices[g:g + group]
             batch = data.__getitems__(ids)
@@ -140,24 +142,11 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
             labels = batch["categories"]
             boxes, sizes = person_boxes(split, np.asarray(ids))
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
-            result = engine.run(inputs, target, boxes, sizes)  # untargeted: away from its clean top-1
+            result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
             adversarial.append({k: v.cpu().numpy() for k, v in result.views.items()})
             clean_views.append({k: inputs[k].cpu().numpy() for k in result.views})
             pixels.append(result.pixels.numpy())
-            for i, person in enumerate(ids):
-                label_set = [CATEGORIES[c] for c in labels[i].nonzero().flatten().tolist()]
-                rows.append({
-                    "index": person, "clean_top1": CATEGORIES[int(result.clean_top1[i])],
-                    "adv_top1": CATEGORIES[int(result.adv_top1[i])],
-                    "target": CATEGORIES[int(target[i])] if settings.targeted else "",
-                    "success": bool(result.success[i]), "queries": int(result.queries[i]),
-                    "clean_correct": CATEGORIES[int(result.clean_top1[i])] in label_set,
-                    "labels": ";".join(label_set),
-                    "pixels": format_pixels(result.pixels[i].numpy()),
-                    "margin": float(result.margin[i]),
-                    "confidence_before": float(result.clean_confidence[i]),
-                    "confidence_after": float(result.adv_confidence[i]),
-                })
+            rows.extend(person_rows(ids, labels, result, target))
             advance(len(ids))
     parts = gather_to_main((mine, rows, adversarial, clean_views, pixels), dist)
     if parts is None:  # not rank 0: rank 0 writes the files
@@ -169,40 +158,107 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     rows = sorted((r for part in parts for r in part[1]), key=lambda r: r["index"])
     wall = time.time() - started
     table = pd.DataFrame(rows)
-    summary = summarise(table, wall, settings, cfg)
+    summary = summarise(table, ks, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
                     "resolution": str(a.resolution)})
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
-    with atomic_file(run_dir / "adversarial.npz") as tmp:
-        np.savez_compressed(tmp, index=np.array(indices), pixels=pixel_array,
+    with atomic_file(run_dir / "adversarial.npz") as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
+        np.savez_compressed(tmp, index=np.array(indices), pixels=pixel_array, pixels_needed=table["pixels_needed"].fillna(0).to_numpy(int),
                             **{f"adv_{k}": v for k, v in adv.items()})
     write_json_atomic(run_dir / "summary.json", summary)
     chosen = table.index[table["success"]].tolist()[: int(a.examples)] or table.index.tolist()[: int(a.examples)]
-    figures.pixel_examples(run_dir / "examples.png", clean[surface][chosen], adv[surface][chosen], pixel_array[chosen],
+    figures.pixel_examples(run_dir / "examples.png", clean[surface][chosen], adv[surface][chosen],
+                           [p[p[:, 0] >= 0] for p in pixel_array[chosen]],
                            table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
-    print_table(f"pixel attack · {settings.algorithm} · k={settings.pixels} · {settings.surface} · "
-                f"{'targeted' if settings.targeted else 'untargeted'}", ["metric", "value"],
-                [["success (clean top-1 correct)", share_text(summary["success_rate_correct"], summary["persons_correct"])],
-                 ["success (all persons)", f"{summary['success_rate_all']:.3f} of {summary['persons']}"],
-                 ["median queries to success", summary["median_queries_success"]],
-                 ["wall time (s)", f"{summary['wall_seconds']:.1f}"], ["queries/s", f"{summary['queries_per_s']:.0f}"]])
+    _print(summary)
     return summary
 
 
-def summarise(table: pd.DataFrame, wall: float, s: PixelAttackSettings, cfg: Any) -> dict[str, Any]:
-    correct = table[table["clean_correct"]]
-    succeeded = table[table["success"]]
+def pixel_schedule(a: Any) -> list[int]:
+    """``attack.pixels``: one k or a list of them (the curve), validated, ascending."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_object(a.pixels) if OmegaConf.is_list(a.pixels) else [a.pixels]
+    if not values:
+        raise ConfigError("attack.pixels=[] names no pixel budget")
+    return sorted({whole_number(v, "attack.pixels", 1) for v in values})
+
+
+def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch.Tensor | None) -> list[dict[str, Any]]:
+    """attack.csv: one row per person, with its outcome at every k of the schedule."""
+    rows = []
+    for i, person in enumerate(ids):
+        label_set = [CATEGORIES[c] for c in labels[i].nonzero().flatten().tolist()]
+        clean_top1 = CATEGORIES[int(result.clean_top1[i])]
+        needed = int(result.pixels_needed[i])
+        px = result.pixels[i].numpy()
+        row = {"index": person, "clean_top1": clean_top1, "clean_correct": clean_top1 in label_set,
+               "labels": ";".join(label_set), "target": CATEGORIES[int(target[i])] if target is not None else "",
+               "pixels_needed": needed if needed else None, "queries": int(result.queries[i]),
+               "success": bool(result.success[i, -1]), "adv_top1": CATEGORIES[int(result.adv_top1[i, -1])],
+               "pixels": format_pixels(px[px[:, 0] >= 0]), "confidence_before": float(result.clean_confidence[i])}
+        for j, k in enumerate(result.ks):
+            top1 = CATEGORIES[int(result.adv_top1[i, j])]
+            row.update({f"success_k{k}": bool(result.success[i, j]), f"adv_top1_k{k}": top1,
+                        f"robust_k{k}": top1 in label_set})
+        rows.append(row)
+    return rows
+
+
+def _print(summary: dict[str, Any]) -> None:
+    rows = []
+    for point in summary["curve"]:
+        rows.append([str(point["pixels"]), share_text(point["success_rate_all"], summary["persons"]),
+                     share_text(point["success_rate_correct"], summary["persons_correct"]),
+                     f"{point['robust_dominant_accuracy']:.3f}",
+                     "–" if point["median_queries_success"] is None else f"{point['median_queries_success']:.0f}"])
+    print_table(f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
+                f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
+                f"{summary['clean_dominant_accuracy']:.3f} · median pixels needed {summary['median_pixels_needed_all']}",
+                ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"], rows)
+
+
+def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSettings, cfg: Any) -> dict[str, Any]:
+    """summary.json: the settings, then the curve (per k: success on all and on the clean-correct persons,
+    robust dominant accuracy, queries to success) and the median pixels needed, each with its n."""
+    correct = table["clean_correct"].astype(bool)
+    curve = []
+    for k in ks:
+        hit = table[f"success_k{k}"].astype(bool)
+        fooled = table.loc[hit]
+        curve.append({
+            "pixels": k, "successes": int(hit.sum()), "successes_correct": int((hit & correct).sum()),
+            "success_rate_all": float(hit.mean()),
+            "success_rate_correct": float(hit[correct].mean()) if correct.any() else None,
+            "robust_correct": int(table[f"robust_k{k}"].sum()),
+            "robust_dominant_accuracy": float(table[f"robust_k{k}"].mean()),
+            "mean_queries_success": float(fooled["queries"].mean()) if len(fooled) else None,
+            "median_queries_success": float(fooled["queries"].median()) if len(fooled) else None,
+        })
+    last = curve[-1]
     return {
-        "attack": "pixel", "algorithm": s.algorithm, "pixels": s.pixels, "surface": s.surface,
+        "attack": "pixel", "algorithm": s.algorithm, "pixels": ks, "surface": s.surface,
         "targeted": s.targeted, "target": cfg.attack.target if s.targeted else None, "budget": s.budget,
-        "population": s.population, "split": str(cfg.attack.split), "seed": int(cfg.seed),
-        "persons": int(len(table)), "persons_correct": int(len(correct)),
-        "success_rate_all": float(table["success"].mean()),
-        "success_rate_correct": float(correct["success"].mean()) if len(correct) else None,
-        "mean_queries_success": float(succeeded["queries"].mean()) if len(succeeded) else None,
-        "median_queries_success": float(succeeded["queries"].median()) if len(succeeded) else None,
+        "population": s.population, "split": str(cfg.attack.split), "offset": int(cfg.attack.offset),
+        "seed": int(cfg.seed), "persons": int(len(table)), "persons_correct": int(correct.sum()),
+        "clean_dominant_accuracy": float(correct.mean()),
+        "curve": curve,
+        "median_pixels_needed_all": median_needed(table["pixels_needed"]),
+        "median_pixels_needed_correct": median_needed(table.loc[correct, "pixels_needed"]),
+        "success_rate_all": last["success_rate_all"], "success_rate_correct": last["success_rate_correct"],
+        "mean_queries_success": last["mean_queries_success"], "median_queries_success": last["median_queries_success"],
         "total_queries": int(table["queries"].sum()), "wall_seconds": wall,
         "queries_per_s": float(table["queries"].sum() / max(wall, 1e-9)),
     }
+
+
+def median_needed(needed: pd.Series) -> float | None:
+    """Median of the pixels each person needed, counting a person never fooled as needing more than the
+    largest k (so it sorts last); ``None`` when that median person was never fooled."""
+    if len(needed) == 0:
+        return None
+    values = np.sort(needed.fillna(np.inf).to_numpy(float))
+    median = float(np.median(values))
+    return None if not np.isfinite(median) else median
