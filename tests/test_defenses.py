@@ -581,3 +581,71 @@ def test_every_defense_config_is_registered_and_builds():
     one_line_error(DEFENSES.get, "bogus", match=r"defense='bogus' is not one of none, median")
     block = OmegaConf.merge(OmegaConf.load(CONFIGS / "median.yaml"), {"window": 4})
     one_line_error(DEFENSES.get("median").make, block, match=r"defense\.window=4")
+
+
+# --------------------------------------------------------------------------- input defenses inside the models
+@pytest.mark.parametrize("variant", ["baseline", "joint"])
+@pytest.mark.parametrize("defense", ["median", "squeeze"])
+def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_path):
+    """A defended model trains, saves, loads with its defense, and the defense changes what it sees."""
+    from support import TINY_TRAIN, compose_cfg
+
+    from emotic_mm.checkpoint import load_model
+    from emotic_mm.training.run import train
+
+    cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", f"model={variant}", f"defense={defense}",
+                                *TINY_TRAIN, "trainer.epochs=1"])
+    train(cfg, run_dir=tmp_path / "run")
+    model, saved, _ = load_model(tmp_path / "run" / "best")
+    assert saved.defense.name == defense
+    encoder = model.image_encoders["context"]
+    assert encoder.input_defense is not None
+    x = torch.rand(2, 3, 32, 32) * 255
+    with torch.no_grad():
+        defended = encoder(x)
+        encoder.input_defense = None
+        plain = encoder(x)
+    assert not torch.allclose(defended, plain)
+
+
+def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
+    from support import TINY_TRAIN, compose_cfg
+
+    from emotic_mm.checkpoint import load_model
+    from emotic_mm.training.run import train
+
+    cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
+                                "defense.keep=100", *TINY_TRAIN, "trainer.epochs=1"])
+    train(cfg, run_dir=tmp_path / "run")
+    model = load_model(tmp_path / "run" / "best")[0]
+    assert model.image_encoders["context"].backbone.conv1.in_channels == 6
+    with pytest.raises(ConfigError, match="defense.keep=5000 exceeds the 1024 pixels"):
+        train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "defense=ablation", "defense.keep=5000",
+                                    *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "bad")
+
+
+def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
+    """Train a tiny ablation model, then `emotic-mm eval certify=true`: certificates.csv + metrics."""
+    import json
+
+    import pandas as pd
+    from support import TINY_TRAIN, compose_cfg, run_cli
+
+    from emotic_mm.training.run import train
+
+    train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
+                                "defense.keep=200", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "run")
+    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
+                    "defense.samples=60", "defense.selection_samples=10", "split=test", f"hydra.run.dir={tmp_path / 'ev'}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "ev" / "certificates.csv")
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert len(table) == metrics["persons"] == metrics["certified"]["persons"]
+    assert set(table.columns) >= {"index", "prediction", "correct", "radius", "abstained", "p_lower"}
+    assert (table["radius"] < 0).eq(table["abstained"]).all() and (table["samples"] == 60).all()
+    acc = metrics["certified"]["certified_accuracy"]
+    assert list(acc) == ["0", "1", "2", "5", "10", "20"] and all(a >= b for a, b in zip(list(acc.values()), list(acc.values())[1:]))
+    # a model without the ablation defense cannot be certified: one line
+    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "certify=true",
+                    f"hydra.run.dir={tmp_path / 'no'}"])
+    assert proc.returncode == 2 and "needs a checkpoint trained with defense=ablation" in proc.stderr

@@ -227,3 +227,33 @@ def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path
         paths[name].write_text(json.dumps(content))
     assert store_fingerprint(paths["same"]) == store_fingerprint(paths["rebuilt"])
     assert store_fingerprint(paths["same"]) != store_fingerprint(paths["changed"])
+
+
+def test_spectral_filter_reports_detection_and_asr_after_defense(poison_store, tmp_path, monkeypatch):
+    """defense=spectral with a backdoor: detect in the poisoned model's representation, drop the flagged
+    rows, retrain; the summary carries TPR/FPR with their n's and the ASR after the defense."""
+    from emotic_mm.recipes.backdoor import run as backdoor
+
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
+                                 "attack=poison_backdoor", "defense=spectral", "attack.rate=0.1", "attack.pixels=16",
+                                 "model.modalities=[context]", "trainer.epochs=2", "loss.discrete=bce", *TINY_TRAIN])
+    summary = backdoor(cfg, run_dir=tmp_path / "run")
+    detection = summary["detection"]
+    assert summary["defense"] == "spectral" and detection["poisoned"] == summary["poisoned_persons"]
+    assert 0 <= detection["tpr"] <= 1 and 0 <= detection["fpr"] <= 1 and detection["rows"] == summary["train_persons"]
+    after = summary["after_defense"]
+    assert set(after) >= {"map", "dominant_acc", "asr", "checkpoint"} and Path(after["checkpoint"]).is_dir()
+
+
+def test_strip_reports_false_acceptance_at_a_val_threshold(poison_store, tmp_path, monkeypatch):
+    from emotic_mm.recipes.backdoor import run as backdoor
+
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
+                                 "attack=poison_backdoor", "defense=strip", "defense.samples=8", "defense.persons=12",
+                                 "attack.rate=0.1", "attack.pixels=16", "model.modalities=[context]",
+                                 "trainer.epochs=2", "loss.discrete=bce", *TINY_TRAIN])
+    strip = backdoor(cfg, run_dir=tmp_path / "run")["strip"]
+    assert strip["clean_persons"] == 12 and 0 < strip["triggered_persons"] <= 12 and strip["calibration_persons"] >= 1
+    assert 0 <= strip["false_rejection"] <= 1 and 0 <= strip["false_acceptance"] <= 1

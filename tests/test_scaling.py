@@ -65,7 +65,7 @@ def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
 
     over = ["attack=pixel", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
             "attack.persons=null", "attack.images_per_batch=2", "attack.budget=30", "attack.population=10",
-            "attack.resolution=model", "attack.examples=2"]
+            "attack.resolution=model", "attack.examples=2", "attack.pixels=[1,10,100]"]  # the k-schedule, sharded
     one = attack(compose_cfg("attack", over), run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "attack", *over, f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
@@ -78,7 +78,7 @@ def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     for k in ("persons", "persons_correct", "success_rate_all", "total_queries"):
         assert one[k] == two[k], k
-    assert one["persons_correct"] > 0 and 0 < one["success_rate_all"] < 1  # the comparison is not vacuous
+    assert 0 < one["success_rate_all"] < 1, one["curve"]  # the comparison is not vacuous
 
 
 # --------------------------------------------------------------------------- Hydra launchers

@@ -1,20 +1,32 @@
-"""The synthetic release: deterministic per seed, EMOTIC-like label statistics, no label words in text."""
+"""The synthetic release: deterministic per seed, EMOTIC-like label statistics, cues at the scale of
+photographs, descriptions that name what is drawn and never a label word, the converter's skips,
+and the shortcut probe."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import scipy.io
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from PIL import Image
 
-from conftest import label_words
+from conftest import TOKENIZER, label_words
 from emotic_mm.data.categories import CATEGORIES
-from emotic_mm.data.emotic_mat import load_annotations
-from emotic_mm.data.synthetic import DISTRACTOR_ACTIONS, DISTRACTORS, TEXT_CUES, SyntheticSpec, generate_raw
+from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
+from emotic_mm.data.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, SCENE_CUES, TEXT_CUES,
+                                      SyntheticSpec, draw_picture, generate_raw)
+from emotic_mm.data.synthetic import people, scene, text
 
 SMALL = dict(images={"train": 24, "val": 20, "test": 20}, min_side=40, max_side=64)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -32,7 +44,7 @@ def _generate(spec: SyntheticSpec, raw: Path) -> dict[str, int]:
 
 def test_deterministic_for_a_seed(tmp_path):
     counts_a = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "a")
-    counts_b = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "b")
+    counts_b = _generate(SyntheticSpec(seed=5, workers=2, **SMALL), tmp_path / "b")  # in two processes
     assert counts_a == counts_b
     files_a, files_b = _files(tmp_path / "a"), _files(tmp_path / "b")
     mat = "Annotations/Annotations.mat"
@@ -40,6 +52,7 @@ def test_deterministic_for_a_seed(tmp_path):
     files_a.pop(mat), files_b.pop(mat)
     assert files_a.keys() == files_b.keys()
     assert files_a == files_b  # every image, descriptions.jsonl and synthetic.json, byte for byte
+    assert "workers" not in json.loads(files_a["synthetic.json"])  # how it was drawn is not what was drawn
     # the same persons read back (compared as reprs, where NaN VAD equals NaN)
     assert repr(load_annotations(tmp_path / "a" / mat)) == repr(load_annotations(tmp_path / "b" / mat))
     # a different seed gives a different release
@@ -85,12 +98,25 @@ def test_label_statistics_are_emotic_like(stats_raw):
         persons_per_image = Counter(Counter(p.image_index for p in ann[split]).values())
         assert set(persons_per_image) <= {1, 2, 3} and persons_per_image[1] > 0
     everyone = [p for s in ann.values() for p in s]
-    outside = [p for p in everyone if p.bbox[0] < 0 or p.bbox[1] < 0 or p.bbox[2] > p.image_width
-               or p.bbox[3] > p.image_height]
+    def leaves(p) -> bool:
+        return p.bbox[0] < 0 or p.bbox[1] < 0 or p.bbox[2] > p.image_width or p.bbox[3] > p.image_height
+
+    outside = [p for p in everyone if leaves(p)]
     assert 0.03 * len(everyone) < len(outside) < 0.3 * len(everyone)
+    # boxes hold the drawn person: most are taller than wide
+    inside = [p for p in everyone if not leaves(p)]
+    assert np.mean([(p.bbox[3] - p.bbox[1]) > (p.bbox[2] - p.bbox[0]) for p in inside]) > 0.8
     # val/test: several annotators, votes count them
     assert max(max(p.votes) for p in ann["val"] if p.votes) >= 2
     assert all(1 <= p.vad[0] <= 10 for p in everyone if p.skip_reason is None)
+
+
+def _vocabulary() -> list[str]:
+    """Every phrase a description can be built from."""
+    words = [*DISTRACTORS, *text.WEAR, *text.HAIR, *text.PLACE, *text.WALL_GROUND, *text.HOLD.values(),
+             *scene.PHOTO_SETTINGS.values(), *scene.WALLS, *scene.GROUNDS, *people.CLOTH_COLOURS,
+             *people.TROUSER_COLOURS, *people.HAIR_COLOURS, *people.GARMENTS, *people.PATTERNS]
+    return words + [s for subject in text._SUBJECTS.values() for s in subject]
 
 
 def test_descriptions_never_contain_label_words(stats_raw):
@@ -102,8 +128,9 @@ def test_descriptions_never_contain_label_words(stats_raw):
     for category, phrases in TEXT_CUES.items():
         for phrase in phrases:
             assert not label_words(phrase), (category, phrase)
-    for phrase in (*DISTRACTORS, *DISTRACTOR_ACTIONS):
+    for phrase in _vocabulary():
         assert not label_words(phrase), phrase
+    assert not any("{" in r["text"] for r in rows)  # every placeholder filled
 
 
 def test_descriptions_carry_the_text_cues(stats_raw):
@@ -115,6 +142,207 @@ def test_descriptions_carry_the_text_cues(stats_raw):
     for p in ann["train"]:
         if "Engagement" in p.categories:
             total += 1
-            text = by_key[(p.folder, p.filename, p.person_index)]
-            hits += any(phrase in text for phrase in TEXT_CUES["Engagement"])
+            text_ = by_key[(p.folder, p.filename, p.person_index)]
+            hits += any(phrase in text_ for phrase in TEXT_CUES["Engagement"])
     assert total > 50 and hits / total > 0.5
+
+
+def test_descriptions_name_what_is_drawn():
+    """Clothes, their colour, hair and the held object in a description are the drawn person's own, so
+    the picture and the text of one person share instance-level content."""
+    rng = np.random.default_rng(0)
+    distinct = set()
+    for i in range(60):
+        look = people.sample_look(rng, 300, 300, 150, "Female" if i % 2 else "Male", "Adult")
+        cues = ["arms_raised"] if i % 3 == 0 else []
+        visible = people.held_visible(look, cues)
+        words = text.description(rng, [], look, visible, {"wall": "brick wall", "ground": "grass"}, 0.75, 0.0)
+        assert look.cloth in words and (look.garment in words or "dress" in words), words
+        if look.held is not None:  # named only when it is drawn (raised arms drop it)
+            assert (text.HOLD[look.held] in words) == visible, (words, cues)
+        if look.hair and " hair" in words:
+            assert f"{'long' if look.hair_long else 'short'} {look.hair} hair" in words, words
+        if not look.hair:
+            assert " hair" not in words, words
+        distinct.add((look.cloth, look.garment, look.pattern, look.trousers, look.hair))
+    assert len(distinct) > 50  # persons are told apart by what they wear
+
+
+def _working_view(view: np.ndarray, size: int = 64) -> np.ndarray:
+    """What the model looks at: the stored view resized inside the image encoder (bilinear, antialias)."""
+    x = torch.from_numpy(np.ascontiguousarray(view, dtype=np.float32)).permute(2, 0, 1)[None]
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
+
+
+def _to_u8(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _changed(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None, size: int) -> tuple[int, np.ndarray]:
+    """Pixels of the 64-px working view that differ by more than 8/255, for the body crop (``box``) at
+    128 px or the context at 224 px, as ``prepare`` stores them."""
+    pa, pb = _to_u8(a), _to_u8(b)
+    if box is not None:
+        pa, pb = pa.crop(box), pb.crop(box)
+    va = np.asarray(pa.resize((size, size), Image.BILINEAR), np.float32)
+    vb = np.asarray(pb.resize((size, size), Image.BILINEAR), np.float32)
+    diff = np.abs(_working_view(va) - _working_view(vb)).max(axis=-1)
+    return int((diff > 8).sum()), np.abs(a - b).max(axis=-1)
+
+
+def _input_size() -> int:
+    """The default working resolution, wherever the model configs state it."""
+    sizes = set()
+    for path in (ROOT / "configs" / "model").rglob("*.yaml"):
+        cfg = OmegaConf.load(path)
+        found = OmegaConf.select(cfg, "input_size") or OmegaConf.select(cfg, "image_encoder.input_size")
+        if found is not None:
+            sizes |= {int(found.context), int(found.body)}
+    assert sizes == {64}, f"CUE_SCALE is stated for a 64-pixel working view, the model configs say {sizes}"
+    return 64
+
+
+@pytest.mark.parametrize("cue", list(CUE_SCALE))
+def test_each_cue_renders_at_its_intended_scale(cue):
+    """Draw the same person (or scene) with and without the cue; count the pixels the cue changes in
+    the view the model works on. Face cues: a few pixels; postures: limbs; scene objects: small."""
+    _input_size()
+    view, low, high = CUE_SCALE[cue]
+    counts, spreads = [], []
+    for seed in range(8):
+        rng = np.random.default_rng([seed, 99])
+        w, h = 320, 300
+        backdrop, _ = scene.backdrop(rng, w, h)
+        a, b = backdrop.copy(), backdrop.copy()
+        if view == "body":
+            look = people.sample_look(rng, w, h, w / 2, "Male" if seed % 2 else "Female", "Adult")
+            look.away = False  # a person seen from behind shows no face cue at all (tested by the count of 0 elsewhere)
+            box = people.draw_person(a, look, [])
+            people.draw_person(b, look, [cue])
+            assert box is not None
+            crop = (max(0, int(box[0])), max(0, int(box[1])), min(w, int(box[2])), min(h, int(box[3])))
+            n, diff = _changed(a, b, crop, 128)
+        else:
+            size = scene.object_size(rng, cue, w, h)
+            assert scene.draw_object(b, cue, w / 2, h / 2, size, rng)
+            n, diff = _changed(a, b, None, 224)
+        counts.append(n)
+        changed = (b - a)[diff > 0.03]
+        spreads.append(float(changed.std(axis=0).max()) if len(changed) else 0.0)
+    assert low <= float(np.median(counts)) <= high, (cue, counts)
+    assert max(counts) <= 1.5 * high, (cue, counts)
+    if cue not in ("shadow",):  # what a cue paints is textured, never one flat colour
+        assert np.median(spreads) > 0.02, (cue, spreads)
+
+
+def test_cues_stay_noisy_with_the_configured_rates():
+    """A present category's cue is drawn with prob cue_hit, an absent one's with prob cue_false."""
+    from emotic_mm.data.synthetic import labels
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    drawn = Counter(c for _ in range(n) for c in labels.shown(rng, BODY_CUES, ["Happiness"], 0.8, 0.03))
+    assert drawn["smile"] / n == pytest.approx(0.8, abs=0.03)
+    assert all(drawn[c] / n == pytest.approx(0.03, abs=0.015) for c in BODY_CUES.values() if c != "smile")
+    # in whole pictures too: the scene cues drawn follow the labels, with misses and false alarms
+    spec = SyntheticSpec(min_side=60, max_side=80)
+    hits = misses = false = 0
+    for i in range(40):
+        rng = np.random.default_rng([7, i])
+        truths = [["Engagement", "Peace"]]
+        picture = draw_picture(rng, 80, 70, truths, ["Male"], ["Adult"], spec)
+        hits += ("board" in picture.scene_cues) + ("plant" in picture.scene_cues)
+        misses += ("board" not in picture.scene_cues) + ("plant" not in picture.scene_cues)
+        false += len(set(picture.scene_cues) - {"board", "plant"})
+        assert len(picture.boxes) == 1 and len(picture.boxes[0]) == 4
+    assert hits > misses > 0 and false < hits
+
+
+def test_face_cues_are_few_pixels_and_postures_are_not():
+    face = max(CUE_SCALE[c][2] for c in FACE_CUES)
+    assert face <= 64, "a facial expression must stay a few pixels at the working resolution"
+    assert set(BODY_CUES.values()) | set(SCENE_CUES.values()) == set(CUE_SCALE)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> tuple[Path, Path, dict]:
+    from emotic_mm.data.convert import ConvertOptions, convert_release
+
+    root = tmp_path_factory.mktemp("synthetic_convert")
+    raw = root / "raw"
+    raw.mkdir()
+    generate_raw(SyntheticSpec(seed=2, images={"train": 40, "val": 24, "test": 24}, min_side=60, max_side=96,
+                               nan_vad=0.05, no_annotator=0.05, empty_box=0.04), raw)
+    manifest = convert_release(ConvertOptions(
+        raw_dir=raw, out_dir=root / "store", workers=0, max_length=32, tokenizer_name=TOKENIZER,
+        text_cfg=OmegaConf.create({"source": "file", "path": str(raw / "descriptions.jsonl")})))
+    return raw, root / "store", manifest
+
+
+def test_the_raw_release_converts_with_the_same_skips(converted):
+    """Every person is kept or skipped for the reason the release gives it: persons of the missing and
+    the undecodable file, NaN VAD, no annotator, a box outside the picture."""
+    raw, store, manifest = converted
+    ann = load_annotations(raw / "Annotations" / "Annotations.mat")
+    for split, persons in ann.items():
+        expected: Counter = Counter()
+        for p in persons:
+            path = raw / "emotic" / p.folder / p.filename
+            if p.skip_reason:
+                expected[p.skip_reason] += 1
+            elif not path.exists():
+                expected[SKIP_MISSING_IMAGE] += 1
+            elif path.read_bytes().startswith(b"this is not an image"):
+                expected[SKIP_UNDECODABLE] += 1
+            elif p.bbox[0] >= p.image_width or p.bbox[1] >= p.image_height:
+                expected["empty_crop"] += 1
+        info = manifest["splits"][split]
+        skipped = {k: v for k, v in info["skipped"].items() if v}
+        assert skipped == dict(expected), split
+        assert info["kept"] == len(persons) - sum(expected.values())
+        assert info["descriptions"] == {"file": info["kept"]}
+    for reason in (SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, "nan_vad", "no_category"):  # every defect occurs
+        assert sum(s["skipped"].get(reason, 0) for s in manifest["splits"].values()) > 0, reason
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shortcut_probe_runs_on_a_tiny_store(converted, tmp_path):
+    pytest.importorskip("sklearn")
+    _, store, _ = converted
+    probe = _load_script("probe_shortcuts")
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "metrics.json").write_text(json.dumps({"map": 0.9, "split": "test", "modalities": ["context", "body"]}))
+    out = tmp_path / "probe.json"
+    report = probe.main(["--store", str(store), "--cnn-eval", str(eval_dir), "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["probes"] == json.loads(json.dumps(report["probes"]))
+    assert [p["probe"] for p in report["probes"]] == ["histogram", "thumbnail"]
+    assert [p["features"] for p in report["probes"]] == [512, 48]
+    labels = np.load(store / "test_cat_arr.npy")
+    assert report["chance_map"] == pytest.approx(labels[:, labels.any(0)].mean(0).mean())
+    assert report["chance_map"] < report["random_map"] < 1  # AP's small-sample bias lifts random scores
+    for p in report["probes"]:
+        assert 0 < p["test_map"] <= 1
+        assert p["passes"] == (p["gain"] <= (0.9 - report["chance_map"]) / 3)
+        assert p["passes_over_random"] == (p["test_map"] - report["random_map"] <= (0.9 - report["random_map"]) / 3)
+    assert report["passes"] == all(p["passes"] for p in report["probes"])
+    # the histogram feature is a distribution over 512 bins
+    feats = probe.histogram_features(np.load(store / "test_context_arr.npy", mmap_mode="r")[:3])
+    assert np.allclose((feats ** 2).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_readme_figure_script_draws_the_default_pictures(tmp_path):
+    show = _load_script("show_synthetic")
+    out = show.render(tmp_path / "grid.png", seed=0, count=2, cols=2)
+    with Image.open(out) as im:
+        assert im.size[0] > 300 and im.mode == "P"
+    assert out.stat().st_size < 300_000
+    assert list(tmp_path.iterdir()) == [out]  # written atomically, nothing left beside it

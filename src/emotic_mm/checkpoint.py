@@ -218,7 +218,7 @@ def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn
 
     cfg = load_config(path)
     try:
-        model = build_model(cfg.model)
+        model = build_model(cfg.model, cfg.get("defense"))
     except (EmoticMMError, OmegaConfBaseException, KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(f"{checkpoint_dir(path) / CONFIG_FILE}: cannot build the model it describes "
                               f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None

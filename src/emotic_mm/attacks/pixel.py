@@ -159,7 +159,11 @@ class PixelAttack:
         (``budget`` queries per image per k). The whole curve costs about what the largest k costs on the
         hardest images, instead of one full run per k."""
         ks = sorted({int(k) for k in ks})
-        n = next(iter(inputs.values())).shape[0]
+        surface = painted_view(self.s.surface)
+        if surface not in inputs:
+            raise ConfigError(f"attack.surface={self.s.surface!r}: the model has no {surface!r} input")
+        n, _, height, width = inputs[surface].shape
+        PixelAttack(self.model, replace(self.s, pixels=ks[-1]), self.device).check_fits(n, height, width)
         dev = self.device
         success = torch.zeros(n, len(ks), dtype=torch.bool)
         adv_top1 = torch.zeros(n, len(ks), dtype=torch.long)

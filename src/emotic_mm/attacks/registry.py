@@ -26,6 +26,8 @@ class AttackKind:
     control: str | None           # the same measure on the clean model, where the run records it
     primary: tuple[str, ...]      # summary keys that always define a setting
     secondary: tuple[str, ...]    # summary keys that define a setting only when they vary across runs
+    count: str                    # summary key of the n the measure is a share of (persons, targets)
+    compared: tuple[str, ...] = ("model",)  # keys the report compares pairwise, the other keys held equal
 
     def run(self, cfg: Any) -> dict[str, Any]:
         return load_callable(self.recipe)(cfg)
@@ -33,16 +35,18 @@ class AttackKind:
 
 ATTACKS: Registry[AttackKind] = Registry("attack")
 
+# the pixel budget k is not a setting: a run holds the whole curve over k (summary "curve", attack.csv)
 ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
-    ("algorithm", "pixels", "surface", "targeted"),
-    ("target", "budget", "population", "resolution", "split")))
+    ("algorithm", "surface", "targeted", "budget", "resolution"),
+    ("target", "population", "split", "offset"), "persons", ("model", "modalities", "algorithm")))
 ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),
-    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell")))
+    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell"),
+    "triggered_persons"))
 # no control: targets are chosen among persons the clean model does not call the base class
 ATTACKS.register(AttackKind(
     "poison_collision", "emotic_mm.recipes.collision:run", "collision", "Feature-collision poisoning",
     "target_success_rate", None,
-    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune")))
+    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune"), "targets"))

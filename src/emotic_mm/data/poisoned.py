@@ -60,3 +60,29 @@ def replace_rows(batch: dict[str, torch.Tensor], rows: torch.Tensor, updates: di
     for key, values in updates.items():
         batch[key][rows] = values.to(batch[key].dtype)
     return batch
+
+
+class KeptRows(Dataset):
+    """``view`` without the rows a poison detector flagged: what a filtered retraining reads."""
+
+    def __init__(self, view: Dataset, keep: np.ndarray) -> None:
+        self.view = view
+        self.keep = np.asarray(keep, dtype=np.int64)
+
+    @property
+    def split(self):
+        return self.view.split
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.view.modalities
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        return self.view.__getitems__(self.keep[np.asarray(indices, dtype=np.int64)].tolist())

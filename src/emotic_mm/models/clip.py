@@ -150,6 +150,16 @@ class ClipModel(nn.Module):
         self.image_memo, self.text_memo = FeatureMemo(memo_size), FeatureMemo(memo_size)
         self.image_encoders = {v: ClipView(self, v) for v in IMAGE_VIEWS if v in self.modalities}
         self.text_encoder = ClipText(self)
+        self.input_defense: nn.Module | None = None
+
+    def attach_defense(self, defense: nn.Module) -> None:
+        """An input defense on the picture the vision tower sees (after the resize, before normalisation)."""
+        from emotic_mm.defenses.ablation import RandomAblation
+
+        if isinstance(defense, RandomAblation):
+            raise ConfigError("defense=ablation is not available for model=clip (its patch embedding would need "
+                              "widening to the ablated view's channels); use model=baseline or joint")
+        self.input_defense = defense
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -196,7 +206,10 @@ class ClipModel(nn.Module):
         return x
 
     def _encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (self.working_view(pixels) - self.mean) / self.std
+        x = self.working_view(pixels)
+        if self.input_defense is not None:
+            x = self.input_defense(x)
+        x = (x - self.mean) / self.std
         return _pooled(self.clip.get_image_features(pixel_values=x))
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -119,6 +119,21 @@ class ImageEncoder(nn.Module):
         if self.frozen:
             self.backbone.requires_grad_(False)
         self.channels_last = channels_last
+        self.input_defense: nn.Module | None = None  # a pixel-space defense right after working_view
+        self.normalise = True
+
+    def attach_defense(self, defense: nn.Module) -> None:
+        """Put an input defense inside the encoder, after the resize to the working view and before
+        normalisation, so every attack goes through it. Randomized ablation also widens the first
+        convolution to the ablated view's channels (which carry their own normalisation)."""
+        from emotic_mm.defenses.ablation import RandomAblation, adapt_first_conv, check_keep
+
+        if isinstance(defense, RandomAblation):
+            if self.input_size:
+                check_keep(defense.keep, self.input_size, self.input_size)
+            adapt_first_conv(self.backbone, 3, IMAGENET_MEAN, IMAGENET_STD)
+            self.normalise = False
+        self.input_defense = defense
 
     def train(self, mode: bool = True) -> "ImageEncoder":
         super().train(mode)
@@ -136,7 +151,11 @@ class ImageEncoder(nn.Module):
         return x
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (self.working_view(pixels) - self.mean) / self.std
+        x = self.working_view(pixels)
+        if self.input_defense is not None:
+            x = self.input_defense(x)
+        if self.normalise:
+            x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x).flatten(1)

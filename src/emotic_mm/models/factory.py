@@ -32,12 +32,34 @@ def check_model_config(cfg: Any) -> list[str]:
     return modalities
 
 
-def build_model(cfg: Any) -> nn.Module:
-    """Instantiate ``cfg`` (the ``model`` block) with encoders for ``cfg.modalities`` only."""
+def build_model(cfg: Any, defense: Any = None) -> nn.Module:
+    """Instantiate ``cfg`` (the ``model`` block) with encoders for ``cfg.modalities`` only, and put the
+    ``defense`` block's input defense (if it has one) inside its image encoders."""
     check_model_config(cfg)
     if "_target_" not in cfg and str(cfg.get("name")) in _BUILDERS:
         cfg = OmegaConf.merge(cfg, {"_target_": _BUILDERS[str(cfg.name)]})
-    return instantiate_config(cfg, "model")
+    model = instantiate_config(cfg, "model")
+    attach_input_defense(model, defense)
+    return model
+
+
+def attach_input_defense(model: nn.Module, defense: Any) -> None:
+    """``defense=median|squeeze|ablation``: the transform goes inside the model's preprocessing (one
+    module per image encoder), so training, eval, every attack and predict see the defended pipeline."""
+    if defense is None or defense.get("name") in (None, "none"):
+        return
+    from emotic_mm.defenses.registry import DEFENSES
+
+    kind = DEFENSES.get(str(defense.name))
+    if not kind.acts("input"):
+        return
+    made = kind.make(defense)
+    hook = made.encoder_hook() if hasattr(made, "encoder_hook") else made
+    owners = [model] if hasattr(model, "attach_defense") else list(getattr(model, "image_encoders", {}).values())
+    if not owners:
+        raise ConfigError(f"defense={defense.name}: model {getattr(model, 'variant', '?')} has no image stream to defend")
+    for owner in owners:
+        owner.attach_defense(hook)
 
 
 def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any]) -> dict[str, ImageEncoder]:

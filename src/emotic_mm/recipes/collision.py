@@ -24,12 +24,12 @@ from emotic_mm.data.poisoned import PoisonedView
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import share_text
-from emotic_mm.recipes.poisoning import (clean_metrics, clean_side, print_summary, single_process_reason,
+from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_process_reason,
                                          summary_core, train_poisoned)
 from emotic_mm.report import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset
-from emotic_mm.training.inference import top1
+from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 
 

@@ -31,7 +31,7 @@ from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
 from emotic_mm.training.clean_model import clean_checkpoint
 from emotic_mm.training.distributed import gather_to_main
-from emotic_mm.training.inference import model_inputs, to_device
+from emotic_mm.training.inference import clean_metrics, model_inputs, to_device
 from emotic_mm.training.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     clean_path = clean_checkpoint(cfg)[0]
     model, model_cfg, _ = load_model(clean_path, device)
     model.eval()
+    if defense_name(model_cfg) == "ablation":
+        raise ConfigError(f"{clean_path}: a randomized-ablation model is attacked through its vote classifier, "
+                          "which attack=pixel does not run yet; certify it with emotic-mm eval certify=true")
     modalities = [str(m) for m in model_cfg.model.modalities]
     check_surface(settings.surface, modalities)
     store = store_for_model(cfg, model_cfg, clean_path)
@@ -161,7 +164,8 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     summary = summarise(table, ks, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
-                    "resolution": str(a.resolution)})
+                    "resolution": str(a.resolution), "defense": defense_name(model_cfg),
+                    "clean_map": clean_metrics(model, data, device)["map"], "clean_map_persons": len(data)})
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(run_dir / "adversarial.npz") as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
@@ -174,6 +178,12 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                            table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
     _print(summary)
     return summary
+
+
+def defense_name(trained_cfg: Any) -> str:
+    """The clean model's defense (``none`` for checkpoints from before defenses existed)."""
+    block = trained_cfg.get("defense")
+    return str(block.get("name", "none")) if block is not None else "none"
 
 
 def pixel_schedule(a: Any) -> list[int]:

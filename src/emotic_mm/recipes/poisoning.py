@@ -12,19 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from emotic_mm.data.store import Store
 from emotic_mm.progress import print_table
-from emotic_mm.data.access import store_for_model, warm_text_features
+from emotic_mm.data.access import store_for_model
 from emotic_mm.training.clean_model import clean_checkpoint, training_config
-from emotic_mm.training.distributed import DistInfo
-from emotic_mm.training.inference import collect_outputs
-from emotic_mm.training.metrics import emotion_metrics
 from emotic_mm.training.run import train
-from emotic_mm.training.runtime import make_loader
 
 
 @dataclass
@@ -47,21 +42,13 @@ def single_process_reason(cfg: DictConfig) -> str:
     return f"attack={cfg.attack.name} runs in one process (it trains a model)"
 
 
-def clean_metrics(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
-    """mAP, dominant-emotion accuracy and VAD error of ``model`` on ``data`` (no poison involved)."""
-    warm_text_features(model, [data])
-    out = collect_outputs(model, make_loader(data, 128, 0, device, False, 0, DistInfo()), device)
-    m = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
-    return {"map": m["map"], "dominant_acc": m["dominant_acc"], "vad_mae": m["vad_mae"]}
-
-
 def train_poisoned(cfg: DictConfig, clean: CleanSide, view: Any, run_dir: Path, model: nn.Module | None = None,
-                   overrides: dict[str, Any] | None = None) -> Path:
+                   overrides: dict[str, Any] | None = None, out_name: str = "poisoned_model") -> Path:
     """Train on ``view`` exactly as the clean model was trained (or fine-tune ``model``); returns ``best/``."""
     train_cfg = training_config(cfg, clean.cfg)
     if overrides:
         train_cfg = OmegaConf.merge(train_cfg, overrides)
-    out = run_dir / "poisoned_model"
+    out = run_dir / out_name
     train(train_cfg, run_dir=out, train_set=view, model=model)
     if not bool(cfg.attack.get("keep_last", False)):
         shutil.rmtree(out / "last", ignore_errors=True)

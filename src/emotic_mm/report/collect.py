@@ -1,27 +1,41 @@
-"""Find the attack and poisoning run dirs under a folder and read them into one pandas table.
+"""Find the attack and poisoning run dirs under a folder and read them into pandas tables.
 
 A run dir is any folder holding a ``summary.json`` whose ``"attack"`` key names a known kind; it may sit at
-any depth (a multirun folder, a folder of single runs, a folder of sweeps). Only the keys each kind's
-summary is documented to have are relied on; absent optional keys become NaN, so older or partial runs
-still aggregate. A summary that cannot be read is a user-facing error naming the file, because silently
-dropping a run would bias every mean in the report.
+any depth (a multirun folder, a folder of single runs, a folder of sweeps). Three tables come out:
+
+* ``runs``: one row per run, the flattened summary (absent optional keys become NaN);
+* ``points``: one row per pixel run and pixel budget k, the counts behind each rate (from the summary's
+  ``curve``; an older summary with a single int ``pixels`` and no curve is a one-point curve whose counts
+  are its rates times its persons);
+* ``persons`` (:func:`load_persons`): one row per pixel run, person and k, from ``attack.csv`` — what
+  the paired comparisons match on ``(seed, index)``.
+
+Only the keys each kind's summary is documented to have are relied on. A summary or CSV that cannot be
+used is a user-facing error naming the file and the key, because silently dropping or misreading a run
+would bias every rate in the report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.errors import DataFormatError
 
 log = logging.getLogger(__name__)
+
+POINT_COLUMNS = ["run_dir", "k", "persons", "persons_correct", "successes", "successes_correct", "robust_correct",
+                 "mean_queries", "median_queries"]
+PERSON_COLUMNS = ["run_dir", "seed", "index", "k", "correct", "success", "robust", "queries", "pixels_needed"]
 
 
 @dataclass
@@ -30,6 +44,7 @@ class Collection:
 
     root: Path
     runs: pd.DataFrame
+    points: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=POINT_COLUMNS))
     commands: list[str] = field(default_factory=list)  # distinct command lines from the runs' run.json
     unknown: list[str] = field(default_factory=list)   # summary.json files of a kind the report does not know
 
@@ -83,8 +98,12 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _flat(value: Any) -> Any:
-    return ";".join(map(str, value)) if isinstance(value, list) else value
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> bool:
+    return _number(value) and float(value).is_integer() and value >= 0
 
 
 def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
@@ -95,28 +114,118 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
     if missing:
         raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {', '.join(missing)}")
 
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     problems = []
     if not isinstance(summary["model"], str) or not summary["model"]:
         problems.append(f"model={summary['model']!r} (a variant name)")
     for key in (spec.measure, spec.control):
-        if key is not None and summary.get(key) is not None and not number(summary[key]):
+        if key is not None and summary.get(key) is not None and not _number(summary[key]):
             problems.append(f"{key}={summary[key]!r} (a number or null)")
     if summary.get("seed") is not None and (not isinstance(summary["seed"], int) or isinstance(summary["seed"], bool)):
         problems.append(f"seed={summary['seed']!r} (a whole number)")
     for key in (*spec.primary, *spec.secondary):
         if isinstance(summary.get(key), (dict, list)):
             problems.append(f"{key}={summary[key]!r} (a plain value)")
+    if summary.get(spec.count) is not None and not _whole(summary[spec.count]):
+        problems.append(f"{spec.count}={summary[spec.count]!r} (a count)")
+    modalities = summary.get("modalities")
+    if modalities is not None and not (isinstance(modalities, list) and modalities
+                                       and all(isinstance(m, str) for m in modalities)):
+        problems.append(f"modalities={modalities!r} (a list of view names)")
+    if kind == "pixel":
+        pixels = summary.get("pixels")
+        if not (_whole(pixels) or (isinstance(pixels, list) and pixels and all(_whole(k) for k in pixels))):
+            problems.append(f"pixels={pixels!r} (a pixel budget or a list of them)")
     if problems:
         raise DataFormatError(f"{path}: wrong type for {'; '.join(problems)}")
+    # a rate without the n it is a share of has no interval: every kind's summary records its n
+    if spec.count not in summary and not (kind == "poison_collision" and isinstance(summary.get("target_success"), list)):
+        raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {spec.count}")
+
+
+def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
+    """One row per pixel budget k of a pixel run: the counts behind its rates.
+
+    With a ``curve`` (one entry per k) the counts are read as recorded; an older summary (an int
+    ``pixels`` and the rates at that k) is a one-point curve whose counts are rate × persons."""
+    persons = summary["persons"]
+    correct = summary.get("persons_correct")
+    if correct is not None and not (_whole(correct) and correct <= persons):
+        raise DataFormatError(f"{path}: wrong type for persons_correct={correct!r} (a count ≤ persons={persons})")
+    curve = summary.get("curve")
+    if curve is None:
+        if isinstance(summary["pixels"], list):
+            raise DataFormatError(f"{path}: pixels is a list but the summary has no curve")
+        rate, rate_correct = summary.get("success_rate_all"), summary.get("success_rate_correct")
+        return [{"run_dir": run_dir, "k": int(summary["pixels"]), "persons": persons, "persons_correct": correct,
+                 "successes": None if rate is None else round(rate * persons),
+                 "successes_correct": None if rate_correct is None or correct is None else round(rate_correct * correct),
+                 "robust_correct": None, "mean_queries": summary.get("mean_queries_success"),
+                 "median_queries": summary.get("median_queries_success")}]
+    if not isinstance(curve, list) or not curve:
+        raise DataFormatError(f"{path}: wrong type for curve={curve!r} (a list with one entry per pixel budget)")
+    points, seen = [], set()
+    for i, entry in enumerate(curve):
+        where = f"{path}: curve[{i}]"
+        if not isinstance(entry, dict):
+            raise DataFormatError(f"{where} is a {type(entry).__name__}, not an object")
+        for key in ("pixels", "successes"):
+            if key not in entry:
+                raise DataFormatError(f"{where} has no key {key}")
+        for key, bound in (("pixels", None), ("successes", persons), ("successes_correct", correct),
+                           ("robust_correct", persons)):
+            value = entry.get(key)
+            if value is not None and not (_whole(value) and (bound is None or value <= bound)):
+                limit = "" if bound is None else f" ≤ {bound}"
+                raise DataFormatError(f"{where}: wrong type for {key}={value!r} (a count{limit})")
+        for key in ("mean_queries_success", "median_queries_success"):
+            if entry.get(key) is not None and not _number(entry[key]):
+                raise DataFormatError(f"{where}: wrong type for {key}={entry[key]!r} (a number or null)")
+        if entry["pixels"] in seen:
+            raise DataFormatError(f"{where}: pixels={entry['pixels']} appears twice in the curve")
+        seen.add(entry["pixels"])
+        points.append({"run_dir": run_dir, "k": int(entry["pixels"]), "persons": persons, "persons_correct": correct,
+                       "successes": entry["successes"], "successes_correct": entry.get("successes_correct"),
+                       "robust_correct": entry.get("robust_correct"), "mean_queries": entry.get("mean_queries_success"),
+                       "median_queries": entry.get("median_queries_success")})
+    return points
+
+
+def counts(summary: dict[str, Any], kind: Any) -> dict[str, Any]:
+    """The counts behind the run's measure (at a pixel run's largest k) and its control:
+    ``report.n``, ``report.successes``, ``report.control_successes`` (NaN where not recorded).
+
+    A collision run's ``target_success`` list is counted as it is; otherwise successes are the recorded
+    rate times its n (``rate`` was computed as successes / n, so rounding recovers the count)."""
+    listed = summary.get("target_success") if kind.name == "poison_collision" else None
+    if isinstance(listed, list) and all(isinstance(v, bool) for v in listed):
+        n, successes = len(listed), sum(listed)
+    else:
+        n = summary.get(kind.count)
+        rate = summary.get(kind.measure)
+        successes = round(rate * n) if rate is not None and n is not None else math.nan
+    control = summary.get(kind.control) if kind.control else None
+    return {"report.n": math.nan if n is None else n, "report.successes": successes,
+            "report.control_successes": round(control * n) if control is not None and n is not None else math.nan}
+
+
+def _record(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as one flat row: nested objects as ``a.b`` columns, lists as text."""
+    flat: dict[str, Any] = {}
+    for key, value in pd.json_normalize({k: v for k, v in summary.items() if k != "curve"}, sep=".").iloc[0].items():
+        if key == "modalities" and isinstance(value, list):
+            flat[key] = "+".join(value)
+        else:
+            flat[key] = ";".join(map(str, value)) if isinstance(value, list) else value
+    if "curve" in summary:
+        flat["curve"] = json.dumps(summary["curve"])
+    return flat
 
 
 def load_runs(root: Path) -> Collection:
     """Read every run under ``root``; raises :class:`DataFormatError` for a summary it cannot use."""
     root = Path(root)
     records: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
     commands: list[str] = []
     unknown: list[str] = []
     for path in find_summaries(root):
@@ -133,19 +242,105 @@ def load_runs(root: Path) -> Collection:
         command = command_line(info)
         if command and command not in commands:
             commands.append(command)
-        record = {k: _flat(v) for k, v in pd.json_normalize(summary, sep=".").iloc[0].items()}
+        run_dir = path.parent.relative_to(root).as_posix() or "."
+        if kind == "pixel":
+            points += curve_points(path, summary, run_dir)
+        record = _record(summary)
         record["kind"] = kind
         record["model"] = str(summary["model"])
-        if record.get("seed") is None:
-            record["seed"] = info.get("seed")
-        record["run_dir"] = path.parent.relative_to(root).as_posix() or "."
+        seed = summary["seed"] if summary.get("seed") is not None else info.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise DataFormatError(f"{path}: no seed in summary.json or run.json (the report pools and pairs runs by seed)")
+        record["seed"] = seed
+        record["run_dir"] = run_dir
+        record.update(counts(summary, ATTACKS.get(kind)))
         records.append(record)
     runs = pd.DataFrame.from_records(records)
     if not runs.empty:
         front = ["run_dir", "kind", "model", "seed"]
         runs = runs[front + [c for c in runs.columns if c not in front]]
         for kind in ATTACKS:
-            for key in (kind.measure, kind.control):
+            for key in (kind.measure, kind.control, kind.count):
                 if key is not None and key in runs:
                     runs[key] = pd.to_numeric(runs[key], errors="coerce")
-    return Collection(root=root, runs=runs, commands=commands, unknown=unknown)
+    table = pd.DataFrame.from_records(points, columns=POINT_COLUMNS)
+    for column in POINT_COLUMNS[1:]:
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    return Collection(root=root, runs=runs, points=table, commands=commands, unknown=unknown)
+
+
+# --------------------------------------------------------------------------- attack.csv
+FLAGS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _flags(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A True/False column (as pandas or a person wrote it) as floats 1/0, NaN where empty."""
+    values = frame[column]
+    if values.dtype == bool:
+        return values.to_numpy(float)
+    out = values.astype(str).str.strip().str.lower().map(FLAGS)
+    bad = values.notna() & out.isna()
+    if bad.any():
+        raise DataFormatError(f"{path}: column {column} holds {values[bad].iloc[0]!r} (row {int(bad.idxmax()) + 2}); "
+                              "expected True or False")
+    return out.to_numpy(float)
+
+
+def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFrame:
+    """One pixel run's ``attack.csv`` as long rows ``(index, k, correct, success, robust, queries, pixels_needed)``.
+
+    Per k the outcome is ``success_k{k}`` (and ``robust_k{k}``); a one-k run of the older format has only
+    ``success``. A column the summary's curve needs but the CSV lacks, a wrong value, a repeated person or a
+    row count other than the summary's ``persons`` is an error naming the file."""
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataFormatError(f"cannot read {path}: {exc}") from None
+    if "index" not in frame:
+        raise DataFormatError(f"{path} has no column index")
+    index = pd.to_numeric(frame["index"], errors="coerce")
+    if index.isna().any() or not (index == index.round()).all():
+        raise DataFormatError(f"{path}: column index must hold whole numbers (person indices)")
+    if index.duplicated().any():
+        raise DataFormatError(f"{path}: person index {int(index[index.duplicated()].iloc[0])} appears twice")
+    if persons is not None and len(frame) != persons:
+        raise DataFormatError(f"{path} has {len(frame)} rows but its summary.json says persons={persons}")
+    correct = _flags(path, frame, "clean_correct") if "clean_correct" in frame else np.full(len(frame), math.nan)
+    queries = pd.to_numeric(frame["queries"], errors="coerce").to_numpy(float) if "queries" in frame \
+        else np.full(len(frame), math.nan)
+    needed = pd.to_numeric(frame["pixels_needed"], errors="coerce").to_numpy(float) if "pixels_needed" in frame \
+        else np.full(len(frame), math.nan)
+    parts = []
+    for k in ks:
+        column = f"success_k{k}" if f"success_k{k}" in frame or len(ks) > 1 else "success"
+        if column not in frame:
+            raise DataFormatError(f"{path} has no column success_k{k} (its summary.json has a curve point at k={k})")
+        robust = _flags(path, frame, f"robust_k{k}") if f"robust_k{k}" in frame else np.full(len(frame), math.nan)
+        parts.append(pd.DataFrame({"index": index.astype(int).to_numpy(), "k": k, "correct": correct,
+                                   "success": _flags(path, frame, column), "robust": robust, "queries": queries,
+                                   "pixels_needed": needed}))
+    out = pd.concat(parts, ignore_index=True)
+    if out["success"].isna().any():
+        raise DataFormatError(f"{path}: an empty success value (every attacked person has an outcome)")
+    return out
+
+
+def load_persons(collection: Collection) -> pd.DataFrame:
+    """Every pixel run's ``attack.csv`` as one long table (:data:`PERSON_COLUMNS`); runs without one are
+    left out of the paired comparisons (logged), their rates still come from their summaries."""
+    runs, points = collection.runs, collection.points
+    parts = []
+    if runs.empty or points.empty:
+        return pd.DataFrame(columns=PERSON_COLUMNS)
+    ks = points.groupby("run_dir")["k"].apply(lambda s: sorted(int(k) for k in s))
+    for _, run in runs[runs["kind"] == "pixel"].iterrows():
+        path = collection.root / run["run_dir"] / "attack.csv"
+        if not path.is_file():
+            log.warning("%s: no attack.csv, so this run is left out of the paired comparisons", path.parent)
+            continue
+        persons = None if pd.isna(run.get("persons")) else int(run["persons"])
+        frame = read_attack_csv(path, ks[run["run_dir"]], persons)
+        parts.append(frame.assign(run_dir=run["run_dir"], seed=run["seed"]))
+    if not parts:
+        return pd.DataFrame(columns=PERSON_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[PERSON_COLUMNS]

@@ -1,5 +1,10 @@
 """``report.md``: the aggregated tables as GitHub-flavoured Markdown, with the figures linked by
-relative path so the report folder can be moved or attached as a whole."""
+relative path so the report folder can be moved or attached as a whole.
+
+Every rate is printed as ``pooled % [Wilson 95 % interval]`` with ``sd`` (the std of the per-seed rates)
+beside it, and every table has its n (persons × seeds) and its seeds, so a number read out of the page
+keeps its uncertainty.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,29 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS
-from emotic_mm.report.tables import COMPARED, ONE_SEED_NOTE
+from emotic_mm.report import stats
 
 MISSING = "–"
 
 
 def _nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
-def pct(mean: Any, std: Any = math.nan, n: Any = None, digits: int = 1) -> str:
-    """A rate as ``45.0 ± 5.0 (n=3)`` in %; no ± with fewer than two runs, a dash when nothing was measured."""
-    if _nan(mean) or (n is not None and not _nan(n) and int(n) == 0):
+def pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage, a dash when nothing was measured."""
+    return MISSING if _nan(value) else f"{value * 100:.{digits}f}"
+
+
+def rate(value: Any, low: Any, high: Any, std: Any = math.nan, seeds: Any = 0, digits: int = 1) -> str:
+    """``12.3 [10.1, 14.9] sd 1.2``: pooled rate, Wilson interval, and the std of the per-seed rates (with two
+    or more seeds) — all in %."""
+    if _nan(value):
         return MISSING
-    text = f"{mean * 100:.{digits}f}"
-    if not _nan(std) and (n is None or int(n) >= 2):
-        text += f" ± {std * 100:.{digits}f}"
-    return text + (f" (n={int(n)})" if n is not None and not _nan(n) else "")
+    text = f"{pct(value, digits)} [{pct(low, digits)}, {pct(high, digits)}]" if not _nan(low) else pct(value, digits)
+    if not _nan(seeds) and int(seeds) >= 2 and not _nan(std):
+        text += f" sd {std * 100:.{digits}f}"
+    return text
 
 
 def pts(diff: Any) -> str:
@@ -35,17 +46,49 @@ def pts(diff: Any) -> str:
     return MISSING if _nan(diff) else f"{diff * 100:+.1f}"
 
 
+def difference(diff: Any, low: Any, high: Any) -> str:
+    """``+3.1 [+0.5, +5.8]``: A − B in points with its 95 % interval."""
+    if _nan(diff):
+        return MISSING
+    return f"{pts(diff)} [{pts(low)}, {pts(high)}]" if not _nan(low) else pts(diff)
+
+
+def pvalue(p: Any) -> str:
+    if _nan(p):
+        return MISSING
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def number(value: Any, fmt: str = "{:.0f}") -> str:
     return MISSING if _nan(value) else fmt.format(value)
 
 
-def setting_cell(key: str, value: Any) -> str:
-    """A setting value in a column headed by its key: ``yes``/``no`` for flags, ``n/a`` where absent."""
+def n_text(n_by_seed: Any, unit: str = "") -> str:
+    """The pooled n and how it splits over seeds: ``600 = 200 × 3 seeds``, ``450 = 200 + 150 + 100``,
+    ``200 (1 seed)``; a dash where a run did not record its n."""
+    if not isinstance(n_by_seed, dict) or not n_by_seed or any(v is None for v in n_by_seed.values()):
+        return MISSING
+    values = list(n_by_seed.values())
+    total = sum(values)
+    unit = f" {unit}" if unit else ""
+    if len(values) == 1:
+        return f"{total}{unit} (1 seed)"
+    if len(set(values)) == 1:
+        return f"{total}{unit} = {values[0]} × {len(values)} seeds"
+    return f"{total}{unit} = {' + '.join(map(str, values))}"
+
+
+def seeds_text(seeds: Any) -> str:
+    return ", ".join(map(str, seeds)) if isinstance(seeds, (list, tuple)) and seeds else MISSING
+
+
+def median_pixels(value: Any, largest: Any) -> str:
+    """Median pixels needed; ``> k`` when the median person was not fooled within the largest k."""
     if _nan(value):
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)) or value in ("True", "False"):
-        return "yes" if value in (True, "True") else "no"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+        return MISSING
+    if math.isinf(value):
+        return f"> {int(largest)}" if not _nan(largest) else "> largest k"
+    return f"{value:g}"
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -58,32 +101,35 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def summary_rows(summary: pd.DataFrame, models: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows of the main table (also printed on the terminal)."""
-    columns = ["setting", "measure", *(f"{m} (%)" for m in models), "joint − baseline (pts)", "verdict"]
-    rows = []
-    for _, r in summary.iterrows():
-        rows.append([r["setting"], r["measure"],
-                     *(pct(r.get(f"{m}_mean"), r.get(f"{m}_std"), r.get(f"{m}_n", 0)) for m in models),
-                     pts(r["diff"]), r["verdict"]])
-    return columns, rows
-
-
+# --------------------------------------------------------------------------- header and verdicts
 def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, commands: list[str],
            unknown: list[str]) -> str:
     counts = runs["kind"].value_counts()
     by_kind = ", ".join(f"{ATTACKS.get(k).title.lower()}: {int(counts[k])}" for k in ATTACKS.names() if k in counts)
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
+    modalities = sorted({str(m) for m in runs.get("modalities", pd.Series(dtype=object)).dropna()})
     lines = [
-        "# Robustness report: baseline vs joint embedding",
+        "# Robustness report",
         "",
         f"- runs folder: `{root}`",
         f"- runs: {len(runs)} ({by_kind})",
         f"- models: {', '.join(models)}",
-        f"- seeds: {len(seeds)} ({', '.join(map(str, seeds)) or 'none recorded'})",
+        *([f"- modality sets (pixel attacks): {', '.join(modalities)}"] if modalities else []),
+        f"- seeds: {len(seeds)} ({', '.join(map(str, seeds)) or 'none recorded'}); model seed = attack seed",
         f"- generated: {generated}",
-        "- data: [report.json](report.json) (the summary table), [runs.csv](runs.csv) (one row per run, "
+        "- data: [report.json](report.json) (every number of this page), [runs.csv](runs.csv) (one row per run, "
         "flattened summary.json)",
+        "",
+        "**How to read the numbers.** Rates are attacker success (lower = more robust) or accuracy, in %. "
+        "A rate pools the persons of all seeds (n = persons × seeds, both given) and is followed by its "
+        "Wilson 95 % interval in brackets and `sd`, the standard deviation of the per-seed rates: the "
+        "interval covers the sampling of persons, the sd the spread over model seeds. A difference A − B "
+        "of two variants attacked on the same persons is paired: its 95 % interval is a paired bootstrap "
+        f"({stats.RESAMPLES:,} resamples of persons within each seed, seed {stats.BOOTSTRAP_SEED}), its test "
+        f"McNemar's (exact below {stats.EXACT_BELOW} discordant pairs). Poisoning differences (counts only) "
+        "use Newcombe's interval and Fisher's exact test. A verdict says *more robust* only when the "
+        "interval excludes 0 and the test rejects at 5 %; otherwise "
+        f"*{stats.NO_DIFFERENCE}*.",
     ]
     if unknown:
         lines.append(f"- left out (unknown attack kind): {', '.join(f'`{u}`' for u in unknown)}")
@@ -92,80 +138,225 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
     return "\n".join(lines)
 
 
-def summary_section(summary: pd.DataFrame, models: list[str]) -> str:
-    note = ""
+VERDICT_COLUMNS = ["comparison", "setting", "held equal", "n", "A − B (pts) [95 % CI]", "p", "verdict",
+                   "difference detected at"]
+
+
+def verdict_rows(summary: pd.DataFrame) -> list[list[str]]:
+    """Rows of the verdict table (also printed on the terminal)."""
+    rows = []
+    for _, r in summary.iterrows():
+        at = f" at {r['at']}" if r["at"] else ""
+        seeds = f", seeds {seeds_text(r['seeds'])}" if isinstance(r["seeds"], list) else ""
+        detected = "; ".join(f"k={d['k']}: {d['verdict']}" for d in r["detected_at"]) if r["kind"] == "pixel" else ""
+        rows.append([r["comparison"], r["setting"], r["held"] or MISSING, f"{r['n']}{at}{seeds}",
+                     difference(r["diff"], r["low"], r["high"]), pvalue(r["pvalue"]), r["verdict"],
+                     detected or (MISSING if r["kind"] == "pixel" else "")])
+    return rows
+
+
+def verdict_section(summary: pd.DataFrame) -> str:
     if summary.empty:
-        return "## Which variant is more robust?\n\nNo settings."
-    n = summary[[f"{m}_n" for m in COMPARED]].min(axis=1)
-    if (n < 2).any():
-        note = f"\n\nSome settings have a single run per model ({ONE_SEED_NOTE})."
-    columns, rows = summary_rows(summary, models)
+        return ("## Which is more robust?\n\nNo two variants, modality sets or algorithms were run in the same setting "
+                "(pixel comparisons also need the runs' attack.csv, to pair the persons).")
     return "\n".join([
-        "## Which variant is more robust?", "",
-        "Each measure is the attacker's success rate (lower = more robust): pixel attacks `success_rate_all`, "
-        "backdoor `asr`, feature collision `target_success_rate`. Cells are mean ± std (sample std) across "
-        "seeds, in %, with the number of runs; the difference is joint − baseline in percentage points. "
-        "*Tie* means the difference is no larger than the larger of the two standard deviations.",
-        "", table(columns, rows)]) + note
+        "## Which is more robust?", "",
+        "Each comparison A vs B in its setting, the other keys held equal. Pixel attacks: the difference of "
+        "success rates (all persons) on the persons attacked under both, at the largest k, and every k at which "
+        "a difference was detected (all k are in *Paired differences* below). `de` vs `rs` compares attack "
+        "algorithms: there the verdict says which one finds more.", "",
+        table(VERDICT_COLUMNS, verdict_rows(summary))])
 
 
-def pixel_section(tab: pd.DataFrame, keys: list[str]) -> str:
-    """Success rate and median queries against k: one row per model and setting, one column per k."""
-    setting_cols = [k for k in keys if k != "pixels"]
-    ks = sorted(tab["pixels"].dropna().unique())
-    head = [*setting_cols, "model"]
-    success, queries = [], []
-    for values, group in tab.groupby(head, dropna=False, sort=False):
-        by_k = group.set_index("pixels")
-        first = [*(setting_cell(k, v) for k, v in zip(setting_cols, values[:-1])), values[-1]]
-        success.append(first + [pct(*by_k.loc[k, ["mean", "std", "n"]]) if k in by_k.index else MISSING
-                                for k in ks])
-        queries.append(first + [number(by_k.loc[k, "median_queries"]) if k in by_k.index else MISSING
-                                for k in ks])
-    k_cols = [f"k={k:g}" for k in ks]
-    return "\n".join([
+# --------------------------------------------------------------------------- pixel evasion
+def _by_arm(curve: pd.DataFrame):
+    """``(setting, arm, rows by k)`` in table order."""
+    for (setting, arm), group in curve.groupby(["setting", "arm"], sort=False):  # the curve's (natural) order
+        yield setting, arm, group.set_index("k").sort_index()
+
+
+def _k_cells(by_k: pd.DataFrame, ks: list[int], name: str, n_column: str, base_n: Any) -> list[str]:
+    cells = []
+    for k in ks:
+        if k not in by_k.index:
+            cells.append(MISSING)
+            continue
+        r = by_k.loc[k]
+        text = rate(r[name], r[f"{name}_low"], r[f"{name}_high"], r[f"{name}_seed_std"], r[f"{name}_seeds"])
+        if not _nan(r[n_column]) and r[n_column] != base_n:  # a k measured on other persons than the first
+            text += f" (n={int(r[n_column])})"
+        cells.append(text)
+    return cells
+
+
+def rate_table(curve: pd.DataFrame, name: str) -> str:
+    """Rate ``name`` at every k, one row per setting and arm, with n (persons × seeds) and seeds."""
+    ks = sorted(int(k) for k in curve["k"].unique())
+    rows = []
+    for setting, arm, by_k in _by_arm(curve):
+        first = by_k.iloc[0]
+        rows.append([setting, arm, n_text(first["n_by_seed"], "persons"), seeds_text(first["seeds"]),
+                     *_k_cells(by_k, ks, name, f"{name}_n", first[f"{name}_n"])])
+    return table(["setting", "model · modalities", "n", "seeds", *(f"k={k}" for k in ks)], rows)
+
+
+def pixel_section(curve: pd.DataFrame, arms: pd.DataFrame, paired: pd.DataFrame, figure: str | None) -> str:
+    ks = sorted(int(k) for k in curve["k"].unique())
+    correct = []
+    for setting, arm, by_k in _by_arm(curve):
+        first = by_k.iloc[0]
+        n = first["success_correct_n"]
+        correct.append([setting, arm, MISSING if _nan(n) else f"{int(n)} persons", seeds_text(first["seeds"]),
+                        *_k_cells(by_k, ks, "success_correct", "success_correct_n", n)])
+    queries = []
+    for setting, arm, by_k in _by_arm(curve):
+        queries.append([setting, arm, *(f"{number(by_k.loc[k, 'mean_queries'])} / {number(by_k.loc[k, 'median_queries'])}"
+                                        if k in by_k.index else MISSING for k in ks)])
+    k_cols = [f"k={k}" for k in ks]
+    lines = [
         f"## {ATTACKS.get('pixel').title}", "",
-        "Attack success rate (all persons, %) against the pixel budget k, per model and attack surface: "
-        "mean ± std across seeds (n runs). The rate on persons whose clean top-1 was correct is in runs.csv "
-        "(`success_rate_correct`).", "",
-        table(head + k_cols, success), "", "![success rate vs pixels](success_vs_pixels.png)", "",
-        "Median queries (model evaluations) to a successful attack, mean across seeds:", "",
-        table(head + k_cols, queries)])
+        "### Success against the pixel budget k", "",
+        "Share of attacked persons whose top-1 the attack changed (untargeted) or made the target (targeted), "
+        "within k pixels: pooled % [Wilson 95 %] sd over seeds. Each person is attacked once along the "
+        "schedule of k, so a person fooled at k counts at every larger k.", "",
+        rate_table(curve, "success")]
+    if figure:
+        lines += ["", f"![success vs pixels]({figure})"]
+    lines += [
+        "", "### Success on the persons the clean model got right", "",
+        "The same, over the persons whose clean top-1 was in their label set (a person already misclassified "
+        "is not \"fooled\"); n is their count over all seeds.", "",
+        table(["setting", "model · modalities", "n", "seeds", *k_cols], correct),
+        "", "### Clean and robust accuracy (RobustBench-style)", "",
+        robustbench_table(curve, arms),
+        "", "### Queries to success", "",
+        "Model evaluations per successful person, mean / median over the fooled persons of all seeds "
+        "(cumulative along the schedule of k).", "",
+        table(["setting", "model · modalities", *k_cols], queries),
+        "", paired_section(paired)]
+    return "\n".join(lines)
 
 
-def poison_section(kind_name: str, tab: pd.DataFrame) -> str:
-    """ASR (backdoor, with its clean-model control) or target success (collision) per setting and model."""
-    kind = ATTACKS.get(kind_name)
-    if kind.control:
-        columns = ["setting", "model", "ASR, poisoned model (%)", "ASR, clean model — control (%)"]
-        intro = ("Share of triggered test persons without the target whose top-1 becomes the target. The clean "
-                 "model under the same trigger is the control: the gap is what the poison bought.")
-    else:
-        columns = ["setting", "model", "target success, poisoned model (%)"]
-        intro = ("Share of target persons classified as their base class after training on the poisons "
-                 "(targets are chosen among persons the clean model does not call the base class).")
-    rows = [[r["setting"], r["model"], pct(r["mean"], r["std"], r["n"]),
-             *([pct(r["control_mean"])] if kind.control else [])] for _, r in tab.iterrows()]
-    plot = ["", "![ASR vs poison rate](asr_vs_rate.png)"] if kind_name == "poison_backdoor" else []
-    return "\n".join([f"## {kind.title}", "", intro, "", table(columns, rows), *plot])
-
-
-def deltas_section(tab: pd.DataFrame) -> str:
-    columns = ["setting", "model", "clean mAP (%)", "poisoned mAP (%)", "Δ mAP (pts)", "clean dominant acc (%)",
-               "poisoned dominant acc (%)", "Δ dominant acc (pts)", "n"]
-    rows = [[r["setting"], r["model"], pct(r["clean_map"], digits=2), pct(r["poisoned_map"], digits=2),
-             pts(r["delta_map_mean"]), pct(r["clean_dominant_acc"]), pct(r["poisoned_dominant_acc"]),
-             pts(r["delta_dominant_acc_mean"]), int(r["n"])] for _, r in tab.iterrows()]
+def robustbench_table(curve: pd.DataFrame, arms: pd.DataFrame) -> str:
+    """Clean mAP and clean dominant accuracy, then robust dominant accuracy at each k, median queries at
+    the largest k and median pixels needed — one row per setting and arm."""
+    ks = sorted(int(k) for k in curve["k"].unique())
+    rows = []
+    by_arm = {(s, a): by_k for s, a, by_k in _by_arm(curve)}
+    for _, r in arms.iterrows():
+        by_k = by_arm[(r["setting"], r["arm"])]
+        last = by_k.iloc[-1]
+        cmap = MISSING if _nan(r["clean_map_mean"]) else (
+            f"{pct(r['clean_map_mean'], 2)}" + (f" sd {r['clean_map_std'] * 100:.2f}" if r["clean_map_seeds"] >= 2 else "")
+            + f" ({int(r['clean_map_seeds'])} seed{'s' if r['clean_map_seeds'] != 1 else ''})")
+        rows.append([r["setting"], r["arm"], n_text(r["n_by_seed"], "persons"), seeds_text(r["seeds"]), cmap,
+                     rate(r["clean"], r["clean_low"], r["clean_high"], r["clean_seed_std"], r["clean_seeds"]),
+                     *_k_cells(by_k, ks, "robust", "robust_n", r["clean_n"]),
+                     f"{number(last['median_queries'])} (k={int(by_k.index[-1])})",
+                     f"{median_pixels(r['median_pixels_needed_all'], r['largest_k'])} / "
+                     f"{median_pixels(r['median_pixels_needed_correct'], r['largest_k'])}"])
+    columns = ["setting", "model · modalities", "n", "seeds", "clean mAP", "clean dominant acc",
+               *(f"robust acc k={k}" for k in ks), "median queries", "median pixels needed (all / clean-correct)"]
     return "\n".join([
+        "Clean dominant accuracy = top-1 in the label set; robust dominant accuracy = top-1 still in the label "
+        "set under the attack with k pixels (pooled % [Wilson 95 %] sd over seeds). Clean mAP: macro AP over "
+        "the 26 categories (torchmetrics) of the clean model on the test split, mean over seeds, where a run "
+        "recorded it (`clean_map`) or a poisoning run measured the same clean checkpoint. Median pixels "
+        "needed: the smallest k that fooled a person (the L0 size of its minimal perturbation found), median "
+        "over persons; `> k` when the median person was not fooled within the largest k.", "",
+        table(columns, rows)])
+
+
+PAIRED_COLUMNS = ["comparison (A vs B)", "setting", "held equal", "k", "n pairs", "seeds", "A (%)", "B (%)",
+                  "A − B (pts) [95 % CI]", "McNemar p (A only / B only)", "per-seed A − B (pts)", "verdict"]
+
+
+def paired_section(paired: pd.DataFrame) -> str:
+    head = "### Paired differences"
+    if paired.empty:
+        return (f"{head}\n\nNo two variants, modality sets or algorithms were attacked on the same persons in one "
+                "setting (or the runs have no attack.csv).")
+    rows = []
+    for _, r in paired.iterrows():
+        seed_diffs = ", ".join(f"{seed}: {pts(v)}" for seed, v in r["seed_diffs"].items())
+        rows.append([f"{r['a']} vs {r['b']}", r["setting"], r["held"] or MISSING, int(r["k"]),
+                     n_text(r["n_by_seed"], "pairs"), seeds_text(r["seeds"]), pct(r["rate_a"]), pct(r["rate_b"]),
+                     difference(r["diff"], r["low"], r["high"]),
+                     f"{pvalue(r['pvalue'])} ({r['only_a']} / {r['only_b']}){'' if r['exact'] else ', χ²'}",
+                     seed_diffs, r["verdict"]])
+    return "\n".join([
+        head, "",
+        "Success rate of A minus that of B over the persons attacked under both (matched on seed and person "
+        "index), with the paired-bootstrap 95 % interval and McNemar's p on the discordant pairs (persons only A, "
+        "or only B, was fooled on). Model and modality comparisons: negative = A more robust. Algorithm "
+        "comparisons: positive = A finds more.", "",
+        table(PAIRED_COLUMNS, rows)])
+
+
+# --------------------------------------------------------------------------- poisoning
+def poison_section(kind_name: str, tab: pd.DataFrame, comparisons: pd.DataFrame, figures: list[tuple[str, str]]) -> str:
+    """Success (and clean-model control) per setting and model, pooled over seeds; the model comparison."""
+    kind = ATTACKS.get(kind_name)
+    unit = "triggered persons" if kind.control else "targets"
+    if kind.control:
+        columns = ["setting", "model", "n", "seeds", "ASR, poisoned model (%)", "ASR, clean model — control (%)",
+                   "clean → poisoned mAP (%)", "clean → poisoned dominant acc (%)"]
+        intro = ("Attack success rate: share of triggered test persons without the target whose top-1 becomes the "
+                 "target. The clean model under the same trigger is the control: the gap is what the poison bought. "
+                 "n = triggered persons × seeds.")
+    else:
+        columns = ["setting", "model", "n", "seeds", "target success, poisoned model (%)",
+                   "clean → poisoned mAP (%)", "clean → poisoned dominant acc (%)"]
+        intro = ("Share of target persons classified as their base class after training on the poisons (targets are "
+                 "chosen among persons the clean model does not call the base class). n = targets × seeds.")
+    rows = []
+    for _, r in tab.iterrows():
+        cells = [r["setting"], r["model"], n_text(r["n_by_seed"], unit), seeds_text(r["seeds"]),
+                 rate(r["success"], r["success_low"], r["success_high"], r["success_seed_std"], r["success_seeds"])]
+        if kind.control:
+            cells.append(rate(r["control"], r["control_low"], r["control_high"], r["control_seed_std"], r["control_seeds"]))
+        cells += [f"{pct(r['clean_map_mean'], 2)} → {pct(r['poisoned_map_mean'], 2)}",
+                  f"{pct(r['clean_dominant_acc_mean'])} → {pct(r['poisoned_dominant_acc_mean'])}"]
+        rows.append(cells)
+    lines = [f"## {kind.title}", "", intro, "", table(columns, rows)]
+    for caption, path in figures:
+        lines += ["", f"![{caption}]({path})"]
+    if not comparisons.empty:
+        comp_rows = [[f"{r['a']} vs {r['b']}", r["setting"], f"{int(r['n_a'])} vs {int(r['n_b'])}"
+                      if not (_nan(r["n_a"]) or _nan(r["n_b"])) else MISSING, pct(r["rate_a"]), pct(r["rate_b"]),
+                      difference(r["diff"], r["low"], r["high"]), pvalue(r["pvalue"]), r["verdict"]]
+                     for _, r in comparisons.iterrows()]
+        lines += ["", "Between models (unpaired: Newcombe 95 % interval, Fisher's exact p; negative = A more robust):", "",
+                  table(["comparison (A vs B)", "setting", "n (A vs B)", "A (%)", "B (%)", "A − B (pts) [95 % CI]", "p",
+                         "verdict"], comp_rows)]
+    return "\n".join(lines)
+
+
+def deltas_section(tab: pd.DataFrame, figure: str | None) -> str:
+    columns = ["setting", "model", "seeds", "clean mAP (%)", "poisoned mAP (%)", "Δ mAP (pts)", "clean dominant acc (%)",
+               "poisoned dominant acc (%)", "Δ dominant acc (pts)"]
+
+    def delta(mean: Any, std: Any, n: Any) -> str:
+        return pts(mean) + (f" sd {std * 100:.1f}" if not _nan(std) and not _nan(n) and n >= 2 else "")
+
+    rows = [[r["setting"], r["model"], seeds_text(r["seeds"]), pct(r["clean_map_mean"], 2), pct(r["poisoned_map_mean"], 2),
+             delta(r["delta_map_mean"], r["delta_map_std"], r["delta_map_seeds"]), pct(r["clean_dominant_acc_mean"]),
+             pct(r["poisoned_dominant_acc_mean"]),
+             delta(r["delta_dominant_acc_mean"], r["delta_dominant_acc_std"], r["delta_dominant_acc_seeds"])]
+            for _, r in tab.iterrows()]
+    lines = [
         "## What poisoning costs on clean data", "",
-        "The clean model and the poisoned model on the clean test split (means across seeds). A poison that "
-        "leaves these unchanged is one a defender would not notice from accuracy alone.", "",
-        table(columns, rows), "", "![clean-metric deltas](clean_metric_deltas.png)"])
+        "The clean model and the poisoned model on the clean test split: means over seeds (sd with two or more). "
+        "A poison that leaves these unchanged is one a defender would not notice from accuracy alone.", "",
+        table(columns, rows)]
+    if figure:
+        lines += ["", f"![clean-metric deltas]({figure})"]
+    return "\n".join(lines)
 
 
 def examples_section(examples: list[tuple[str, str]]) -> str:
     lines = ["## Examples", "",
-             "One `examples.png` per setting and model (its lowest seed), copied from the run dirs."]
+             "One `examples.png` per setting, model and modality set (its lowest seed), copied from the run dirs."]
     for caption, path in examples:
         lines += ["", f"### {caption}", "", f"![{caption}]({path})"]
     return "\n".join(lines)

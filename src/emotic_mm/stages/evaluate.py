@@ -57,7 +57,7 @@ def load_or_build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Modul
         checkpoint = Path(str(cfg.checkpoint))
         model, model_cfg, meta = load_model(checkpoint, device)
         return model, model_cfg, meta, checkpoint
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.get("defense"))
     if not getattr(model, "zero_shot", False):
         raise ConfigError(f"model={cfg.model.name} needs training before it can score: pass checkpoint=<run>/best "
                           "(zero-shot evaluation is for model=clip)")
@@ -105,6 +105,8 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
                     "zero_shot": bool(meta.get("zero_shot", False)),
                     "variant": str(model_cfg.model.name), "modalities": modalities,
                     "trained_epoch": meta.get("epoch"), "world_size": dist.world_size, "persons_per_rank": per_rank, "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
+    if bool(cfg.get("certify", False)):
+        metrics["certified"] = _certify(cfg, model, model_cfg, dataset(store, str(cfg.split), modalities), device, run_dir)
     _write_outputs(run_dir, metrics, out, f1, thresholds)
     _print(metrics)
     return metrics
@@ -126,6 +128,34 @@ def _write_outputs(run_dir: Path, metrics: dict[str, Any], out: dict[str, torch.
     figures.pr_curves(run_dir / "pr_curves.png", out["logits"], out["categories"], metrics["per_category_ap"],
                       f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · mAP {metrics['map']:.4f}")
     write_json_atomic(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
+
+
+def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, data: Any, device: torch.device,
+             run_dir: Path) -> dict[str, Any]:
+    """certificates.csv (one row per person) and the certified figures for metrics.json."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.defenses.certify import REPORT_RADII, certified_accuracy, median_certified_radius
+    from emotic_mm.recipes.certification import certify_persons, settings_for
+
+    settings = settings_for(model_cfg, OmegaConf.to_container(cfg.get("defense") or {}, resolve=True))
+    certificates, correct = certify_persons(model, data, settings, device)
+    table = pd.DataFrame(certificates.rows())
+    table.insert(0, "index", np.arange(len(table)))
+    table.insert(2, "correct", correct)
+    table["prediction"] = [CATEGORIES[int(c)] for c in certificates.prediction]
+    with atomic_file(run_dir / "certificates.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    accuracy = certified_accuracy(certificates.radius, correct, REPORT_RADII)
+    figures = {"persons": len(table), "keep": settings.keep, "pixels": certificates.d, "samples": settings.samples,
+               "selection_samples": settings.selection_samples, "alpha": settings.alpha, "seed": settings.seed,
+               "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
+               "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
+               "abstained": float(certificates.abstained.mean()), "clean_vote_accuracy": float(correct.mean())}
+    print_table(f"certified few-pixel robustness (randomized ablation, keep {settings.keep} of {certificates.d}, "
+                f"n = {settings.samples}, alpha = {settings.alpha})", ["radius r (pixels)", "certified dominant accuracy"],
+                [[str(r), f"{a:.3f} of {len(table)}"] for r, a in accuracy.items()])
+    return figures
 
 
 def _print(m: dict[str, Any]) -> None:

@@ -1,9 +1,12 @@
-"""``emotic-mm report runs=multirun/<date>/<time>``: which variant is more robust, and by how much.
+"""``emotic-mm report runs=multirun/<date>/<time>``: how robust each variant is, and which is more robust.
 
-Recipe: find every attack/poison run dir under ``runs`` (any depth) → aggregate each setting across seeds
-per model → write ``report.md``, ``report.json`` (the summary table as data), ``runs.csv`` (one row per
-run) and the PNGs into ``out`` (default ``<runs>/report``), built in a hidden sibling folder and renamed
-into place at the end, so an interrupted report never leaves a half-written folder → print the summary.
+Recipe: find every attack/poison run dir under ``runs`` (any depth) and the pixel runs' ``attack.csv`` →
+pool each setting's rates over seeds with Wilson intervals, compare variants, modality sets and
+algorithms on the same persons (paired bootstrap, McNemar) and poisoned models by their counts
+(Newcombe, Fisher) → write ``report.md``, ``report.json`` (every number of the page, so a later report
+can be compared with it), ``runs.csv`` (one row per run) and the PNGs into ``out`` (default
+``<runs>/report``), built in a hidden sibling folder and renamed into place at the end, so an
+interrupted report never leaves a half-written folder → print the verdicts.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, write_text_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
-from emotic_mm.report import plots
-from emotic_mm.attacks.registry import ATTACKS
-from emotic_mm.report.collect import load_runs
-from emotic_mm.report.tables import aggregate, label_runs, models_in, pixel_table, poison_table
+from emotic_mm.report import plots, stats
+from emotic_mm.report.collect import load_persons, load_runs
+from emotic_mm.report.tables import (label_runs, models_in, paired_comparisons, pixel_arms, pixel_curve,
+                                     poison_comparisons, poison_rates, verdict_summary)
 from emotic_mm.runinfo import record_run
 
 log = logging.getLogger(__name__)
@@ -56,26 +61,36 @@ def output_folder(cfg: DictConfig, root: Path) -> Path:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, NaN to null."""
+    """JSON-ready, recursively: numpy scalars to Python, NaN to null, ∞ to "inf", tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
-def summary_records(summary: pd.DataFrame, models: list[str]) -> list[dict[str, Any]]:
-    """The summary table as data: per setting, each model's mean/std/n, the difference and the verdict."""
-    records = []
-    for _, r in summary.iterrows():
-        records.append({
-            "kind": r["kind"], "setting": r["setting"],
-            "settings": {k: _plain(v) for k, v in r["settings"].items()}, "measure": r["measure"],
-            "models": {m: {s: _plain(r.get(f"{m}_{s}")) for s in ("mean", "std", "n")} for m in models},
-            "diff_joint_minus_baseline": _plain(r["diff"]), "verdict": r["verdict"],
-        })
-    for rec in records:
-        for stats in rec["models"].values():
-            stats["n"] = int(stats["n"]) if stats["n"] is not None else 0
-    return records
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON-ready records (one per row)."""
+    return [_plain(r) for r in table.to_dict(orient="records")]
+
+
+METHODS = {
+    "rate": "pooled over seeds (n = persons x seeds); Wilson 95 % interval; seed_mean/seed_std: per-seed rates",
+    "paired_difference": f"A - B over persons matched on (seed, index); percentile paired bootstrap, "
+                         f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
+                         f"McNemar (exact below {stats.EXACT_BELOW} discordant pairs, else chi2 with continuity correction)",
+    "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test",
+    "verdict": f"'A more robust' / 'B more robust' when the 95 % interval excludes 0 and p < {stats.ALPHA}; "
+               f"else '{stats.NO_DIFFERENCE}'",
+    "unit": "fractions (0-1); attacker success: lower = more robust",
+    "median_pixels_needed": "median over persons of the smallest k that fooled them; 'inf' = more than largest_k",
+}
 
 
 def report(cfg: DictConfig) -> dict[str, Any]:
@@ -86,57 +101,57 @@ def report(cfg: DictConfig) -> dict[str, Any]:
     if collection.runs.empty:
         raise DataFormatError(f"no attack or poison runs (summary.json) under {root}")
     runs = label_runs(collection.runs)
-    summary = aggregate(collection.runs)
+    persons = load_persons(collection)
     models = models_in(runs)
     generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
-    data = {
+    present = set(runs["kind"])
+    data: dict[str, Any] = {
         "runs_dir": str(root), "generated": generated, "runs": int(len(runs)),
         "runs_by_kind": {k: int(v) for k, v in runs["kind"].value_counts().items()},
-        "models": models, "seeds": seeds,
+        "models": models, "seeds": seeds, "commands": collection.commands, "methods": METHODS,
         "measures": {k.name: k.measure for k in ATTACKS},
-        "unit": "fractions of persons (0-1); lower = more robust; diff = joint - baseline",
-        "summary": summary_records(summary, models),
     }
     with atomic_dir(out) as tmp:
-        sections = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown),
-                    md.summary_section(summary, models)]
-        sections += _kind_sections(runs, tmp)
-        sections.append(md.examples_section(plots.copy_examples(runs, root, tmp)))
-        write_text_atomic(tmp / "report.md", "\n\n".join(sections) + "\n")
+        sections, poison_verdicts, paired = [], [], pd.DataFrame()
+        if "pixel" in present:
+            curve, keys = pixel_curve(collection.runs, collection.points, persons)
+            arms = pixel_arms(collection.runs, curve, keys)
+            paired = paired_comparisons(collection.runs, persons)
+            figure = "success_vs_pixels.png" if plots.success_vs_pixels(curve, keys, tmp / "success_vs_pixels.png") else None
+            sections.append(md.pixel_section(curve, arms, paired, figure))
+            data["pixel"] = {"setting_keys": keys, "curve": records(curve), "arms": records(arms),
+                             "paired": records(paired)}
+        poisoned = []
+        for name in ("poison_backdoor", "poison_collision"):
+            if name not in present:
+                continue
+            tab, keys = poison_rates(collection.runs, name)
+            comparisons = poison_comparisons(tab, name)
+            figures = []
+            if name == "poison_backdoor":
+                for x_key, file, xlabel, scale in (("rate", "asr_vs_rate.png", "poisoned training persons (%)", 100.0),
+                                                   ("pixels", "asr_vs_trigger_size.png", "trigger size (pixels)", 1.0)):
+                    if x_key in keys and plots.asr_vs(tab, keys, x_key, tmp / file, xlabel, scale):
+                        figures.append((f"ASR vs {xlabel}", file))
+            sections.append(md.poison_section(name, tab, comparisons, figures))
+            data[name] = {"setting_keys": keys, "rates": records(tab), "comparisons": records(comparisons)}
+            poison_verdicts.append(comparisons)
+            poisoned.append(tab)
+        if poisoned:
+            deltas = pd.concat(poisoned, ignore_index=True)
+            drawn = plots.clean_metric_deltas(deltas, tmp / "clean_metric_deltas.png")
+            sections.append(md.deltas_section(deltas, "clean_metric_deltas.png" if drawn else None))
+        summary = verdict_summary(paired, poison_verdicts)
+        data["verdicts"] = records(summary)
+        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown),
+                md.verdict_section(summary), *sections, md.examples_section(plots.copy_examples(runs, root, tmp))]
+        write_text_atomic(tmp / "report.md", "\n\n".join(page) + "\n")
         write_json_atomic(tmp / "report.json", data)
         runs.to_csv(tmp / "runs.csv", index=False)
-    columns, rows = md.summary_rows(summary, models)
-    print_table(f"robustness: baseline vs joint · {len(runs)} runs under {root}", columns, rows)
+    print_table(f"robustness verdicts · {len(runs)} runs under {root}", md.VERDICT_COLUMNS, md.verdict_rows(summary))
     log.info("report written to %s", out / "report.md")
     return data
-
-
-def _kind_sections(runs: pd.DataFrame, out: Path) -> list[str]:
-    """The per-kind sections and their figures, for the kinds present."""
-    present = set(runs["kind"])
-    sections = []
-    if "pixel" in present:
-        tab, keys = pixel_table(runs)
-        plots.success_vs_pixels(tab, keys, out / "success_vs_pixels.png")
-        sections.append(md.pixel_section(tab, keys))
-    poisoned = []
-    if "poison_backdoor" in present:
-        tab, keys = poison_table(runs, "poison_backdoor")
-        plots.asr_vs_rate(tab, keys, out / "asr_vs_rate.png")
-        sections.append(md.poison_section("poison_backdoor", tab))
-        poisoned.append(tab)
-    if "poison_collision" in present:
-        tab, _ = poison_table(runs, "poison_collision")
-        sections.append(md.poison_section("poison_collision", tab))
-        poisoned.append(tab)
-    if poisoned:
-        deltas = pd.concat(poisoned, ignore_index=True)[
-            ["setting", "model", "n", "clean_map", "poisoned_map", "delta_map_mean", "delta_map_std",
-             "clean_dominant_acc", "poisoned_dominant_acc", "delta_dominant_acc_mean", "delta_dominant_acc_std"]]
-        plots.clean_metric_deltas(deltas, out / "clean_metric_deltas.png")
-        sections.append(md.deltas_section(deltas))
-    return sections
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:

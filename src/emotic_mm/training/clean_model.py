@@ -24,7 +24,7 @@ from emotic_mm.data.access import has_checkpoint, open_store
 from emotic_mm.training.runtime import under_torchrun
 
 log = logging.getLogger(__name__)
-TRAINING_KEYS = ("model", "trainer", "loss", "seed")
+TRAINING_KEYS = ("model", "defense", "trainer", "loss", "seed")
 RUNTIME_KEYS = ("workers", "threads", "tensorboard")  # trainer keys that do not change the weights
 
 
@@ -33,9 +33,20 @@ def cache_key(cfg: DictConfig) -> str:
     settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
                 for k in TRAINING_KEYS}
     settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in RUNTIME_KEYS}
+    settings["defense"] = weights_defense(settings.get("defense"))
     manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
     settings["store"] = store_fingerprint(manifest) if manifest.exists() else str(manifest.parent)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def weights_defense(block: dict | None) -> dict:
+    """The part of a defense that changes the clean weights: an input defense; a training-set filter or a
+    test-time detector acts after the clean model is trained, so all of them share one clean model."""
+    if not block or block.get("name") in (None, "none"):
+        return {"name": "none"}
+    from emotic_mm.defenses.registry import DEFENSES
+
+    return block if DEFENSES.get(str(block["name"])).acts("input") else {"name": "none"}
 
 
 def store_fingerprint(manifest: Path) -> str:

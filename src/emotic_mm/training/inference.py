@@ -71,3 +71,16 @@ def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
     finally:
         model.train(was_training)
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def clean_metrics(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
+    """mAP, dominant-emotion accuracy and VAD error of ``model`` on a whole split (no attack involved)."""
+    from emotic_mm.data.access import warm_text_features
+    from emotic_mm.training.distributed import DistInfo
+    from emotic_mm.training.metrics import emotion_metrics
+    from emotic_mm.training.runtime import make_loader
+
+    warm_text_features(model, [data])
+    out = collect_outputs(model, make_loader(data, 128, 0, device, False, 0, DistInfo()), device)
+    m = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
+    return {"map": m["map"], "dominant_acc": m["dominant_acc"], "vad_mae": m["vad_mae"]}

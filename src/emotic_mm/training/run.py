@@ -87,7 +87,7 @@ def train(cfg: DictConfig, run_dir: Path, train_set: Dataset | None = None,
                                    drop_last=len(train_set) > batch_size)
         val_loader = make_loader(val_set, int(cfg.trainer.eval_batch_size), workers, device, False, 0,
                                  dist.__class__())  # every rank validates on the whole split
-        model = (model if model is not None else build_model(cfg.model)).to(device)
+        model = (model if model is not None else build_model(cfg.model, cfg.get("defense"))).to(device)
         warm_text_features(model, [train_set, val_set])
         manifest = store.path / "manifest.json"
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,

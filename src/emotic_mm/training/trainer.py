@@ -161,8 +161,10 @@ class Trainer:
         if saved_store is not None and now_store is not None and saved_store != now_store:
             raise ConfigError(f"trainer.resume: {checkpoint} was trained on another store than "
                               f"data.prepared_dir={now.get('data', {}).get('prepared_dir')} (its manifest differs)")
-        for key in ("model", "loss", "seed", "trainer"):
+        for key in ("model", "defense", "loss", "seed", "trainer"):
             a, b = saved.get(key), now.get(key)
+            if key == "defense":  # checkpoints from before defenses existed had none
+                a, b = a or {"name": "none"}, b or {"name": "none"}
             if key == "trainer":
                 a, b = ({k: v for k, v in (t or {}).items() if k not in RESUME_MAY_CHANGE} for t in (a, b))
             where = _first_difference(a, b, key)

@@ -1,0 +1,31 @@
+"""A seeded, offline stand-in for the EMOTIC release, written in the release's own *raw* layout.
+
+It produces ``Annotations/Annotations.mat`` with the real nesting, JPEG/PNG files under
+``emotic/<folder>/`` and a ``descriptions.jsonl``, which ``prepare`` then converts with the very same
+code path as the real release (``text=file``).
+
+Why it is a fair stand-in for learning and attacking:
+
+* the pictures have the statistics of photographs: backdrops and materials are crops of real photos
+  shipped with scikit-image and 1/f textures, people have a head with a real (LFW) face texture, hair,
+  clothes, arms and legs in varied poses, sizes and overlaps, among clutter, under uneven light, with
+  blur, noise and JPEG compression (:mod:`.scene`, :mod:`.people`, :mod:`.textures`);
+* label statistics are EMOTIC-like (:mod:`.labels`): 1-4 categories per person with a skewed
+  frequency, VAD around per-category prototypes, 1-3 persons per image, several source folders,
+  varied image sizes, boxes that sometimes leave the image, and a few of the release's imperfections
+  (a missing file, an undecodable file, NaN VAD, persons without annotators);
+* the signal is split across modalities (:data:`SCENE_CUES`, :data:`BODY_CUES`, :data:`TEXT_CUES`):
+  scene categories show as small textured objects among clutter, person categories as a facial
+  expression (a few pixels at the model's resolution) or a posture, text categories as paraphrases;
+  every cue is missed or falsely present with a configurable probability;
+* descriptions say what is visible and specific to the person (clothes and their colour, hair, a held
+  object, the setting), so picture and text share instance-level content, and never contain the
+  category names (a test checks this).
+"""
+
+from emotic_mm.data.synthetic.generate import FOLDERS, SyntheticSpec, draw_picture, generate_image, generate_raw
+from emotic_mm.data.synthetic.labels import BODY_CUES, CUE_SCALE, FACE_CUES, FREQUENCY, POSTURE_CUES, SCENE_CUES, VAD_PROTOTYPE
+from emotic_mm.data.synthetic.text import DISTRACTORS, TEXT_CUES
+
+__all__ = ["BODY_CUES", "CUE_SCALE", "DISTRACTORS", "FACE_CUES", "FOLDERS", "FREQUENCY", "POSTURE_CUES", "SCENE_CUES", "TEXT_CUES",
+           "VAD_PROTOTYPE", "SyntheticSpec", "draw_picture", "generate_image", "generate_raw"]

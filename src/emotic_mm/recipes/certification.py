@@ -1,0 +1,87 @@
+"""``emotic-mm eval certify=true``: certified L0 robustness of a randomized-ablation model, per person.
+
+The threat model is the pixels of the context view the model sees (its working resolution); the body
+crop and the description stay fixed. The smoothed classifier is the majority vote of the base model
+over ablated context views (:func:`~emotic_mm.defenses.ablation.sample_votes`); the body crop is
+ablated once per person with a fixed draw (any fixed treatment of an input the attacker cannot touch
+leaves the certificate valid) and its features, like the description's, are computed once.
+
+Sample j keeps the same context positions for every person, and each chunk of persons restarts the
+seeded streams, so a person's votes depend on its inputs, ``keep``, ``samples`` and ``seed`` only — never
+on which persons it was certified with. That lets ``attack`` judge a success with the certification's
+own N and seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emotic_mm.defenses.ablation import AblationSettings, ablate, sample_votes
+from emotic_mm.defenses.certify import Certificates, certify
+from emotic_mm.errors import ConfigError
+from emotic_mm.training.inference import model_inputs, to_device
+
+
+def settings_for(trained_cfg: Any, overrides: Any) -> AblationSettings:
+    """The checkpoint's ablation settings with this run's ``defense.*`` overrides (non-null keys)."""
+    from emotic_mm.defenses.ablation import ablation_from_config
+
+    block = trained_cfg.get("defense")
+    if block is None or block.get("name") != "ablation":
+        name = "none" if block is None else block.get("name")
+        raise ConfigError(f"certify=true needs a checkpoint trained with defense=ablation (this one: defense={name})")
+    merged = {**{k: v for k, v in block.items() if k != "name"},
+              **{k: v for k, v in (overrides or {}).items() if v is not None and k != "name"}}
+    if merged.get("keep") != block.get("keep"):
+        raise ConfigError(f"defense.keep={merged.get('keep')}: the certificate is for the keep the model was trained "
+                          f"with ({block.get('keep')})")
+    return ablation_from_config(merged)
+
+
+def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int) -> dict[str, torch.Tensor]:
+    """Features of the inputs the attacker cannot change: the description, and the body crop under one
+    fixed, seeded ablation."""
+    out: dict[str, torch.Tensor] = {}
+    if "text" in model.modalities:
+        out["features.text"] = model.encode(inputs, only=["text"])["text"]
+    if "body" in model.modalities:
+        encoder = model.image_encoders["body"]
+        view = encoder.working_view(inputs["body"])
+        generator = torch.Generator().manual_seed(10_007 + int(seed))
+        ablated = ablate(view.cpu(), keep, generator).to(view.device)
+        out["features.body"] = encoder(ablated)
+    return out
+
+
+@torch.inference_mode()
+def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, device: torch.device,
+                    chunk: int = 64) -> tuple[Certificates, np.ndarray]:
+    """Certificates of every person of ``data`` and whether each prediction is in the label set."""
+    if "context" not in getattr(model, "modalities", ()):
+        raise ConfigError("certify=true certifies the context view; the checkpoint's model has no context stream")
+    model.eval()
+    selection, estimation, correct = [], [], []
+    d = None
+    for start in range(0, len(data), chunk):
+        ids = list(range(start, min(len(data), start + chunk)))
+        batch = data.__getitems__(ids)
+        inputs = to_device(model_inputs(batch), device)
+        view = model.image_encoders["context"].working_view(inputs["context"])
+        d = view.shape[-1] * view.shape[-2]
+        fixed = fixed_features(model, inputs, settings.keep, settings.seed)
+
+        def classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+            return model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)
+
+        sel_gen, est_gen = settings.generators()  # restarted per chunk: votes never depend on the chunk
+        selection.append(sample_votes(classify, view, settings.keep, settings.selection_samples, settings.max_batch, sel_gen))
+        estimation.append(sample_votes(classify, view, settings.keep, settings.samples, settings.max_batch, est_gen))
+        correct.append(batch["categories"])
+    certificates = certify(torch.cat(selection).numpy(), torch.cat(estimation).numpy(), d, settings.keep, settings.alpha)
+    labels = torch.cat(correct).numpy() > 0
+    hit = labels[np.arange(len(labels)), certificates.prediction] & ~certificates.abstained
+    return certificates, hit
