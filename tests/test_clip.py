@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from safetensors.torch import load_file
 
 from emotic_mm.errors import ConfigError
 from support import TINY_TRAIN, compose_cfg, run_cli
-from support.cli import cli_env
+from support.ddp import assert_two_ranks_match_one
 
 # TINY_TRAIN without the ResNet input sizes (the CLIP towers look at their processor's 32 px)
 CLIP_TRAIN = [o for o in TINY_TRAIN if not o.startswith("model.")]
@@ -217,15 +215,4 @@ def test_ddp_two_processes_train_the_one_process_objective(variant, towers, trai
             "trainer.augment.brightness=0", "trainer.augment.contrast=0", "loss.contrastive_weight=0.5"]
     over += ["model.dropout=0", "model.image_encoder.freeze=true"] if variant == "joint" else \
         [f"model.clip.name={towers['clip']}", "model.clip.finetune=full"]
-    env = {"OMP_NUM_THREADS": "1"}
-    one = run_cli(["train", *over, f"hydra.run.dir={tmp_path / 'one'}"], timeout=600, env=env)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "emotic_mm.cli", "train", *over, f"hydra.run.dir={tmp_path / 'two'}"],
-                         capture_output=True, text=True, timeout=600, env=cli_env(env))
-    assert two.returncode == 0, two.stderr[-2000:]
-    a = json.loads((tmp_path / "one" / "train_summary.json").read_text())
-    b = json.loads((tmp_path / "two" / "train_summary.json").read_text())
-    assert b["world_size"] == 2
-    for k in ("map", "dominant_acc", "vad_mae"):
-        assert a["best_val"][k] == pytest.approx(b["best_val"][k], abs=1e-4), k
+    assert_two_ranks_match_one(over, tmp_path)

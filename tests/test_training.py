@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from emotic_mm.training.losses import DynamicWeightedLoss, SymmetricInfoNCE, VAD
 from emotic_mm.training.metrics import (dominant_accuracy, equal_error_thresholds, per_category_ap,
                                         retrieval_recall, top1_hit_rate, voc_ap)
 from support import TINY_TRAIN, compose_cfg, run_cli
-from support.cli import cli_env
+from support.ddp import assert_two_ranks_match_one
 
 
 # --------------------------------------------------------------------------- losses
@@ -184,16 +182,4 @@ def test_ddp_gloo_two_processes_match_one(train_store, tmp_path):
     over = [f"data.prepared_dir={train_store}", "model=baseline", "model.modalities=[text]", "model.dropout=0",
             "loss.discrete=bce", "trainer.epochs=2", *TINY_TRAIN, "trainer/scheduler=none",
             "trainer.early_stopping_patience=0"]
-    env = {"OMP_NUM_THREADS": "1"}
-    one = run_cli(["train", *over, f"hydra.run.dir={tmp_path / 'one'}"], timeout=600, env=env)
-    assert one.returncode == 0, one.stderr[-2000:]
-    # --standalone: a free port, so parallel test sessions never collide
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "emotic_mm.cli", "train", *over, f"hydra.run.dir={tmp_path / 'two'}"],
-                         capture_output=True, text=True, timeout=600, env=cli_env(env))
-    assert two.returncode == 0, two.stderr[-2000:]
-    a = json.loads((tmp_path / "one" / "train_summary.json").read_text())
-    b = json.loads((tmp_path / "two" / "train_summary.json").read_text())
-    assert b["world_size"] == 2
-    for k in ("map", "dominant_acc", "vad_mae"):
-        assert a["best_val"][k] == pytest.approx(b["best_val"][k], abs=1e-4)
+    assert_two_ranks_match_one(over, tmp_path)

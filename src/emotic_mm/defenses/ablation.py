@@ -284,8 +284,6 @@ class AblationSettings:
 
 def ablation_from_config(block: Any) -> AblationSettings:
     """``defense=ablation`` block → checked settings."""
-    get = block.get if hasattr(block, "get") else (lambda k, d=None: getattr(block, k, d))
-    defaults = AblationSettings()
-    values = {k: get(k, getattr(defaults, k)) for k in AblationSettings.__dataclass_fields__}
-    values = {k: (getattr(defaults, k) if v is None else v) for k, v in values.items()}
-    return AblationSettings(**values).check()
+    from emotic_mm.defenses.settings import from_block
+
+    return from_block(AblationSettings, block).check()

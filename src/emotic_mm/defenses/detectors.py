@@ -224,11 +224,9 @@ REPRESENTATIONS = ("image", "fused")
 
 
 def _settings(cls: type, block: Any) -> Any:
-    get = block.get if hasattr(block, "get") else (lambda k, d=None: getattr(block, k, d))
-    defaults = cls()
-    values = {k: get(k, getattr(defaults, k)) for k in cls.__dataclass_fields__}
-    values = {k: (getattr(defaults, k) if v is None else v) for k, v in values.items()}
-    settings = cls(**values)
+    from emotic_mm.defenses.settings import from_block
+
+    settings = from_block(cls, block)
     if settings.representation not in REPRESENTATIONS:
         raise ConfigError(f"defense.representation={settings.representation!r} is not one of "
                           f"{', '.join(REPRESENTATIONS)}")

@@ -72,16 +72,15 @@ class BitDepth(nn.Module):
         return torch.round(x / 255.0 * self.levels) / self.levels * 255.0
 
 
-def _setting(block: Any, key: str, default: Any) -> Any:
-    value = block.get(key, default) if hasattr(block, "get") else getattr(block, key, default)
-    return default if value is None else value
-
-
 def median_from_config(block: Any) -> MedianFilter:
     """``defense=median`` → the filter (``defense.window``)."""
-    return MedianFilter(window=_setting(block, "window", 3))
+    from emotic_mm.defenses.settings import setting
+
+    return MedianFilter(window=setting(block, "window", 3))
 
 
 def squeeze_from_config(block: Any) -> BitDepth:
     """``defense=squeeze`` → bit-depth reduction (``defense.bits``)."""
-    return BitDepth(bits=_setting(block, "bits", 4))
+    from emotic_mm.defenses.settings import setting
+
+    return BitDepth(bits=setting(block, "bits", 4))

@@ -139,8 +139,6 @@ class StripSettings:
 
 def strip_from_config(block: Any) -> StripSettings:
     """``defense=strip`` block → checked settings."""
-    get = block.get if hasattr(block, "get") else (lambda k, d=None: getattr(block, k, d))
-    defaults = StripSettings()
-    values = {k: get(k, getattr(defaults, k)) for k in StripSettings.__dataclass_fields__}
-    values = {k: (getattr(defaults, k) if v is None else v) for k, v in values.items()}
-    return StripSettings(**values).check()
+    from emotic_mm.defenses.settings import from_block
+
+    return from_block(StripSettings, block).check()

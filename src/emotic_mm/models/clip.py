@@ -31,6 +31,7 @@ from torch import nn
 from emotic_mm.data.categories import CATEGORIES, NUM_CATEGORIES, PROMPT_TEMPLATE, category_prompt
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.memo import FeatureMemo
+from emotic_mm.models.multimodal import encode_batch
 
 FINETUNE = ("probe", "partial", "full")
 FUSION = ("mean", "weighted")
@@ -96,6 +97,9 @@ class ClipText:
     @property
     def frozen(self) -> bool:
         return self.owner.text_frozen
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.owner.text_features(input_ids, attention_mask)
 
     @torch.no_grad()
     def warm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 128) -> None:
@@ -230,19 +234,8 @@ class ClipModel(nn.Module):
         return self.text_memo(keys, lambda rows: self._encode_text(ids[rows], mask[rows]), ids.device)
 
     def encode(self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Tower features per modality; ``features.<modality>`` in the batch skips that tower (the
-        attack engine encodes the views it never changes once)."""
-        feats: dict[str, torch.Tensor] = {}
-        for m in self.modalities:
-            if only is not None and m not in only:
-                continue
-            if f"features.{m}" in batch:
-                feats[m] = batch[f"features.{m}"]
-            elif m == "text":
-                feats[m] = self.text_features(batch["input_ids"], batch["attention_mask"])
-            else:
-                feats[m] = self.image_features(batch[m])
-        return feats
+        """Tower features per modality (``features.<modality>`` in the batch skips that tower)."""
+        return encode_batch(self, batch, only)
 
     # ------------------------------------------------------------------ heads
     def category_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,19 +40,25 @@ class MultiModalBase(nn.Module):
         self.text_encoder = text_encoder
 
     def encode(self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Encoder features per modality. A batch may carry precomputed ``features.<modality>`` (B, D):
-        that encoder is then skipped — the attack engine uses this for the views it does not change."""
-        feats: dict[str, torch.Tensor] = {}
-        for m in self.modalities:
-            if only is not None and m not in only:
-                continue
-            if f"features.{m}" in batch:
-                feats[m] = batch[f"features.{m}"]
-            elif m == "text":
-                feats[m] = self.text_encoder(batch["input_ids"], batch["attention_mask"])
-            else:
-                feats[m] = self.image_encoders[m](batch[m])
-        return feats
+        return encode_batch(self, batch, only)
+
+
+def encode_batch(model: nn.Module, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """Encoder features per modality of ``model`` (its ``image_encoders`` and ``text_encoder``). A batch may
+    carry precomputed ``features.<modality>`` (B, D): that encoder is then skipped — the attack engine
+    uses this for the views it does not change, certification for the inputs it holds fixed."""
+    feats: dict[str, torch.Tensor] = {}
+    for m in model.modalities:
+        if only is not None and m not in only:
+            continue
+        if f"features.{m}" in batch:
+            feats[m] = batch[f"features.{m}"]
+        elif m == "text":
+            feats[m] = model.text_encoder(batch["input_ids"], batch["attention_mask"])
+        else:
+            feats[m] = model.image_encoders[m](batch[m])
+    return feats
 
 
 def _mlp(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
