@@ -44,7 +44,7 @@ def test_eval_config_composes():
 
 
 def test_robustness_study_presets_sweep_existing_cases():
-    for preset in ("full", "quick", "poisoning"):
+    for preset in ("full", "quick", "poisoning", "defenses"):
         cfg = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}"], hydra=True)
         params = cfg.hydra.sweeper.params
         assert set(params.model.split(",")) == {"baseline", "joint"}
@@ -60,5 +60,7 @@ def test_robustness_study_presets_sweep_existing_cases():
     assert full.seed == "0,1,2" and full.modality == "image,fused"
     image = compose_cfg("attack", ["experiment=robustness_study", "modality=image", "case=evasion_de"])
     assert list(image.model.modalities) == ["context", "body"] and image.attack.algorithm == "de"
+    defended = compose_cfg("attack", ["experiment=robustness_study", "study=defenses"], hydra=True).hydra.sweeper.params
+    assert set(defended.defense.split(",")) == {"none", "median", "squeeze"}
     backdoor = compose_cfg("attack", ["case=backdoor", "attack.rate=0.01", "attack.pixels=36"])
     assert backdoor.attack.name == "poison_backdoor" and backdoor.attack.rate == 0.01 and backdoor.attack.pixels == 36

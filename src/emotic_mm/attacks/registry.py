@@ -39,11 +39,11 @@ ATTACKS: Registry[AttackKind] = Registry("attack")
 ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
     ("algorithm", "surface", "targeted", "budget", "resolution"),
-    ("target", "population", "split", "offset"), "persons", ("model", "modalities", "algorithm")))
+    ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm")))
 ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),
-    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell"),
+    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell", "defense"),
     "triggered_persons"))
 # no control: targets are chosen among persons the clean model does not call the base class
 ATTACKS.register(AttackKind(
