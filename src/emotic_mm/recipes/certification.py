@@ -42,18 +42,19 @@ def settings_for(trained_cfg: Any, overrides: Any) -> AblationSettings:
     return ablation_from_config(merged)
 
 
-def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int) -> dict[str, torch.Tensor]:
+def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int, ids: list[int]
+                   ) -> dict[str, torch.Tensor]:
     """Features of the inputs the attacker cannot change: the description, and the body crop under one
-    fixed, seeded ablation."""
+    fixed ablation seeded by (seed, person), so it never depends on the persons certified alongside."""
     out: dict[str, torch.Tensor] = {}
     if "text" in model.modalities:
         out["features.text"] = model.encode(inputs, only=["text"])["text"]
     if "body" in model.modalities:
         encoder = model.image_encoders["body"]
-        view = encoder.working_view(inputs["body"])
-        generator = torch.Generator().manual_seed(10_007 + int(seed))
-        ablated = ablate(view.cpu(), keep, generator).to(view.device)
-        out["features.body"] = encoder(ablated)
+        view = encoder.working_view(inputs["body"]).cpu()
+        ablated = torch.cat([ablate(view[i:i + 1], keep, torch.Generator().manual_seed(10_007 + 1_000_003 * int(seed) + p))
+                             for i, p in enumerate(ids)])
+        out["features.body"] = encoder(ablated.to(inputs["body"].device))
     return out
 
 
@@ -72,7 +73,7 @@ def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, dev
         inputs = to_device(model_inputs(batch), device)
         view = model.image_encoders["context"].working_view(inputs["context"])
         d = view.shape[-1] * view.shape[-2]
-        fixed = fixed_features(model, inputs, settings.keep, settings.seed)
+        fixed = fixed_features(model, inputs, settings.keep, settings.seed, ids)
 
         def classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
             return model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)

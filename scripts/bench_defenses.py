@@ -1,0 +1,120 @@
+"""Benchmark the defenses: certification throughput and the time cost of input smoothing.
+
+* **Certification** of a ``defense=ablation`` checkpoint: persons certified per second at ``--samples``
+  ablated views each (plus ``--selection`` for the selection round), batched across persons and samples
+  (``recipes/certification.py``), against the same work one person at a time. Their certificates must be
+  identical (a person's votes never depend on the batch it is certified in); the script checks it.
+* **Smoothing**: the forward time of the model's image encoder on ``--batch`` working views without a
+  defense, with ``MedianFilter(3)`` and with ``BitDepth(4)`` inside it; the ratios are the cost.
+
+    python scripts/bench_defenses.py --checkpoint <run trained with defense=ablation>/best --persons 32 --samples 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import machine_info, sync, write_report  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint trained with defense=ablation")
+    p.add_argument("--store", type=Path, default=None, help="default: the checkpoint's data.prepared_dir")
+    p.add_argument("--split", default="test")
+    p.add_argument("--persons", type=int, default=32)
+    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--selection", type=int, default=20)
+    p.add_argument("--batch", type=int, default=64, help="working views per timed smoothing forward")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=Path("bench_results/defenses.json"))
+    args = p.parse_args()
+    from omegaconf import OmegaConf
+    from rich.console import Console
+    from rich.table import Table
+
+    from emotic_mm.checkpoint import load_model
+    from emotic_mm.data.access import dataset, store_for_model, warm_text_features
+    from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
+    from emotic_mm.recipes.certification import certify_persons, settings_for
+    from emotic_mm.training.runtime import select_device
+
+    device = select_device(args.device)
+    model, model_cfg, _ = load_model(args.checkpoint, device)
+    model.eval()
+    cfg = OmegaConf.merge(model_cfg, {"data": {"prepared_dir": str(args.store or model_cfg.data.prepared_dir)}})
+    store = store_for_model(cfg, model_cfg, args.checkpoint)
+    modalities = [str(m) for m in model_cfg.model.modalities]
+    full = dataset(store, args.split, modalities)
+    warm_text_features(model, [full])
+    settings = settings_for(model_cfg, {"samples": args.samples, "selection_samples": args.selection})
+
+    class First(torch.utils.data.Dataset):  # the first --persons of the split
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitems__(self, ids):
+            return full.__getitems__(ids)
+
+    data = First(min(args.persons, len(full)))
+    certify_persons(model, First(1), settings, device)  # untimed warm-up
+    timings = {}
+    results = {}
+    for label, chunk in (("batched", 64), ("one person at a time", 1)):
+        sync(device)
+        t0 = time.perf_counter()
+        results[label] = certify_persons(model, data, settings, device, chunk=chunk)
+        sync(device)
+        timings[label] = time.perf_counter() - t0
+    same = all(np.array_equal(getattr(results["batched"][0], k), getattr(results["one person at a time"][0], k))
+               for k in ("prediction", "count", "radius"))
+
+    encoder = model.image_encoders["context"]
+    views = encoder.working_view(full.__getitems__(list(range(min(args.batch, len(full)))))["context"].to(device))
+    original = encoder.input_defense
+    smoothing = {}
+    for label, module in (("ablation (as trained)", original), ("+ median 3", torch.nn.Sequential(MedianFilter(3), original)),
+                          ("+ squeeze 4 bits", torch.nn.Sequential(BitDepth(4), original))):
+        encoder.input_defense = module
+        times = []
+        with torch.inference_mode():
+            for _ in range(args.repeats + 1):
+                sync(device)
+                t0 = time.perf_counter()
+                encoder(views)
+                sync(device)
+                times.append(time.perf_counter() - t0)
+        smoothing[label] = float(np.median(times[1:]))
+    encoder.input_defense = original
+
+    n = len(data)
+    table = Table(title=f"defenses · {n} persons · n0 = {args.selection}, n = {args.samples} ablated views each")
+    table.add_column("what")
+    table.add_column("value")
+    for label, seconds in timings.items():
+        table.add_row(f"certify, {label}", f"{n / seconds:.2f} persons/s ({seconds:.1f} s)")
+    table.add_row("batched / one at a time", f"{timings['one person at a time'] / timings['batched']:.2f}×")
+    table.add_row("identical certificates", "yes" if same else "NO")
+    base = smoothing["ablation (as trained)"]
+    for label, seconds in smoothing.items():
+        table.add_row(f"encoder forward, {label}", f"{seconds * 1000:.1f} ms / {len(views)} views ({seconds / base:.2f}×)")
+    Console().print(table)
+    write_report(args.out, "defenses", machine_info((), device), {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "persons": n, "certify_seconds": timings, "persons_per_s": {k: n / v for k, v in timings.items()},
+        "identical_certificates": same, "smoothing_seconds": smoothing})
+
+
+if __name__ == "__main__":
+    main()
