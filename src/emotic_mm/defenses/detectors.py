@@ -26,7 +26,7 @@ was not split). A row's score is its maximum over the categories it belongs to.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,27 @@ def _categories(member: np.ndarray, categories: Sequence[int] | None) -> list[in
     return cats
 
 
+def _per_category(features: Any, membership: Any, categories: Sequence[int] | None, min_rows: int,
+                  judge: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> Detection:
+    """Run ``judge(features of a category's rows) -> (flagged, scores)`` on every category with at least
+    ``min_rows`` members; a row is flagged if any of its categories flags it, and keeps its highest score."""
+    x = _features(features)
+    member = _membership(membership, x.shape[0])
+    flagged = np.zeros(x.shape[0], dtype=bool)
+    scores = np.zeros(x.shape[0])
+    per_category: dict[int, int] = {}
+    for c in _categories(member, categories):
+        rows = np.flatnonzero(member[:, c])
+        if rows.size < min_rows:
+            continue
+        flag, score = judge(x[rows])
+        flagged[rows[flag]] = True
+        if flag.any():
+            per_category[c] = int(flag.sum())
+        scores[rows] = np.maximum(scores[rows], score)
+    return Detection(flagged=flagged, scores=scores, per_category=per_category)
+
+
 def spectral_signatures(features: Any, membership: Any, epsilon: float = 0.05, factor: float = 1.5,
                         categories: Sequence[int] | None = None, min_rows: int = 2) -> Detection:
     """Spectral-signature detection per category (see the module docstring).
@@ -102,25 +123,18 @@ def spectral_signatures(features: Any, membership: Any, epsilon: float = 0.05, f
         raise ConfigError(f"defense.epsilon={epsilon!r} must lie strictly between 0 and 1")
     if float(factor) <= 0.0:
         raise ConfigError(f"defense.factor={factor!r} must be positive")
-    x = _features(features)
-    member = _membership(membership, x.shape[0])
-    flagged = np.zeros(x.shape[0], dtype=bool)
-    scores = np.zeros(x.shape[0])
-    per_category: dict[int, int] = {}
-    for c in _categories(member, categories):
-        rows = np.flatnonzero(member[:, c])
-        if rows.size < max(int(min_rows), 2):
-            continue
-        centred = x[rows] - x[rows].mean(axis=0, keepdims=True)
+
+    def judge(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        centred = x - x.mean(axis=0, keepdims=True)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         score = (centred @ vt[0]) ** 2
-        remove = min(rows.size, math.ceil(float(factor) * float(epsilon) * rows.size))
-        top = rows[np.argsort(-score, kind="stable")[:remove]]
-        flagged[top] = True
-        per_category[c] = int(remove)
+        remove = min(len(x), math.ceil(float(factor) * float(epsilon) * len(x)))
+        flag = np.zeros(len(x), dtype=bool)
+        flag[np.argsort(-score, kind="stable")[:remove]] = True
         mean = score.mean()
-        scores[rows] = np.maximum(scores[rows], score / mean if mean > 0 else 0.0)
-    return Detection(flagged=flagged, scores=scores, per_category=per_category)
+        return flag, score / mean if mean > 0 else np.zeros_like(score)
+
+    return _per_category(features, membership, categories, max(int(min_rows), 2), judge)
 
 
 def _reduce(x: np.ndarray, dims: int, method: str, seed: int) -> np.ndarray:
@@ -160,37 +174,24 @@ def activation_clustering(features: Any, membership: Any, dims: int = 10, reduce
         raise ConfigError(f"defense.size_threshold={size_threshold!r} must lie strictly between 0 and 1")
     if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
         raise ConfigError(f"defense.dims={dims!r} must be a positive integer")
-    try:
-        from sklearn.cluster import KMeans
-        from sklearn.metrics import silhouette_score
-    except ImportError:  # a dev extra today; see pyproject
-        raise ConfigError("defense=activation_clustering needs scikit-learn (pip install scikit-learn)") from None
-    x = _features(features)
-    member = _membership(membership, x.shape[0])
-    flagged = np.zeros(x.shape[0], dtype=bool)
-    scores = np.zeros(x.shape[0])
-    per_category: dict[int, int] = {}
-    for c in _categories(member, categories):
-        rows = np.flatnonzero(member[:, c])
-        if rows.size < max(int(min_rows), 4):
-            continue
-        z = _reduce(x[rows], dims, reduce, seed)
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    def judge(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = _reduce(x, dims, reduce, seed)
         assign = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(z)
         sizes = np.bincount(assign, minlength=2)
         if sizes.min() == 0:
-            continue
+            return np.zeros(len(x), dtype=bool), np.zeros(len(x))
         small = int(np.argmin(sizes))
-        relative = sizes / rows.size
+        relative = sizes / len(x)
         if analysis == "size":
             poisoned = relative[small] < float(size_threshold)
         else:
             poisoned = relative[small] < 0.5 and silhouette_score(z, assign) >= float(silhouette_threshold)
-        if poisoned:
-            hit = rows[assign == small]
-            flagged[hit] = True
-            per_category[c] = int(hit.size)
-        scores[rows] = np.maximum(scores[rows], 1.0 - relative[assign])
-    return Detection(flagged=flagged, scores=scores, per_category=per_category)
+        return (assign == small) & poisoned, 1.0 - relative[assign]
+
+    return _per_category(features, membership, categories, max(int(min_rows), 4), judge)
 
 
 @dataclass(frozen=True)
