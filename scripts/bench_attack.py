@@ -94,7 +94,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
-from benchlib import machine_info, package_version, sync, write_report  # scripts/benchlib.py
+from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchlib.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' support package
 
@@ -412,12 +412,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.checkpoint import load_model
     from emotic_mm.config import configs_dir
     from emotic_mm.data.categories import CATEGORIES
-    from emotic_mm.data.store import Store
     from emotic_mm.recipes.pixel_evasion import settings_from
-    from emotic_mm.data.access import check_store_fits_model, dataset, warm_text_features
+    from emotic_mm.data.access import dataset, warm_text_features
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
@@ -434,16 +432,11 @@ def main() -> None:
     ckpt, store_path, provenance = ensure_checkpoint(args, console)
     device = select_device(args.device)
     amp = not args.no_amp
-    model, model_cfg, meta = load_model(ckpt, device)
-    model.eval()
+    model, model_cfg, meta, store = load_checkpoint_store(ckpt, store_path, device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     if "context" not in modalities:
         raise SystemExit(f"{ckpt}: the model has no context stream (modalities {modalities}); "
                          "the benchmark attacks the context view")
-    if store_path is None:
-        store_path = Path(str(model_cfg.data.prepared_dir))
-    store = Store(store_path)
-    check_store_fits_model(store, model_cfg)
     data = dataset(store, args.split, modalities)
     warm_text_features(model, [data])
 
@@ -593,7 +586,7 @@ def main() -> None:
         console.print(f"{t['target']}: {_fmt(t['value'], '.3f')} (>= {t['threshold']}) {mark}")
 
     write_report(args.out, "attack/pixel", machine_info(PACKAGES, device), {
-    "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store_path),
+    "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store.path),
                    "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
                    "best_val_map": (meta.get("best_val") or {}).get("map")},
     "settings": {"persons": n, "split": args.split, "pixels": args.pixels, "budget": args.budget,

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import machine_info, sync, write_report  # noqa: E402
+from benchlib import load_checkpoint_store, machine_info, sync, write_report  # noqa: E402
 
 
 def main() -> None:
@@ -37,38 +38,23 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("bench_results/defenses.json"))
     args = p.parse_args()
-    from omegaconf import OmegaConf
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.checkpoint import load_model
-    from emotic_mm.data.access import dataset, store_for_model, warm_text_features
+    from emotic_mm.data.access import dataset, warm_text_features
     from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.runtime import select_device
 
     device = select_device(args.device)
-    model, model_cfg, _ = load_model(args.checkpoint, device)
-    model.eval()
-    cfg = OmegaConf.merge(model_cfg, {"data": {"prepared_dir": str(args.store or model_cfg.data.prepared_dir)}})
-    store = store_for_model(cfg, model_cfg, args.checkpoint)
+    model, model_cfg, _, store = load_checkpoint_store(args.checkpoint, args.store, device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     full = dataset(store, args.split, modalities)
     warm_text_features(model, [full])
     settings = settings_for(model_cfg, {"samples": args.samples, "selection_samples": args.selection})
 
-    class First(torch.utils.data.Dataset):  # the first --persons of the split
-        def __init__(self, n: int) -> None:
-            self.n = n
-
-        def __len__(self) -> int:
-            return self.n
-
-        def __getitems__(self, ids):
-            return full.__getitems__(ids)
-
-    data = First(min(args.persons, len(full)))
-    certify_persons(model, First(1), settings, device)  # untimed warm-up
+    data = Subset(full, range(min(args.persons, len(full))))  # the first --persons of the split
+    certify_persons(model, Subset(full, [0]), settings, device)  # untimed warm-up
     timings = {}
     results = {}
     for label, chunk in (("batched", 64), ("one person at a time", 1)):

@@ -101,7 +101,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine_info, package_version, sync, write_report  # scripts/benchlib.py
+from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -279,17 +279,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.attacks.backdoor import choose_poisoned, stamp, trigger_pixels
+    from emotic_mm.attacks.backdoor import TriggerSpec, backdoor_view, choose_poisoned, stamp, trigger_pixels
     from emotic_mm.attacks.collision import CollisionSettings, feature_distance, image_features
-    from emotic_mm.checkpoint import load_model
     from emotic_mm.config import configs_dir
+    from emotic_mm.data.access import dataset, person_boxes
     from emotic_mm.data.categories import CATEGORY_INDEX
-    from emotic_mm.data.store import Store
-    from emotic_mm.data.access import check_store_fits_model, dataset, person_boxes
-    from emotic_mm.attacks.backdoor import TriggerSpec, backdoor_view
-    from emotic_mm.attacks.collision import CollisionSettings
-    from emotic_mm.training.inference import top1
-    from emotic_mm.training.inference import model_inputs, to_device
+    from emotic_mm.training.inference import model_inputs, to_device, top1
     from emotic_mm.training.runtime import select_device
 
     console = Console()
@@ -304,14 +299,12 @@ def main() -> None:
         raise SystemExit("--poisons, --art-poisons and --steps must be >= 1")
 
     ckpt, store_path = Path(args.checkpoint), Path(args.store)
-    model, model_cfg, meta = load_model(ckpt, device)
-    model.eval().requires_grad_(False)  # pixels only, for both sides
+    model, model_cfg, meta, store = load_checkpoint_store(ckpt, store_path, device)
+    model.requires_grad_(False)  # pixels only, for both sides
     modalities = [str(m) for m in model_cfg.model.modalities]
     views = [m for m in ("context", "body") if m in modalities]  # image_representation needs all of them
     if not views:
         raise SystemExit(f"{ckpt}: no image stream (modalities {modalities})")
-    store = Store(store_path)
-    check_store_fits_model(store, model_cfg)
     train_set, test_set = dataset(store, "train", modalities), dataset(store, "test", modalities)
     if args.base not in CATEGORY_INDEX:
         raise SystemExit(f"--base {args.base!r} is not an EMOTIC category")

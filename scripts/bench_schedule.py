@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import machine_info, sync, write_report  # noqa: E402
+from benchlib import load_checkpoint_store, machine_info, sync, write_report  # noqa: E402
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
@@ -47,23 +46,18 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("bench_results/schedule.json"))
     args = p.parse_args()
-    from omegaconf import OmegaConf
     from rich.console import Console
     from rich.table import Table
 
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
-    from emotic_mm.checkpoint import load_model
-    from emotic_mm.data.access import dataset, store_for_model, warm_text_features
+    from emotic_mm.data.access import dataset, warm_text_features
     from emotic_mm.recipes.pixel_evasion import working_views
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
     ks = sorted({int(k) for k in args.ks.split(",")})
     device = select_device(args.device)
-    model, model_cfg, _ = load_model(args.checkpoint, device)
-    model.eval()
-    cfg = OmegaConf.merge(model_cfg, {"data": {"prepared_dir": str(args.store or model_cfg.data.prepared_dir)}})
-    store = store_for_model(cfg, model_cfg, args.checkpoint)
+    model, model_cfg, _, store = load_checkpoint_store(args.checkpoint, args.store, device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     data = dataset(store, args.split, modalities)
     warm_text_features(model, [data])

@@ -74,3 +74,17 @@ def write_report(path: str | os.PathLike, benchmark: str, machine: dict[str, Any
         "machine": machine,
         **fields,
     })
+
+
+def load_checkpoint_store(checkpoint: str | os.PathLike, store: str | os.PathLike | None, device: Any):
+    """(model in eval mode, its training config, its meta.json, the store as the model reads it) — the one way the bench
+    scripts open a checkpoint, exactly as the stages do (``store_for_model``: fit checks, re-tokenising)."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.checkpoint import load_model
+    from emotic_mm.data.access import store_for_model
+
+    model, model_cfg, meta = load_model(Path(checkpoint), device)
+    model.eval()
+    cfg = OmegaConf.merge(model_cfg, {"data": {"prepared_dir": str(store or model_cfg.data.prepared_dir)}})
+    return model, model_cfg, meta, store_for_model(cfg, model_cfg, Path(checkpoint))
