@@ -18,7 +18,3 @@ if str(Path(__file__).parent) not in sys.path:  # `import support` under any --i
     sys.path.insert(0, str(Path(__file__).parent))
 
 pytest_plugins = ["support.fixtures"]
-
-# Transition: test_synthetic.py still imports these from here; new code imports them from `support`.
-from support.stores import TOKENIZER  # noqa: E402,F401
-from support.text import label_words  # noqa: E402,F401

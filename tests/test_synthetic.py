@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import TOKENIZER, label_words
+from support.stores import TOKENIZER
+from support.text import label_words
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
 from emotic_mm.data.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, SCENE_CUES, TEXT_CUES,

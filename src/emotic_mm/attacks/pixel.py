@@ -69,6 +69,18 @@ class PixelAttackSettings:
         if self.max_batch < 1:
             raise ConfigError(f"attack.max_batch={self.max_batch} must be >= 1")
 
+    def check_fits(self, images: int, height: int, width: int) -> None:
+        """Bound memory from the settings before allocating: k within the surface, and the populations
+        of ``images`` images within :data:`CANDIDATE_BYTES`."""
+        if self.pixels > height * width:
+            raise ConfigError(f"attack.pixels={self.pixels} exceeds the {height}x{width} = {height * width} pixels "
+                              f"of the {painted_view(self.surface)} view it paints")
+        needed = images * self.population * self.pixels * 5 * 4
+        if needed > CANDIDATE_BYTES:
+            raise ConfigError(f"attack.pixels={self.pixels} x attack.population={self.population} x {images} images needs "
+                              f"{needed / 1024**3:.1f} GiB of candidates (limit {CANDIDATE_BYTES / 1024**3:.0f} GiB); "
+                              "lower attack.images_per_batch or attack.population")
+
 
 @dataclass
 class PixelAttackResult:
@@ -140,19 +152,6 @@ class PixelAttack:
         self.s = settings
         self.device = device or next(model.parameters()).device
 
-    def check_fits(self, images: int, height: int, width: int) -> None:
-        """Bound memory from the settings before allocating: k within the surface, and the populations
-        of ``images`` images within :data:`CANDIDATE_BYTES`."""
-        s = self.s
-        if s.pixels > height * width:
-            raise ConfigError(f"attack.pixels={s.pixels} exceeds the {height}x{width} = {height * width} pixels "
-                              f"of the {painted_view(s.surface)} view it paints")
-        needed = images * s.population * s.pixels * 5 * 4
-        if needed > CANDIDATE_BYTES:
-            raise ConfigError(f"attack.pixels={s.pixels} x attack.population={s.population} x {images} images needs "
-                              f"{needed / 1024**3:.1f} GiB of candidates (limit {CANDIDATE_BYTES / 1024**3:.0f} GiB); "
-                              "lower attack.images_per_batch or attack.population")
-
     def run_schedule(self, inputs: dict[str, torch.Tensor], ks: Sequence[int], label: torch.Tensor | None = None,
                      boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None) -> ScheduleResult:
         """Attack every image with k = ks[0], then only the images not yet fooled with ks[1], and so on
@@ -163,7 +162,7 @@ class PixelAttack:
         if surface not in inputs:
             raise ConfigError(f"attack.surface={self.s.surface!r}: the model has no {surface!r} input")
         n, _, height, width = inputs[surface].shape
-        PixelAttack(self.model, replace(self.s, pixels=ks[-1]), self.device).check_fits(n, height, width)
+        replace(self.s, pixels=ks[-1]).check_fits(n, height, width)
         dev = self.device
         success = torch.zeros(n, len(ks), dtype=torch.bool)
         adv_top1 = torch.zeros(n, len(ks), dtype=torch.long)
@@ -173,11 +172,13 @@ class PixelAttack:
         views: dict[str, torch.Tensor] | None = None
         clean_top1 = clean_conf = None
         remaining = torch.arange(n)
+        if self.s.cache_unchanged:  # the views no k changes are encoded once for the whole curve
+            inputs = self._with_cached_features(inputs)
         for j, k in enumerate(ks):
             if len(remaining) == 0:
                 success[:, j], adv_top1[:, j] = success[:, j - 1], adv_top1[:, j - 1]
                 continue
-            engine = PixelAttack(self.model, replace(self.s, pixels=k), dev)
+            engine = PixelAttack(self.model, replace(self.s, pixels=k, cache_unchanged=False), dev)
             on = remaining.to(dev)
             part = {key: v[on] for key, v in inputs.items()}
             given = None if label is None and clean_top1 is None else (label if label is not None else clean_top1)[remaining]
@@ -269,7 +270,7 @@ class PixelAttack:
              boxes: torch.Tensor | None, image_sizes: torch.Tensor | None) -> PixelAttackResult:
         s, dev = self.s, self.device
         n, _, height, width = inputs[surface].shape
-        self.check_fits(n, height, width)
+        s.check_fits(n, height, width)
         affine = None
         if s.surface == "scene":
             if "body" not in inputs:

@@ -28,7 +28,6 @@ from emotic_mm.progress import console
 from emotic_mm.training.augment import augment_batch
 from emotic_mm.training.distributed import DistInfo, barrier
 from emotic_mm.training.inference import autocast_for, collect_outputs, to_device
-from emotic_mm.training.losses import EmotionObjective
 from emotic_mm.training.metrics import emotion_metrics
 
 log = logging.getLogger(__name__)
