@@ -266,7 +266,7 @@ def test_paired_comparisons_and_verdicts(reported):
     assert row["n"] == 2 * PERSONS and row["diff"] == pytest.approx(a.mean() - b.mean())
     assert row["only_a"] == int((a & ~b).sum()) and row["only_b"] == int((~a & b).sum())
     table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
-    assert row["pvalue"] == pytest.approx(mcnemar(table, exact=False, correction=True).pvalue)
+    assert row["pvalue"] == pytest.approx(mcnemar(table, exact=True).pvalue)
     assert 0 < row["low"] < row["diff"] < row["high"]
     assert row["verdict"] == "baseline more robust"
     # fused vs image-only for the baseline: the same persons fooled → nothing to detect
@@ -316,8 +316,8 @@ def test_sections_plots_and_files(reported):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"success_vs_pixels.png", "asr_vs_rate.png", "asr_vs_trigger_size.png", "clean_metric_deltas.png"} <= set(links)
     for link in links:
-        with Image.open(out / link) as im:
-            assert im.size[0] > 0
+        with Image.open(out / link) as im:  # the report's own plots: something drawn, not a blank canvas
+            assert link.startswith("examples/") or (im.size[0] > 100 and len(set(im.convert("L").getdata())) > 2), link
     examples = [link for link in links if link.startswith("examples/")]
     assert len(examples) == 4 + 1 + 2 * 2 * len(BACKDOOR_SETTINGS) + 2  # one per setting and arm
     runs = pd.read_csv(out / "runs.csv")

@@ -55,28 +55,15 @@ def _check_alpha(alpha: float) -> float:
 
 
 def clopper_pearson_lower(count: Any, n: Any, alpha: float) -> np.ndarray:
-    """One-sided (1 − α) Clopper–Pearson lower bound on a binomial proportion: ``Beta(α; count, n − count + 1)``,
-    0 where count = 0. Elementwise over arrays."""
+    """One-sided (1 − α) Clopper–Pearson lower bound on a binomial proportion, elementwise: the lower end
+    of statsmodels' two-sided "beta" interval at level 2α (0 where count = 0)."""
+    from statsmodels.stats.proportion import proportion_confint
+
     alpha = _check_alpha(alpha)
     count, n = np.broadcast_arrays(_array(count).astype(np.float64), _array(n).astype(np.float64))
     if np.any(n < 1) or np.any(count < 0) or np.any(count > n):
         raise ValueError("clopper_pearson_lower needs 0 <= count <= n and n >= 1")
-    out = np.zeros_like(count)
-    pos = count > 0
-    out[pos] = beta.ppf(alpha, count[pos], n[pos] - count[pos] + 1)
-    return out
-
-
-def clopper_pearson_upper(count: Any, n: Any, alpha: float) -> np.ndarray:
-    """One-sided (1 − α) Clopper–Pearson upper bound: ``Beta(1 − α; count + 1, n − count)``, 1 where count = n."""
-    alpha = _check_alpha(alpha)
-    count, n = np.broadcast_arrays(_array(count).astype(np.float64), _array(n).astype(np.float64))
-    if np.any(n < 1) or np.any(count < 0) or np.any(count > n):
-        raise ValueError("clopper_pearson_upper needs 0 <= count <= n and n >= 1")
-    out = np.ones_like(count)
-    below = count < n
-    out[below] = beta.ppf(1.0 - alpha, count[below] + 1, n[below] - count[below])
-    return out
+    return np.asarray(proportion_confint(count, n, alpha=2 * alpha, method="beta")[0], dtype=np.float64)
 
 
 def _check_dk(d: int, k: int) -> None:

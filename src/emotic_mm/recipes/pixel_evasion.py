@@ -27,6 +27,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.report import figures
+from emotic_mm.report.stats import median_needed
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
 from emotic_mm.training.clean_model import clean_checkpoint
@@ -255,8 +256,8 @@ def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSet
         "seed": int(cfg.seed), "persons": int(len(table)), "persons_correct": int(correct.sum()),
         "clean_dominant_accuracy": float(correct.mean()),
         "curve": curve,
-        "median_pixels_needed_all": median_needed(table["pixels_needed"]),
-        "median_pixels_needed_correct": median_needed(table.loc[correct, "pixels_needed"]),
+        "median_pixels_needed_all": _finite(median_needed(table["pixels_needed"].to_numpy(float))),
+        "median_pixels_needed_correct": _finite(median_needed(table.loc[correct, "pixels_needed"].to_numpy(float))),
         "success_rate_all": last["success_rate_all"], "success_rate_correct": last["success_rate_correct"],
         "mean_queries_success": last["mean_queries_success"], "median_queries_success": last["median_queries_success"],
         "total_queries": int(table["queries"].sum()), "wall_seconds": wall,
@@ -264,11 +265,6 @@ def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSet
     }
 
 
-def median_needed(needed: pd.Series) -> float | None:
-    """Median of the pixels each person needed, counting a person never fooled as needing more than the
-    largest k (so it sorts last); ``None`` when that median person was never fooled."""
-    if len(needed) == 0:
-        return None
-    values = np.sort(needed.fillna(np.inf).to_numpy(float))
-    median = float(np.median(values))
-    return None if not np.isfinite(median) else median
+def _finite(value: float) -> float | None:
+    """JSON has no ∞ or NaN: ``None`` for "more than the largest k" or "no persons"."""
+    return value if np.isfinite(value) else None

@@ -16,7 +16,8 @@ from emotic_mm.fsutil import atomic_file
 if TYPE_CHECKING:  # the report draws without importing torch
     import torch
 
-DPI = 80
+DPI = 80          # a run's own figures
+REPORT_DPI = 90   # the report's aggregate plots
 
 
 def pyplot():

@@ -126,7 +126,7 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
         "interval covers the sampling of persons, the sd the spread over model seeds. A difference A − B "
         "of two variants attacked on the same persons is paired: its 95 % interval is a paired bootstrap "
         f"({stats.RESAMPLES:,} resamples of persons within each seed, seed {stats.BOOTSTRAP_SEED}), its test "
-        f"McNemar's (exact below {stats.EXACT_BELOW} discordant pairs). Poisoning differences (counts only) "
+        "McNemar's exact test. Poisoning differences (counts only) "
         "use Newcombe's interval and Fisher's exact test. A verdict says *more robust* only when the "
         "interval excludes 0 and the test rejects at 5 %; otherwise "
         f"*{stats.NO_DIFFERENCE}*.",
@@ -282,7 +282,7 @@ def paired_section(paired: pd.DataFrame) -> str:
         rows.append([f"{r['a']} vs {r['b']}", r["setting"], r["held"] or MISSING, int(r["k"]),
                      n_text(r["n_by_seed"], "pairs"), seeds_text(r["seeds"]), pct(r["rate_a"]), pct(r["rate_b"]),
                      difference(r["diff"], r["low"], r["high"]),
-                     f"{pvalue(r['pvalue'])} ({r['only_a']} / {r['only_b']}){'' if r['exact'] else ', χ²'}",
+                     f"{pvalue(r['pvalue'])} ({r['only_a']} / {r['only_b']})",
                      seed_diffs, r["verdict"]])
     return "\n".join([
         head, "",

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS
-from emotic_mm.report.figures import pyplot, save
+from emotic_mm.report.figures import REPORT_DPI, pyplot, save
 from emotic_mm.report.tables import COMPARED, natural_key, setting_label
 
-DPI = 90
 
 
 def _groups(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
@@ -104,7 +103,7 @@ def success_vs_pixels(curve: pd.DataFrame, keys: list[str], path: Path) -> bool:
             ax.set_ylabel("attack success (%)", fontsize=8)
             ax.legend(fontsize=6, loc="upper left")
     fig.suptitle("Few-pixel evasion: success vs k (pooled over seeds, band = Wilson 95 %)", fontsize=9)
-    save(fig, path, dpi=DPI)
+    save(fig, path, dpi=REPORT_DPI)
     return True
 
 
@@ -144,7 +143,7 @@ def asr_vs(table: pd.DataFrame, keys: list[str], x_key: str, path: Path, xlabel:
         ax.set_ylim(-2, 102)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("attack success rate (%)")
-    save(fig, path, dpi=DPI)
+    save(fig, path, dpi=REPORT_DPI)
     return True
 
 
@@ -173,7 +172,7 @@ def clean_metric_deltas(table: pd.DataFrame, path: Path) -> bool:
         ax.set_ylabel("percentage points", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=7)
-    save(fig, path, dpi=DPI)
+    save(fig, path, dpi=REPORT_DPI)
     return True
 
 

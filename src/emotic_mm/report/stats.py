@@ -1,10 +1,10 @@
 """The report's statistics: intervals for rates, tests and intervals for differences, and the verdict rule.
 
 Every measure here is a proportion of persons (or targets) an attacker succeeded on. The choices follow
-what a careful robustness study reports (``shared/SCIENCE.md``):
+what a careful robustness study reports (the README's "The robustness study"):
 
-* one proportion → **Wilson** score interval (:func:`wilson`), and **Clopper–Pearson** where a bound must
-  hold for certain (:func:`clopper_pearson`, :func:`clopper_pearson_lower`, for certified defenses);
+* one proportion → **Wilson** score interval (:func:`wilson`) (the certificates' one-sided Clopper–Pearson
+  bound is :func:`emotic_mm.defenses.certify.clopper_pearson_lower`);
 * a *paired* difference (two models attacked on the same persons with the same seeds) → a **paired
   bootstrap** percentile interval, resampling persons within each seed (:func:`paired_bootstrap`), and the
   **exact McNemar** test on the discordant pairs (:func:`mcnemar_test`);
@@ -31,7 +31,6 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 ALPHA = 0.05          # every interval is 95 %, every test at 5 %
 RESAMPLES = 10_000    # bootstrap resamples: the 2.5 % quantile then rests on 250 resamples
 BOOTSTRAP_SEED = 0    # fixed, so the same runs always give the same report
-EXACT_BELOW = 25      # McNemar: exact binomial test below this many discordant pairs (statsmodels' advice)
 NO_DIFFERENCE = "no difference detected at this n"
 
 
@@ -48,25 +47,13 @@ def wilson(successes: float, n: float, alpha: float = ALPHA) -> tuple[float, flo
     return float(low), float(high)
 
 
-def clopper_pearson(successes: float, n: float, alpha: float = ALPHA) -> tuple[float, float]:
-    """Clopper–Pearson ("exact", beta-quantile) two-sided interval; ``(nan, nan)`` without an ``n``.
-
-    Why: its coverage is at least ``1 − alpha`` for every true rate (it is conservative), which is what a
-    bound that a claim rests on — a certified accuracy — needs; Wilson is the better *estimate* interval."""
-    if _unknown(n) or n <= 0 or _unknown(successes):
-        return math.nan, math.nan
-    low, high = proportion_confint(int(round(successes)), int(round(n)), alpha=alpha, method="beta")
-    return float(low), float(high)
-
-
-def clopper_pearson_lower(successes: int, n: int, alpha: float = ALPHA) -> float:
-    """One-sided Clopper–Pearson lower bound: the true rate is ≥ this with probability ≥ ``1 − alpha``.
-
-    The bound randomized smoothing certifies with (Cohen et al. 2019; Levine & Feizi 2020 for L0): the
-    two-sided interval at level ``2·alpha``, lower end. 0 for 0 successes; NaN without trials."""
-    if n <= 0:
+def median_needed(values: Sequence[float] | np.ndarray, censor: float = math.inf) -> float:
+    """Median pixels needed over persons, a person not fooled (NaN) or fooled only beyond ``censor`` counting
+    as needing more (∞); ∞ when the median person was not fooled, NaN without persons."""
+    values = np.asarray(values, dtype=float)
+    if not len(values):
         return math.nan
-    return float(proportion_confint(int(successes), int(n), alpha=2 * alpha, method="beta")[0])
+    return float(np.median(np.where(np.isnan(values) | (values > censor), np.inf, values)))
 
 
 # --------------------------------------------------------------------------- paired differences
@@ -78,24 +65,20 @@ class McNemar:
     only_a: int
     only_b: int
     pvalue: float
-    exact: bool
 
 
 def mcnemar_test(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> McNemar:
     """McNemar's test of "A and B succeed equally often" on paired outcomes ``a[i]``, ``b[i]``.
 
     Why: with paired outcomes only the discordant pairs are informative, and under the null each is
-    equally likely to go either way. Below :data:`EXACT_BELOW` discordant pairs that is an exact binomial
-    test (the χ² approximation is poor there); above, χ² with continuity correction. No discordant
-    pair: p = 1."""
+    equally likely to go either way: an exact binomial test on them, cheap at any n (so no χ²
+    approximation is needed). No discordant pair: p = 1."""
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b == 0:
-        return McNemar(only_a, only_b, 1.0, True)
-    exact = only_a + only_b < EXACT_BELOW
+        return McNemar(only_a, only_b, 1.0)
     table = [[int((a & b).sum()), only_a], [only_b, int((~a & ~b).sum())]]
-    result = mcnemar(table, exact=exact, correction=True)
-    return McNemar(only_a, only_b, float(min(1.0, result.pvalue)), exact)
+    return McNemar(only_a, only_b, float(mcnemar(table, exact=True).pvalue))
 
 
 @dataclass(frozen=True)

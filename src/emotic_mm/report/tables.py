@@ -139,8 +139,7 @@ def label_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def models_in(runs: pd.DataFrame) -> list[str]:
     """Model names, baseline and joint first (the comparison), then any others alphabetically."""
-    found = set(runs["model"].astype(str)) if not runs.empty else set()
-    return [m for m in COMPARED if m in found] + sorted(found - set(COMPARED))
+    return ordered("model", runs["model"].astype(str)) if not runs.empty else []
 
 
 def ordered(key: str, values: Iterable[str]) -> list[str]:
@@ -200,13 +199,6 @@ def pixel_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
     return df, keys, arm_keys(kind, keys)
 
 
-def _median_needed(values: np.ndarray, censor: float) -> float:
-    """Median pixels needed, a person not fooled up to ``censor`` counting as more (∞); ∞ when the median
-    person was not fooled (the table prints "> k")."""
-    values = np.where(np.isnan(values) | (values > censor), np.inf, values)
-    return float(np.median(values)) if len(values) else math.nan
-
-
 def pixel_curve(runs: pd.DataFrame, points: pd.DataFrame, persons: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (setting, arm, k): success over all persons and over the clean-correct ones, robust
     dominant accuracy and clean dominant accuracy — each pooled over seeds with its Wilson interval and the
@@ -258,8 +250,8 @@ def _pixels_needed(df: pd.DataFrame, keys: list[str], arms: list[str], persons: 
         censor = float(np.nanmin(largest)) if not all(math.isnan(v) for v in largest) else math.nan
         if set(group["run_dir"]) <= have and len(group):
             mine = persons[persons["run_dir"].isin(set(group["run_dir"]))].drop_duplicates(["run_dir", "index"])
-            needed_all = _median_needed(mine["pixels_needed"].to_numpy(float), censor)
-            needed_correct = _median_needed(mine.loc[mine["correct"] == 1, "pixels_needed"].to_numpy(float), censor)
+            needed_all = stats.median_needed(mine["pixels_needed"].to_numpy(float), censor)
+            needed_correct = stats.median_needed(mine.loc[mine["correct"] == 1, "pixels_needed"].to_numpy(float), censor)
             source = "persons"
         else:
             # a run with a curve records null for "more than the largest k"; an older run has no such key
@@ -368,7 +360,7 @@ def _paired_row(kind: AttackKind, factor: str, keys: list[str], arms: list[str],
         "n_by_seed": {int(s): int(c) for s, c in per_seed.size().items()},
         "rate_a": float(xa.mean()) if len(pair) else math.nan, "rate_b": float(xb.mean()) if len(pair) else math.nan,
         "diff": interval.diff, "low": interval.low, "high": interval.high, "only_a": test.only_a,
-        "only_b": test.only_b, "pvalue": test.pvalue if len(pair) else math.nan, "exact": test.exact,
+        "only_b": test.only_b, "pvalue": test.pvalue if len(pair) else math.nan,
         "seed_diffs": {int(s): float(v) for s, v in per_seed.mean().items()},
         "verdict": stats.verdict(interval.low, interval.high, test.pvalue, lower, higher) if len(pair)
         else "no pairs (no person attacked under both)",

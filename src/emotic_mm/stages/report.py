@@ -84,7 +84,7 @@ METHODS = {
     "rate": "pooled over seeds (n = persons x seeds); Wilson 95 % interval; seed_mean/seed_std: per-seed rates",
     "paired_difference": f"A - B over persons matched on (seed, index); percentile paired bootstrap, "
                          f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
-                         f"McNemar (exact below {stats.EXACT_BELOW} discordant pairs, else chi2 with continuity correction)",
+                         "McNemar exact test on the discordant pairs",
     "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test",
     "verdict": f"'A more robust' / 'B more robust' when the 95 % interval excludes 0 and p < {stats.ALPHA}; "
                f"else '{stats.NO_DIFFERENCE}'",
