@@ -187,3 +187,27 @@ def test_a_summary_with_wrong_types_is_one_line(tmp_path, field, value, needle):
     (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(DataFormatError, match="wrong type for " + needle.replace("{", r"\{").replace("}", r"\}")):
         load_runs(tmp_path)
+
+
+# --------------------------------------------------------------------------- defenses an attack cannot measure
+@pytest.mark.parametrize(("args", "needle"), [
+    (["attack=pixel", "defense=strip"], "attack=pixel with defense=strip"),
+    (["attack=pixel", "defense=ablation"], "attack=pixel with defense=ablation"),
+    (["attack=poison_collision", "defense=spectral"], "attack=poison_collision with defense=spectral"),
+])
+def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tmp_path, args, needle):
+    proc = run_cli(["attack", *args, f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path / 'data'}",
+                    f"hydra.run.dir={tmp_path / 'r'}"])
+    assert needle in _one_line(proc)
+    assert not (tmp_path / "data" / "models").exists()  # nothing was trained
+
+
+def test_only_what_shapes_the_weights_keys_the_clean_model():
+    from emotic_mm.training.clean_model import cache_key
+
+    def key(*overrides):
+        return cache_key(compose_cfg("attack", ["attack=poison_backdoor", *overrides]))
+
+    assert key() == key("defense=strip") == key("defense=spectral")  # detectors act after training
+    assert key("defense=ablation") == key("defense=ablation", "defense.samples=10")  # certification settings
+    assert key("defense=ablation") != key("defense=ablation", "defense.keep=60") != key()

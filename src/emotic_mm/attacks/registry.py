@@ -28,9 +28,23 @@ class AttackKind:
     secondary: tuple[str, ...]    # summary keys that define a setting only when they vary across runs
     count: str                    # summary key of the n the measure is a share of (persons, targets)
     compared: tuple[str, ...] = ("model",)  # keys the report compares pairwise, the other keys held equal
+    defenses: tuple[str, ...] = ("input",)  # where-tags of the defenses this attack measures (DefenseKind.where)
 
     def run(self, cfg: Any) -> dict[str, Any]:
         return load_callable(self.recipe)(cfg)
+
+    def check_defense(self, cfg: Any, what: str) -> None:
+        """One line when the config's defense acts somewhere this attack cannot measure (e.g. STRIP with a
+        pixel attack, or randomized ablation, whose certified vote classifier the attacks do not run)."""
+        from emotic_mm.defenses.registry import defense_of
+        from emotic_mm.errors import ConfigError
+
+        defense, _ = defense_of(cfg)
+        missing = [w for w in defense.where if w not in self.defenses]
+        if missing:
+            raise ConfigError(f"attack={self.name} with defense={defense.name} ({what}): this attack does not measure "
+                              f"a defense that acts at {', '.join(missing)}; it measures defenses acting at "
+                              f"{', '.join(self.defenses)}")
 
 
 ATTACKS: Registry[AttackKind] = Registry("attack")
@@ -44,9 +58,9 @@ ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),
     ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell", "defense"),
-    "triggered_persons"))
+    "triggered_persons", defenses=("input", "training", "test")))
 # no control: targets are chosen among persons the clean model does not call the base class
 ATTACKS.register(AttackKind(
     "poison_collision", "emotic_mm.recipes.collision:run", "collision", "Feature-collision poisoning",
     "target_success_rate", None,
-    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune"), "targets"))
+    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune", "defense"), "targets"))

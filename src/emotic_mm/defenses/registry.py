@@ -31,7 +31,8 @@ class DefenseKind:
     name: str
     where: tuple[str, ...]  # stages that act on it, from WHERE; () for ``none``
     build: str              # "module:function" taking the defense config block, returning the defense object
-    title: str              # report heading
+    title: str              # a readable name
+    weight_keys: tuple[str, ...] = ()  # config keys that change the weights a model trains to (input defenses)
 
     def __post_init__(self) -> None:
         unknown = [w for w in self.where if w not in WHERE]
@@ -45,6 +46,25 @@ class DefenseKind:
         return load_callable(self.build)(block)
 
 
+def defense_of(cfg: Any) -> tuple[DefenseKind, dict[str, Any]]:
+    """The kind and plain block of a config's ``defense`` (``none`` for configs from before defenses)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    block = cfg.get("defense") if cfg is not None else None
+    block = OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block or {})
+    return DEFENSES.get(str(block.get("name") or "none")), block
+
+
+def weights_defense(cfg: Any) -> dict[str, Any]:
+    """What of a config's defense shapes the trained weights: an input defense's name and its
+    ``weight_keys``. Training-set filters, test-time detectors and certification settings act after
+    training, so every one of them shares one clean model (cache key, resume check, cached config)."""
+    kind, block = defense_of(cfg)
+    if not kind.acts("input"):
+        return {"name": "none"}
+    return {"name": kind.name, **{k: block[k] for k in kind.weight_keys if k in block}}
+
+
 def no_defense(block: Any) -> None:
     """``defense=none``: nothing to build."""
     return None
@@ -54,12 +74,12 @@ DEFENSES: Registry[DefenseKind] = Registry("defense")
 
 DEFENSES.register(DefenseKind("none", (), "emotic_mm.defenses.registry:no_defense", "No defense"))
 DEFENSES.register(DefenseKind("median", ("input",), "emotic_mm.defenses.smoothing:median_from_config",
-                              "Median filter"))
+                              "Median filter", ("window",)))
 DEFENSES.register(DefenseKind("squeeze", ("input",), "emotic_mm.defenses.smoothing:squeeze_from_config",
-                              "Bit-depth reduction (feature squeezing)"))
+                              "Bit-depth reduction (feature squeezing)", ("bits",)))
 # input: RandomAblation hook (AblationSettings.encoder_hook) for training; certify: the vote certificate
 DEFENSES.register(DefenseKind("ablation", ("input", "certify"), "emotic_mm.defenses.ablation:ablation_from_config",
-                              "Randomized ablation (certified L0)"))
+                              "Randomized ablation (certified L0)", ("keep",)))
 DEFENSES.register(DefenseKind("spectral", ("training",), "emotic_mm.defenses.detectors:spectral_from_config",
                               "Spectral signatures"))
 DEFENSES.register(DefenseKind("activation_clustering", ("training",),

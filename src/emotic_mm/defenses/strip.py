@@ -115,9 +115,10 @@ class StripSettings:
     threshold_method: str = "empirical"
     max_batch: int = 512
     seed: int = 0
+    persons: int = 200   # val persons (overlays, threshold) and test persons (clean, triggered) examined
 
     def check(self) -> "StripSettings":
-        for key in ("samples", "max_batch"):
+        for key in ("samples", "max_batch", "persons"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"defense.{key}={value!r} must be at least 1")

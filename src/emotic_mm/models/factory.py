@@ -46,18 +46,16 @@ def build_model(cfg: Any, defense: Any = None) -> nn.Module:
 def attach_input_defense(model: nn.Module, defense: Any) -> None:
     """``defense=median|squeeze|ablation``: the transform goes inside the model's preprocessing (one
     module per image encoder), so training, eval, every attack and predict see the defended pipeline."""
-    if defense is None or defense.get("name") in (None, "none"):
-        return
-    from emotic_mm.defenses.registry import DEFENSES
+    from emotic_mm.defenses.registry import defense_of
 
-    kind = DEFENSES.get(str(defense.name))
+    kind, block = defense_of({"defense": defense})
     if not kind.acts("input"):
         return
-    made = kind.make(defense)
+    made = kind.make(block)
     hook = made.encoder_hook() if hasattr(made, "encoder_hook") else made
     owners = [model] if hasattr(model, "attach_defense") else list(getattr(model, "image_encoders", {}).values())
     if not owners:
-        raise ConfigError(f"defense={defense.name}: model {getattr(model, 'variant', '?')} has no image stream to defend")
+        raise ConfigError(f"defense={kind.name}: model {getattr(model, 'variant', '?')} has no image stream to defend")
     for owner in owners:
         owner.attach_defense(hook)
 

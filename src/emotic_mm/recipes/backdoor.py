@@ -21,6 +21,7 @@ from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poison
 from emotic_mm.attacks.surface import check_surface, painted_view
 from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.defenses.registry import defense_of
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.progress import share_text
 from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_process_reason,
@@ -33,23 +34,18 @@ from emotic_mm.training.runtime import runtime
 
 
 def filter_and_retrain(cfg: DictConfig, clean: Any, view: Any, poisoned_ids: np.ndarray, target: int,
-                       poisoned_path: Path, run_dir: Path, device: torch.device) -> dict[str, Any] | None:
+                       poisoned_model: torch.nn.Module, run_dir: Path, device: torch.device) -> dict[str, Any] | None:
     """``defense=spectral|activation_clustering``: detect the poisons in the poisoned model's representation,
     drop the flagged rows and retrain as the clean model was trained; ``None`` without such a defense."""
-    block = cfg.get("defense")
-    if block is None or str(block.get("name", "none")) == "none":
-        return None
     from emotic_mm.data.poisoned import KeptRows
-    from emotic_mm.defenses.registry import DEFENSES
     from emotic_mm.recipes.poison_filter import detect_and_filter
 
-    kind = DEFENSES.get(str(block.name))
+    kind, block = defense_of(cfg)
     if not kind.acts("training"):
         return None
-    keep, rates = detect_and_filter(kind.make(block), load_model(poisoned_path, device)[0], view, poisoned_ids,
-                                    target, device)
+    keep, rates = detect_and_filter(kind.make(block), poisoned_model, view, poisoned_ids, target, device)
     retrained = train_poisoned(cfg, clean, KeptRows(view, keep), run_dir, out_name="defended_model")
-    return {"name": str(block.name), "detection": rates, "checkpoint": retrained}
+    return {"detection": rates, "checkpoint": retrained}
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -74,7 +70,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         rows = trigger_pixels(spec, view_size, clean_model.image_encoders[view_name].input_size)
         view = backdoor_view(train_set, poisoned_ids, rows, spec.surface, target, str(a.variant) == "dirty")
         poisoned_path = train_poisoned(cfg, clean, view, run_dir)
-        defended = filter_and_retrain(cfg, clean, view, poisoned_ids, target, poisoned_path, run_dir, device)
+        poisoned_model = load_model(poisoned_path, device)[0].eval()
+        defended = filter_and_retrain(cfg, clean, view, poisoned_ids, target, poisoned_model, run_dir, device)
 
         test = dataset(clean.store, str(a.split), clean.modalities)
         victims = triggered_victims(np.asarray(test.split.categories[:]), str(a.target))
@@ -84,7 +81,6 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             return stamp(batch, rows, spec.surface, *boxes)
 
         scores, asr = {}, {}
-        poisoned_model = load_model(poisoned_path, device)[0]
         for name, model in (("clean", clean_model.to(device)), ("poisoned", poisoned_model)):
             model.eval()
             scores[name] = clean_metrics(model, test, device)
@@ -98,19 +94,16 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                    "poisoned_persons": int(len(poisoned_ids)), "train_persons": int(len(train_set)),
                    "triggered_persons": int(len(victims)), "trigger_stored_pixels": int(len(rows)),
                    "split": str(a.split), "poisoned_checkpoint": str(poisoned_path)}
-        block = cfg.get("defense")
-        if block is not None and str(block.get("name", "none")) == "strip":
-            from emotic_mm.defenses.registry import DEFENSES
+        kind, block = defense_of(cfg)
+        if kind.acts("test"):
             from emotic_mm.recipes.poison_filter import strip_check
 
-            summary["defense"] = "strip"
-            summary["strip"] = strip_check(DEFENSES.get("strip").make(block), poisoned_model, view_name,
+            summary["strip"] = strip_check(kind.make(block), poisoned_model, view_name,
                                            dataset(clean.store, "val", clean.modalities), test, victims, triggered,
-                                           device, int(block.get("persons", 200)))
+                                           device)
         if defended is not None:
             model = load_model(defended["checkpoint"], device)[0].eval()
             hits = top1(model, test, victims, device, triggered) == target
-            summary["defense"] = defended["name"]
             summary["detection"] = defended["detection"]
             summary["after_defense"] = {**clean_metrics(model, test, device),
                                         "asr": float(hits.mean()) if len(hits) else None,

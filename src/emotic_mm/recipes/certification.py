@@ -8,8 +8,7 @@ leaves the certificate valid) and its features, like the description's, are comp
 
 Sample j keeps the same context positions for every person, and each chunk of persons restarts the
 seeded streams, so a person's votes depend on its inputs, ``keep``, ``samples`` and ``seed`` only — never
-on which persons it was certified with. That lets ``attack`` judge a success with the certification's
-own N and seed.
+on which persons it was certified with: a certificate is reproducible person by person.
 """
 
 from __future__ import annotations
@@ -30,10 +29,12 @@ def settings_for(trained_cfg: Any, overrides: Any) -> AblationSettings:
     """The checkpoint's ablation settings with this run's ``defense.*`` overrides (non-null keys)."""
     from emotic_mm.defenses.ablation import ablation_from_config
 
-    block = trained_cfg.get("defense")
-    if block is None or block.get("name") != "ablation":
-        name = "none" if block is None else block.get("name")
-        raise ConfigError(f"certify=true needs a checkpoint trained with defense=ablation (this one: defense={name})")
+    from emotic_mm.defenses.registry import defense_of
+
+    kind, block = defense_of(trained_cfg)
+    if not kind.acts("certify"):
+        raise ConfigError(f"certify=true needs a checkpoint trained with a certifiable defense such as defense=ablation "
+                          f"(this one: defense={kind.name})")
     merged = {**{k: v for k, v in block.items() if k != "name"},
               **{k: v for k, v in (overrides or {}).items() if v is not None and k != "name"}}
     if merged.get("keep") != block.get("keep"):

@@ -23,6 +23,7 @@ from emotic_mm.attacks.surface import check_surface, painted_view
 from emotic_mm.checkpoint import load_model
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.defenses.registry import defense_of
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
@@ -112,9 +113,6 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     clean_path = clean_checkpoint(cfg)[0]
     model, model_cfg, _ = load_model(clean_path, device)
     model.eval()
-    if defense_name(model_cfg) == "ablation":
-        raise ConfigError(f"{clean_path}: a randomized-ablation model is attacked through its vote classifier, "
-                          "which attack=pixel does not run yet; certify it with emotic-mm eval certify=true")
     modalities = [str(m) for m in model_cfg.model.modalities]
     check_surface(settings.surface, modalities)
     store = store_for_model(cfg, model_cfg, clean_path)
@@ -165,7 +163,7 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     summary = summarise(table, ks, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
-                    "resolution": str(a.resolution), "defense": defense_name(model_cfg),
+                    "resolution": str(a.resolution), "defense": defense_of(model_cfg)[0].name,
                     "clean_map": clean_metrics(model, data, device)["map"], "clean_map_persons": len(data)})
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -179,12 +177,6 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                            table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
     _print(summary)
     return summary
-
-
-def defense_name(trained_cfg: Any) -> str:
-    """The clean model's defense (``none`` for checkpoints from before defenses existed)."""
-    block = trained_cfg.get("defense")
-    return str(block.get("name", "none")) if block is not None else "none"
 
 
 def pixel_schedule(a: Any) -> list[int]:

@@ -44,7 +44,7 @@ def detect_and_filter(settings: Any, model: nn.Module, view: Any, poisoned_rows:
 
 
 def strip_check(settings: Any, model: nn.Module, view_name: str, val: Any, test: Any, victims: np.ndarray,
-                triggered: Any, device: torch.device, persons: int = 200) -> dict[str, Any]:
+                triggered: Any, device: torch.device) -> dict[str, Any]:
     """STRIP at test time (``defense=strip``): the entropy threshold is set at the target false rejection
     on held-out *val* persons (never on test); reported are the false rejection on clean test persons and
     the false acceptance (triggered persons not flagged), each with its n."""
@@ -64,6 +64,7 @@ def strip_check(settings: Any, model: nn.Module, view_name: str, val: Any, test:
             return settings.entropy(model_fn, inputs[view_name].float(), pool.to(device)).numpy()
 
     model.eval()
+    persons = int(settings.persons)
     rng = np.random.default_rng(int(settings.seed))
     val_ids = np.sort(rng.choice(len(val), size=min(persons, len(val)), replace=False))
     pool_ids = val_ids[: max(1, len(val_ids) // 2)]  # overlays from half of the held-out persons,

@@ -58,7 +58,12 @@ def train_poisoned(cfg: DictConfig, clean: CleanSide, view: Any, run_dir: Path, 
 def summary_core(cfg: DictConfig, clean: CleanSide, clean_scores: dict, poisoned_scores: dict,
                  started: float) -> dict[str, Any]:
     """The keys every poisoning summary has: kind, model, seed, both models' clean metrics and deltas."""
+    from emotic_mm.defenses.registry import defense_of
+
+    # the defense this run measures: its own (a detector), else the clean model's (an input defense)
+    own, trained = defense_of(cfg)[0], defense_of(clean.cfg)[0]
     return {"attack": str(cfg.attack.name), "model": str(clean.cfg.model.name), "seed": int(cfg.seed),
+            "defense": own.name if own.name != "none" else trained.name,
             "clean": clean_scores, "poisoned": poisoned_scores,
             "delta_map": poisoned_scores["map"] - clean_scores["map"],
             "delta_dominant_acc": poisoned_scores["dominant_acc"] - clean_scores["dominant_acc"],

@@ -21,11 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from emotic_mm.checkpoint import checkpoint_dir, load_config
 from emotic_mm.errors import ConfigError
 from emotic_mm.data.access import has_checkpoint, open_store
+from emotic_mm.defenses.registry import weights_defense
+from emotic_mm.training.trainer import RUNTIME_KEYS
 from emotic_mm.training.runtime import under_torchrun
 
 log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "defense", "trainer", "loss", "seed")
-RUNTIME_KEYS = ("workers", "threads", "tensorboard")  # trainer keys that do not change the weights
 
 
 def cache_key(cfg: DictConfig) -> str:
@@ -33,20 +34,10 @@ def cache_key(cfg: DictConfig) -> str:
     settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
                 for k in TRAINING_KEYS}
     settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in RUNTIME_KEYS}
-    settings["defense"] = weights_defense(settings.get("defense"))
+    settings["defense"] = weights_defense(cfg)
     manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
     settings["store"] = store_fingerprint(manifest) if manifest.exists() else str(manifest.parent)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def weights_defense(block: dict | None) -> dict:
-    """The part of a defense that changes the clean weights: an input defense; a training-set filter or a
-    test-time detector acts after the clean model is trained, so all of them share one clean model."""
-    if not block or block.get("name") in (None, "none"):
-        return {"name": "none"}
-    from emotic_mm.defenses.registry import DEFENSES
-
-    return block if DEFENSES.get(str(block["name"])).acts("input") else {"name": "none"}
 
 
 def store_fingerprint(manifest: Path) -> str:
@@ -76,9 +67,15 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
 
 def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
+    from emotic_mm.attacks.registry import ATTACKS
+
+    kind = ATTACKS.get(str(cfg.attack.name))
+    kind.check_defense(cfg, "defense")  # before anything is trained
     if has_checkpoint(cfg):
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
-        return path, load_config(path)
+        clean_cfg = load_config(path)
+        kind.check_defense(clean_cfg, f"the defense {path} was trained with")
+        return path, clean_cfg
     if under_torchrun():
         raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
     open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
@@ -100,6 +97,7 @@ def _train_into(cfg: DictConfig, home: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     train_cfg = OmegaConf.merge(cfg, {"trainer": {"resume": False}})
+    train_cfg.defense = OmegaConf.create(weights_defense(cfg))  # one clean model whatever detector runs after
     try:
         record_run("train", train_cfg, int(cfg.seed), run_dir=partial, cached_for="attack")
         train(train_cfg, run_dir=partial)

@@ -33,7 +33,10 @@ from emotic_mm.training.metrics import emotion_metrics
 log = logging.getLogger(__name__)
 
 # trainer keys a resumed run may change: how long it runs and how this machine runs it
-RESUME_MAY_CHANGE = ("epochs", "resume", "workers", "threads", "tensorboard", "early_stopping_patience", "compile")
+# trainer keys that do not change the weights: how this machine runs, and whether it resumes
+RUNTIME_KEYS = ("workers", "threads", "tensorboard", "compile", "resume")
+# ... and what a resumed run may change besides: how long it runs
+RESUME_MAY_CHANGE = (*RUNTIME_KEYS, "epochs", "early_stopping_patience")
 
 
 def check_trainer_config(cfg: DictConfig) -> None:
@@ -160,10 +163,12 @@ class Trainer:
         if saved_store is not None and now_store is not None and saved_store != now_store:
             raise ConfigError(f"trainer.resume: {checkpoint} was trained on another store than "
                               f"data.prepared_dir={now.get('data', {}).get('prepared_dir')} (its manifest differs)")
+        from emotic_mm.defenses.registry import weights_defense
+
         for key in ("model", "defense", "loss", "seed", "trainer"):
             a, b = saved.get(key), now.get(key)
-            if key == "defense":  # checkpoints from before defenses existed had none
-                a, b = a or {"name": "none"}, b or {"name": "none"}
+            if key == "defense":  # what shapes the weights (a detector's or a certificate's settings do not)
+                a, b = weights_defense(saved), weights_defense(now)
             if key == "trainer":
                 a, b = ({k: v for k, v in (t or {}).items() if k not in RESUME_MAY_CHANGE} for t in (a, b))
             where = _first_difference(a, b, key)
