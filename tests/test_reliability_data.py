@@ -72,6 +72,16 @@ def test_cli_prepare_never_deletes_a_users_folder(small_raw, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "run"]  # no hidden partial or .old-* left
 
 
+def test_a_synthetic_prepare_refuses_the_folder_before_drawing_anything(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("x")
+    proc = run_cli(["prepare", f"data.raw_dir={tmp_path / 'raw'}", f"data.prepared_dir={folder}",
+                    f"hydra.run.dir={tmp_path / 'run'}"])
+    _one_line_error(proc, f"data.prepared_dir={folder}", "thesis.txt", "overwrite=true")
+    assert not (tmp_path / "raw").exists() and not list(tmp_path.glob(".raw.partial-*"))  # no picture drawn
+
+
 def test_the_release_is_never_replaced_not_even_with_overwrite(small_raw, tmp_path):
     before = _tree(small_raw)
     for out in (small_raw, small_raw.parent, small_raw / "emotic", small_raw / "Annotations"):

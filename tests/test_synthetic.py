@@ -38,14 +38,14 @@ def _mat_body(path: Path) -> bytes:
     return path.read_bytes()[128:]  # the 128-byte MAT header holds a creation timestamp
 
 
-def _generate(spec: SyntheticSpec, raw: Path) -> dict[str, int]:
+def _generate(spec: SyntheticSpec, raw: Path, workers: int = 0) -> dict[str, int]:
     raw.mkdir(parents=True)
-    return generate_raw(spec, raw)
+    return generate_raw(spec, raw, workers=workers)
 
 
 def test_deterministic_for_a_seed(tmp_path):
     counts_a = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "a")
-    counts_b = _generate(SyntheticSpec(seed=5, workers=2, **SMALL), tmp_path / "b")  # in two processes
+    counts_b = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "b", workers=2)  # in two processes
     assert counts_a == counts_b
     files_a, files_b = _files(tmp_path / "a"), _files(tmp_path / "b")
     mat = "Annotations/Annotations.mat"

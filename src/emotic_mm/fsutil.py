@@ -63,26 +63,29 @@ def describe_path(path: Path) -> str:
     return "something that is neither a file nor a folder"
 
 
-def _within(inner: Path, outer: Path) -> bool:
+def is_within(inner: Path, outer: Path) -> bool:
+    """``inner`` is ``outer`` or lies inside it (both resolved: links and ``..`` do not hide it)."""
+    inner, outer = Path(inner).resolve(), Path(outer).resolve()
     return inner == outer or outer in inner.parents
 
 
 def check_replaceable(path: Path, *, key: str, ours: Callable[[Path], bool], what_ours: str,
-                      protect: Iterable[Path] = (), overwrite: bool = False) -> None:
+                      protect: Iterable[Path] = (), overwrite: Any = False) -> None:
     """The one rule for every path a user names as an output: never lose their data.
 
     ``path`` may be replaced when nothing is there, when it is an empty folder, or when ``ours(path)``
     says an earlier run of ours wrote it (``what_ours`` says how that is recognised, for the message).
     Anything else needs ``overwrite=true``. Even then, ``path`` may never be one of ``protect`` (the
     inputs of the run: the raw release, a descriptions file, the runs being reported, the run dir) nor
-    a folder holding one of them. Raises :class:`ConfigError` naming ``key``, the path and what is there.
+    a folder holding one of them. Raises :class:`ConfigError` naming ``key``, the path and what is there
+    (or that ``overwrite`` is not a boolean: it comes straight from a config).
     """
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
     path = Path(path)
-    resolved = path.resolve()
     for guarded in protect:
-        guarded_resolved = Path(guarded).resolve()
-        if _within(guarded_resolved, resolved):
-            same = "is" if guarded_resolved == resolved else "holds"
+        if is_within(guarded, path):
+            same = "is" if Path(guarded).resolve() == path.resolve() else "holds"
             raise ConfigError(f"{key}={path} {same} {guarded}, which this run reads or runs in; it is never replaced "
                               f"(not even with overwrite=true) — choose another folder")
     if not path.exists() and not path.is_symlink():

@@ -11,14 +11,7 @@ release itself; decode workers die with their parent, so a killed ``prepare`` le
 
 from __future__ import annotations
 
-import ctypes
-import json
 import logging
-import multiprocessing
-import os
-import signal
-import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -35,10 +28,12 @@ from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES
 from emotic_mm.data.images import (BODY_SIZE, CONTEXT_SIZE, EmptyCropError, ImageDecodeError, ImageTooLargeError,
                                    UnsupportedImageError, context_view, is_constant, open_rgb, person_crop)
 from emotic_mm.data.npy_writer import NpyRowWriter
+from emotic_mm.data.store import read_manifest
 from emotic_mm.data.text import Descriptions, PersonMeta, make_describer
 from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
+from emotic_mm.data.workers import spawn_pool
 from emotic_mm.errors import ConfigError, DataFormatError
-from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
+from emotic_mm.fsutil import atomic_dir, check_replaceable, is_within, write_json_atomic
 from emotic_mm.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -82,12 +77,9 @@ class SplitResult:
 # --------------------------------------------------------------------------- checks
 def is_store_of_ours(path: Path) -> bool:
     """A folder ``prepare`` wrote: its ``manifest.json`` parses and names our store format."""
-    manifest = Path(path) / "manifest.json"
-    if not manifest.is_file():
-        return False
     try:
-        return json.loads(manifest.read_text()).get("format") == STORE_FORMAT
-    except (OSError, ValueError, AttributeError):
+        return (read_manifest(Path(path)) or {}).get("format") == STORE_FORMAT
+    except DataFormatError:  # a broken manifest is not a store of ours
         return False
 
 
@@ -158,42 +150,6 @@ def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[f
 
 def _decode_task(args: tuple) -> tuple[Any, list[Any]]:
     return decode_image(*args)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def die_with_parent(parent: int) -> None:
-    """Worker initializer: end this process when ``parent`` dies, even by kill -9 (no cleanup runs
-    there), so a killed ``prepare`` leaves no decode workers — and, once they are gone, no
-    multiprocessing resource tracker either (it exits when the last process holding its pipe does).
-
-    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Elsewhere, and
-    as a second guard, a daemon thread polls the parent pid once a second.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def decode_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Decode workers, started with ``spawn`` so they never inherit torch's threads from the parent,
-    and bound to die with it (:func:`die_with_parent`)."""
-    if workers <= 0:
-        return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _ordered_results(tasks: Sequence[tuple], pool: ProcessPoolExecutor | None, window: int
@@ -343,15 +299,10 @@ def convert_release(opts: ConvertOptions) -> dict[str, Any]:
     except OSError as exc:
         where = Path(exc.filename) if exc.filename else None
         inputs = [Path(opts.raw_dir)] + ([Path(str(opts.text_cfg.path))] if opts.text_cfg.get("path") else [])
-        if where is not None and any(_inside(where, i) for i in inputs):  # images are handled per person
+        if where is not None and any(is_within(where, i) for i in inputs):  # images are handled per person
             raise DataFormatError(f"{where}: cannot read ({exc.strerror or exc})") from None
         raise ConfigError(f"data.prepared_dir={opts.out_dir}: cannot write the store "
                           f"({exc.strerror or exc}{f': {where}' if where else ''})") from None
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
 
 
 def _convert(opts: ConvertOptions) -> dict[str, Any]:
@@ -365,7 +316,7 @@ def _convert(opts: ConvertOptions) -> dict[str, Any]:
     results: dict[str, SplitResult] = {}
     split_info: dict[str, Any] = {}
     with atomic_dir(Path(opts.out_dir)) as tmp:
-        pool = decode_pool(opts.workers)
+        pool = spawn_pool(opts.workers)
         try:
             with progress_bar("prepare", total=total, unit="persons") as advance:
                 for split, persons in annotations.items():

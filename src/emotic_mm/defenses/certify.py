@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.special import gammaln
-from scipy.stats import beta
 
 from emotic_mm.errors import ConfigError
 

@@ -72,8 +72,6 @@ OUTPUTS = {
 def check_outputs(run_dir: Path, overwrite: Any, names: tuple[str, ...] = tuple(OUTPUTS)) -> None:
     """Predict writes only over its own earlier outputs (``overwrite=true`` for anything else), so a
     ``hydra.run.dir`` that names a user's folder never loses a file there."""
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
     for name in names:
         check_replaceable(Path(run_dir) / name, key="hydra.run.dir", ours=OUTPUTS[name],
                           what_ours=f"the {name} of an earlier run", overwrite=overwrite)

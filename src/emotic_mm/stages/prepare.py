@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from emotic_mm.data.convert import ConvertOptions, check_view_sizes, convert_release
+from emotic_mm.data.convert import ConvertOptions, check_out_dir, check_view_sizes, convert_release
 from emotic_mm.data.emotic_mat import SKIP_REASONS
 from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
@@ -31,13 +31,6 @@ def _required(cfg: DictConfig, key: str, hint: str) -> Any:
     return OmegaConf.select(cfg, key)
 
 
-def _overwrite(cfg: DictConfig) -> bool:
-    value = cfg.get("overwrite", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"overwrite={value!r} must be true or false")
-    return value
-
-
 def _stamp(raw_dir: Path) -> Any:
     """The generator settings a synthetic release was written with (``synthetic.json``), or None."""
     try:
@@ -46,18 +39,17 @@ def _stamp(raw_dir: Path) -> Any:
         return None
 
 
-def synthetic_raw(cfg: DictConfig, protect: list[Path] | None = None) -> Path:
-    """The raw synthetic release for ``data.synthetic``; generated (atomically) unless already there.
+def synthetic_raw(cfg: DictConfig, spec: SyntheticSpec, workers: int, protect: list[Path]) -> Path:
+    """The raw synthetic release for ``spec``; generated (atomically) unless already there.
     A folder that is not a synthetic release of ours is replaced only with ``overwrite=true``."""
-    spec = SyntheticSpec.from_config(cfg.data.synthetic)
     raw_dir = Path(str(cfg.data.raw_dir))
     if _stamp(raw_dir) == spec.as_dict():
         return raw_dir
     check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
                       what_ours="a synthetic release written by prepare (no synthetic.json)",
-                      protect=protect or [], overwrite=_overwrite(cfg))
+                      protect=protect, overwrite=cfg.get("overwrite", False))
     with atomic_dir(raw_dir) as tmp, progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
-        generate_raw(spec, tmp, progress=advance)
+        generate_raw(spec, tmp, progress=advance, workers=workers)
     return raw_dir
 
 
@@ -68,19 +60,16 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ConfigError(f"data.workers={workers!r} must be a whole number >= 0 (0 decodes in the main process)")
     context_size, body_size = check_view_sizes(cfg.data.context_size, cfg.data.body_size)
-    overwrite = _overwrite(cfg)
     protect = [Path.cwd(), output_dir()]  # the run dir and where the user stands are never replaced
-    if cfg.data.name == "synthetic":
-        if Path(str(cfg.data.raw_dir)).resolve() == prepared_dir.resolve():
-            raise ConfigError(f"data.prepared_dir={prepared_dir} is data.raw_dir; the store needs its own folder")
-        raw_dir = synthetic_raw(cfg, protect=[*protect, prepared_dir])
-        extra = {"synthetic": SyntheticSpec.from_config(cfg.data.synthetic).as_dict()}
-    else:
-        raw_dir = Path(str(_required(cfg, "data.raw_dir", "pass data.raw_dir=/path/to/emotic (the release root)")))
-        extra = {}
     if cfg.text.source == "file":
         _required(cfg, "text.path", "pass text.path=descriptions.csv|.jsonl, or use text=template")
-    manifest = convert_release(ConvertOptions(
+    synthetic = cfg.data.name == "synthetic"
+    spec = SyntheticSpec.from_config(cfg.data.synthetic) if synthetic else None
+    if synthetic and Path(str(cfg.data.raw_dir)).resolve() == prepared_dir.resolve():
+        raise ConfigError(f"data.prepared_dir={prepared_dir} is data.raw_dir; the store needs its own folder")
+    raw_dir = Path(str(cfg.data.raw_dir)) if synthetic else \
+        Path(str(_required(cfg, "data.raw_dir", "pass data.raw_dir=/path/to/emotic (the release root)")))
+    opts = ConvertOptions(
         raw_dir=raw_dir,
         out_dir=prepared_dir,
         text_cfg=cfg.text,
@@ -89,11 +78,15 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
         workers=workers,
         context_size=context_size,
         body_size=body_size,
-        extra_manifest={"dataset": str(cfg.data.name), **extra,
+        extra_manifest={"dataset": str(cfg.data.name), **({"synthetic": spec.as_dict()} if synthetic else {}),
                         "config": OmegaConf.to_container(cfg, resolve=True)},
-        overwrite=overwrite,
+        overwrite=cfg.get("overwrite", False),
         protect=protect,
-    ))
+    )
+    check_out_dir(opts)  # before anything is generated: a folder we may not replace stops the run here
+    if synthetic:
+        synthetic_raw(cfg, spec, workers, protect=[*protect, prepared_dir])
+    manifest = convert_release(opts)
     print_summary(manifest, prepared_dir)
     return manifest
 

@@ -53,8 +53,6 @@ def output_folder(cfg: DictConfig, root: Path) -> Path:
     (else ``overwrite=true``), and never the runs folder or a folder holding it."""
     out = Path(str(cfg.out)) if cfg.get("out") not in (None, "") else root / "report"
     overwrite = cfg.get("overwrite", False)
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
     check_replaceable(out, key="out", ours=lambda p: p.is_dir() and (p / "report.md").is_file(),
                       what_ours="an earlier report (no report.md)", protect=[root, Path.cwd()], overwrite=overwrite)
     return out
