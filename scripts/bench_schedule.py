@@ -18,17 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import load_checkpoint_store, machine_info, sync, write_report  # noqa: E402
-
-
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    from scipy.stats import binomtest
-
-    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def main() -> None:
@@ -52,6 +47,7 @@ def main() -> None:
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
     from emotic_mm.data.access import dataset, warm_text_features
     from emotic_mm.recipes.pixel_evasion import working_views
+    from emotic_mm.report import stats
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
@@ -69,8 +65,7 @@ def main() -> None:
                                    population=args.population, seed=args.seed)
     n = len(ids)
     # untimed warm-up: first-call costs (allocator, oneDNN kernels, feature memos) are nobody's
-    PixelAttack(model, PixelAttackSettings(**{**settings.__dict__, "pixels": ks[0], "budget": 2 * args.population}),
-                device).run(inputs, None)
+    PixelAttack(model, replace(settings, pixels=ks[0], budget=2 * args.population), device).run(inputs, None)
 
     sync(device)
     t0 = time.perf_counter()
@@ -79,39 +74,44 @@ def main() -> None:
     one_pass_s = time.perf_counter() - t0
     separate, separate_s, separate_queries = [], 0.0, 0
     for k in ks:
-        engine = PixelAttack(model, PixelAttackSettings(**{**settings.__dict__, "pixels": k}), device)
+        engine = PixelAttack(model, replace(settings, pixels=k), device)
         sync(device)
         t0 = time.perf_counter()
         result = engine.run(inputs, curve.clean_top1.to(device))
         sync(device)
         separate_s += time.perf_counter() - t0
         separate_queries += int(result.queries.sum())
-        separate.append(int(result.success.sum()))
+        separate.append(result.success.numpy())
 
     rows = []
     for j, k in enumerate(ks):
-        ours = int(curve.success[:, j].sum())
-        lo_o, hi_o = wilson(ours, n)
-        lo_s, hi_s = wilson(separate[j], n)
-        rows.append({"pixels": k, "one_pass_successes": ours, "one_pass_ci": [lo_o, hi_o],
-                     "separate_successes": separate[j], "separate_ci": [lo_s, hi_s],
-                     "one_pass_at_least_separate_within_intervals": bool(ours >= separate[j] or hi_o >= lo_s)})
+        ours, theirs = curve.success[:, j].numpy(), separate[j]
+        # paired: the same persons under both; "at least the separate runs" fails only when the separate
+        # runs fool significantly more persons (exact McNemar on the persons only one of them fooled)
+        test = stats.mcnemar_test(theirs, ours)
+        rows.append({"pixels": k, "one_pass_successes": int(ours.sum()), "one_pass_ci": list(stats.wilson(ours.sum(), n)),
+                     "separate_successes": int(theirs.sum()), "separate_ci": list(stats.wilson(theirs.sum(), n)),
+                     "only_separate": test.only_a, "only_one_pass": test.only_b, "mcnemar_p": test.pvalue,
+                     "one_pass_at_least_separate": not (test.only_a > test.only_b and test.pvalue < stats.ALPHA)})
     speedup = separate_s / max(one_pass_s, 1e-9)
+    needed = stats.median_needed(np.where(curve.pixels_needed.numpy() > 0, curve.pixels_needed.numpy(), np.nan))
     table = Table(title=f"k-schedule · {args.algorithm} · {n} persons · budget {args.budget}/k · "
                         f"one pass {one_pass_s:.1f} s vs separate {separate_s:.1f} s → {speedup:.2f}×")
-    for col in ("k", "one pass: success (95 % CI)", "separate runs: success (95 % CI)", "one pass ≥ separate"):
+    for col in ("k", "one pass: success (95 % CI)", "separate runs: success (95 % CI)",
+                "only one pass / only separate (McNemar p)", "one pass ≥ separate"):
         table.add_column(col)
     for r in rows:
         table.add_row(str(r["pixels"]),
                       f"{r['one_pass_successes']}/{n} [{r['one_pass_ci'][0]:.2f}, {r['one_pass_ci'][1]:.2f}]",
                       f"{r['separate_successes']}/{n} [{r['separate_ci'][0]:.2f}, {r['separate_ci'][1]:.2f}]",
-                      "yes" if r["one_pass_at_least_separate_within_intervals"] else "NO")
+                      f"{r['only_one_pass']} / {r['only_separate']} (p = {r['mcnemar_p']:.3f})",
+                      "yes" if r["one_pass_at_least_separate"] else "NO")
     Console().print(table)
     write_report(args.out, "k_schedule", machine_info((), device), {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "persons": n, "one_pass_seconds": one_pass_s, "separate_seconds": separate_s, "speedup": speedup,
         "one_pass_queries": int(curve.queries.sum()), "separate_queries": separate_queries,
-        "pixels_needed_median": float(np.median(np.where(curve.pixels_needed.numpy() > 0, curve.pixels_needed.numpy(), np.inf))),
+        "pixels_needed_median": needed if np.isfinite(needed) else None,  # None: more than the largest k
         "rows": rows})
 
 

@@ -115,6 +115,8 @@ class ScheduleResult:
     pixels: torch.Tensor  # (N, max k, 5) int64: the fooling candidate (or the last tried), rows of -1 pad
     clean_top1: torch.Tensor  # (N,)
     clean_confidence: torch.Tensor  # (N,)
+    margin: torch.Tensor  # (N,) best fitness of the attempt ``pixels`` comes from (< 0 = success)
+    adv_confidence: torch.Tensor  # (N,) sigmoid score of the adversarial top-1 on ``views``
     views: dict[str, torch.Tensor]  # the adversarial pictures of ``pixels``
 
 
@@ -168,6 +170,7 @@ class PixelAttack:
         adv_top1 = torch.zeros(n, len(ks), dtype=torch.long)
         needed = torch.zeros(n, dtype=torch.long)
         queries = torch.zeros(n, dtype=torch.long)
+        margin, adv_conf = torch.zeros(n), torch.zeros(n)
         pixels = torch.full((n, ks[-1], 5), -1, dtype=torch.long)
         views: dict[str, torch.Tensor] | None = None
         clean_top1 = clean_conf = None
@@ -195,10 +198,12 @@ class PixelAttack:
             needed[remaining[r.success]] = k
             pixels[remaining, :k] = r.pixels
             pixels[remaining, k:] = -1
+            margin[remaining], adv_conf[remaining] = r.margin, r.adv_confidence
             for key, v in r.views.items():
                 views[key][on] = v
             remaining = remaining[~r.success]
-        return ScheduleResult(ks, success, adv_top1, needed, queries, pixels, clean_top1, clean_conf, views)
+        return ScheduleResult(ks, success, adv_top1, needed, queries, pixels, clean_top1, clean_conf, margin,
+                              adv_conf, views)
 
     # ---------------------------------------------------------------- fitness
     def _margins(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

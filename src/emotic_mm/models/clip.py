@@ -217,9 +217,10 @@ class ClipModel(nn.Module):
         return _pooled(self.clip.get_image_features(pixel_values=x))
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Projected image features (B, D); memoised by content when the tower is frozen and no gradient
-        to the pixels is asked for (feature collision differentiates through them)."""
-        if not self.vision_frozen or pixels.requires_grad or self.image_memo.size <= 0:
+        """Projected image features (B, D); memoised by content when the tower is frozen, the model is
+        evaluating (augmented training pictures never repeat, so hashing them would only evict the val
+        pictures that do) and no gradient to the pixels is asked for (feature collision needs it)."""
+        if not self.vision_frozen or self.training or pixels.requires_grad or self.image_memo.size <= 0:
             return self._encode_images(pixels)
         keys = FeatureMemo.keys_of(pixels)
         return self.image_memo(keys, lambda rows: self._encode_images(pixels[rows]), pixels.device)

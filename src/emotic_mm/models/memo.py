@@ -36,8 +36,10 @@ class FeatureMemo:
         of each unseen key and returns their features."""
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if missing:
-            first = {k: keys.index(k) for k in missing}
-            encoded = encode(torch.tensor([first[k] for k in missing], device=device)).float()
+            first: dict[bytes, int] = {}
+            for i, k in enumerate(keys):
+                first.setdefault(k, i)
+            encoded = encode(torch.tensor([first[k] for k in missing], device=device)).float()  # one pass
             for k, vec in zip(missing, encoded):
                 self._cache[k] = vec.detach()
             while len(self._cache) > self.size:

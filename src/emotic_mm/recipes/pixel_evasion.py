@@ -201,7 +201,9 @@ def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch
                "labels": ";".join(label_set), "target": CATEGORIES[int(target[i])] if target is not None else "",
                "pixels_needed": needed if needed else None, "queries": int(result.queries[i]),
                "success": bool(result.success[i, -1]), "adv_top1": CATEGORIES[int(result.adv_top1[i, -1])],
-               "pixels": format_pixels(px[px[:, 0] >= 0]), "confidence_before": float(result.clean_confidence[i])}
+               "pixels": format_pixels(px[px[:, 0] >= 0]), "margin": float(result.margin[i]),
+               "confidence_before": float(result.clean_confidence[i]),
+               "confidence_after": float(result.adv_confidence[i])}
         for j, k in enumerate(result.ks):
             top1 = CATEGORIES[int(result.adv_top1[i, j])]
             row.update({f"success_k{k}": bool(result.success[i, j]), f"adv_top1_k{k}": top1,
