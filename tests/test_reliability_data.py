@@ -24,6 +24,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from support.digest import file_digests
 from support.cli import EMOTIC_MM, REPO, run_cli
 from support.compose import compose_cfg
 from support.releases import Img, make_release, person, vperson
@@ -44,10 +45,6 @@ def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +80,13 @@ def test_a_synthetic_prepare_refuses_the_folder_before_drawing_anything(tmp_path
 
 
 def test_the_release_is_never_replaced_not_even_with_overwrite(small_raw, tmp_path):
-    before = _tree(small_raw)
+    before = file_digests(small_raw)
     for out in (small_raw, small_raw.parent, small_raw / "emotic", small_raw / "Annotations"):
         for overwrite in (False, True):
             with pytest.raises(ConfigError, match="never replaced") as info:
                 convert(small_raw, out, overwrite=overwrite)
             assert str(out) in str(info.value)
-    assert _tree(small_raw) == before
+    assert file_digests(small_raw) == before
     convert(small_raw, small_raw / "store")  # a new folder inside the release is fine: nothing is replaced
     assert Store(small_raw / "store").manifest is not None
     shutil.rmtree(small_raw / "store")
@@ -489,7 +486,7 @@ def test_full_or_read_only_output_is_one_line_and_keeps_the_old_store(small_raw,
 
     out = tmp_path / "store"
     convert(small_raw, out)
-    before = _tree(out)
+    before = file_digests(out)
 
     def failing(*args, **kwargs):
         raise OSError(code, os.strerror(code))
@@ -497,7 +494,7 @@ def test_full_or_read_only_output_is_one_line_and_keeps_the_old_store(small_raw,
     monkeypatch.setattr(convert_mod.np, "save", failing)
     with pytest.raises(ConfigError, match=f"cannot write the store \\({os.strerror(code)}"):
         convert(small_raw, out)
-    assert _tree(out) == before and [p.name for p in tmp_path.iterdir()] == ["store"]
+    assert file_digests(out) == before and [p.name for p in tmp_path.iterdir()] == ["store"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

@@ -75,8 +75,6 @@ def open_rgb(path: Path) -> Image.Image:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{path}: {exc}") from None
-    except ImageDecodeError:
-        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"{path}: {exc}") from None
 

@@ -86,13 +86,9 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            try:
-                return load_file(str(path))
-            except SafetensorError as exc:
-                raise ValueError(str(exc)) from None
+            return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a foreign file fails in many ways (struct.error, UnpicklingError, ...)
         raise ConfigError(f"model.image_encoder.weights={path}: not a readable weights file "
@@ -102,6 +98,15 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"model.image_encoder.weights={path}: not a state dict (a mapping of names to tensors)")
     return state
+
+
+def resize_view(pixels: torch.Tensor, size: int | None) -> torch.Tensor:
+    """(B, 3, H, W) pixels as floats at ``size`` × ``size`` (antialiased bilinear; unchanged when already
+    that size or ``size`` is None): the resize every torchvision encoder applies to its view."""
+    x = pixels.float()
+    if size and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
 
 
 class ImageEncoder(nn.Module):
@@ -144,11 +149,7 @@ class ImageEncoder(nn.Module):
     def working_view(self, pixels: torch.Tensor) -> torch.Tensor:
         """The picture this encoder actually looks at: float pixels in [0, 255] at ``input_size``.
         Feeding it back in is exact (no second resize), which lets attacks paint at this resolution."""
-        x = pixels.float()
-        if self.input_size and x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
-        return x
+        return resize_view(pixels, self.input_size)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.working_view(pixels)

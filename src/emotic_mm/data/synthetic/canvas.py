@@ -8,7 +8,7 @@ exactly the pixels its masks cover.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -72,20 +72,18 @@ def _window(layer: Layer) -> tuple[int, int, int, int, np.ndarray] | None:
     return a, b, c - a, d - b, np.asarray(small, dtype=np.float32) * np.float32(1 / 255)
 
 
-def paint(image: np.ndarray, layer: Layer, texture: np.ndarray | Callable[[int, int], np.ndarray],
-          opacity: float = 1.0) -> tuple[int, int, int, int] | None:
-    """Composite ``texture`` (an (h, w, 3) array over the layer, or a function of (w, h) making one)
-    through the layer's mask into ``image`` in place; returns the image box ``(x1, y1, x2, y2)`` the
-    paint touched (None: nothing). Only that window is computed."""
+def paint(image: np.ndarray, layer: Layer, texture: np.ndarray, opacity: float = 1.0) -> tuple[int, int, int, int] | None:
+    """Composite ``texture`` (an (h, w, 3) array over the layer) through the layer's mask into ``image``
+    in place; returns the image box ``(x1, y1, x2, y2)`` the paint touched (None: nothing). Only that
+    window is computed."""
     window = _window(layer)
     if window is None:
         return None
     a, b, w, h, alpha = window
     if opacity != 1.0:
         alpha = alpha * np.float32(opacity)
-    tex = texture(layer.w, layer.h) if callable(texture) else texture
     view = image[layer.y0 + b:layer.y0 + b + h, layer.x0 + a:layer.x0 + a + w]
-    view += alpha[:, :, None] * (tex[b:b + h, a:a + w] - view)
+    view += alpha[:, :, None] * (texture[b:b + h, a:a + w] - view)
     return layer.x0 + a, layer.y0 + b, layer.x0 + a + w, layer.y0 + b + h
 
 

@@ -422,9 +422,10 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     def layer() -> Layer:
         return Layer(x0, y0, w, h, 6)
 
+    grain = np.random.default_rng(look.seed + 7).standard_normal((h, w), dtype=np.float32)  # one skin grain per face
+
     def solid(colour: np.ndarray, noise: float = 0.06) -> np.ndarray:
-        grain = np.random.default_rng(look.seed + 7).standard_normal((h, w), dtype=np.float32) * noise
-        return np.clip(colour[None, None, :] * (1 + grain[:, :, None]), 0, 1)
+        return np.clip(colour[None, None, :] * (1 + noise * grain[:, :, None]), 0, 1)
 
     # eyes
     eye_y = fy - 0.02 * ry

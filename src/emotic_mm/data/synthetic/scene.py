@@ -35,7 +35,6 @@ GROUNDS: dict[str, tuple[str, tuple[float, float, float]]] = {
     "sand": ("noise", (0.8, 0.72, 0.55)),
 }
 CLUTTER = ("box", "lamp", "frame", "bottle", "chair", "ball", "clock", "vase", "books")
-SCENE_OBJECTS = ("plant", "balloons", "shadow", "wheelchair", "cake", "heart", "laptop", "board")
 
 
 def backdrop(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, dict[str, str]]:
@@ -211,20 +210,19 @@ def _cake(o: Spot) -> None:
     plate = o.layer()
     plate.ellipse(cx, bottom - 0.05 * s, 0.42 * s, 0.08 * s)
     paint(image, plate, o.material(np.array([0.85, 0.85, 0.83], np.float32)))
-    for k, (half, y_top, y_bot) in enumerate(((0.34, cy - 0.02 * s, bottom - 0.06 * s), (0.22, cy - 0.28 * s, cy - 0.02 * s))):
+    for half, y_top, y_bot in ((0.34, cy - 0.02 * s, bottom - 0.06 * s), (0.22, cy - 0.28 * s, cy - 0.02 * s)):
         l = o.layer()
         l.polygon([(cx - half * s, y_top), (cx + half * s, y_top), (cx + half * s, y_bot), (cx - half * s, y_bot)])
         l.ellipse(cx, y_top, half * s, 0.07 * s)
         l.ellipse(cx, y_bot, half * s, 0.07 * s)
         paint(image, l, o.material(np.array(rng.uniform([0.6, 0.4, 0.3], [0.98, 0.9, 0.85]), np.float32)))
     l = o.layer()
-    for k in range(int(rng.integers(2, 5))):
+    for _ in range(int(rng.integers(2, 5))):
         x = cx + rng.uniform(-0.15, 0.15) * s
         l.line([(x, cy - 0.3 * s), (x, cy - 0.45 * s)], 0.03 * s)
     paint(image, l, o.material())
     l = o.layer()
-    for k in range(1):
-        l.ellipse(cx, cy - 0.5 * s, 0.025 * s, 0.045 * s)
+    l.ellipse(cx, cy - 0.5 * s, 0.025 * s, 0.045 * s)  # the flame
     paint(image, l, np.clip(o.material(np.array([1.0, 0.8, 0.45], np.float32)) * 1.2, 0, 1), 0.8)
 
 
