@@ -393,7 +393,7 @@ def test_a_store_of_other_view_sizes_is_refused(two_stores, tmp_path):
     check_store_fits_model(Store(s128), cfg)  # its own store
     check_store_fits_model(Store(s64), _ckpt_cfg(s128, ["context", "text"]))  # reads no body view
     # the checkpoint keeps the sizes itself, so the check holds where its store is not reachable
-    ckpt = save_checkpoint(tmp_path / "best", torch.nn.Linear(2, 2), cfg, {"epoch": 0})
+    ckpt = save_checkpoint(tmp_path / "best", torch.nn.Linear(2, 2), cfg, {"epoch": 0, "view_sizes": view_sizes(s128)})
     assert trained_view_sizes(ckpt) == {"context": 224, "body": 128}
     gone = _ckpt_cfg(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="trained on 128x128"):

@@ -98,6 +98,10 @@ def test_train_checkpoint_eval_resume(train_store, tmp_path, variant):
     assert (run / "best" / "model.safetensors").is_file() and (run / "last" / "training_state.json").is_file()
     assert summary["epochs_run"] == 2 and 0.0 <= summary["best_val"]["map"] <= 1.0
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3
+    from emotic_mm.checkpoint import trained_view_sizes
+    from emotic_mm.data.store import view_sizes
+
+    assert trained_view_sizes(run / "best") == view_sizes(train_store) == {"context": 224, "body": 128}
 
     ecfg = _cfg("eval", train_store, [f"checkpoint={run / 'best'}", "split=test", "workers=0"])
     metrics = evaluate(ecfg, run_dir=tmp_path / "eval")

@@ -98,12 +98,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: dict[str, Any],
                     training_state: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``)."""
+    """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``). ``meta`` should
+    carry the training store's ``view_sizes``, so a store of other sizes is refused later."""
     with atomic_dir(Path(directory)) as tmp:
         save_file(model_state(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None),
-                     "view_sizes": _store_view_sizes(cfg)}
+        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None)}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
         if training_state is not None:
             tensors: dict[str, torch.Tensor] = {}
@@ -111,17 +111,6 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
             save_file(tensors, str(tmp / STATE_TENSORS))
             (tmp / STATE_JSON).write_text(json.dumps(structure))
     return Path(directory)
-
-
-def _store_view_sizes(cfg: DictConfig) -> dict[str, int] | None:
-    """The context/body sizes of the store the model trains on, so a store of other sizes is refused later."""
-    from emotic_mm.data.store import view_sizes
-
-    store = OmegaConf.select(cfg, "data.prepared_dir", default=None)
-    try:
-        return view_sizes(Path(str(store))) if store not in (None, "", "???") and Path(str(store)).is_dir() else None
-    except DataFormatError:
-        return None
 
 
 def trained_view_sizes(path: Path) -> dict[str, int] | None:

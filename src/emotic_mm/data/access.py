@@ -97,11 +97,9 @@ def _trained_sizes(trained_cfg: Any, store: Store) -> dict[str, int] | None:
 
 
 def _check_view_sizes(store: Store, modalities: list[str], trained: dict[str, int] | None) -> None:
-    from emotic_mm.data.store import view_sizes
-
     if not trained:
         return
-    have = view_sizes(store.path) or {}
+    have = store.view_sizes or {}
     for view in ("context", "body"):
         if view in modalities and view in trained and view in have and have[view] != trained[view]:
             raise ConfigError(

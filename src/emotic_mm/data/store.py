@@ -86,10 +86,10 @@ def read_manifest(store_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def view_sizes(store_dir: Path) -> dict[str, int] | None:
-    """Side lengths of the stored context and body views: from the manifest, else from the arrays'
-    headers (community folders); ``None`` when neither is there."""
-    manifest = read_manifest(store_dir)
+def view_sizes(store_dir: Path, manifest: dict[str, Any] | None = None) -> dict[str, int] | None:
+    """Side lengths of the stored context and body views: from the manifest (read here unless given),
+    else from the arrays' headers (community folders); ``None`` when neither is there."""
+    manifest = manifest if manifest is not None else read_manifest(store_dir)
     if manifest is not None and manifest.get("sizes"):
         return {k: int(v) for k, v in manifest["sizes"].items()}
     out = {}
@@ -125,6 +125,10 @@ class Store:
             lacking = [f"{split}_{k}_arr.npy" for k in REQUIRED if not (self.path / f"{split}_{k}_arr.npy").is_file()]
             if lacking:
                 raise DataFormatError(f"{self.path}: incomplete store, missing {', '.join(lacking)}")
+
+    @property
+    def view_sizes(self) -> dict[str, int] | None:
+        return view_sizes(self.path, self.manifest)
 
     @property
     def is_community(self) -> bool:

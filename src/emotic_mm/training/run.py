@@ -92,7 +92,8 @@ def train(cfg: DictConfig, run_dir: Path, train_set: Dataset | None = None,
         manifest = store.path / "manifest.json"
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
                           steps_per_epoch=len(train_loader),
-                          store_id=store_fingerprint(manifest) if manifest.is_file() else None)
+                          store_id=store_fingerprint(manifest) if manifest.is_file() else None,
+                          view_sizes=store.view_sizes)
         resume = _resume_path(cfg, run_dir)
         if resume is not None:
             trainer.resume(resume)

@@ -94,10 +94,11 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: nn.Module, cfg: DictConfig, full_cfg: DictConfig,
                  run_dir: Path, dist: DistInfo, device: torch.device, steps_per_epoch: int,
-                 store_id: str | None = None) -> None:
+                 store_id: str | None = None, view_sizes: dict[str, int] | None = None) -> None:
         check_trainer_config(cfg)
         self.cfg, self.full_cfg, self.run_dir, self.dist, self.device = cfg, full_cfg, Path(run_dir), dist, device
         self.store_id = store_id  # what the store holds (its manifest's fingerprint): a resume must match it
+        self.view_sizes = view_sizes  # recorded in every checkpoint: a store of other sizes is refused later
         self.precision = str(cfg.precision)
         if self.precision != "32" and device.type != "cuda":
             log.info("trainer.precision=%s needs CUDA; training in fp32 on %s", self.precision, device)
@@ -268,7 +269,7 @@ class Trainer:
             "best_map": self.best_map, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
         }
         meta = {"epoch": epoch, "val": val, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "seed": int(self.full_cfg.seed), "store": self.store_id}
+                "seed": int(self.full_cfg.seed), "store": self.store_id, "view_sizes": self.view_sizes}
         save_checkpoint(self.run_dir / name, self.model, self.full_cfg, meta, state)
 
     def _log_epoch(self, e: EpochLog) -> None:
