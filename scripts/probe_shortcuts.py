@@ -65,22 +65,22 @@ def thumbnail_features(context: np.ndarray, chunk: int = 128) -> np.ndarray:
     return out
 
 
-def mean_ap(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Macro AP over the categories with at least one positive (``emotic-mm eval``'s ``map``)."""
-    from sklearn.metrics import average_precision_score
-
-    aps = [average_precision_score(labels[:, c], scores[:, c]) for c in range(labels.shape[1]) if labels[:, c].any()]
-    return float(np.mean(aps)) if aps else float("nan")
-
-
 def per_category_ap(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
-    """AP per category (None where test has no positive): which labels a probe can read off colour."""
-    from sklearn.metrics import average_precision_score
+    """AP per category as ``emotic-mm eval`` computes it (``training.metrics.per_category_ap``), None where
+    the split has no positive: which labels a probe can read off colour."""
+    import torch
 
     from emotic_mm.data.categories import CATEGORIES
+    from emotic_mm.training.metrics import per_category_ap as eval_ap
 
-    return {name: (float(average_precision_score(labels[:, c], scores[:, c])) if labels[:, c].any() else None)
-            for c, name in enumerate(CATEGORIES[:labels.shape[1]])}
+    ap = eval_ap(torch.from_numpy(np.asarray(scores, dtype=np.float32)), torch.from_numpy(np.asarray(labels)))
+    return {name: (None if np.isnan(v) else float(v)) for name, v in zip(CATEGORIES, ap)}
+
+
+def mean_ap(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Macro AP over the categories with at least one positive (``emotic-mm eval``'s ``map``)."""
+    aps = [v for v in per_category_ap(scores, labels).values() if v is not None]
+    return float(np.mean(aps)) if aps else float("nan")
 
 
 def chance_map(labels: np.ndarray) -> float:
@@ -149,17 +149,19 @@ def run(store: Path, cnn_eval: Path | None = None, max_train: int | None = None,
     """The probes on ``store``; returns the report (see the module docstring)."""
     from emotic_mm.data.categories import CATEGORIES
 
+    from emotic_mm.data.store import Store
+
+    opened = Store(store)  # validates the arrays, names what is missing
     feats: dict[str, dict[str, np.ndarray]] = {"histogram": {}, "thumbnail": {}}
     labels: dict[str, np.ndarray] = {}
     counts = {}
     for split in ("train", "val", "test"):
-        ctx_path, cat_path = store / f"{split}_context_arr.npy", store / f"{split}_cat_arr.npy"
-        if not ctx_path.is_file():
+        if split not in opened.splits:
             if split == "val":
                 continue
-            raise SystemExit(f"--store {store}: {ctx_path.name} is missing (is it a prepared store?)")
-        context = np.load(ctx_path, mmap_mode="r")
-        y = np.asarray(np.load(cat_path), dtype=np.int64)
+            raise SystemExit(f"--store {store}: no {split} split (is it a prepared store?)")
+        context = opened[split].context
+        y = np.asarray(opened[split].categories, dtype=np.int64)
         rows = np.arange(len(y))
         if split == "train" and max_train is not None and len(rows) > max_train:
             rows = np.sort(np.random.default_rng(seed).choice(len(rows), max_train, replace=False))
