@@ -41,7 +41,9 @@ from emotic_mm.training.runtime import select_device
 
 log = logging.getLogger(__name__)
 VAD_NAMES = ("valence", "arousal", "dominance")
-CSV_HEADER = "row,path,x1,y1,x2,y2,text,text_source,dominant,"
+# predictions.csv's leading columns (top-k, VAD and per-category scores follow); also how an earlier
+# run's file is recognised
+CSV_COLUMNS = ("row", "path", "x1", "y1", "x2", "y2", "text", "text_source", "dominant")
 
 
 def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
@@ -55,7 +57,7 @@ def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
 def _ours_csv(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
-            return f.readline().startswith(CSV_HEADER)
+            return f.readline().startswith(",".join(CSV_COLUMNS) + ",")
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -274,9 +276,9 @@ def _csv(records: list[dict[str, Any]], top_k: int) -> str:
     rows = []
     for r in records:
         box = r["box"] or [None] * 4
+        lead = (r["row"], r["path"], *box, r["text"], r["text_source"], r["dominant"])
         rows.append({
-            "row": r["row"], "path": r["path"], "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3],
-            "text": r["text"], "text_source": r["text_source"], "dominant": r["dominant"],
+            **dict(zip(CSV_COLUMNS, lead)),
             f"top{top_k}": ";".join(f"{e['emotion']}:{e['score']:.4f}" for e in r["top_k"]),
             **r["vad"], **r["scores"],
         })
@@ -314,6 +316,7 @@ def _print(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    check_outputs(output_dir(), cfg.get("overwrite", False))  # before run.json and config.yaml are written
+    # before run.json and config.yaml are written (predict() checks its own two files)
+    check_outputs(output_dir(), cfg.get("overwrite", False), ("run.json", "config.yaml"))
     record_run("predict", cfg, None)
     return predict(cfg)
