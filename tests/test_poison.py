@@ -257,3 +257,27 @@ def test_strip_reports_false_acceptance_at_a_val_threshold(poison_store, tmp_pat
     strip = backdoor(cfg, run_dir=tmp_path / "run")["strip"]
     assert strip["clean_persons"] == 12 and 0 < strip["triggered_persons"] <= 12 and strip["calibration_persons"] >= 1
     assert 0 <= strip["false_rejection"] <= 1 and 0 <= strip["false_acceptance"] <= 1
+
+
+def test_a_cached_clean_models_metrics_are_computed_once(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    import emotic_mm.training.inference as inference
+    from emotic_mm.checkpoint import load_model
+    from emotic_mm.data.access import dataset, open_store
+    from emotic_mm.training.clean_model import clean_split_metrics
+
+    cfg = compose_cfg("attack", [f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path}"])
+    home = tmp_path / "models" / "baseline-x" / "best"
+    shutil.copytree(tiny.checkpoint, home)
+    model = load_model(home)[0].eval()
+    test = dataset(open_store(cfg), "test", model.modalities)
+    first = clean_split_metrics(cfg, home, model, test, torch.device("cpu"))
+    assert (home / "clean_metrics_test.json").is_file()
+    monkeypatch.setattr(inference, "clean_metrics", lambda *a: pytest.fail("scored the split again"))
+    assert clean_split_metrics(cfg, home, model, test, torch.device("cpu")) == first
+    elsewhere = tmp_path / "given"  # a checkpoint the user named: nothing is written into it
+    shutil.copytree(tiny.checkpoint, elsewhere)
+    monkeypatch.undo()
+    clean_split_metrics(cfg, elsewhere, model, test, torch.device("cpu"))
+    assert not (elsewhere / "clean_metrics_test.json").exists()

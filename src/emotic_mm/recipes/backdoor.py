@@ -29,6 +29,7 @@ from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_proce
 from emotic_mm.report import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes
+from emotic_mm.training.clean_model import clean_split_metrics
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 
@@ -83,7 +84,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         scores, asr = {}, {}
         for name, model in (("clean", clean_model.to(device)), ("poisoned", poisoned_model)):
             model.eval()
-            scores[name] = clean_metrics(model, test, device)
+            scores[name] = (clean_split_metrics(cfg, clean.path, model, test, device) if name == "clean"
+                            else clean_metrics(model, test, device))
             hits = top1(model, test, victims, device, triggered) == target
             asr[name] = float(hits.mean()) if len(hits) else None
         summary = {**summary_core(cfg, clean, scores["clean"], scores["poisoned"], started),

@@ -29,6 +29,7 @@ from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_proce
 from emotic_mm.report import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset
+from emotic_mm.training.clean_model import clean_split_metrics
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 
@@ -77,7 +78,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
         poisoned_model = load_model(poisoned_path, device)[0].eval()
         success = top1(poisoned_model, test, targets, device) == base_class
-        summary = {**summary_core(cfg, clean, clean_metrics(model, test, device), clean_metrics(poisoned_model, test, device), started),
+        summary = {**summary_core(cfg, clean, clean_split_metrics(cfg, clean.path, model, test, device),
+                                clean_metrics(poisoned_model, test, device), started),
                    "n_poisons": plan.n_poisons, "targets": plan.targets, "base": plan.base, "beta": settings.beta,
                    "epsilon": settings.epsilon, "steps": settings.steps, "lr": settings.lr, "finetune": plan.finetune,
                    "target_success_rate": float(success.mean()),

@@ -31,9 +31,9 @@ from emotic_mm.report import figures
 from emotic_mm.report.stats import median_needed
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
-from emotic_mm.training.clean_model import clean_checkpoint
 from emotic_mm.training.distributed import gather_to_main
-from emotic_mm.training.inference import clean_metrics, model_inputs, to_device
+from emotic_mm.training.clean_model import clean_checkpoint, clean_split_metrics
+from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     split = store[str(a.split)]
     surface = painted_view(settings.surface)
 
-    rows, adversarial, clean_views, pixels = [], [], [], []
+    rows, adversarial, pixels = [], [], []
     started = time.time()
     group = int(a.images_per_batch)
     # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
@@ -146,17 +146,15 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
             result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
             adversarial.append({k: v.cpu().numpy() for k, v in result.views.items()})
-            clean_views.append({k: inputs[k].cpu().numpy() for k in result.views})
             pixels.append(result.pixels.numpy())
             rows.extend(person_rows(ids, labels, result, target))
             advance(len(ids))
-    parts = gather_to_main((mine, rows, adversarial, clean_views, pixels), dist)
+    parts = gather_to_main((mine, rows, adversarial, pixels), dist)
     if parts is None:  # not rank 0: rank 0 writes the files
         return {}
     order = sorted((g, p, i) for p, part in enumerate(parts) for i, g in enumerate(part[0]))  # person order
     adv = {k: np.concatenate([parts[p][2][i][k] for _, p, i in order]) for k in parts[0][2][0]} if order else {}
-    clean = {k: np.concatenate([parts[p][3][i][k] for _, p, i in order]) for k in parts[0][3][0]} if order else {}
-    pixel_array = np.concatenate([parts[p][4][i] for _, p, i in order])
+    pixel_array = np.concatenate([parts[p][3][i] for _, p, i in order])
     rows = sorted((r for part in parts for r in part[1]), key=lambda r: r["index"])
     wall = time.time() - started
     table = pd.DataFrame(rows)
@@ -164,7 +162,8 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
     summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
                     "resolution": str(a.resolution), "defense": defense_of(model_cfg)[0].name,
-                    "clean_map": clean_metrics(model, data, device)["map"], "clean_map_persons": len(data)})
+                    "clean_map": clean_split_metrics(cfg, clean_path, model, data, device)["map"],
+                    "clean_map_persons": len(data)})
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(run_dir / "adversarial.npz") as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
@@ -172,7 +171,9 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                             **{f"adv_{k}": v for k, v in adv.items()})
     write_json_atomic(run_dir / "summary.json", summary)
     chosen = table.index[table["success"]].tolist()[: int(a.examples)] or table.index.tolist()[: int(a.examples)]
-    figures.pixel_examples(run_dir / "examples.png", clean[surface][chosen], adv[surface][chosen],
+    clean = to_device(model_inputs(data.__getitems__([indices[i] for i in chosen])), device)  # only what is drawn
+    clean = working_views(model, clean) if str(a.resolution) == "model" else clean
+    figures.pixel_examples(run_dir / "examples.png", clean[surface].cpu().numpy(), adv[surface][chosen],
                            [p[p[:, 0] >= 0] for p in pixel_array[chosen]],
                            table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
     _print(summary)

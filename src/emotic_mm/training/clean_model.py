@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 import os
 import shutil
 from pathlib import Path
@@ -108,3 +109,20 @@ def _train_into(cfg: DictConfig, home: Path) -> None:
             raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def clean_split_metrics(cfg: DictConfig, path: Path, model: Any, data: Any, device: Any) -> dict[str, float]:
+    """The clean model's mAP, dominant accuracy and VAD error on ``data``'s split. For a model of the
+    cache (trained for its store, never changed) they are computed once and kept beside its weights, so a
+    sweep's many runs on one clean model do not re-score the whole split each time."""
+    from emotic_mm.fsutil import is_within, write_json_atomic
+    from emotic_mm.training.inference import clean_metrics
+
+    cached = is_within(path, Path(str(cfg.paths.data_dir)) / "models")
+    file = Path(path) / f"clean_metrics_{data.split.name}.json"
+    if cached and file.is_file():
+        return json.loads(file.read_text())
+    metrics = clean_metrics(model, data, device)
+    if cached:
+        write_json_atomic(file, metrics)
+    return metrics
