@@ -194,6 +194,8 @@ BAD_INPUTS = [
     (["attack=poison_collision", "attack.finetune=some"], "attack.finetune='some'"),
     (["attack=poison_backdoor", "attack.trigger.colour=magenta"], "attack.trigger.colour='magenta'"),
     (["attack=poison_backdoor", "attack.trigger.position=[1]"], "attack.trigger.position=[1]"),
+    (["attack=poison_collision", "attack.steps=2.5"], "attack.steps=2.5 must be a whole number"),
+    (["attack=poison_collision", "attack.targets=9", "attack.n_poisons=3"], "need targets <= n_poisons"),
 ]
 
 

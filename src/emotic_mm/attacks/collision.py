@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.data.poisoned import replace_rows
 from emotic_mm.errors import ConfigError
@@ -42,8 +43,9 @@ class CollisionSettings:
 
     @classmethod
     def from_config(cls, a: Any) -> "CollisionSettings":
-        s = cls(beta=float(a.beta), epsilon=float(a.epsilon), steps=int(a.steps), lr=float(a.lr),
-                max_batch=int(a.max_batch))
+        s = cls(beta=real_number(a.beta, "attack.beta", 0.0), epsilon=real_number(a.epsilon, "attack.epsilon"),
+                steps=whole_number(a.steps, "attack.steps", 1), lr=real_number(a.lr, "attack.lr", 0.0, exclusive_minimum=True),
+                max_batch=whole_number(a.max_batch, "attack.max_batch", 1))
         s.check()
         return s
 
@@ -135,15 +137,15 @@ class CollisionPlan:
 
     @classmethod
     def from_config(cls, a: Any) -> "CollisionPlan":
-        plan = cls(base=str(a.base), n_poisons=a.n_poisons, targets=a.targets, finetune=str(a.finetune))
+        plan = cls(base=str(a.base), n_poisons=whole_number(a.n_poisons, "attack.n_poisons", 1),
+                   targets=whole_number(a.targets, "attack.targets", 1), finetune=str(a.finetune))
         if plan.finetune not in FINETUNE:
             raise ConfigError(f"attack.finetune={plan.finetune!r} is not one of {', '.join(FINETUNE)}")
         if plan.base not in CATEGORY_INDEX:
             raise ConfigError(f"attack.base={plan.base!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
-        counts = (plan.n_poisons, plan.targets)
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts) or not 1 <= plan.targets <= plan.n_poisons:
+        if plan.targets > plan.n_poisons:
             raise ConfigError(f"attack.n_poisons={plan.n_poisons}, attack.targets={plan.targets}: "
-                              "need whole numbers with 1 <= targets <= n_poisons")
+                              "need targets <= n_poisons (each target gets at least one poison)")
         return plan
 
     def choose(self, test_labels: np.ndarray, test_top1: np.ndarray, train_labels: np.ndarray,

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emotic_mm.config import whole_number
 from emotic_mm.data.categories import NUM_CATEGORIES
 from emotic_mm.errors import ConfigError
 
@@ -59,8 +60,7 @@ def ablation_channels(colour_channels: int = 3) -> int:
 def check_keep(keep: Any, height: int, width: int, where: str = "the picture the encoder sees") -> int:
     """``keep`` as an int within ``1 .. height·width``, or one line naming ``defense.keep``."""
     d = int(height) * int(width)
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ConfigError(f"defense.keep={keep!r} must be a positive whole number of pixels")
+    keep = whole_number(keep, "defense.keep", 1)
     if keep > d:
         raise ConfigError(f"defense.keep={keep} exceeds the {d} pixels of {where} ({height}x{width})")
     return int(keep)
@@ -134,9 +134,7 @@ class RandomAblation(nn.Module):
 
     def __init__(self, keep: int, colour_channels: int = 3) -> None:
         super().__init__()
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ConfigError(f"defense.keep={keep!r} must be a positive whole number of pixels")
-        self.keep = int(keep)
+        self.keep = whole_number(keep, "defense.keep", 1)
         self.colour_channels = int(colour_channels)
 
     @property
@@ -219,10 +217,8 @@ def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, ma
     Sample j uses the same kept positions for every person (drawn from ``generator``; see the module
     docstring), so a person's counts do not depend on the batch it was certified in.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"defense.samples={n!r} must be at least 1")
-    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-        raise ConfigError(f"defense.max_batch={max_batch!r} must be at least 1")
+    whole_number(n, "defense.samples", 1)
+    whole_number(max_batch, "defense.max_batch", 1)
     b, _, h, w = pixels.shape
     d = h * w
     check_keep(keep, h, w)
@@ -261,12 +257,8 @@ class AblationSettings:
     seed: int = 0                  # certification seed (selection and estimation draw from distinct streams)
 
     def check(self) -> "AblationSettings":
-        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-            raise ConfigError(f"defense.keep={self.keep!r} must be a positive whole number of pixels")
-        for key in ("samples", "selection_samples", "max_batch"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"defense.{key}={value!r} must be at least 1")
+        for key in ("keep", "samples", "selection_samples", "max_batch"):
+            whole_number(getattr(self, key), f"defense.{key}", 1)
         if not 0.0 < float(self.alpha) < 1.0:
             raise ConfigError(f"defense.alpha={self.alpha!r} must lie strictly between 0 and 1")
         return self

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 
 
@@ -172,8 +173,7 @@ def activation_clustering(features: Any, membership: Any, dims: int = 10, reduce
         raise ConfigError(f"defense.reduce={reduce!r} is not one of ica, pca")
     if not 0.0 < float(size_threshold) < 1.0:
         raise ConfigError(f"defense.size_threshold={size_threshold!r} must lie strictly between 0 and 1")
-    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
-        raise ConfigError(f"defense.dims={dims!r} must be a positive integer")
+    whole_number(dims, "defense.dims", 1)
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 

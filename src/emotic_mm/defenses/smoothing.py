@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 
 
@@ -32,9 +33,9 @@ class MedianFilter(nn.Module):
 
     def __init__(self, window: int = 3) -> None:
         super().__init__()
-        if isinstance(window, bool) or not isinstance(window, int) or window < 3 or window % 2 == 0:
-            raise ConfigError(f"defense.window={window!r} must be an odd integer >= 3")
-        self.window = int(window)
+        self.window = whole_number(window, "defense.window", 3)
+        if self.window % 2 == 0:
+            raise ConfigError(f"defense.window={window!r} must be odd (a window centred on its pixel)")
 
     def extra_repr(self) -> str:
         return f"window={self.window}"
@@ -59,9 +60,7 @@ class BitDepth(nn.Module):
 
     def __init__(self, bits: int = 4) -> None:
         super().__init__()
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
-            raise ConfigError(f"defense.bits={bits!r} must be an integer from 1 to 8")
-        self.bits = int(bits)
+        self.bits = whole_number(bits, "defense.bits", 1, 8)
         self.levels = float(2 ** self.bits - 1)
 
     def extra_repr(self) -> str:

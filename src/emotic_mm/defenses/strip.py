@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 
 DRAW_FLOATS = 1 << 22
@@ -57,10 +58,8 @@ def strip_entropy(model_fn: ModelFn, inputs: torch.Tensor, clean_pool: torch.Ten
     """Mean prediction entropy (B,) of each input (B, C, H, W) in [0, 255] blended with ``n`` pictures of
     ``clean_pool`` (P, C, H, W). ``model_fn(blended (M, C, H, W), owner (M,)) -> logits (M, classes)``
     gets at most ``max_batch`` rows at a time and the input index of each row."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"defense.samples={n!r} must be at least 1")
-    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-        raise ConfigError(f"defense.max_batch={max_batch!r} must be at least 1")
+    whole_number(n, "defense.samples", 1)
+    whole_number(max_batch, "defense.max_batch", 1)
     if not 0.0 < float(alpha) < 1.0:
         raise ConfigError(f"defense.alpha={alpha!r} must lie strictly between 0 and 1")
     if clean_pool.shape[0] < 1:
@@ -119,9 +118,7 @@ class StripSettings:
 
     def check(self) -> "StripSettings":
         for key in ("samples", "max_batch", "persons"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"defense.{key}={value!r} must be at least 1")
+            whole_number(getattr(self, key), f"defense.{key}", 1)
         if not 0.0 < float(self.alpha) < 1.0:
             raise ConfigError(f"defense.alpha={self.alpha!r} must lie strictly between 0 and 1")
         if not 0.0 < float(self.frr) < 1.0:
