@@ -665,3 +665,91 @@ def test_certificates_do_not_depend_on_the_persons_certified_alongside(tiny, tmp
     alone = certify_persons(model, data, settings, torch.device("cpu"), chunk=1)[0]
     for key in ("prediction", "count", "radius"):
         assert np.array_equal(getattr(together, key), getattr(alone, key)), key
+
+
+# =========================================================================== attacking the vote classifier
+class BrightPixelDetector(nn.Module):
+    """A worst case for the certificate: the base classifier says class 1 as soon as one kept pixel is
+    bright (red channel > 0.9), else class 0. On a dark picture with r bright pixels, P(class 1) under
+    ablation is exactly Δ(r) — the bound the certificate subtracts — so the certified radius is tight."""
+
+    def forward(self, batch):
+        x = batch["context"]  # ablated views (M, 6, H, W): (x, 1 − x) at kept pixels, (0, 0) elsewhere
+        bright = (x[:, 0] > 0.9).flatten(1).any(1).float()
+        logits = torch.zeros(x.shape[0], 26)
+        logits[:, 0] = 1.0
+        logits[:, 1] = 2.0 * bright
+        return {"logits": logits}
+
+
+def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
+    """Soundness on a model where the certificate is tight: certify the clean pictures, then attack the
+    vote classifier (its own query stream, judged by the certification's selection round) with k up to the
+    certified radius, and with 2-3× it. Within the radius nothing may flip; beyond it the attack must
+    (so the check has teeth)."""
+    from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
+    from emotic_mm.defenses.vote_attack import VoteTarget, confirmer, smoothed_votes
+
+    model, persons, side, keep = BrightPixelDetector(), 4, 16, 8
+    pictures = torch.full((persons, 3, side, side), 100.0)
+    certification = abl.AblationSettings(keep=keep, samples=100, selection_samples=1000, max_batch=4096, seed=3)
+    sel, est = certification.generators()
+    classify = lambda ablated, owner: model({"context": ablated})["logits"].argmax(1)  # noqa: E731
+    cert = certify(abl.sample_votes(classify, pictures, keep, certification.selection_samples, 4096, sel),
+                   abl.sample_votes(classify, pictures, keep, certification.samples, 4096, est), side * side, keep)
+    radius = int(cert.radius.min())
+    assert (cert.prediction == 0).all() and 10 <= radius == int(cert.radius.max()) < 30
+
+    vote = VoteTarget.from_config(certification, query_samples=200, attack_seed=0)
+    judge = vote.judge(model)
+    clean_votes = smoothed_votes(judge, pictures, {})
+    assert (clean_votes.argmax(1) == 0).all()
+    settings = PixelAttackSettings(pixels=radius, algorithm="rs", budget=600, population=20, max_batch=64, seed=0)
+    engine = PixelAttack(vote.query(model), settings, torch.device("cpu"))
+
+    def attack(ks):
+        return engine.run_schedule({"context": pictures}, ks, clean_votes.argmax(1),
+                                   confirm=confirmer(judge, {}, clean_votes, None))
+
+    within = attack([radius // 2, radius])
+    assert not within.success.any(), f"certified radius {radius}, yet fooled with <= {radius} pixels"
+    beyond = attack([2 * radius, 3 * radius])
+    assert beyond.success[:, -1].all() and (beyond.adv_top1[:, -1] == 1).all()
+
+
+def test_attack_on_an_ablation_checkpoint_attacks_its_certified_vote_classifier(tiny, tmp_path):
+    """`emotic-mm attack` on a randomized-ablation checkpoint: the clean top-1 of every person is the
+    certified prediction of `eval certify=true` (same index column), the summary names the vote sampling,
+    and the soundness check against certificates.csv runs and holds; a surface the certificate does not
+    cover is one line."""
+    import json
+
+    import pandas as pd
+    from support import TINY_TRAIN, compose_cfg, run_cli
+
+    from emotic_mm.training.run import train
+
+    train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
+                                "defense.keep=150", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "run")
+    best, cert = tmp_path / "run" / "best", ["defense.selection_samples=16", "defense.samples=40"]
+    proc = run_cli(["eval", f"checkpoint={best}", f"data.prepared_dir={tiny.store}", "certify=true", *cert,
+                    "split=test", f"hydra.run.dir={tmp_path / 'ev'}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_cli(["attack", "attack=pixel", f"checkpoint={best}", f"data.prepared_dir={tiny.store}",
+                    "defense=ablation", "defense.keep=150", *cert,
+                    "attack.resolution=model", "attack.pixels=[1,4]", "attack.persons=6", "attack.budget=24",
+                    "attack.population=6", "attack.vote_samples=8", f"attack.certificates={tmp_path / 'ev'}",
+                    f"hydra.run.dir={tmp_path / 'at'}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    certificates = pd.read_csv(tmp_path / "ev" / "certificates.csv").set_index("index")
+    table = pd.read_csv(tmp_path / "at" / "attack.csv")
+    assert table["clean_top1"].tolist() == certificates.loc[table["index"], "prediction"].tolist()
+    summary = json.loads((tmp_path / "at" / "summary.json").read_text())
+    assert summary["defense"] == "ablation"
+    assert summary["smoothed"] == {"keep": 150, "query_samples": 8, "judged_samples": 16, "seed": 0,
+                                   "query_seed": 1_000_000_001}
+    assert summary["soundness"]["persons"] == 6 and summary["soundness"]["sound"]
+    assert "certificate soundness" in proc.stdout
+    proc = run_cli(["attack", "attack=pixel", f"checkpoint={best}", f"data.prepared_dir={tiny.store}",
+                    "attack.surface=body", "attack.resolution=model", f"hydra.run.dir={tmp_path / 'body'}"])
+    assert proc.returncode == 2 and "certified for the context view" in proc.stderr.strip().splitlines()[-1]

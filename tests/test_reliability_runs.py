@@ -192,7 +192,7 @@ def test_a_summary_with_wrong_types_is_one_line(tmp_path, field, value, needle):
 # --------------------------------------------------------------------------- defenses an attack cannot measure
 @pytest.mark.parametrize(("args", "needle"), [
     (["attack=pixel", "defense=strip"], "attack=pixel with defense=strip"),
-    (["attack=pixel", "defense=ablation"], "attack=pixel with defense=ablation"),
+    (["attack=poison_backdoor", "defense=ablation"], "attack=poison_backdoor with defense=ablation"),
     (["attack=poison_collision", "defense=spectral"], "attack=poison_collision with defense=spectral"),
 ])
 def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tmp_path, args, needle):

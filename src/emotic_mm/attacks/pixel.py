@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -120,6 +120,10 @@ class ScheduleResult:
     views: dict[str, torch.Tensor]  # the adversarial pictures of ``pixels``
 
 
+# (views of the images, their indices) -> (judged success, top-1, confidence) of each: see run_schedule
+Confirm = Callable[[dict[str, torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
 # --------------------------------------------------------------------------- search helpers
 def distinct_donors(m: int, p: int, gen: torch.Generator) -> torch.Tensor:
     """(m, p, 3) member indices, distinct from each other and from the member itself (DE/rand/1).
@@ -155,10 +159,16 @@ class PixelAttack:
         self.device = device or next(model.parameters()).device
 
     def run_schedule(self, inputs: dict[str, torch.Tensor], ks: Sequence[int], label: torch.Tensor | None = None,
-                     boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None) -> ScheduleResult:
+                     boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None,
+                     confirm: Confirm | None = None) -> ScheduleResult:
         """Attack every image with k = ks[0], then only the images not yet fooled with ks[1], and so on
         (``budget`` queries per image per k). The whole curve costs about what the largest k costs on the
-        hardest images, instead of one full run per k."""
+        hardest images, instead of one full run per k.
+
+        ``confirm(views, images)``, when given, judges each level's adversarial pictures of ``images`` again
+        and returns (success, top-1, confidence) for them: an image counts as fooled only when the judge
+        agrees, and otherwise goes on to the next k (e.g. a vote classifier queried with fewer samples
+        than the one that is certified, :mod:`emotic_mm.defenses.vote_attack`)."""
         ks = sorted({int(k) for k in ks})
         surface = painted_view(self.s.surface)
         if surface not in inputs:
@@ -187,6 +197,9 @@ class PixelAttack:
             given = None if label is None and clean_top1 is None else (label if label is not None else clean_top1)[remaining]
             r = engine.run(part, None if given is None else given.to(dev),
                            None if boxes is None else boxes[remaining], None if image_sizes is None else image_sizes[remaining])
+            if confirm is not None:
+                judged, top1, conf = confirm(r.views, remaining)
+                r = replace(r, success=judged.cpu(), adv_top1=top1.cpu(), adv_confidence=conf.cpu())
             if clean_top1 is None:  # the first level sees every image: its clean pass is everyone's
                 clean_top1, clean_conf = r.clean_top1, r.clean_confidence
                 views = {key: v.clone() for key, v in r.views.items()}

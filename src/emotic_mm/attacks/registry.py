@@ -35,7 +35,7 @@ class AttackKind:
 
     def check_defense(self, cfg: Any, what: str) -> None:
         """One line when the config's defense acts somewhere this attack cannot measure (e.g. STRIP with a
-        pixel attack, or randomized ablation, whose certified vote classifier the attacks do not run)."""
+        pixel attack, or a training-set filter with feature collision)."""
         from emotic_mm.defenses.registry import defense_of
         from emotic_mm.errors import ConfigError
 
@@ -53,7 +53,8 @@ ATTACKS: Registry[AttackKind] = Registry("attack")
 ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
     ("algorithm", "surface", "targeted", "budget", "resolution"),
-    ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm")))
+    ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm"),
+    defenses=("input", "certify")))  # an ablation checkpoint: the certified vote classifier (defenses/vote_attack.py)
 ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),

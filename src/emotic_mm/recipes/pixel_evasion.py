@@ -24,6 +24,8 @@ from emotic_mm.checkpoint import load_model
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
+from emotic_mm.defenses.vote_attack import (VoteTarget, check_vote_attack, confirmer, read_certificates, smoothed_votes,
+                                            soundness, with_certified_clean)
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
@@ -125,13 +127,20 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     warm_text_features(model, [data])
     split = store[str(a.split)]
     surface = painted_view(settings.surface)
+    vote = vote_target(cfg, model_cfg, settings)  # an ablation checkpoint: attack its certified vote classifier
+    certificates = None
+    if a.get("certificates") is not None:  # read first: a bad file is one line before any query
+        if vote is None:
+            raise ConfigError(f"attack.certificates={a.certificates}: the checkpoint has no certified (randomized-ablation) "
+                              f"classifier to check the certificates against")
+        certificates = read_certificates(a.certificates)
 
     rows, adversarial, pixels = [], [], []
     started = time.time()
     group = int(a.images_per_batch)
     # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
     mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
-    engine = PixelAttack(model, settings, device)  # stateless between groups: each run seeds itself
+    engine = PixelAttack(vote.query(model) if vote else model, settings, device)  # stateless between groups
     ks = pixel_schedule(a)
     with progress_bar(f"attack {settings.algorithm} k={','.join(map(str, ks))}",
                       total=sum(len(indices[g:g + group]) for g in mine), unit="images") as advance:
@@ -144,7 +153,10 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
             labels = batch["categories"]
             boxes, sizes = person_boxes(split, np.asarray(ids))
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
-            result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
+            if vote is None:
+                result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
+            else:
+                result = attack_votes(engine, vote, model, inputs, ids, ks, target)
             adversarial.append({k: v.cpu().numpy() for k, v in result.views.items()})
             pixels.append(result.pixels.numpy())
             rows.extend(person_rows(ids, labels, result, target))
@@ -164,6 +176,12 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                     "resolution": str(a.resolution), "defense": defense_of(model_cfg)[0].name,
                     "clean_map": clean_split_metrics(cfg, clean_path, model, data, device)["map"],
                     "clean_map_persons": len(data)})
+    if certificates is not None:  # the certificate's soundness check, person by person
+        summary["soundness"] = soundness(certificates, table, ks)
+    if vote is not None:
+        summary["smoothed"] = {"keep": vote.certification.keep, "query_samples": vote.query_samples,
+                               "judged_samples": vote.certification.selection_samples,
+                               "seed": vote.certification.seed, "query_seed": vote.query_seed}
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(run_dir / "adversarial.npz") as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
@@ -178,6 +196,36 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                            table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
     _print(summary)
     return summary
+
+
+def vote_target(cfg: Any, model_cfg: Any, settings: PixelAttackSettings) -> VoteTarget | None:
+    """For a checkpoint trained with a certifiable defense (randomized ablation): how to query and judge its
+    vote classifier (the certification's settings with this run's ``defense.*`` overrides); else None."""
+    if not defense_of(model_cfg)[0].acts("certify"):
+        return None
+    from omegaconf import OmegaConf
+
+    from emotic_mm.recipes.certification import settings_for
+
+    check_vote_attack(settings.surface, str(cfg.attack.resolution))
+    overrides = OmegaConf.to_container(cfg.get("defense") or {}, resolve=True)
+    return VoteTarget.from_config(settings_for(model_cfg, overrides), cfg.attack.get("vote_samples"), settings.seed)
+
+
+def attack_votes(engine: PixelAttack, vote: VoteTarget, model: Any, inputs: dict[str, torch.Tensor], ids: list[int],
+                 ks: list[int], target: torch.Tensor | None) -> Any:
+    """The k-schedule against the vote classifier: the body crop and description enter as the certificate's
+    fixed features, the search moves away from the certified prediction (untargeted), and every level's
+    outcome is judged again with the certification's sampling."""
+    from emotic_mm.recipes.certification import fixed_features
+
+    fixed = fixed_features(model, inputs, vote.certification.keep, vote.certification.seed, ids)
+    judge = vote.judge(model)
+    clean_votes = smoothed_votes(judge, inputs["context"], fixed)
+    label = target if target is not None else clean_votes.argmax(1)
+    result = engine.run_schedule({"context": inputs["context"], **fixed}, ks, label.to(inputs["context"].device),
+                                 confirm=confirmer(judge, fixed, clean_votes, target))
+    return with_certified_clean(result, clean_votes)
 
 
 def pixel_schedule(a: Any) -> list[int]:
@@ -220,6 +268,11 @@ def _print(summary: dict[str, Any]) -> None:
                      share_text(point["success_rate_correct"], summary["persons_correct"]),
                      f"{point['robust_dominant_accuracy']:.3f}",
                      "–" if point["median_queries_success"] is None else f"{point['median_queries_success']:.0f}"])
+    sound = summary.get("soundness")
+    if sound:
+        print(f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
+              f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
+              + ("" if sound["sound"] else f" — the certificate is WRONG for persons {sound['violating_persons']}"))
     print_table(f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
                 f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
                 f"{summary['clean_dominant_accuracy']:.3f} · median pixels needed {summary['median_pixels_needed_all']}",
