@@ -507,3 +507,42 @@ def test_out_never_replaces_the_runs(tmp_path):
         with pytest.raises(ConfigError, match="out="):
             output_folder(OmegaConf.create({"runs": str(sweep), "out": str(out)}), sweep)
     assert output_folder(OmegaConf.create({"runs": str(sweep), "out": None}), sweep) == sweep / "report"
+
+
+# --------------------------------------------------------------------------- defenses
+def test_defense_section_pools_certificates_detection_and_strip(tmp_path):
+    """Pixel runs on an ablation checkpoint with certificates, backdoor runs with spectral filtering and with
+    STRIP: the Defenses section pools each count over seeds with its Wilson interval, and flags a soundness
+    violation."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.stages.report import report
+
+    root = tmp_path / "sweep"
+    for seed, (at_2, violations) in enumerate([(30, 0), (20, 1)]):
+        table = attack_csv("baseline", FUSED, seed)
+        summary = {**summarise(table, "baseline", FUSED, seed), "defense": "ablation",
+                   "certified": {"persons": PERSONS, "at": {"0": 50, "2": at_2}, "abstained": 4},
+                   "soundness": {"persons": PERSONS, "certified_persons": 76, "checked_person_k": 100,
+                                 "violations": violations, "violating_persons": [3] if violations else [], "sound": not violations}}
+        _run_dir(root / f"pixel{seed}", summary, seed, 10, table)
+    for seed in SEEDS:
+        spectral = {**_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5), "defense": "spectral",
+                    "detection": {"tpr": 0.9, "fpr": 0.1, "flagged": 28, "poisoned": 10, "rows": 200},
+                    "after_defense": {"map": 0.29, "dominant_acc": 0.5, "asr": 0.125}}
+        _run_dir(root / f"spectral{seed}", spectral, seed, 20)
+        strip = {**_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5), "defense": "strip",
+                 "strip": {"threshold": 0.1, "frr_target": 0.01, "calibration_persons": 50, "false_rejection": 0.02,
+                           "clean_persons": 50, "false_acceptance": 0.25, "triggered_persons": 40}}
+        _run_dir(root / f"strip{seed}", strip, seed, 30)
+    data = report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out"), "overwrite": False}))
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Defenses" in text and data["defenses"]["radii"] == [0, 2]
+    [row] = [r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 8]
+    assert row[4].startswith(wilson_text(100, 160)) and row[5].startswith(wilson_text(50, 160))
+    assert row[7] == "1 of 200 — WRONG"
+    [spectral] = [r for r in data["defenses"]["poisoning"] if r["tpr_n"] == 20]
+    assert (spectral["tpr_k"], spectral["fpr_k"], spectral["fpr_n"], spectral["asr_after_k"]) == (18, 38, 380, 20)
+    [strip] = [r for r in data["defenses"]["poisoning"] if r["far_n"] == 80]
+    assert (strip["far_k"], strip["frr_k"], strip["frr_n"]) == (20, 2, 100)
+    assert wilson_text(18, 20) in text and wilson_text(20, 80) in text

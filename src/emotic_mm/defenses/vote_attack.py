@@ -162,6 +162,18 @@ def soundness(certificates: pd.DataFrame, attack: pd.DataFrame, ks: list[int]) -
             "sound": violations == 0}
 
 
+def certified_counts(certificates: pd.DataFrame, attack: pd.DataFrame) -> dict[str, Any]:
+    """Certified dominant accuracy's counts over the attacked persons: at each report radius r, how many
+    have a correct certified prediction with radius ≥ r (``at``), out of ``persons`` — the report pools
+    them over seeds with Wilson intervals, beside the empirical robust accuracy of the same persons."""
+    from emotic_mm.defenses.certify import REPORT_RADII
+
+    both = attack[["index"]].merge(certificates, on="index", how="inner")
+    correct = both["correct"].astype(bool) if "correct" in both else pd.Series(False, index=both.index)
+    return {"persons": int(len(both)), "at": {str(r): int((correct & (both["radius"] >= r)).sum()) for r in REPORT_RADII},
+            "abstained": int((both["radius"] < 0).sum())}
+
+
 def read_certificates(path: Any) -> pd.DataFrame:
     """``attack.certificates``: a ``certificates.csv`` from ``eval certify=true``, or one line naming it."""
     from pathlib import Path
@@ -175,7 +187,7 @@ def read_certificates(path: Any) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"attack.certificates={path}: cannot read a certificates.csv ({type(exc).__name__})") from None
-    missing = {"index", "radius"} - set(table.columns)
+    missing = {"index", "radius", "correct"} - set(table.columns)
     if missing:
         raise DataFormatError(f"{path}: not a certificates.csv (no {', '.join(sorted(missing))} column)")
     return table

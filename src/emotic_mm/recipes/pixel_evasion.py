@@ -24,8 +24,8 @@ from emotic_mm.checkpoint import load_model
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
-from emotic_mm.defenses.vote_attack import (VoteTarget, check_vote_attack, confirmer, read_certificates, smoothed_votes,
-                                            soundness, with_certified_clean)
+from emotic_mm.defenses.vote_attack import (VoteTarget, certified_counts, check_vote_attack, confirmer, read_certificates,
+                                            smoothed_votes, soundness, with_certified_clean)
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
@@ -178,6 +178,7 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
                     "clean_map_persons": len(data)})
     if certificates is not None:  # the certificate's soundness check, person by person
         summary["soundness"] = soundness(certificates, table, ks)
+        summary["certified"] = certified_counts(certificates, table)
     if vote is not None:
         summary["smoothed"] = {"keep": vote.certification.keep, "query_samples": vote.query_samples,
                                "judged_samples": vote.certification.selection_samples,

@@ -28,6 +28,7 @@ from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
 from emotic_mm.report import plots, stats
 from emotic_mm.report.collect import load_persons, load_runs
+from emotic_mm.report.defense_tables import certified_rates, poison_defense_rates
 from emotic_mm.report.tables import (label_runs, models_in, paired_comparisons, pixel_arms, pixel_curve,
                                      poison_comparisons, poison_rates, verdict_summary)
 from emotic_mm.runinfo import record_run
@@ -140,6 +141,11 @@ def report(cfg: DictConfig) -> dict[str, Any]:
             deltas = pd.concat(poisoned, ignore_index=True)
             drawn = plots.clean_metric_deltas(deltas, tmp / "clean_metric_deltas.png")
             sections.append(md.deltas_section(deltas, "clean_metric_deltas.png" if drawn else None))
+        certified, radii = certified_rates(collection.runs) if "pixel" in present else (pd.DataFrame(), [])
+        defended = poison_defense_rates(collection.runs) if "poison_backdoor" in present else pd.DataFrame()
+        if not (certified.empty and defended.empty):
+            sections.append(md.defense_section(certified, radii, defended))
+            data["defenses"] = {"certified": records(certified), "radii": radii, "poisoning": records(defended)}
         summary = verdict_summary(paired, poison_verdicts)
         data["verdicts"] = records(summary)
         page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown),
