@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -125,6 +126,9 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["asr"] == summary["asr"] and set(on_disk["clean"]) == {"map", "dominant_acc", "vad_mae"}
     assert (run / "examples.png").is_file() and (run / "poisoned_model" / "best" / "model.safetensors").is_file()
+    per_person = pd.read_csv(run / "triggered.csv")  # what the report pairs two variants on
+    assert len(per_person) == summary["triggered_persons"] and per_person["hit_poisoned"].mean() == summary["asr"]
+    assert per_person["hit_clean"].mean() == summary["asr_clean_model"]
     assert not (run / "poisoned_model" / "last").exists()
     assert digest(poison_store) == before
     # the clean model was trained once into the cache; asking again reuses it without training

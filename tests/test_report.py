@@ -308,8 +308,9 @@ def test_sections_plots_and_files(reported):
     asr = [r for r in rows if len(r) == 8 and r[1] == "baseline"]
     hits = int(80 * backdoor_asr("baseline", 0, 0.05, 16, "dirty"))
     assert asr[0][2] == "160 triggered persons = 80 × 2 seeds" and asr[0][4] == wilson_text(2 * hits, 160) + " sd 0.0"
-    assert [r for r in md_rows(text, "joint vs baseline") if r[1] == "backdoor · rate=0.05 · 16 px · dirty-label"][0][6] \
-        == "joint more robust"
+    [dirty] = [r for r in md_rows(text, "joint vs baseline") if r[1] == "backdoor · rate=0.05 · 16 px · dirty-label"
+               and len(r) == 9]
+    assert dirty[3] == "unpaired" and dirty[8] == "joint more robust"  # the fake runs left no triggered.csv
     collision = [r for r in md_rows(text, "collision · n_poisons=10") if len(r) == 7 and r[1] == "joint"]
     assert collision[0][2] == "10 targets = 5 × 2 seeds" and collision[0][4].startswith(wilson_text(3, 10))
     # every picture the markdown links exists, relative to report.md
@@ -546,3 +547,28 @@ def test_defense_section_pools_certificates_detection_and_strip(tmp_path):
     [strip] = [r for r in data["defenses"]["poisoning"] if r["far_n"] == 80]
     assert (strip["far_k"], strip["frr_k"], strip["frr_n"]) == (20, 2, 100)
     assert wilson_text(18, 20) in text and wilson_text(20, 80) in text
+
+
+def test_backdoor_runs_with_triggered_csv_are_compared_paired(tmp_path):
+    """Both variants poisoned under the same seeds leave triggered.csv: the model comparison pairs the
+    triggered persons on (seed, index) — McNemar on the discordant persons, paired bootstrap — instead of
+    comparing counts."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.stages.report import report
+
+    root, triggered = tmp_path / "sweep", 80
+    for seed in SEEDS:
+        for model, fooled in (("baseline", 40), ("joint", 10)):  # joint's hits are a subset of baseline's
+            hits = np.arange(triggered) < fooled
+            _run_dir(root / f"{model}{seed}", _backdoor(model, seed, 0.05, 16, "dirty", fooled / triggered), seed, 40)
+            pd.DataFrame({"index": np.arange(triggered) + 7, "hit_clean": False, "hit_poisoned": hits}).to_csv(
+                root / f"{model}{seed}" / "triggered.csv", index=False)
+    data = report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out"), "overwrite": False}))
+    [row] = data["poison_backdoor"]["comparisons"]
+    assert (row["method"], row["n_a"], row["a"], row["b"]) == ("paired", 160, "joint", "baseline")
+    assert row["rate_a"] == 0.125 and row["rate_b"] == 0.5 and row["high"] < 0 and row["verdict"] == "joint more robust"
+    assert row["pvalue"] == pytest.approx(mcnemar([[20, 60], [0, 80]], exact=True).pvalue)
+    (tmp_path / "sweep" / "joint0" / "triggered.csv").write_text("index,hit_poisoned\n1,True\n")
+    with pytest.raises(Exception, match="triggered.csv has 1 rows but its summary.json says triggered_persons=80"):
+        report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out2"), "overwrite": False}))

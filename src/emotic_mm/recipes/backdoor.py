@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
@@ -22,7 +23,7 @@ from emotic_mm.attacks.surface import check_surface, painted_view
 from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
-from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import share_text
 from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_process_reason,
                                          summary_core, train_poisoned)
@@ -47,6 +48,17 @@ def filter_and_retrain(cfg: DictConfig, clean: Any, view: Any, poisoned_ids: np.
     keep, rates = detect_and_filter(kind.make(block), poisoned_model, view, poisoned_ids, target, device)
     retrained = train_poisoned(cfg, clean, KeptRows(view, keep), run_dir, out_name="defended_model")
     return {"detection": rates, "checkpoint": retrained}
+
+
+def write_triggered_csv(path: Path, victims: np.ndarray, hit: dict[str, np.ndarray]) -> None:
+    """``triggered.csv``: one row per triggered test person (``index`` in the split) and whether the trigger
+    made its top-1 the target on each model — the per-person outcomes that let the report pair two
+    variants poisoned with the same seed (same poisoned rows, same triggered persons) instead of
+    comparing their counts."""
+    table = pd.DataFrame({"index": np.asarray(victims, dtype=np.int64),
+                          **{f"hit_{name}": np.asarray(v, dtype=bool) for name, v in hit.items()}})
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -81,13 +93,13 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             boxes = person_boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
             return stamp(batch, rows, spec.surface, *boxes)
 
-        scores, asr = {}, {}
+        scores, asr, hit = {}, {}, {}
         for name, model in (("clean", clean_model.to(device)), ("poisoned", poisoned_model)):
             model.eval()
             scores[name] = (clean_split_metrics(cfg, clean.path, model, test, device) if name == "clean"
                             else clean_metrics(model, test, device))
-            hits = top1(model, test, victims, device, triggered) == target
-            asr[name] = float(hits.mean()) if len(hits) else None
+            hit[name] = top1(model, test, victims, device, triggered) == target
+            asr[name] = float(hit[name].mean()) if len(hit[name]) else None
         summary = {**summary_core(cfg, clean, scores["clean"], scores["poisoned"], started),
                    "rate": float(a.rate), "pixels": spec.pixels, "surface": spec.surface, "variant": str(a.variant),
                    "target": str(a.target), "asr": asr["poisoned"], "asr_clean_model": asr["clean"],
@@ -105,11 +117,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                            device)
         if defended is not None:
             model = load_model(defended["checkpoint"], device)[0].eval()
-            hits = top1(model, test, victims, device, triggered) == target
+            hit["after_defense"] = top1(model, test, victims, device, triggered) == target
             summary["detection"] = defended["detection"]
             summary["after_defense"] = {**clean_metrics(model, test, device),
-                                        "asr": float(hits.mean()) if len(hits) else None,
+                                        "asr": float(hit["after_defense"].mean()) if len(victims) else None,
                                         "checkpoint": str(defended["checkpoint"])}
+        write_triggered_csv(run_dir / "triggered.csv", victims, hit)
         write_json_atomic(run_dir / "summary.json", summary)
         shown = victims[: int(a.examples)]
         if len(shown):

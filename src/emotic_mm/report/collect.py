@@ -344,3 +344,30 @@ def load_persons(collection: Collection) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=PERSON_COLUMNS)
     return pd.concat(parts, ignore_index=True)[PERSON_COLUMNS]
+
+
+TRIGGERED_COLUMNS = ["run_dir", "seed", "index", "success"]
+
+
+def load_triggered(collection: Collection) -> pd.DataFrame:
+    """Every backdoor run's ``triggered.csv`` as long rows (:data:`TRIGGERED_COLUMNS`; success = the trigger
+    made the poisoned model's top-1 the target); runs without one are compared by their counts only."""
+    runs = collection.runs
+    parts = []
+    for _, run in runs[runs["kind"] == "poison_backdoor"].iterrows() if not runs.empty else ():
+        path = collection.root / run["run_dir"] / "triggered.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataFormatError(f"cannot read {path}: {exc}") from None
+        for column in ("index", "hit_poisoned"):
+            if column not in frame:
+                raise DataFormatError(f"{path} has no column {column}")
+        n = run.get("triggered_persons")
+        if not pd.isna(n) and len(frame) != int(n):
+            raise DataFormatError(f"{path} has {len(frame)} rows but its summary.json says triggered_persons={int(n)}")
+        parts.append(pd.DataFrame({"run_dir": run["run_dir"], "seed": run["seed"], "index": frame["index"].astype(int),
+                                   "success": _flags(path, frame, "hit_poisoned")}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TRIGGERED_COLUMNS)

@@ -322,12 +322,15 @@ def poison_section(kind_name: str, tab: pd.DataFrame, comparisons: pd.DataFrame,
     for caption, path in figures:
         lines += ["", f"![{caption}]({path})"]
     if not comparisons.empty:
-        comp_rows = [[f"{r['a']} vs {r['b']}", r["setting"], f"{int(r['n_a'])} vs {int(r['n_b'])}"
-                      if not (_nan(r["n_a"]) or _nan(r["n_b"])) else MISSING, pct(r["rate_a"]), pct(r["rate_b"]),
+        comp_rows = [[f"{r['a']} vs {r['b']}", r["setting"],
+                      (f"{int(r['n_a'])} pairs" if r["method"] == "paired" else f"{int(r['n_a'])} vs {int(r['n_b'])}")
+                      if not (_nan(r["n_a"]) or _nan(r["n_b"])) else MISSING, r["method"], pct(r["rate_a"]), pct(r["rate_b"]),
                       difference(r["diff"], r["low"], r["high"]), pvalue(r["pvalue"]), r["verdict"]]
                      for _, r in comparisons.iterrows()]
-        lines += ["", "Between models (unpaired: Newcombe 95 % interval, Fisher's exact p; negative = A more robust):", "",
-                  table(["comparison (A vs B)", "setting", "n (A vs B)", "A (%)", "B (%)", "A − B (pts) [95 % CI]", "p",
+        lines += ["", "Between models (negative = A more robust). Paired where both models' runs left per-person "
+                  "outcomes (the same triggered persons under the same seed): paired-bootstrap 95 % interval and "
+                  "McNemar's exact p; otherwise unpaired from the counts: Newcombe 95 % interval, Fisher's exact p.", "",
+                  table(["comparison (A vs B)", "setting", "n", "method", "A (%)", "B (%)", "A − B (pts) [95 % CI]", "p",
                          "verdict"], comp_rows)]
     return "\n".join(lines)
 

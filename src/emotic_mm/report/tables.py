@@ -402,11 +402,17 @@ def _delta(df: pd.DataFrame, metric: str) -> pd.Series:
     return delta
 
 
-def poison_comparisons(table: pd.DataFrame, kind_name: str) -> pd.DataFrame:
-    """Per setting, each pair of models A (later) vs B: A − B of the pooled success rates, Newcombe's
-    interval, Fisher's p and the verdict. Unpaired: the summaries give counts, not per-person outcomes."""
+def poison_comparisons(table: pd.DataFrame, kind_name: str, runs: pd.DataFrame | None = None,
+                       persons: pd.DataFrame | None = None, resamples: int = stats.RESAMPLES) -> pd.DataFrame:
+    """Per setting, each pair of models A (later) vs B: A − B of the success rates and the verdict.
+
+    Paired where every run of both models in the setting left per-person outcomes (``persons``: backdoor
+    ``triggered.csv``; both variants poisoned with one seed share the poisoned rows and the triggered
+    persons): matched on (seed, index), paired-bootstrap interval clustered by seed and McNemar's exact
+    test, as for pixel runs. Otherwise unpaired from the pooled counts: Newcombe's interval, Fisher's p."""
     columns = ["kind", "factor", "setting", "held", "a", "b", "n_a", "n_b", "rate_a", "rate_b", "diff", "low", "high",
-               "pvalue", "verdict"]
+               "pvalue", "method", "verdict"]
+    outcomes = _outcomes_by_model(runs, persons, kind_name)
     rows = []
     for setting, group in table.groupby("setting", sort=False):
         by_model = group.set_index("model")
@@ -414,13 +420,42 @@ def poison_comparisons(table: pd.DataFrame, kind_name: str) -> pd.DataFrame:
         for i, b in enumerate(levels):
             for a in levels[i + 1:]:
                 ra, rb = by_model.loc[a], by_model.loc[b]
-                result = stats.independent_difference(ra["success_k"], ra["success_n"], rb["success_k"], rb["success_n"])
                 lower, higher = _verdict_texts("model", a, b)
+                pair = outcomes.get(setting)
+                if pair is not None and {a, b} <= set(pair.columns):
+                    both = pair[[a, b]].dropna()
+                    xa, xb = both[a].to_numpy(float), both[b].to_numpy(float)
+                    seeds = both.index.get_level_values("seed").to_numpy()
+                    result = stats.paired_bootstrap(xa, xb, clusters=seeds, resamples=resamples)
+                    pvalue = stats.mcnemar_test(xa.astype(bool), xb.astype(bool)).pvalue if len(both) else math.nan
+                    n_a = n_b = len(both)
+                    rate_a, rate_b = (float(xa.mean()), float(xb.mean())) if len(both) else (math.nan, math.nan)
+                    method = "paired"
+                else:
+                    result = stats.independent_difference(ra["success_k"], ra["success_n"], rb["success_k"], rb["success_n"])
+                    pvalue, n_a, n_b, rate_a, rate_b = result.pvalue, ra["success_n"], rb["success_n"], ra["success"], rb["success"]
+                    method = "unpaired"
                 rows.append({"kind": kind_name, "factor": "model", "setting": setting, "held": "", "a": a, "b": b,
-                             "n_a": ra["success_n"], "n_b": rb["success_n"], "rate_a": ra["success"], "rate_b": rb["success"],
-                             "diff": result.diff, "low": result.low, "high": result.high, "pvalue": result.pvalue,
-                             "verdict": stats.verdict(result.low, result.high, result.pvalue, lower, higher)})
+                             "n_a": n_a, "n_b": n_b, "rate_a": rate_a, "rate_b": rate_b,
+                             "diff": result.diff, "low": result.low, "high": result.high, "pvalue": pvalue,
+                             "method": method, "verdict": stats.verdict(result.low, result.high, pvalue, lower, higher)})
     return pd.DataFrame(rows, columns=columns)
+
+
+def _outcomes_by_model(runs: pd.DataFrame | None, persons: pd.DataFrame | None, kind_name: str) -> dict[str, pd.DataFrame]:
+    """Per setting whose every run has per-person outcomes: a (seed, index) × model table of successes."""
+    if runs is None or persons is None or persons.empty:
+        return {}
+    df, _ = with_settings(runs, ATTACKS.get(kind_name))
+    have = set(persons["run_dir"])
+    out = {}
+    for setting, group in df.groupby("setting", sort=False):
+        if not set(group["run_dir"]) <= have:
+            continue
+        p = persons.merge(group[["run_dir", "model"]], on="run_dir")
+        p = p.drop_duplicates(["seed", "index", "model"])
+        out[setting] = p.set_index(["seed", "index", "model"])["success"].unstack("model")
+    return out
 
 
 # --------------------------------------------------------------------------- the verdicts at a glance
@@ -440,7 +475,8 @@ def verdict_summary(paired: pd.DataFrame, poison: list[pd.DataFrame]) -> pd.Data
                          "detected_at": [{"k": int(r["k"]), "verdict": r["verdict"]} for _, r in detected.iterrows()]})
     for table in poison:
         for _, r in table.iterrows():
-            n = "–" if math.isnan(r["n_a"]) or math.isnan(r["n_b"]) else f"{int(r['n_a'])} vs {int(r['n_b'])}"
+            n = ("–" if math.isnan(r["n_a"]) or math.isnan(r["n_b"]) else
+                 f"{int(r['n_a'])} pairs" if r["method"] == "paired" else f"{int(r['n_a'])} vs {int(r['n_b'])}")
             rows.append({"kind": r["kind"], "factor": "model", "comparison": f"{r['a']} vs {r['b']}",
                          "setting": r["setting"], "held": "", "at": "", "n": n, "seeds": None, "diff": r["diff"],
                          "low": r["low"], "high": r["high"], "pvalue": r["pvalue"], "verdict": r["verdict"],

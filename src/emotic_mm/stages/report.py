@@ -27,7 +27,7 @@ from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, w
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
 from emotic_mm.report import plots, stats
-from emotic_mm.report.collect import load_persons, load_runs
+from emotic_mm.report.collect import load_persons, load_runs, load_triggered
 from emotic_mm.report.defense_tables import certified_rates, poison_defense_rates
 from emotic_mm.report.tables import (label_runs, models_in, paired_comparisons, pixel_arms, pixel_curve,
                                      poison_comparisons, poison_rates, verdict_summary)
@@ -84,7 +84,10 @@ METHODS = {
     "paired_difference": f"A - B over persons matched on (seed, index); percentile paired bootstrap, "
                          f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
                          "McNemar exact test on the discordant pairs",
-    "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test",
+    "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test "
+                           "(poisoning comparisons whose runs left no per-person triggered.csv)",
+    "paired_poisoning_difference": "backdoor runs with triggered.csv: as paired_difference, over the triggered "
+                                   "persons matched on (seed, index)",
     "verdict": f"'A more robust' / 'B more robust' when the 95 % interval excludes 0 and p < {stats.ALPHA}; "
                f"else '{stats.NO_DIFFERENCE}'",
     "unit": "fractions (0-1); attacker success: lower = more robust",
@@ -126,7 +129,8 @@ def report(cfg: DictConfig) -> dict[str, Any]:
             if name not in present:
                 continue
             tab, keys = poison_rates(collection.runs, name)
-            comparisons = poison_comparisons(tab, name)
+            comparisons = poison_comparisons(tab, name, collection.runs,
+                                             load_triggered(collection) if name == "poison_backdoor" else None)
             figures = []
             if name == "poison_backdoor":
                 for x_key, file, xlabel, scale in (("rate", "asr_vs_rate.png", "poisoned training persons (%)", 100.0),
