@@ -542,6 +542,8 @@ def test_defense_section_pools_certificates_detection_and_strip(tmp_path):
     [row] = [r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 8]
     assert row[4].startswith(wilson_text(100, 160)) and row[5].startswith(wilson_text(50, 160))
     assert row[7] == "1 of 200 — WRONG"
+    [robustbench] = [r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 6 + len(KS) + 3]
+    assert robustbench[-1] == "62.5 / 31.2"  # the certified column of the RobustBench-style row
     [spectral] = [r for r in data["defenses"]["poisoning"] if r["tpr_n"] == 20]
     assert (spectral["tpr_k"], spectral["fpr_k"], spectral["fpr_n"], spectral["asr_after_k"]) == (18, 38, 380, 20)
     [strip] = [r for r in data["defenses"]["poisoning"] if r["far_n"] == 80]

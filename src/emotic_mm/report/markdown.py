@@ -200,7 +200,8 @@ def rate_table(curve: pd.DataFrame, name: str) -> str:
     return table(["setting", "model · modalities", "n", "seeds", *(f"k={k}" for k in ks)], rows)
 
 
-def pixel_section(curve: pd.DataFrame, arms: pd.DataFrame, paired: pd.DataFrame, figure: str | None) -> str:
+def pixel_section(curve: pd.DataFrame, arms: pd.DataFrame, paired: pd.DataFrame, figure: str | None,
+                  certified: pd.DataFrame | None = None, radii: Sequence[int] = ()) -> str:
     ks = sorted(int(k) for k in curve["k"].unique())
     correct = []
     for setting, arm, by_k in _by_arm(curve):
@@ -228,7 +229,7 @@ def pixel_section(curve: pd.DataFrame, arms: pd.DataFrame, paired: pd.DataFrame,
         "is not \"fooled\"); n is their count over all seeds.", "",
         table(["setting", "model · modalities", "n", "seeds", *k_cols], correct),
         "", "### Clean and robust accuracy (RobustBench-style)", "",
-        robustbench_table(curve, arms),
+        robustbench_table(curve, arms, certified, radii),
         "", "### Queries to success", "",
         "Model evaluations per successful person, mean / median over the fooled persons of all seeds "
         "(cumulative along the schedule of k).", "",
@@ -237,12 +238,15 @@ def pixel_section(curve: pd.DataFrame, arms: pd.DataFrame, paired: pd.DataFrame,
     return "\n".join(lines)
 
 
-def robustbench_table(curve: pd.DataFrame, arms: pd.DataFrame) -> str:
+def robustbench_table(curve: pd.DataFrame, arms: pd.DataFrame, certified: pd.DataFrame | None = None,
+                      radii: Sequence[int] = ()) -> str:
     """Clean mAP and clean dominant accuracy, then robust dominant accuracy at each k, median queries at
-    the largest k and median pixels needed — one row per setting and arm."""
+    the largest k and median pixels needed — one row per setting and arm (a defense is part of the
+    setting) — and, where any row has certificates, its certified accuracy at each radius."""
     ks = sorted(int(k) for k in curve["k"].unique())
     rows = []
     by_arm = {(s, a): by_k for s, a, by_k in _by_arm(curve)}
+    cert = {} if certified is None or certified.empty else {(r["setting"], r["arm"]): r for _, r in certified.iterrows()}
     for _, r in arms.iterrows():
         by_k = by_arm[(r["setting"], r["arm"])]
         last = by_k.iloc[-1]
@@ -255,8 +259,13 @@ def robustbench_table(curve: pd.DataFrame, arms: pd.DataFrame) -> str:
                      f"{number(last['median_queries'])} (k={int(by_k.index[-1])})",
                      f"{median_pixels(r['median_pixels_needed_all'], r['largest_k'])} / "
                      f"{median_pixels(r['median_pixels_needed_correct'], r['largest_k'])}"])
+        if cert:
+            c = cert.get((r["setting"], r["arm"]))
+            rows[-1].append(MISSING if c is None else " / ".join(pct(c[f"r{x}"]) for x in radii))
     columns = ["setting", "model · modalities", "n", "seeds", "clean mAP", "clean dominant acc",
                *(f"robust acc k={k}" for k in ks), "median queries", "median pixels needed (all / clean-correct)"]
+    if cert:
+        columns.append(f"certified acc r={' / '.join(map(str, radii))} (%, see Defenses)")
     return "\n".join([
         "Clean dominant accuracy = top-1 in the label set; robust dominant accuracy = top-1 still in the label "
         "set under the attack with k pixels (pooled % [Wilson 95 %] sd over seeds). Clean mAP: macro AP over "

@@ -116,12 +116,13 @@ def report(cfg: DictConfig) -> dict[str, Any]:
     }
     with atomic_dir(out) as tmp:
         sections, poison_verdicts, paired = [], [], pd.DataFrame()
+        certified, radii = certified_rates(collection.runs) if "pixel" in present else (pd.DataFrame(), [])
         if "pixel" in present:
             curve, keys = pixel_curve(collection.runs, collection.points, persons)
             arms = pixel_arms(collection.runs, curve, keys)
             paired = paired_comparisons(collection.runs, persons)
             figure = "success_vs_pixels.png" if plots.success_vs_pixels(curve, keys, tmp / "success_vs_pixels.png") else None
-            sections.append(md.pixel_section(curve, arms, paired, figure))
+            sections.append(md.pixel_section(curve, arms, paired, figure, certified, radii))
             data["pixel"] = {"setting_keys": keys, "curve": records(curve), "arms": records(arms),
                              "paired": records(paired)}
         poisoned = []
@@ -145,7 +146,6 @@ def report(cfg: DictConfig) -> dict[str, Any]:
             deltas = pd.concat(poisoned, ignore_index=True)
             drawn = plots.clean_metric_deltas(deltas, tmp / "clean_metric_deltas.png")
             sections.append(md.deltas_section(deltas, "clean_metric_deltas.png" if drawn else None))
-        certified, radii = certified_rates(collection.runs) if "pixel" in present else (pd.DataFrame(), [])
         defended = poison_defense_rates(collection.runs) if "poison_backdoor" in present else pd.DataFrame()
         if not (certified.empty and defended.empty):
             sections.append(md.defense_section(certified, radii, defended))
