@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--selection", type=int, default=20)
     p.add_argument("--batch", type=int, default=64, help="working views per timed smoothing forward")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("bench_results/defenses.json"))
     args = p.parse_args()
@@ -69,20 +69,22 @@ def main() -> None:
     encoder = model.image_encoders["context"]
     views = encoder.working_view(full.__getitems__(list(range(min(args.batch, len(full)))))["context"].to(device))
     original = encoder.input_defense
-    smoothing = {}
-    for label, module in (("ablation (as trained)", original), ("+ median 3", torch.nn.Sequential(MedianFilter(3), original)),
-                          ("+ squeeze 4 bits", torch.nn.Sequential(BitDepth(4), original))):
-        encoder.input_defense = module
-        times = []
-        with torch.inference_mode():
-            for _ in range(args.repeats + 1):
+    variants = {"ablation (as trained)": original, "+ median 3": torch.nn.Sequential(MedianFilter(3), original),
+                "+ squeeze 4 bits": torch.nn.Sequential(BitDepth(4), original)}
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    with torch.inference_mode():
+        # Round-robin over the variants, so that drift of a shared CPU's clock or load hits all of them alike
+        # (timing them one after the other once made the squeezed encoder look faster than the plain one).
+        for _ in range(args.repeats + 1):
+            for label, module in variants.items():
+                encoder.input_defense = module
                 sync(device)
                 t0 = time.perf_counter()
                 encoder(views)
                 sync(device)
-                times.append(time.perf_counter() - t0)
-        smoothing[label] = float(np.median(times[1:]))
+                times[label].append(time.perf_counter() - t0)
     encoder.input_defense = original
+    smoothing = {label: float(np.median(ts[1:])) for label, ts in times.items()}  # the first round warms up
 
     n = len(data)
     table = Table(title=f"defenses · {n} persons · n0 = {args.selection}, n = {args.samples} ablated views each")

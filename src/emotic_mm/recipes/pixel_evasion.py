@@ -274,9 +274,11 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
               f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
               + ("" if sound["sound"] else f" — the certificate is WRONG for persons {sound['violating_persons']}"))
+    needed = summary["median_pixels_needed_all"]
     print_table(f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
                 f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
-                f"{summary['clean_dominant_accuracy']:.3f} · median pixels needed {summary['median_pixels_needed_all']}",
+                f"{summary['clean_dominant_accuracy']:.3f} of {summary['persons']} · median pixels needed "
+                f"{'– (none fooled)' if needed is None else needed}",
                 ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"], rows)
 
 
