@@ -9,6 +9,7 @@ on rank 0, which writes the files.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.report import figures
+from emotic_mm.report.markdown import median_pixels
 from emotic_mm.report.stats import median_needed
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
@@ -274,11 +276,11 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
               f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
               + ("" if sound["sound"] else f" — the certificate is WRONG for persons {sound['violating_persons']}"))
-    needed = summary["median_pixels_needed_all"]
+    needed = summary["median_pixels_needed_all"]  # None: the median person was not fooled within the largest k
     print_table(f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
                 f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
                 f"{summary['clean_dominant_accuracy']:.3f} of {summary['persons']} · median pixels needed "
-                f"{'– (none fooled)' if needed is None else needed}",
+                f"{median_pixels(math.inf if needed is None else needed, max(summary['pixels']))}",
                 ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"], rows)
 
 
