@@ -367,6 +367,23 @@ def test_image_encoder_weights_load_strictly(tmp_path):
         ImageEncoder("resnet18", weights=str(not_torch))
 
 
+def test_stem_pool_off_halves_the_stem_stride():
+    """``stem_pool=false`` keeps twice the first feature map's side (a 2-px cue keeps its own cell), and a
+    backbone without a stem max-pool is refused in one line naming the key."""
+    from emotic_mm.models.encoders import ImageEncoder
+
+    sides = {}
+    for pool in (True, False):
+        encoder = ImageEncoder("resnet18", input_size=64, stem_pool=pool).eval()
+        stem = torch.nn.Sequential(*list(encoder.backbone.children())[:5])  # conv1, bn1, relu, maxpool, layer1
+        sides[pool] = stem(torch.zeros(1, 3, 64, 64)).shape[-1]
+        assert encoder(torch.zeros(2, 3, 80, 80)).shape == (2, 512)
+    assert sides == {True: 16, False: 32}
+    with pytest.raises(ConfigError, match=r"^model.image_encoder.stem_pool=false: .*mobilenet_v3_small") as info:
+        ImageEncoder("mobilenet_v3_small", stem_pool=False)
+    assert "\n" not in str(info.value)
+
+
 @pytest.fixture(scope="module")
 def two_stores(small_raw, tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("sizes")

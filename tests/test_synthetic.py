@@ -330,6 +330,26 @@ def test_shortcut_probe_runs_on_a_tiny_store(converted, tmp_path):
     assert np.allclose((feats ** 2).sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_cue_learnability_probe_runs_on_a_tiny_store(converted, tmp_path, capsys):
+    """One epoch per probe on the tiny store: the table's figures are APs with their counts, saved as
+    JSON; a category name that is not one of the 26 is one line."""
+    _, store, _ = converted
+    probe = _load_script("probe_cue_learnability")
+    labels = np.load(store / "train_cat_arr.npy")
+    category = CATEGORIES[int(labels.sum(0).argmax())]
+    out = tmp_path / "cues.json"
+    results = probe.main(["--store", str(store), "--probe", f"body:{category}", "--size", "32", "--epochs", "1",
+                          "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    (result,) = results
+    assert result["train_positives"] == int(labels[:, CATEGORIES.index(category)].sum())
+    assert 0 < result["val_prevalence"] < 1 and len(result["history"]) == 1
+    assert 0 < result["history"][0]["train_ap"] <= 1 and result["best_val_ap"] == result["history"][0]["val_ap"]
+    with pytest.raises(SystemExit):
+        probe.main(["--store", str(store), "--probe", "body:Joy", "--out", str(out)])
+    assert capsys.readouterr().err.strip().endswith("--probe body:Joy: not one of the 26 categories")
+
+
 def test_readme_figure_script_draws_the_default_pictures(tmp_path):
     show = _load_script("show_synthetic")
     out = show.render(tmp_path / "grid.png", seed=0, count=2, cols=2)

@@ -45,6 +45,20 @@ def test_vad_and_infonce_losses():
     assert SymmetricInfoNCE()(img, img, scale).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_infonce_text_anchor_stops_the_text_gradient_only():
+    image = torch.randn(4, 8, requires_grad=True)
+    text = torch.randn(4, 8, requires_grad=True)
+    for anchor, image_moves, text_moves in ((None, True, True), ("text", True, False), ("image", False, True)):
+        image.grad, text.grad = None, None
+        loss = SymmetricInfoNCE(anchor)(image, text, torch.tensor(3.0))
+        assert loss.item() == pytest.approx(SymmetricInfoNCE()(image, text, torch.tensor(3.0)).item())
+        loss.backward()
+        assert (image.grad is not None and image.grad.abs().sum() > 0) == image_moves
+        assert (text.grad is not None and text.grad.abs().sum() > 0) == text_moves
+    with pytest.raises(ConfigError, match="loss.contrastive_anchor='both'"):
+        SymmetricInfoNCE("both")
+
+
 # --------------------------------------------------------------------------- metrics
 def test_map_equals_sklearn_macro():
     rng = np.random.default_rng(0)

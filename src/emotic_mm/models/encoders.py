@@ -100,6 +100,17 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def drop_stem_pool(model: nn.Module, name: str) -> None:
+    """Skip the stem's max-pool (ResNet-style ``maxpool``), halving the stem's stride from 4 to 2.
+
+    The usual change for 32–64-pixel inputs: with the full stride a 2–3-pixel cue (a mouth at the 64-px
+    body view) falls inside one cell of the first feature map. It costs about 4× the backbone's compute;
+    pretrained weights still load (a pool has none)."""
+    if not isinstance(getattr(model, "maxpool", None), nn.MaxPool2d):
+        raise ConfigError(f"model.image_encoder.stem_pool=false: torchvision {name} has no stem max-pool to skip")
+    model.maxpool = nn.Identity()
+
+
 def resize_view(pixels: torch.Tensor, size: int | None) -> torch.Tensor:
     """(B, 3, H, W) pixels as floats at ``size`` × ``size`` (antialiased bilinear; unchanged when already
     that size or ``size`` is None): the resize every torchvision encoder applies to its view."""
@@ -113,9 +124,12 @@ class ImageEncoder(nn.Module):
     """Raw pixels (B, 3, H, W) in [0, 255] → features (B, D) through a torchvision backbone."""
 
     def __init__(self, name: str = "resnet18", weights: str | None = None, input_size: int | None = None,
-                 freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None) -> None:
+                 freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None,
+                 stem_pool: bool = True) -> None:
         super().__init__()
         self.backbone = _load_backbone(name, weights, dict(kwargs or {}))
+        if not stem_pool:
+            drop_stem_pool(self.backbone, name)
         self.out_dim = _strip_classifier(self.backbone, name)
         self.input_size = int(input_size) if input_size else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)

@@ -66,6 +66,7 @@ def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any
     return {m: ImageEncoder(name=str(image_encoder["name"]), weights=image_encoder.get("weights"),
                             input_size=sizes.get(m), freeze=bool(image_encoder.get("freeze", False)),
                             channels_last=bool(image_encoder.get("channels_last", False)),
+                            stem_pool=bool(image_encoder.get("stem_pool", True)),
                             kwargs=dict(image_encoder.get("kwargs") or {}))
             for m in IMAGE_MODALITIES if m in modalities}
 

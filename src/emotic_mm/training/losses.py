@@ -59,9 +59,24 @@ class VADLoss(nn.Module):
 
 class SymmetricInfoNCE(nn.Module):
     """Mean of image→text and text→image cross-entropy over the global batch's similarity matrix (under
-    torchrun every rank's embeddings are gathered, with gradients, so each sees all negatives)."""
+    torchrun every rank's embeddings are gathered, with gradients, so each sees all negatives).
+
+    ``anchor="text"`` stops the gradient at the text side: the description's embedding is shaped by the
+    emotion objective alone and the image embedding is pulled towards it (one-sided alignment). Two-sided
+    alignment also bends the text embedding towards what pictures show (clothes, hair), which costs the
+    categories only the description carries."""
+
+    def __init__(self, anchor: str | None = None) -> None:
+        super().__init__()
+        if anchor not in (None, "text", "image"):
+            raise ConfigError(f"loss.contrastive_anchor={anchor!r} is not one of null, text, image")
+        self.anchor = anchor
 
     def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        if self.anchor == "text":
+            text = text.detach()
+        elif self.anchor == "image":
+            image = image.detach()
         image, text = gather_with_grad(image), gather_with_grad(text)
         logits = logit_scale * image.float() @ text.float().t()
         labels = torch.arange(logits.shape[0], device=logits.device)
@@ -72,13 +87,13 @@ class EmotionObjective(nn.Module):
     """The weighted sum the trainer minimises; returns the total and its parts for logging."""
 
     def __init__(self, discrete: str = "dynamic", cat_weight: float = 1.0, vad_weight: float = 0.5,
-                 contrastive_weight: float = 0.5) -> None:
+                 contrastive_weight: float = 0.5, contrastive_anchor: str | None = None) -> None:
         super().__init__()
         if discrete not in ("dynamic", "bce"):
             raise ConfigError(f"loss.discrete={discrete!r} is not one of dynamic, bce")
         self.discrete = DynamicWeightedLoss() if discrete == "dynamic" else BCELoss()
         self.vad = VADLoss()
-        self.contrastive = SymmetricInfoNCE()
+        self.contrastive = SymmetricInfoNCE(contrastive_anchor)
         self.cat_weight, self.vad_weight, self.contrastive_weight = cat_weight, vad_weight, contrastive_weight
 
     def forward(self, out: dict[str, Any], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
