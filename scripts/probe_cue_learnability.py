@@ -7,8 +7,8 @@ The multi-label image-only model learns little of the synthetic default's small 
 image stream learns"). This probe separates the two possible causes — the objective (26 categories and
 VAD sharing one small backbone) and the pictures themselves — by training, per ``view:Category`` pair,
 a fresh ResNet-18 (the model's own :class:`~emotic_mm.models.encoders.ImageEncoder`, at its working
-resolution) with one logit and a positive-weighted BCE on that category alone. It reports train and val
-AP per epoch next to the val prevalence (chance): a cue the probe cannot learn on train is invisible at
+resolution) with one logit and a positive-weighted BCE on that category alone (flips as the trainer's
+augmentation makes them). It reports train and val AP (eval's AP) per epoch next to the val prevalence (chance): a cue the probe cannot learn on train is invisible at
 this resolution; one it learns on train but not on val is one this many examples cannot generalise.
 Prints a table and writes JSON (``--out``).
 """
@@ -35,20 +35,24 @@ def view_tensor(array: np.ndarray, size: int, chunk: int = 256) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def scores(model: torch.nn.Module, x: torch.Tensor, chunk: int = 256) -> np.ndarray:
+def average_precision(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> float:
+    """The model's AP on (x, y): torchmetrics' binary AP, what ``emotic-mm eval``'s per-category AP is for
+    one category."""
+    from torchmetrics.functional.classification import binary_average_precision
+
     model.eval()
     with torch.no_grad():
-        return torch.cat([model(x[i:i + chunk]).squeeze(1) for i in range(0, len(x), chunk)]).numpy()
+        scores = torch.cat([model(x[i:i + chunk]).squeeze(1) for i in range(0, len(x), chunk)])
+    return float(binary_average_precision(scores, y.long()))
 
 
 def probe(store: Path, view: str, category: str, size: int, epochs: int, batch_size: int, lr: float,
           seed: int) -> dict[str, Any]:
-    from sklearn.metrics import average_precision_score
-
     from emotic_mm.data.categories import CATEGORIES
     from emotic_mm.data.store import Store
     from emotic_mm.errors import ConfigError
     from emotic_mm.models.encoders import ImageEncoder
+    from emotic_mm.training.augment import augment_batch
 
     if category not in CATEGORIES:
         raise ConfigError(f"--probe {view}:{category}: not one of the 26 categories")
@@ -71,17 +75,16 @@ def probe(store: Path, view: str, category: str, size: int, epochs: int, batch_s
         model.train()
         started = time.time()
         for idx in torch.randperm(len(y["train"]), generator=generator).split(batch_size):
-            batch = x["train"][idx]
-            flip = torch.rand(len(idx), generator=generator) < 0.5
-            batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+            batch = augment_batch({view: x["train"][idx]}, flip=True, brightness=0.0, contrast=0.0,
+                                  generator=generator)[view]
             loss = F.binary_cross_entropy_with_logits(model(batch).squeeze(1), y["train"][idx], pos_weight=pos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         history.append({
             "epoch": epoch + 1,
-            "train_ap": float(average_precision_score(y["train"].numpy(), scores(model, x["train"]))),
-            "val_ap": float(average_precision_score(y["val"].numpy(), scores(model, x["val"]))),
+            "train_ap": average_precision(model, x["train"], y["train"]),
+            "val_ap": average_precision(model, x["val"], y["val"]),
             "seconds": time.time() - started,
         })
         print(f"  {view}:{category} epoch {epoch + 1}: train AP {history[-1]['train_ap']:.3f} "

@@ -104,7 +104,7 @@ def drop_stem_pool(model: nn.Module, name: str) -> None:
     """Skip the stem's max-pool (ResNet-style ``maxpool``), halving the stem's stride from 4 to 2.
 
     The usual change for 32–64-pixel inputs: with the full stride a 2–3-pixel cue (a mouth at the 64-px
-    body view) falls inside one cell of the first feature map. It costs about 4× the backbone's compute;
+    body view) falls inside one cell of the first feature map. Every later layer sees 4× the positions;
     pretrained weights still load (a pool has none)."""
     if not isinstance(getattr(model, "maxpool", None), nn.MaxPool2d):
         raise ConfigError(f"model.image_encoder.stem_pool=false: torchvision {name} has no stem max-pool to skip")
