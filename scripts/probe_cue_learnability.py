@@ -10,7 +10,9 @@ a fresh ResNet-18 (the model's own :class:`~emotic_mm.models.encoders.ImageEncod
 resolution) with one logit and a positive-weighted BCE on that category alone (flips as the trainer's
 augmentation makes them). It reports train and val AP (eval's AP) per epoch next to the val prevalence (chance): a cue the probe cannot learn on train is invisible at
 this resolution; one it learns on train but not on val is one this many examples cannot generalise.
-Prints a table and writes JSON (``--out``).
+``--crop 0.2,0,0.8,0.3 --crop-from 128`` reads only a fixed head crop of the body view (cut from the
+store's 128-px view, resized to ``--size``), as the face streams of some EMOTIC models do: whether
+pointing the network at the face is enough. Prints a table and writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ def view_tensor(array: np.ndarray, size: int, chunk: int = 256) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def crop_view(x: torch.Tensor, box: tuple[float, float, float, float], size: int) -> torch.Tensor:
+    """The ``box`` (x0, y0, x1, y1 as fractions of the view) of every picture, resized to ``size`` × ``size``:
+    a fixed head crop of the body view, the way face streams of EMOTIC models read a face."""
+    h, w = x.shape[-2:]
+    x0, y0, x1, y1 = int(box[0] * w), int(box[1] * h), round(box[2] * w), round(box[3] * h)
+    return F.interpolate(x[:, :, y0:y1, x0:x1], size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
 def average_precision(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> float:
     """The model's AP on (x, y): torchmetrics' binary AP, what ``emotic-mm eval``'s per-category AP is for
     one category."""
@@ -47,7 +58,8 @@ def average_precision(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 
 def probe(store: Path, view: str, category: str, size: int, epochs: int, batch_size: int, lr: float,
-          seed: int) -> dict[str, Any]:
+          seed: int, crop: tuple[float, float, float, float] | None = None, crop_from: int | None = None
+          ) -> dict[str, Any]:
     from emotic_mm.data.categories import CATEGORIES
     from emotic_mm.data.store import Store
     from emotic_mm.errors import ConfigError
@@ -60,7 +72,10 @@ def probe(store: Path, view: str, category: str, size: int, epochs: int, batch_s
         raise ConfigError(f"--probe {view}:{category}: the view is context or body")
     data = Store(store)
     j = CATEGORIES.index(category)
-    x = {s: view_tensor(getattr(data[s], view), size) for s in ("train", "val")}
+    if crop is None:
+        x = {s: view_tensor(getattr(data[s], view), size) for s in ("train", "val")}
+    else:
+        x = {s: crop_view(view_tensor(getattr(data[s], view), crop_from or size), crop, size) for s in ("train", "val")}
     y = {s: torch.from_numpy(np.asarray(data[s].categories[:, j], np.float32)) for s in ("train", "val")}
     if y["train"].sum() == 0 or y["val"].sum() == 0:
         raise ConfigError(f"--probe {view}:{category}: no positive in train or val")
@@ -89,7 +104,7 @@ def probe(store: Path, view: str, category: str, size: int, epochs: int, batch_s
         })
         print(f"  {view}:{category} epoch {epoch + 1}: train AP {history[-1]['train_ap']:.3f} "
               f"val AP {history[-1]['val_ap']:.3f}", flush=True)
-    return {"view": view, "category": category, "size": size,
+    return {"view": view, "category": category, "size": size, "crop": crop, "crop_from": crop_from,
             "train_positives": int(y["train"].sum()), "val_positives": int(y["val"].sum()),
             "val_prevalence": float(y["val"].mean()), "history": history,
             "best_val_ap": max(h["val_ap"] for h in history)}
@@ -104,17 +119,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", metavar="X0,Y0,X1,Y1", help="read only this box of the view (fractions), "
+                        "resized to --size: e.g. 0.2,0,0.8,0.3 is a head crop of the body view")
+    parser.add_argument("--crop-from", type=int, help="the view's resolution the crop is cut from (default --size)")
     parser.add_argument("--out", type=Path, default=Path("bench_results/probe_cue_learnability.json"))
     args = parser.parse_args(argv)
-    from emotic_mm.errors import EmoticMMError
+    from emotic_mm.errors import ConfigError, EmoticMMError
     from emotic_mm.fsutil import write_json_atomic
 
     try:
+        crop = None
+        if args.crop:
+            try:
+                crop = tuple(float(v) for v in args.crop.split(","))
+            except ValueError:
+                crop = ()
+            if len(crop) != 4 or not (0 <= crop[0] < crop[2] <= 1 and 0 <= crop[1] < crop[3] <= 1):
+                raise ConfigError(f"--crop {args.crop}: four fractions x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
         results = []
         for spec in args.probe:
             view, _, category = spec.partition(":")
             results.append(probe(args.store, view, category, args.size, args.epochs, args.batch_size, args.lr,
-                                 args.seed))
+                                 args.seed, crop, args.crop_from))
     except EmoticMMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

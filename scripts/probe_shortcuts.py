@@ -135,13 +135,14 @@ def probe(name: str, feats: dict[str, np.ndarray], labels: dict[str, np.ndarray]
             "test_ap": per_category_ap(scores, labels["test"]), "seconds": round(time.time() - started, 1)}
 
 
-def read_cnn(eval_dir: Path) -> dict[str, Any]:
+def read_eval(eval_dir: Path, flag: str = "--cnn-eval") -> dict[str, Any]:
+    """An ``emotic-mm eval`` run's test mAP and modalities; anything else is one line naming ``flag``."""
     path = eval_dir / "metrics.json"
     if not path.is_file():
-        raise SystemExit(f"--cnn-eval {eval_dir}: no metrics.json there (run `emotic-mm eval ... split=test` first)")
+        raise SystemExit(f"{flag} {eval_dir}: no metrics.json there (run `emotic-mm eval ... split=test` first)")
     metrics = json.loads(path.read_text())
     if metrics.get("split") not in (None, "test"):
-        raise SystemExit(f"--cnn-eval {eval_dir}: metrics are on split {metrics.get('split')!r}, not test")
+        raise SystemExit(f"{flag} {eval_dir}: metrics are on split {metrics.get('split')!r}, not test")
     return {"map": float(metrics["map"]), "modalities": metrics.get("modalities"), "path": str(path)}
 
 
@@ -172,7 +173,7 @@ def run(store: Path, cnn_eval: Path | None = None, max_train: int | None = None,
         feats["thumbnail"][split] = thumbnail_features(context)
     chance = chance_map(labels["test"])
     coin, coin_std = random_map(labels["test"])
-    cnn = read_cnn(cnn_eval) if cnn_eval is not None else None
+    cnn = read_eval(cnn_eval) if cnn_eval is not None else None
     probes = [probe(name, f, labels) for name, f in feats.items()]
     for p in probes:
         p["gain"] = p["test_map"] - chance

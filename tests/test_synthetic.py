@@ -348,6 +348,17 @@ def test_cue_learnability_probe_runs_on_a_tiny_store(converted, tmp_path, capsys
     with pytest.raises(SystemExit):
         probe.main(["--store", str(store), "--probe", "body:Joy", "--out", str(out)])
     assert capsys.readouterr().err.strip().endswith("--probe body:Joy: not one of the 26 categories")
+    # a head crop: the top middle of the body view, cut at 64 px and read at 32
+    (cropped,) = probe.main(["--store", str(store), "--probe", f"body:{category}", "--size", "32", "--epochs", "1",
+                             "--crop", "0.2,0,0.8,0.3", "--crop-from", "64", "--out", str(out)])
+    assert cropped["crop"] == (0.2, 0.0, 0.8, 0.3) and cropped["crop_from"] == 64
+    assert 0 < cropped["history"][0]["val_ap"] <= 1
+    view = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 3, 64, 64)  # pixel value = its column
+    head = probe.crop_view(view, (0.25, 0.0, 0.75, 0.5), 32)
+    assert head.shape == (1, 3, 32, 32) and 16 <= head.min() and head.max() <= 48
+    with pytest.raises(SystemExit):
+        probe.main(["--store", str(store), "--probe", f"body:{category}", "--crop", "0.8,0,0.2,0.3", "--out", str(out)])
+    assert capsys.readouterr().err.strip().endswith("with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
 
 
 def test_readme_figure_script_draws_the_default_pictures(tmp_path):
@@ -357,3 +368,26 @@ def test_readme_figure_script_draws_the_default_pictures(tmp_path):
         assert im.size[0] > 300 and im.mode == "P"
     assert out.stat().st_size < 300_000
     assert list(tmp_path.iterdir()) == [out]  # written atomically, nothing left beside it
+
+
+def test_text_ceiling_probe_reads_the_descriptions_of_a_tiny_store(converted, tmp_path):
+    """Both readers score test mAP in (0, 1]; the exact-phrase reader finds a paraphrase wherever the
+    generator wrote one; an eval dir is shown beside them, one on another split is one line."""
+    pytest.importorskip("sklearn")
+    _, store, _ = converted
+    probe = _load_script("probe_text_ceiling")
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "metrics.json").write_text(json.dumps({"map": 0.25, "split": "test", "modalities": ["text"]}))
+    out = tmp_path / "text.json"
+    report = probe.main(["--store", str(store), "--oracle-phrases", "--eval", str(eval_dir), "--out", str(out)])
+    assert json.loads(out.read_text())["readers"] == json.loads(json.dumps(report["readers"]))
+    assert [r["reader"].split()[0] for r in report["readers"]] == ["tfidf", "oracle"]
+    assert all(0 < r["test_map"] <= 1 for r in report["readers"])
+    assert report["evals"] == [{"map": 0.25, "modalities": ["text"], "path": str(eval_dir / "metrics.json")}]
+    phrase = TEXT_CUES["Happiness"][0]
+    scores = probe.oracle_phrase_scores([f"The man {phrase}.", "The man wears a red coat."])
+    assert scores[:, CATEGORIES.index("Happiness")].tolist() == [1.0, 0.0] and scores[1].sum() == 0
+    (eval_dir / "metrics.json").write_text(json.dumps({"map": 0.25, "split": "val"}))
+    with pytest.raises(SystemExit, match="--eval .*split 'val', not test"):
+        probe.main(["--store", str(store), "--eval", str(eval_dir), "--out", str(out)])

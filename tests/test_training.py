@@ -59,6 +59,31 @@ def test_infonce_text_anchor_stops_the_text_gradient_only():
         SymmetricInfoNCE("both")
 
 
+def test_a_module_with_an_lr_scale_gets_its_own_learning_rate():
+    """A fine-tuned pretrained encoder (``lr_scale``) trains at lr × scale, the rest at lr; the cosine
+    schedule anneals both groups; without any scaled module there is one group."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.training.schedules import cosine
+    from emotic_mm.training.trainer import build_optimizer
+
+    encoder, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    encoder.lr_scale = 0.05
+    frozen = torch.nn.Linear(4, 4).requires_grad_(False)
+    model = torch.nn.Sequential(encoder, frozen, head)
+    cfg = OmegaConf.create({"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0.0}})
+    optimizer = build_optimizer(model, cfg)
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert [rates[id(p)] for p in encoder.parameters()] == [pytest.approx(5e-5)] * 2
+    assert [rates[id(p)] for p in head.parameters()] == [1e-3] * 2
+    assert not any(id(p) in rates for p in frozen.parameters())
+    schedule = cosine(optimizer, steps_per_epoch=2, epochs=1)
+    optimizer.step(), schedule.step()
+    assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(5e-4), pytest.approx(2.5e-5)]
+    encoder.lr_scale = 1.0
+    assert len(build_optimizer(model, cfg).param_groups) == 1
+
+
 # --------------------------------------------------------------------------- metrics
 def test_map_equals_sklearn_macro():
     rng = np.random.default_rng(0)

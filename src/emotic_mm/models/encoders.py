@@ -184,8 +184,9 @@ class TextEncoder(nn.Module):
     and every attack query reuse them instead of re-running the transformer.
     """
 
-    def __init__(self, name: str, freeze: bool = True, cache_size: int = 200_000) -> None:
+    def __init__(self, name: str, freeze: bool = True, cache_size: int = 200_000, lr_scale: float = 1.0) -> None:
         super().__init__()
+        self.lr_scale = float(lr_scale)  # read by the trainer's optimizer: pretrained weights fine-tune slowly
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 

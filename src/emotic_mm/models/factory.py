@@ -72,7 +72,8 @@ def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any
 
 
 def build_text_encoder(block: dict[str, Any]) -> TextEncoder:
-    return TextEncoder(str(block["name"]), freeze=bool(block.get("freeze", True)))
+    return TextEncoder(str(block["name"]), freeze=bool(block.get("freeze", True)),
+                       lr_scale=float(block.get("lr_scale", 1.0)))
 
 
 def baseline(modalities: Sequence[str], image_encoder: dict[str, Any], text_encoder: dict[str, Any],
