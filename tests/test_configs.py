@@ -55,7 +55,7 @@ def test_robustness_study_presets_sweep_existing_cases():
             assert composed.trainer.epochs == 3  # the study's clean models, not train's 8 epochs
             if composed.attack.name == "pixel":
                 assert list(composed.attack.pixels) == [1, 3, 10, 30, 100]
-                assert (composed.attack.persons, composed.attack.budget) == ((48, 500) if preset == "quick" else (200, 1000))
+                assert (composed.attack.persons, composed.attack.budget) == ((24, 500) if preset == "quick" else (200, 1000))
     full = compose_cfg("attack", ["experiment=robustness_study"], hydra=True).hydra.sweeper.params
     assert full.seed == "0,1,2" and full.modality == "image,fused"
     image = compose_cfg("attack", ["experiment=robustness_study", "modality=image", "case=evasion_de"])
