@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,37 +99,49 @@ def random_map(labels: np.ndarray, draws: int = 20, seed: int = 0) -> tuple[floa
     return float(np.mean(maps)), float(np.std(maps))
 
 
-def fit_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float) -> np.ndarray:
-    """One logistic regression per category (standardised features); a category without both classes
+def logistic_scores(train_x: Any, train_y: np.ndarray, test_x: Any, c: float, max_iter: int = 500,
+                    tol: float = 1e-3) -> np.ndarray:
+    """One logistic regression per category (dense or sparse features); a category without both classes
     in train gets its train rate as a constant score."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(train_x)
-    a, b = scaler.transform(train_x), scaler.transform(test_x)
-    scores = np.zeros((len(test_x), train_y.shape[1]), np.float32)
+    scores = np.zeros((test_x.shape[0], train_y.shape[1]), np.float32)
     for k in range(train_y.shape[1]):
         y = train_y[:, k]
         if y.min() == y.max():
             scores[:, k] = float(y.mean())
             continue
-        model = LogisticRegression(C=c, max_iter=500, tol=1e-3)
-        model.fit(a, y)
-        scores[:, k] = model.decision_function(b)
+        scores[:, k] = LogisticRegression(C=c, max_iter=max_iter, tol=tol).fit(train_x, y).decision_function(test_x)
     return scores
+
+
+def fit_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float) -> np.ndarray:
+    """:func:`logistic_scores` on standardised features."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x)
+    return logistic_scores(scaler.transform(train_x), train_y, scaler.transform(test_x), c)
+
+
+def select_c(score: Callable[[str, float], np.ndarray], labels: dict[str, np.ndarray],
+             grid: Sequence[float]) -> tuple[float, dict[float, float]]:
+    """The regularisation with the best val mAP (``score(split, C)`` gives a split's scores), and the val
+    mAP of each; C = 1 without a val split with a positive. Ties go to the stronger regularisation."""
+    if "val" not in labels or not labels["val"].any():
+        return 1.0, {}
+    val_maps = {c: mean_ap(score("val", c), labels["val"]) for c in grid}
+    return max(val_maps, key=lambda c: (val_maps[c], -c)), val_maps
 
 
 def probe(name: str, feats: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, Any]:
     """Choose C on val (if the store has a val split), refit on train, score test."""
     started = time.time()
-    val_maps = {}
-    if "val" in feats and labels["val"].any():
-        for c in GRID_C:
-            val_maps[c] = mean_ap(fit_scores(feats["train"], labels["train"], feats["val"], c), labels["val"])
-        best = max(val_maps, key=lambda c: (val_maps[c], -c))
-    else:
-        best = 1.0
-    scores = fit_scores(feats["train"], labels["train"], feats["test"], best)
+
+    def score(split: str, c: float) -> np.ndarray:
+        return fit_scores(feats["train"], labels["train"], feats[split], c)
+
+    best, val_maps = select_c(score, {k: v for k, v in labels.items() if k in feats}, GRID_C)
+    scores = score("test", best)
     test_map = mean_ap(scores, labels["test"])
     return {"probe": name, "features": int(feats["train"].shape[1]), "C": best,
             "val_map_by_C": {str(k): v for k, v in val_maps.items()}, "test_map": test_map,

@@ -31,27 +31,19 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe_shortcuts import chance_map, mean_ap, per_category_ap, random_map, read_eval  # noqa: E402
+from probe_shortcuts import (chance_map, logistic_scores, mean_ap, per_category_ap, random_map,  # noqa: E402
+                             read_eval, select_c)
 
 GRID_C = (0.3, 1.0, 4.0, 16.0)
 
 
 def tfidf_scores(train: list[str], train_y: np.ndarray, test: list[str], c: float) -> np.ndarray:
-    """One logistic regression per category on TF-IDF 1–2-grams; a category without both classes in
-    train gets its train rate as a constant score."""
+    """:func:`logistic_scores` on TF-IDF 1–2-grams (the vocabulary from train)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     vectoriser = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    a, b = vectoriser.fit_transform(train), vectoriser.transform(test)
-    scores = np.zeros((len(test), train_y.shape[1]), np.float32)
-    for k in range(train_y.shape[1]):
-        y = train_y[:, k]
-        if y.min() == y.max():
-            scores[:, k] = float(y.mean())
-            continue
-        scores[:, k] = LogisticRegression(C=c, max_iter=2000).fit(a, y).decision_function(b)
-    return scores
+    return logistic_scores(vectoriser.fit_transform(train), train_y, vectoriser.transform(test), c, max_iter=2000,
+                           tol=1e-4)
 
 
 def oracle_phrase_scores(descriptions: list[str]) -> np.ndarray:
@@ -83,12 +75,12 @@ def run(store: Path, evals: list[Path], oracle: bool = False) -> dict[str, Any]:
         texts[split], labels[split] = list(descriptions), np.asarray(opened[split].categories, np.int64)
     readers = []
     started = time.time()
-    val_maps = {}
-    if "val" in texts:
-        val_maps = {c: mean_ap(tfidf_scores(texts["train"], labels["train"], texts["val"], c), labels["val"])
-                    for c in GRID_C}
-    best = max(val_maps, key=lambda c: (val_maps[c], -c)) if val_maps else 1.0
-    scores = tfidf_scores(texts["train"], labels["train"], texts["test"], best)
+
+    def score(split: str, c: float) -> np.ndarray:
+        return tfidf_scores(texts["train"], labels["train"], texts[split], c)
+
+    best, val_maps = select_c(score, labels, GRID_C)
+    scores = score("test", best)
     readers.append({"reader": f"tfidf (C={best:g}, chosen on val)", "test_map": mean_ap(scores, labels["test"]),
                     "test_ap": per_category_ap(scores, labels["test"]), "C": best,
                     "val_map_by_C": {str(k): v for k, v in val_maps.items()}, "seconds": round(time.time() - started, 1)})

@@ -82,6 +82,12 @@ def test_a_module_with_an_lr_scale_gets_its_own_learning_rate():
     assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(5e-4), pytest.approx(2.5e-5)]
     encoder.lr_scale = 1.0
     assert len(build_optimizer(model, cfg).param_groups) == 1
+    # nested: an inner module's own scale wins over its parent's, and no parameter is in two groups
+    outer = torch.nn.Sequential(torch.nn.Linear(4, 4), encoder)
+    outer.lr_scale, encoder.lr_scale = 0.1, 0.01
+    optimizer = build_optimizer(torch.nn.Sequential(outer, head), cfg)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == [pytest.approx(1e-5), pytest.approx(1e-4), 1e-3]
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 6
 
 
 # --------------------------------------------------------------------------- metrics

@@ -63,20 +63,21 @@ def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
     A submodule with an ``lr_scale`` other than 1 (a fine-tuned pretrained text encoder:
     ``model.text_encoder.lr_scale``) gets its own parameter group at ``lr × lr_scale``, as pretrained
     transformers are fine-tuned at a small fraction of a new head's rate."""
-    scaled: dict[float, list[nn.Parameter]] = {}
-    for module in model.modules():
-        scale = getattr(module, "lr_scale", 1.0)
-        if scale != 1.0:
-            scaled.setdefault(float(scale), []).extend(p for p in module.parameters() if p.requires_grad)
-    taken = {id(p) for ps in scaled.values() for p in ps}
-    params = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
-    if not any(scaled.values()):
-        return instantiate_config(cfg.optimizer, "trainer.optimizer", params=params)
+    scale_of: dict[int, float] = {}
+    for module in model.modules():  # parents first: a nested module's own lr_scale wins over its parent's
+        if hasattr(module, "lr_scale"):
+            scale_of.update({id(p): float(module.lr_scale) for p in module.parameters()})
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault(scale_of.get(id(p), 1.0), []).append(p)
+    if len(groups) == 1:
+        return instantiate_config(cfg.optimizer, "trainer.optimizer", params=groups[1.0])
     if cfg.optimizer.get("lr") is None:
         raise ConfigError("trainer.optimizer.lr: needed to scale the learning rate of modules with an lr_scale")
     lr = float(cfg.optimizer.lr)
-    groups = [{"params": params}] + [{"params": ps, "lr": lr * scale} for scale, ps in scaled.items() if ps]
-    return instantiate_config(cfg.optimizer, "trainer.optimizer", params=groups)
+    return instantiate_config(cfg.optimizer, "trainer.optimizer",
+                              params=[{"params": ps, "lr": lr * scale} for scale, ps in groups.items() if ps])
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int):
