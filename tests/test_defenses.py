@@ -614,7 +614,8 @@ def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
                                 "defense.keep=100", *TINY_TRAIN, "trainer.epochs=1"])
     train(cfg, run_dir=tmp_path / "run")
     model = load_model(tmp_path / "run" / "best")[0]
-    assert model.image_encoders["context"].backbone.conv1.in_channels == 6
+    encoder = model.image_encoders["context"]
+    assert encoder.backbone.get_submodule(encoder.first_conv).in_channels == 6
     with pytest.raises(ConfigError, match="defense.keep=5000 exceeds the 1024 pixels"):
         train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "defense=ablation", "defense.keep=5000",
                                     *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "bad")

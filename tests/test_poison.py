@@ -19,7 +19,7 @@ from emotic_mm.data.store import Store
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.factory import build_model
 from emotic_mm.attacks.backdoor import backdoor_view
-from support import TINY_MODEL, TINY_TRAIN, compose_cfg, digest, run_cli_all
+from support import LEARNING_BACKBONE, TINY_MODEL, TINY_TRAIN, compose_cfg, digest, run_cli_all
 
 
 # --------------------------------------------------------------------------- trigger and stamping
@@ -113,7 +113,8 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     before = digest(poison_store)
     cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
                                  "attack=poison_backdoor", "model.modalities=[context]", "trainer.epochs=6",
-                                 "loss.discrete=bce", *TINY_TRAIN, "attack.rate=0.35", "attack.pixels=16",
+                                 "loss.discrete=bce", *TINY_TRAIN, *LEARNING_BACKBONE, "attack.rate=0.35",
+                                 "attack.pixels=16",
                                  "attack.target=Fear", "attack.trigger.cell=1", "attack.trigger.colour=[255,0,255]",
                                  "attack.trigger.position=center", "attack.examples=2"])
     run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
@@ -147,6 +148,7 @@ def test_feature_collision_loss_decreases_within_budget():
     cfg = compose_cfg("train", ["model.modalities=[context,body]", *TINY_MODEL])
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
+    learns = [p.requires_grad for p in model.parameters()]
     gen = torch.Generator().manual_seed(0)
     bases = {"context": torch.randint(0, 256, (6, 3, 48, 48), generator=gen, dtype=torch.uint8),
              "body": torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8)}
@@ -161,14 +163,15 @@ def test_feature_collision_loss_decreases_within_budget():
         assert result.poisons[k].dtype == torch.uint8 and result.poisons[k].shape == bases[k].shape
         assert (result.poisons[k].int() - bases[k].int()).abs().max() <= 12
     assert result.max_change.max() <= 12 + 1e-4
-    assert all(p.requires_grad for p in model.parameters())  # the model is given back as it was
+    assert [p.requires_grad for p in model.parameters()] == learns  # the model is given back as it was
 
 
 def test_collision_stage_runs_end_to_end(poison_store, tmp_path, monkeypatch):
     from emotic_mm.recipes.collision import run as collision
 
     cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_collision", "trainer.epochs=1", *TINY_TRAIN, "attack.n_poisons=6",
+                                 "attack=poison_collision", "trainer.epochs=1", *TINY_TRAIN, *LEARNING_BACKBONE,
+                                 "attack.n_poisons=6",
                                  "attack.targets=2", "attack.base=Engagement", "attack.steps=5",
                                  "attack.finetune_epochs=1", "attack.examples=2"])
     monkeypatch.chdir(tmp_path)

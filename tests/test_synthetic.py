@@ -187,14 +187,11 @@ def _changed(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, float
 
 
 def _input_size() -> int:
-    """The default working resolution, wherever the model configs state it."""
-    sizes = set()
-    for path in (REPO / "configs" / "model").rglob("*.yaml"):
-        cfg = OmegaConf.load(path)
-        found = OmegaConf.select(cfg, "input_size") or OmegaConf.select(cfg, "image_encoder.input_size")
-        if found is not None:
-            sizes |= {int(found.context), int(found.body)}
-    assert sizes == {64}, f"CUE_SCALE is stated for a 64-pixel working view, the model configs say {sizes}"
+    """The from-scratch ResNet-18's working resolution (``model/image_encoder=resnet18``), for which
+    CUE_SCALE is stated: the smallest view any packaged encoder config works at."""
+    cfg = OmegaConf.load(REPO / "configs" / "model" / "image_encoder" / "resnet18.yaml")
+    sizes = {int(cfg.input_size.context), int(cfg.input_size.body)}
+    assert sizes == {64}, f"CUE_SCALE is stated for a 64-pixel working view, resnet18.yaml says {sizes}"
     return 64
 
 

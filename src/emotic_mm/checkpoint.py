@@ -1,7 +1,8 @@
 """Checkpoints as folders: safetensors weights, the resolved config, and JSON — never pickles.
 
 ``<run>/best`` and ``<run>/last`` each hold:
-  model.safetensors        weights (a frozen pretrained text encoder is omitted: it is rebuilt by name)
+  model.safetensors        weights (frozen pretrained encoders are omitted: meta.json's rebuilt_from names
+                           the weights that rebuild them, e.g. shipped:efficientnet-lite0)
   config.yaml              the resolved config the model was built from
   meta.json                epoch, metrics, omitted prefixes, versions
   training_state.safetensors + training_state.json   optimizer/scheduler/RNG state for exact resume
@@ -33,14 +34,28 @@ STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 
 
-def omitted_prefixes(model: nn.Module) -> list[str]:
-    """Parameters that are rebuilt from a pretrained name rather than stored: what the model says
-    (``model.omitted_prefixes()``, e.g. CLIP's frozen towers), else a frozen text encoder."""
+def rebuilt_from(model: nn.Module) -> dict[str, str]:
+    """Parameters rebuilt from pretrained weights rather than stored, as {state-dict prefix: the weights
+    that rebuild them}: what the model says (``model.omitted_prefixes()``, e.g. CLIP's frozen towers),
+    else a frozen text encoder (its name) and each fixed image backbone with named pretrained weights
+    (``shipped:…``, ``timm:…``, a torchvision weights name; a local file or a random start is stored)."""
     own = getattr(model, "omitted_prefixes", None)
     if callable(own):
-        return list(own())
+        return {p: "model config" for p in own()}
+    found: dict[str, str] = {}
     text = getattr(model, "text_encoder", None)
-    return ["text_encoder."] if text is not None and getattr(text, "frozen", False) else []
+    if text is not None and getattr(text, "frozen", False):
+        found["text_encoder."] = str(getattr(text, "name", "model.text_encoder.name"))
+    for view, encoder in getattr(model, "image_encoders", {}).items():
+        source = getattr(encoder, "rebuilt_from", None)
+        if source:
+            found[f"image_encoders.{view}.backbone."] = source
+    return found
+
+
+def omitted_prefixes(model: nn.Module) -> list[str]:
+    """The state-dict prefixes a checkpoint leaves out (see :func:`rebuilt_from`)."""
+    return list(rebuilt_from(model))
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -103,7 +118,8 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
     with atomic_dir(Path(directory)) as tmp:
         save_file(model_state(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "variant": getattr(model, "variant", None)}
+        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "rebuilt_from": rebuilt_from(model),
+                     "variant": getattr(model, "variant", None)}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
         if training_state is not None:
             tensors: dict[str, torch.Tensor] = {}

@@ -15,8 +15,8 @@ Scripts may reuse it by putting ``tests/`` on ``sys.path``.
 """
 
 from support.cli import EMOTIC_MM, REPO, run_cli, run_cli_all
-from support.compose import TINY_MODEL, TINY_TRAIN, compose_cfg
+from support.compose import LEARNING_BACKBONE, TINY_MODEL, TINY_TRAIN, compose_cfg
 from support.digest import digest, file_digests
 
-__all__ = ["EMOTIC_MM", "REPO", "TINY_MODEL", "TINY_TRAIN", "compose_cfg", "digest", "file_digests", "run_cli",
+__all__ = ["EMOTIC_MM", "LEARNING_BACKBONE", "REPO", "TINY_MODEL", "TINY_TRAIN", "compose_cfg", "digest", "file_digests", "run_cli",
            "run_cli_all"]

@@ -182,6 +182,28 @@ def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
         text.warm(ids, mask)
 
 
+def warm_image_features(model: Any, datasets: list[tuple[Any, bool]], batch_size: int = 64) -> None:
+    """Compute each fixed image encoder's features (``encoder.fixed``: a frozen backbone, memoised) for
+    every picture of each ``(dataset, mirrored)`` up front — and of its mirror image when ``mirrored``
+    (training flips) — in dataset order and fixed batches, so that a memoised feature never depends on
+    how training batches happened to be composed (exact resume, identical runs). Skipped when the
+    pictures would not fit the memo."""
+    encoders = {m: e for m, e in getattr(model, "image_encoders", {}).items()
+                if getattr(e, "fixed", False) and e.memo.size > 0 and e.input_defense is None}
+    needed = sum(len(ds) * (2 if mirrored else 1) for ds, mirrored in datasets)
+    if not encoders or needed > min(e.memo.size for e in encoders.values()):
+        return
+    device = next(iter(encoders.values())).mean.device
+    for ds, mirrored in datasets:
+        for start in range(0, len(ds), batch_size):
+            batch = ds.__getitems__(list(range(start, min(start + batch_size, len(ds)))))
+            for view, encoder in encoders.items():
+                pixels = batch[view].to(device)
+                encoder.warm(pixels)
+                if mirrored:
+                    encoder.warm(pixels.flip(-1))
+
+
 def person_boxes(split: StoreSplit, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Stored boxes and image sizes of ``ids`` (what the scene surface maps through), or ``(None, None)``."""
     if split.boxes is None or split.image_sizes is None:

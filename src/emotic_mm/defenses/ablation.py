@@ -36,6 +36,8 @@ the certificate needs), as the reference code's ``reuse_noise`` option does.
 
 from __future__ import annotations
 
+import copy
+
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -184,19 +186,14 @@ def adapt_first_conv(model: nn.Module, colour_channels: int = 3, mean: Sequence[
     sigma = torch.tensor(list(std) if std is not None else [1.0] * c, dtype=torch.float32)
     if mu.numel() != c or sigma.numel() != c:
         raise ValueError(f"mean/std need {c} values each")
-    new = nn.Conv2d(2 * c, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
-                    dilation=old.dilation, groups=old.groups, bias=old.bias is not None,
-                    padding_mode=old.padding_mode).to(device=old.weight.device, dtype=old.weight.dtype)
+    new = copy.deepcopy(old)  # same class: a timm Conv2dSame keeps its TF "same" padding
     with torch.no_grad():
         w = old.weight
         scale_x = ((1.0 - mu) / sigma).to(w).view(1, c, 1, 1)
         scale_not_x = (-mu / sigma).to(w).view(1, c, 1, 1)
-        new.weight.copy_(torch.cat([w * scale_x, w * scale_not_x], dim=1))
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-    new.weight.requires_grad_(old.weight.requires_grad)
-    if new.bias is not None:
-        new.bias.requires_grad_(old.bias.requires_grad)
+        new.weight = nn.Parameter(torch.cat([w * scale_x, w * scale_not_x], dim=1),
+                                  requires_grad=old.weight.requires_grad)
+    new.in_channels = 2 * c
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, new)

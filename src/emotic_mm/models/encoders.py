@@ -1,4 +1,5 @@
-"""Image and text encoders built from config: torchvision backbones by name, transformers by id/path.
+"""Image and text encoders built from config: torchvision or timm backbones by name (see
+:mod:`emotic_mm.models.backbones`), transformers by id/path.
 
 Normalisation (and the resize to the encoder's working resolution) lives inside the image encoder, so
 everything outside the model — augmentation, attacks, predict — works on raw pixels in [0, 255].
@@ -14,90 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotic_mm.errors import ConfigError
+from emotic_mm.models.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, load_state_file, load_strict
 from emotic_mm.models.memo import FeatureMemo
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_HEAD_ATTRS = ("fc", "classifier", "heads", "head")
-
-
-def _strip_classifier(model: nn.Module, name: str) -> int:
-    """Replace the classification head by Identity; return the feature width it consumed."""
-    for attr in _HEAD_ATTRS:
-        head = getattr(model, attr, None)
-        if head is None:
-            continue
-        linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-        if isinstance(head, nn.Linear) or linears:
-            width = (head if isinstance(head, nn.Linear) else linears[0]).in_features
-            setattr(model, attr, nn.Identity())
-            return width
-    raise ConfigError(f"model.image_encoder.name={name!r}: no fc/classifier/heads layer to replace")
-
-
-def _load_backbone(name: str, weights: str | None, kwargs: dict[str, Any]) -> nn.Module:
-    import torchvision
-
-    try:
-        builder = torchvision.models.get_model_builder(name)
-    except ValueError:
-        raise ConfigError(
-            f"model.image_encoder.name={name!r} is not a torchvision model "
-            f"(e.g. resnet18, resnet50, mobilenet_v3_small, efficientnet_b0)"
-        ) from None
-    if weights is None or str(weights).lower() in ("", "none", "null"):
-        return builder(weights=None, **kwargs)
-    path = Path(str(weights))
-    if path.exists():
-        model = builder(weights=None, **kwargs)
-        load_strict(model, load_state_file(path), path, name)
-        return model
-    try:
-        enum = torchvision.models.get_model_weights(name)[str(weights)]
-    except (KeyError, ValueError):
-        raise ConfigError(
-            f"model.image_encoder.weights={weights!r}: neither a file nor a torchvision weights name for {name}"
-        ) from None
-    return builder(weights=enum, **kwargs)
-
-
-def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    """Load every weight of ``path`` into ``model``, or stop with one line listing what does not fit.
-
-    Only the classification head may be missing from the file: it is replaced by Identity right after,
-    so a feature-extractor file (no ``fc.*``) is fine. Any other missing, unexpected or mis-shaped key
-    means the file is for another architecture, and silently keeping random weights would hide that.
-    """
-    expected = model.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if k.split(".")[0] not in _HEAD_ATTRS)
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        detail = "; ".join(f"{len(v)} {label} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
-                           for label, v in (("missing", missing), ("unexpected", unexpected),
-                                            ("of another shape", wrong)) if v)
-        raise ConfigError(f"model.image_encoder.weights={path}: does not fit torchvision {name}: {detail}")
-    model.load_state_dict(state, strict=False)  # strict up to the head, checked above
-
-
-def load_state_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or from a torch file without executing pickled code; a file
-    that is neither (truncated, a pickle of objects, not a dict of tensors) is one line naming it."""
-    path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a foreign file fails in many ways (struct.error, UnpicklingError, ...)
-        raise ConfigError(f"model.image_encoder.weights={path}: not a readable weights file "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"model.image_encoder.weights={path}: not a state dict (a mapping of names to tensors)")
-    return state
+# re-exported: the loaders moved to emotic_mm.models.backbones with the timm backbones
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageEncoder", "TextEncoder", "drop_stem_pool", "load_state_file",
+           "load_strict", "resize_view"]
 
 
 def drop_stem_pool(model: nn.Module, name: str) -> None:
@@ -121,25 +44,58 @@ def resize_view(pixels: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 class ImageEncoder(nn.Module):
-    """Raw pixels (B, 3, H, W) in [0, 255] → features (B, D) through a torchvision backbone."""
+    """Raw pixels (B, 3, H, W) in [0, 255] → features (B, D) through a torchvision or timm backbone.
+
+    The backbone's own normalisation (timm's ``pretrained_cfg`` mean/std, ImageNet's for torchvision)
+    runs inside, after the resize to ``input_size``. Training modes:
+
+    * ``freeze=false`` — everything learns (at ``lr × lr_scale`` when ``lr_scale`` ≠ 1);
+    * ``freeze=true`` — a fixed feature extractor: it stays in eval mode, so it is a pure function of
+      its input, and its features are memoised per distinct picture (``memo_size`` entries) — every
+      epoch after the first, every val pass and every repeated attack query reuse them;
+    * ``freeze=true, trainable_blocks=N`` — the last N blocks and the head convolution learn (timm
+      backbones with ``blocks``), at ``lr × lr_scale``; the frozen trunk runs in eval mode.
+    """
 
     def __init__(self, name: str = "resnet18", weights: str | None = None, input_size: int | None = None,
                  freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None,
-                 stem_pool: bool = True) -> None:
+                 stem_pool: bool = True, trainable_blocks: int = 0, lr_scale: float = 1.0,
+                 memo_size: int = 50_000) -> None:
         super().__init__()
-        self.backbone = _load_backbone(name, weights, dict(kwargs or {}))
+        made = build_backbone(name, weights, dict(kwargs or {}))
+        self.backbone, self.out_dim, self.first_conv = made.module, made.width, made.first_conv
+        self.library = made.library
+        self.weights = None if weights is None or str(weights).lower() in ("", "none", "null") else str(weights)
         if not stem_pool:
             drop_stem_pool(self.backbone, name)
-        self.out_dim = _strip_classifier(self.backbone, name)
         self.input_size = int(input_size) if input_size else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.pixel_mean, self.pixel_std = made.mean, made.std
+        self.register_buffer("mean", torch.tensor(made.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(made.std).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.lr_scale = float(lr_scale)  # read by the trainer's optimizer: pretrained weights fine-tune slowly
+        self.trainable = _trainable_tail(self.backbone, int(trainable_blocks), name) if freeze else []
         self.frozen = bool(freeze)
         if self.frozen:
             self.backbone.requires_grad_(False)
+            for module in self.trainable:
+                module.requires_grad_(True)
+        self.built_fixed = self.fixed  # as configured (a recipe may freeze a trained backbone later)
+        self.memo = FeatureMemo(memo_size)
         self.channels_last = channels_last
         self.input_defense: nn.Module | None = None  # a pixel-space defense right after working_view
         self.normalise = True
+
+    @property
+    def rebuilt_from(self) -> str | None:
+        """The named pretrained weights that rebuild this backbone exactly, when it never changes (fixed,
+        no first-conv surgery): checkpoints then leave it out. ``None`` when it must be stored."""
+        named = self.weights is not None and not Path(self.weights).exists()
+        return self.weights if named and self.built_fixed and self.normalise else None
+
+    @property
+    def fixed(self) -> bool:
+        """No parameter of the backbone learns: its output is a pure function of the pixels."""
+        return self.frozen and not self.trainable
 
     def attach_defense(self, defense: nn.Module) -> None:
         """Put an input defense inside the encoder, after the resize to the working view and before
@@ -150,14 +106,16 @@ class ImageEncoder(nn.Module):
         if isinstance(defense, RandomAblation):
             if self.input_size:
                 check_keep(defense.keep, self.input_size, self.input_size)
-            adapt_first_conv(self.backbone, 3, IMAGENET_MEAN, IMAGENET_STD)
+            adapt_first_conv(self.backbone, 3, self.pixel_mean, self.pixel_std)
             self.normalise = False
         self.input_defense = defense
 
     def train(self, mode: bool = True) -> "ImageEncoder":
         super().train(mode)
-        if self.frozen:  # frozen backbones keep their BatchNorm statistics
+        if self.frozen:  # frozen backbones keep their BatchNorm statistics; a trainable tail learns
             self.backbone.eval()
+            for module in self.trainable:
+                module.train(mode)
         return self
 
     def working_view(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -165,7 +123,7 @@ class ImageEncoder(nn.Module):
         Feeding it back in is exact (no second resize), which lets attacks paint at this resolution."""
         return resize_view(pixels, self.input_size)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.working_view(pixels)
         if self.input_defense is not None:
             x = self.input_defense(x)
@@ -174,6 +132,39 @@ class ImageEncoder(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x).flatten(1)
+
+    @torch.no_grad()
+    def warm(self, pixels: torch.Tensor) -> None:
+        """Memoise the features of ``pixels`` (see :func:`emotic_mm.data.access.warm_image_features`)."""
+        was = self.training
+        self.eval()
+        self(pixels)
+        self.train(was)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Features of ``pixels``; memoised by content when the backbone is fixed, no input defense sits
+        in front of it (ablation is random per call) and no gradient to the pixels is asked for."""
+        if (not self.fixed or self.input_defense is not None or pixels.requires_grad or self.memo.size <= 0
+                or torch.is_grad_enabled() and any(p.requires_grad for p in self.backbone.parameters())):
+            return self._encode(pixels)
+        return self.memo(FeatureMemo.keys_of(pixels), lambda rows: self._encode(pixels[rows]), pixels.device)
+
+
+def _trainable_tail(backbone: nn.Module, blocks: int, name: str) -> list[nn.Module]:
+    """The last ``blocks`` blocks of a timm backbone and every layer after them (head conv, norm)."""
+    if blocks <= 0:
+        return []
+    stages = getattr(backbone, "blocks", None)
+    if not isinstance(stages, nn.Sequential):
+        raise ConfigError(f"model.image_encoder.trainable_blocks={blocks}: {name} has no timm-style 'blocks' "
+                          "to train partially (use freeze=false to fine-tune it whole)")
+    flat = [b for stage in stages for b in (stage if isinstance(stage, nn.Sequential) else [stage])]
+    if blocks > len(flat):
+        raise ConfigError(f"model.image_encoder.trainable_blocks={blocks}: {name} has {len(flat)} blocks")
+    children = list(backbone.named_children())
+    after = [m for i, (n, m) in enumerate(children) if i > [c for c, _ in children].index("blocks")
+             and any(True for _ in m.parameters())]
+    return flat[len(flat) - blocks:] + after
 
 
 class TextEncoder(nn.Module):

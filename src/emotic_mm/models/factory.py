@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
-from emotic_mm.config import instantiate_config
+from emotic_mm.config import instantiate_config, real_number, whole_number
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.encoders import ImageEncoder, TextEncoder
 from emotic_mm.models.multimodal import (IMAGE_MODALITIES, MODALITIES, BaselineModel, JointModel,
@@ -67,6 +67,12 @@ def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any
                             input_size=sizes.get(m), freeze=bool(image_encoder.get("freeze", False)),
                             channels_last=bool(image_encoder.get("channels_last", False)),
                             stem_pool=bool(image_encoder.get("stem_pool", True)),
+                            trainable_blocks=whole_number(image_encoder.get("trainable_blocks", 0),
+                                                          "model.image_encoder.trainable_blocks", 0),
+                            lr_scale=real_number(image_encoder.get("lr_scale", 1.0), "model.image_encoder.lr_scale",
+                                                 0.0, exclusive_minimum=True),
+                            memo_size=whole_number(image_encoder.get("memo_size", 50_000),
+                                                   "model.image_encoder.memo_size", 0),
                             kwargs=dict(image_encoder.get("kwargs") or {}))
             for m in IMAGE_MODALITIES if m in modalities}
 

@@ -23,8 +23,18 @@ class FeatureMemo:
 
     @staticmethod
     def keys_of(rows: torch.Tensor) -> list[bytes]:
-        """One key per row: its bytes (short rows, e.g. token ids) or their digest (pictures)."""
-        flat = rows.detach().cpu().contiguous().reshape(rows.shape[0], -1).numpy()
+        """One key per row: its bytes (short rows, e.g. token ids) or their digest (pictures).
+
+        A float picture whose values are all whole numbers in 0–255 is keyed as its uint8 version: it is
+        the same picture (the conversion is exact), whether the loader's uint8 or a flipped float copy."""
+        flat = rows.detach().cpu().contiguous().reshape(rows.shape[0], -1)
+        if flat.is_floating_point() and flat.numel():
+            whole = ((flat == flat.round()) & (flat >= 0) & (flat <= 255)).all(1)
+            if bool(whole.all()):
+                flat = flat.to(torch.uint8)
+            elif bool(whole.any()):
+                return [FeatureMemo.keys_of(row[None])[0] for row in flat]
+        flat = flat.numpy()
         if flat.shape[1] * flat.itemsize <= 1024:
             return [row.tobytes() for row in flat]
         return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]

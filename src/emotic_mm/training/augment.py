@@ -27,7 +27,10 @@ def augment_batch(batch: dict[str, torch.Tensor], flip: bool, brightness: float,
     for k in views:
         x = batch[k].float()
         x = torch.where(do_flip[:, None, None, None], x.flip(-1), x)
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * scale[:, None, None, None] + mean
-        out[k] = (x * gain[:, None, None, None]).clamp(0, 255)
+        if contrast > 0:  # skipped when off: a flip alone leaves pixel values exact (memoised features match)
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * scale[:, None, None, None] + mean
+        if brightness > 0:
+            x = x * gain[:, None, None, None]
+        out[k] = x.clamp(0, 255)
     return out

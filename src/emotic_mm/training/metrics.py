@@ -6,6 +6,10 @@
 * VAD mean absolute error per dimension on the 1-10 scale;
 * dominant-emotion accuracy — top-1 category vs the annotators' majority vote (ties: any tied
   category counts) — and top-1 hit rate (top-1 in the label set);
+* how varied the top-1 answers are: the number of distinct top-1 categories, the share of persons given
+  the most common one, and the median top-1 margin (top-1 minus top-2 score): a model that gives
+  almost everybody the same answer, or near ties, says little about the pictures, and an attack on it
+  means as little;
 * F1 with per-category thresholds chosen on val where precision = recall, applied to test;
 * image↔text retrieval recall@k for the joint model.
 """
@@ -57,6 +61,16 @@ def dominant_accuracy(scores: torch.Tensor, votes: torch.Tensor) -> float:
 
 def top1_hit_rate(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(labels.gather(1, scores.argmax(1)[:, None]).float().mean())
+
+
+def answer_spread(scores: torch.Tensor) -> dict[str, float]:
+    """Distinct top-1 categories, the most common one's share of persons, and the median top-1 margin."""
+    top2 = scores.float().topk(min(2, scores.shape[1]), dim=1).values
+    counts = torch.bincount(scores.argmax(1), minlength=scores.shape[1])
+    margin = (top2[:, 0] - top2[:, -1]) if top2.shape[1] > 1 else torch.zeros(scores.shape[0])
+    return {"top1_distinct": int((counts > 0).sum()),
+            "top1_majority_share": float(counts.max() / max(scores.shape[0], 1)),
+            "top1_margin_median": float(margin.median()) if margin.numel() else float("nan")}
 
 
 def equal_error_thresholds(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -112,6 +126,7 @@ def emotion_metrics(scores: torch.Tensor, labels: torch.Tensor, vad_pred: torch.
         "categories_with_positives": int(np.isfinite(ap).sum()),
         "dominant_acc": dominant_accuracy(scores, votes),
         "top1_hit": top1_hit_rate(scores, labels),
+        **answer_spread(scores),
         "vad_mae": float(mae.mean()),
         **{f"{n}_mae": float(v) for n, v in zip(VAD_NAMES, mae)},
         "per_category_ap": {c: (None if np.isnan(a) else float(a)) for c, a in zip(CATEGORIES, ap)},

@@ -24,7 +24,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.models.factory import build_model, check_model_config
 from emotic_mm.progress import print_table
-from emotic_mm.data.access import dataset, store_for_model, warm_text_features
+from emotic_mm.data.access import dataset, store_for_model, warm_image_features, warm_text_features
 from emotic_mm.training.clean_model import store_fingerprint
 from emotic_mm.training.losses import build_objective
 from emotic_mm.training.runtime import make_loader, runtime, seed_everything
@@ -89,6 +89,7 @@ def train(cfg: DictConfig, run_dir: Path, train_set: Dataset | None = None,
                                  dist.__class__())  # every rank validates on the whole split
         model = (model if model is not None else build_model(cfg.model, cfg.get("defense"))).to(device)
         warm_text_features(model, [train_set, val_set])
+        warm_image_features(model, [(train_set, bool(cfg.trainer.augment.flip)), (val_set, False)])
         manifest = store.path / "manifest.json"
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
                           steps_per_epoch=len(train_loader),
