@@ -181,13 +181,14 @@ def test_train_eval_attack_round_trip_with_the_shipped_backbone(tiny, tmp_path):
 
     from support import run_cli
 
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "split=test", f"hydra.run.dir={tmp_path / 'eval'}"])
+    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "split=test", f"hydra.run.dir={tmp_path / 'eval'}"],
+                   timeout=300)
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["top1_distinct"] >= 1 and 0 <= metrics["top1_majority_share"] <= 1
     proc = run_cli(["attack", f"checkpoint={tiny.checkpoint}", "attack.persons=4", "attack.budget=40",
                     "attack.population=10", "attack.pixels=3", "attack.algorithm=rs", "attack.resolution=model",
-                    f"data.prepared_dir={tiny.store}", f"hydra.run.dir={tmp_path / 'attack'}"])
+                    f"data.prepared_dir={tiny.store}", f"hydra.run.dir={tmp_path / 'attack'}"], timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "attack" / "summary.json").read_text())
     assert summary["model"] == "baseline" and summary["persons"] == 4

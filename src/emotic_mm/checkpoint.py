@@ -187,10 +187,11 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     path = checkpoint_dir(path)
     meta = read_meta(path)
     state = _tensors(path / MODEL_FILE)
-    expected = model_state(model)
+    expected = model_state(model)  # what a checkpoint of this model must hold
+    known = model.state_dict()  # ... and may hold: a rebuilt part stored anyway (an older checkpoint) loads too
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    unexpected = sorted(set(state) - set(known))
+    wrong = sorted(k for k in set(state) & set(known) if state[k].shape != known[k].shape)
     if missing or unexpected or wrong:
         detail = "; ".join(f"{n}: {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}"
                            for n, v in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)) if v)

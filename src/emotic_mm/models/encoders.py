@@ -60,7 +60,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, name: str = "resnet18", weights: str | None = None, input_size: int | None = None,
                  freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None,
                  stem_pool: bool = True, trainable_blocks: int = 0, lr_scale: float = 1.0,
-                 memo_size: int = 50_000) -> None:
+                 memo_size: int = 50_000, memo_chunk: int = 8) -> None:
         super().__init__()
         made = build_backbone(name, weights, dict(kwargs or {}))
         self.backbone, self.out_dim, self.first_conv = made.module, made.width, made.first_conv
@@ -81,6 +81,7 @@ class ImageEncoder(nn.Module):
                 module.requires_grad_(True)
         self.built_fixed = self.fixed  # as configured (a recipe may freeze a trained backbone later)
         self.memo = FeatureMemo(memo_size)
+        self.memo_chunk = int(memo_chunk)
         self.channels_last = channels_last
         self.input_defense: nn.Module | None = None  # a pixel-space defense right after working_view
         self.normalise = True
@@ -147,7 +148,13 @@ class ImageEncoder(nn.Module):
         if (not self.fixed or self.input_defense is not None or pixels.requires_grad or self.memo.size <= 0
                 or torch.is_grad_enabled() and any(p.requires_grad for p in self.backbone.parameters())):
             return self._encode(pixels)
-        return self.memo(FeatureMemo.keys_of(pixels), lambda rows: self._encode(pixels[rows]), pixels.device)
+        return self.memo(FeatureMemo.keys_of(pixels), lambda rows: self._encode_chunked(pixels[rows]), pixels.device)
+
+    def _encode_chunked(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Features of new pictures for the memo, ``memo_chunk`` at a time: on a CPU a backbone runs several
+        times faster on small batches, whose activations stay in cache (see docs/results/)."""
+        step = self.memo_chunk if pixels.device.type == "cpu" and self.memo_chunk > 0 else len(pixels)
+        return torch.cat([self._encode(pixels[i:i + step]) for i in range(0, len(pixels), max(step, 1))])
 
 
 def _trainable_tail(backbone: nn.Module, blocks: int, name: str) -> list[nn.Module]:

@@ -73,6 +73,8 @@ def build_image_encoders(modalities: Sequence[str], image_encoder: dict[str, Any
                                                  0.0, exclusive_minimum=True),
                             memo_size=whole_number(image_encoder.get("memo_size", 50_000),
                                                    "model.image_encoder.memo_size", 0),
+                            memo_chunk=whole_number(image_encoder.get("memo_chunk", 8),
+                                                    "model.image_encoder.memo_chunk", 0),
                             kwargs=dict(image_encoder.get("kwargs") or {}))
             for m in IMAGE_MODALITIES if m in modalities}
 

@@ -157,11 +157,13 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
             if vote is None:
                 result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
+                margins = clean_margins(model, inputs)
             else:
                 result = attack_votes(engine, vote, model, inputs, ids, ks, target)
+                margins = None  # a vote classifier's answer has no logit margin
             adversarial.append({k: v.cpu().numpy() for k, v in result.views.items()})
             pixels.append(result.pixels.numpy())
-            rows.extend(person_rows(ids, labels, result, target))
+            rows.extend(person_rows(ids, labels, result, target, margins))
             advance(len(ids))
     parts = gather_to_main((mine, rows, adversarial, pixels), dist)
     if parts is None:  # not rank 0: rank 0 writes the files
@@ -241,7 +243,17 @@ def pixel_schedule(a: Any) -> list[int]:
     return sorted({whole_number(v, "attack.pixels", 1) for v in values})
 
 
-def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch.Tensor | None) -> list[dict[str, Any]]:
+@torch.no_grad()
+def clean_margins(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each person's clean top-1 logit minus the second: a model whose answers are near ties flips
+    easily, so success means little without this beside it."""
+    from emotic_mm.training.metrics import top1_margins
+
+    return top1_margins(model(inputs)["logits"]).cpu()
+
+
+def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch.Tensor | None,
+                margins: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """attack.csv: one row per person, with its outcome at every k of the schedule."""
     rows = []
     for i, person in enumerate(ids):
@@ -255,7 +267,8 @@ def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch
                "success": bool(result.success[i, -1]), "adv_top1": CATEGORIES[int(result.adv_top1[i, -1])],
                "pixels": format_pixels(px[px[:, 0] >= 0]), "margin": float(result.margin[i]),
                "confidence_before": float(result.clean_confidence[i]),
-               "confidence_after": float(result.adv_confidence[i])}
+               "confidence_after": float(result.adv_confidence[i]),
+               "clean_margin": float(margins[i]) if margins is not None else None}
         for j, k in enumerate(result.ks):
             top1 = CATEGORIES[int(result.adv_top1[i, j])]
             row.update({f"success_k{k}": bool(result.success[i, j]), f"adv_top1_k{k}": top1,
@@ -282,6 +295,10 @@ def _print(summary: dict[str, Any]) -> None:
                 f"{summary['clean_dominant_accuracy']:.3f} of {summary['persons']} · median pixels needed "
                 f"{median_pixels(math.inf if needed is None else needed, max(summary['pixels']))}",
                 ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"], rows)
+    quartiles = summary.get("clean_margin_quartiles")
+    if quartiles:
+        print(f"clean top-1 margin (logits) of the {summary['persons']} persons: quartiles "
+              + " / ".join(f"{q:.3f}" for q in quartiles))
 
 
 def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSettings, cfg: Any) -> dict[str, Any]:
@@ -308,6 +325,7 @@ def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSet
         "population": s.population, "split": str(cfg.attack.split), "offset": int(cfg.attack.offset),
         "seed": int(cfg.seed), "persons": int(len(table)), "persons_correct": int(correct.sum()),
         "clean_dominant_accuracy": float(correct.mean()),
+        "clean_margin_quartiles": _quartiles(table.get("clean_margin")),
         "curve": curve,
         "median_pixels_needed_all": _finite(median_needed(table["pixels_needed"].to_numpy(float))),
         "median_pixels_needed_correct": _finite(median_needed(table.loc[correct, "pixels_needed"].to_numpy(float))),
@@ -316,6 +334,12 @@ def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSet
         "total_queries": int(table["queries"].sum()), "wall_seconds": wall,
         "queries_per_s": float(table["queries"].sum() / max(wall, 1e-9)),
     }
+
+
+def _quartiles(values: pd.Series | None) -> list[float] | None:
+    """25th, 50th and 75th percentiles of the persons' clean top-1 margins (``None`` without margins)."""
+    finite = pd.to_numeric(values, errors="coerce").dropna() if values is not None else pd.Series(dtype=float)
+    return [float(q) for q in finite.quantile([0.25, 0.5, 0.75])] if len(finite) else None
 
 
 def _finite(value: float) -> float | None:

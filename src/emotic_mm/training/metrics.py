@@ -63,11 +63,16 @@ def top1_hit_rate(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(labels.gather(1, scores.argmax(1)[:, None]).float().mean())
 
 
+def top1_margins(scores: torch.Tensor) -> torch.Tensor:
+    """Per person, the top-1 score minus the second: how far the answer is from a tie."""
+    top2 = scores.float().topk(min(2, scores.shape[1]), dim=1).values
+    return top2[:, 0] - top2[:, -1]
+
+
 def answer_spread(scores: torch.Tensor) -> dict[str, float]:
     """Distinct top-1 categories, the most common one's share of persons, and the median top-1 margin."""
-    top2 = scores.float().topk(min(2, scores.shape[1]), dim=1).values
     counts = torch.bincount(scores.argmax(1), minlength=scores.shape[1])
-    margin = (top2[:, 0] - top2[:, -1]) if top2.shape[1] > 1 else torch.zeros(scores.shape[0])
+    margin = top1_margins(scores)
     return {"top1_distinct": int((counts > 0).sum()),
             "top1_majority_share": float(counts.max() / max(scores.shape[0], 1)),
             "top1_margin_median": float(margin.median()) if margin.numel() else float("nan")}
