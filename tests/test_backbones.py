@@ -181,8 +181,8 @@ def test_train_eval_attack_round_trip_with_the_shipped_backbone(tiny, tmp_path):
 
     from support import run_cli
 
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "split=test", f"hydra.run.dir={tmp_path / 'eval'}"],
-                   timeout=300)
+    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "split=test", f"data.prepared_dir={tiny.store}",
+                    f"hydra.run.dir={tmp_path / 'eval'}"], timeout=300)
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["top1_distinct"] >= 1 and 0 <= metrics["top1_majority_share"] <= 1
