@@ -1,6 +1,7 @@
 # make demo  — create .venv, install, prepare the synthetic default, train + evaluate both variants
 # make test  — create .venv if needed and run the test suite
 # make study — the robustness study (curves over k, paired comparisons, poisoning grid) and its report
+# make docs  — rewrite the results tables of README.md and docs/ from the JSON records in docs/results/data/
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo quality study test bench clean
+.PHONY: install demo quality study test bench docs clean
 
 install: $(STAMP)
 
@@ -60,6 +61,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_prepare.py
+
+docs:
+	$(PYTHON) scripts/results_tables.py
 
 clean:
 	rm -rf outputs multirun data bench_results

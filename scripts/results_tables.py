@@ -1,0 +1,223 @@
+"""Write the results tables of README.md and docs/ from the JSON records under docs/results/data/.
+
+    python scripts/results_tables.py            # rewrite every table between its markers
+    python scripts/results_tables.py --check    # exit 1 and name the files whose tables are stale
+    python scripts/results_tables.py --record outputs/demo/eval-joint --name demo-eval-joint
+
+A table sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in a markdown file; NAME
+is a key of ``TABLES``. Each record (``docs/results/data/<name>.json``) names its ``command``,
+``commit``, ``machine`` and ``date``, and holds either a run's own JSON (``result``, with its
+``run.json`` as ``run``: written by ``--record``) or a measurement transcribed as ``columns`` and
+``rows`` (``"source": "transcribed from the measurement record"``). Nobody edits a table by hand:
+change or add a record, then run ``make docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "docs" / "results" / "data"
+REQUIRED = ("command", "commit", "machine", "date", "source")
+MARKER = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def load(name: str) -> dict:
+    """One record by name; every record must say how, where and when it was measured."""
+    path = DATA / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such results record")
+    record = json.loads(path.read_text())
+    missing = [k for k in REQUIRED if not record.get(k)]
+    if missing:
+        raise SystemExit(f"{path}: missing {', '.join(missing)}")
+    return record
+
+
+def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson 95 % interval of a proportion (the report's interval)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(successes: int, n: int) -> str:
+    lo, hi = wilson(successes, n)
+    return f"{successes}/{n} [{100 * lo:.1f}, {100 * hi:.1f} %]".replace("[0.0,", "[0,")
+
+
+def markdown(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def source_line(names: list[str], target: Path) -> str:
+    """The records a table was written from, linked relative to the file that shows it."""
+    parts = []
+    for name in names:
+        rec = load(name)
+        link = os.path.relpath(DATA / f"{name}.json", target.parent).replace(os.sep, "/")
+        parts.append(f"[{name}]({link}) ({rec['date']}, {rec['commit'].split()[0]}, {rec['machine']})")
+    return "<sub>Data: " + "; ".join(parts) + ".</sub>"
+
+
+def transcribed(name: str) -> Callable[[Path], str]:
+    """A measurement kept as columns and rows: the table as it was recorded."""
+    def render(target: Path) -> str:
+        rec = load(name)
+        return markdown(rec["columns"], rec["rows"]) + "\n\n" + source_line([name], target)
+    return render
+
+
+# What `scripts/compare.py` prints at the end of `make demo` (its columns and number formats).
+COMPARE = [("test mAP", "map"), ("mAP (VOC)", "map_voc"), ("dominant acc", "dominant_acc"),
+           ("top-1 hit", "top1_hit"), ("F1", "f1"), ("VAD MAE", "vad_mae")]
+
+
+def compare_cells(m: dict) -> list[str]:
+    return [m["variant"], "+".join(m["modalities"]),
+            *(f"{m[k]:.3f}" if k == "vad_mae" else f"{m[k]:.4f}" for _, k in COMPARE)]
+
+
+def demo(target: Path) -> str:
+    names = ["demo-eval-baseline", "demo-eval-joint"]
+    rows = [compare_cells(load(n)["result"]) for n in names]
+    return markdown(["model", "modalities", *(c for c, _ in COMPARE)], rows) + "\n\n" + source_line(names, target)
+
+
+def demo_full(target: Path) -> str:
+    names = ["demo-eval-baseline", "demo-eval-joint"]
+    rows = []
+    for n in names:
+        m = load(n)["result"]
+        rows.append([*compare_cells(m), str(m["top1_distinct"]), f"{m['top1_majority_share']:.3f}"])
+    cols = ["model", "modalities", *(c for c, _ in COMPARE), "distinct top-1", "majority share"]
+    return markdown(cols, rows) + "\n\n" + source_line(names, target)
+
+
+def headline(target: Path) -> str:
+    chance = load("shortcut-probes")
+    chance_map = next(r[1] for r in chance["rows"] if r[0].startswith("chance: mean label frequency"))
+    attack = load("image-only-attack-rs")["result"]
+    top = attack["curve"][-1]
+    fooled = f"{rate(top['successes'], attack['persons'])} (rs, k = {top['pixels']}, {attack['budget']} queries)"
+    rows = [["chance (mean label frequency)", "—", "—", chance_map, "—", "—", "—"]]
+    for name, encoder, attacked in (("image-only-eval", "EfficientNet-Lite0, frozen", fooled),
+                                    ("demo-eval-baseline", "EfficientNet-Lite0, frozen", "not measured"),
+                                    ("demo-eval-joint", "EfficientNet-Lite0, frozen", "not measured")):
+        m = load(name)["result"]
+        rows.append([f"`model={m['variant']}`", encoder, "+".join(m["modalities"]), f"{m['map']:.4f}",
+                     f"{m['dominant_acc']:.3f}", str(m["top1_distinct"]), attacked])
+    cols = ["model", "image encoder", "modalities", "test mAP", "dominant acc", "distinct top-1 answers",
+            "fooled by a few-pixel attack"]
+    names = ["shortcut-probes", "image-only-eval", "demo-eval-baseline", "demo-eval-joint", "image-only-attack-rs"]
+    return markdown(cols, rows) + "\n\n" + source_line(names, target)
+
+
+def image_only_curve(target: Path) -> str:
+    s = load("image-only-attack-rs")["result"]
+    rows = [[str(c["pixels"]), rate(c["successes"], s["persons"]),
+             rate(c["successes_correct"], s["persons_correct"]), f"{c['robust_dominant_accuracy']:.3f}"]
+            for c in s["curve"]]
+    q = s["clean_margin_quartiles"]
+    note = (f"{s['persons']} test persons ({s['persons_correct']} clean-correct), budget {s['budget']} queries "
+            f"per person and k, population {s['population']}, seed {s['seed']}; clean test mAP "
+            f"{s['clean_map']:.4f}; clean top-1 margin quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f} (logits); "
+            f"{s['total_queries']:,} queries in {s['wall_seconds']:,.0f} s ({s['queries_per_s']:.0f} queries/s).")
+    table = markdown(["k", "success, all persons", "success, clean-correct persons", "robust dominant acc"], rows)
+    return table + "\n\n" + note + "\n\n" + source_line(["image-only-attack-rs"], target)
+
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    "demo": demo,
+    "demo-full": demo_full,
+    "headline": headline,
+    "image-only-curve": image_only_curve,
+    **{name: transcribed(name) for name in (
+        "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
+        "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
+        "ablation-certification", "bench-attack", "clip-budget", "backbone-weights", "backbone-throughput",
+        "backbone-modes")},
+}
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render(text: str, target: Path) -> str:
+    """The text with every table between markers written from its records."""
+    def fill(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"{target}: unknown results table {name!r} (known: {', '.join(sorted(TABLES))})")
+        return f"{match[1]}{TABLES[name](target)}\n{match[4]}"
+    return MARKER.sub(fill, text)
+
+
+def stale() -> dict[Path, str]:
+    """Files whose committed tables differ from what the records give, with the text they should have."""
+    out = {}
+    for path in documents():
+        text = path.read_text()
+        new = render(text, path)
+        if new != text:
+            out[path] = new
+    return out
+
+
+def record(run_dir: Path, name: str, machine: str) -> Path:
+    """Keep a run's own result JSON (metrics.json, summary.json, ...) and its run.json as a record."""
+    run = json.loads((run_dir / "run.json").read_text())
+    for candidate in ("metrics.json", "summary.json", "report.json", "train_summary.json"):
+        if (run_dir / candidate).is_file():
+            result_file = candidate
+            break
+    else:
+        raise SystemExit(f"{run_dir}: no metrics.json, summary.json, report.json or train_summary.json")
+    git = run.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:7] + (" (with uncommitted changes)" if git.get("dirty") else "")
+    rec = {"command": " ".join(run["argv"]), "commit": commit, "machine": machine, "date": run["started"][:10],
+           "source": f"run-written JSON: {run_dir.as_posix()}/{result_file}, with its run.json",
+           "run": run, "result": json.loads((run_dir / result_file).read_text())}
+    path = DATA / f"{name}.json"
+    path.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    parser.add_argument("--record", type=Path, metavar="RUN_DIR", help="keep this run's JSON as a record")
+    parser.add_argument("--name", help="the record's name (with --record)")
+    parser.add_argument("--machine", default="2-core CPU, no GPU", help="the machine the run ran on (with --record)")
+    args = parser.parse_args()
+    if args.record:
+        if not args.name:
+            parser.error("--record needs --name")
+        print(record(args.record, args.name, args.machine))
+        return
+    changed = stale()
+    for path, text in changed.items():
+        if args.check:
+            print(f"stale: {path.relative_to(ROOT)}")
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if args.check and changed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
