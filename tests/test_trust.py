@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from support.checkpoints import TINY_CHECKPOINT
 from support.cli import EMOTIC_MM, REPO, cli_env
 from support.releases import Img, make_release, person, vperson
 from support.stores import convert
@@ -67,3 +66,58 @@ def test_a_release_that_is_itself_a_link_still_reads_its_own_pictures(tmp_path):
     (tmp_path / "link").symlink_to(real)
     manifest = convert(tmp_path / "link", tmp_path / "store")
     assert [s["kept"] for s in manifest["splits"].values()] == [1, 1, 1]
+
+
+# =========================================================================== a model folder with custom code
+EVIL_CODE = """import os, pathlib
+pathlib.Path(os.environ.get("EVIL_MARKER", "/nonexistent/marker")).write_text("the folder's code ran")
+from transformers import PretrainedConfig
+class EvilConfig(PretrainedConfig):
+    model_type = "evil-model"
+"""
+
+
+def _evil_folder(folder: Path) -> Path:
+    """A model folder whose every config maps its classes to evil.py (auto_map), which leaves a marker."""
+    folder.mkdir(parents=True)
+    auto = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel", "AutoProcessor": "evil.EvilProc",
+            "AutoImageProcessor": "evil.EvilProc", "AutoModelForImageTextToText": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps({"model_type": "evil-model", "auto_map": auto}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["evil.EvilTok", None]}}))
+    (folder / "preprocessor_config.json").write_text(json.dumps({"auto_map": auto}))
+    (folder / "evil.py").write_text(EVIL_CODE)
+    return folder
+
+
+def test_a_model_folder_with_custom_code_is_one_line_no_prompt_no_execution(tiny_store, tmp_path):
+    """Answering "y" on stdin used to run the folder's code; now nothing asks and nothing runs."""
+    evil = _evil_folder(tmp_path / "evil")
+    marker = tmp_path / "PWNED"
+    proc = subprocess.run([EMOTIC_MM, "eval", "model=clip", "checkpoint=null", f"data.prepared_dir={tiny_store.store}",
+                           f"model.clip.name={evil}", f"hydra.run.dir={tmp_path / 'r'}"],
+                          cwd=str(REPO), input="y\ny\ny\n", capture_output=True, text=True, timeout=300,
+                          env=cli_env({"EVIL_MARKER": str(marker)}))
+    _one_line_error(proc, "model.clip.name", "custom Python code", "never runs code")
+    assert "[y/N]" not in proc.stdout + proc.stderr
+    assert not marker.exists()
+
+
+def test_every_transformers_loader_refuses_custom_code(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from emotic_mm.data.captioner import Captioner
+    from emotic_mm.data.tokens import load_tokenizer
+    from emotic_mm.models.clip import load_towers
+    from emotic_mm.models.encoders import TextEncoder
+
+    evil = _evil_folder(tmp_path / "evil")
+    marker = tmp_path / "PWNED"
+    monkeypatch.setenv("EVIL_MARKER", str(marker))
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("asked a question"))
+    for load, key in ((lambda: load_tokenizer(str(evil)), "tokenizer.name"),
+                      (lambda: TextEncoder(str(evil)), "model.text_encoder.name"),
+                      (lambda: load_towers(str(evil)), "model.clip.name"),
+                      (lambda: Captioner(OmegaConf.create({"model": str(evil)}), tmp_path), "text.model")):
+        with pytest.raises(ConfigError, match=f"{key}=.*custom Python code"):
+            load()
+    assert not marker.exists()

@@ -136,7 +136,7 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
             ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
     own = model_cfg.model.get("tokenizer")  # a model that reads its own tokenizer's ids (model=clip)
     if own is not None:
-        tokenizer_name, stored_length = str(own.name), own.get("max_length") or _model_length(str(own.name))
+        tokenizer_name, stored_length = str(own.name), _model_length(str(own.name), own.get("max_length"))
     else:
         tokenizer_name = str(model_cfg.model.text_encoder.name)
     return Preprocessing(
@@ -146,12 +146,12 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
         text_source=source, text_cfg=text_cfg, origin=origin)
 
 
-def _model_length(tokenizer: str) -> int:
-    """The token length :func:`emotic_mm.data.access.retokenized` uses by default for this tokenizer."""
-    from emotic_mm.data.access import model_length
+def _model_length(tokenizer: str, max_length: Any = None) -> int:
+    """The token length :func:`emotic_mm.data.access.retokenized` uses for this tokenizer."""
+    from emotic_mm.data.access import token_length
     from emotic_mm.data.tokens import load_tokenizer
 
-    return model_length(load_tokenizer(tokenizer))
+    return token_length(load_tokenizer(tokenizer, "model.tokenizer.name"), tokenizer, max_length)
 
 
 def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
