@@ -121,3 +121,66 @@ def test_every_transformers_loader_refuses_custom_code(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=f"{key}=.*custom Python code"):
             load()
     assert not marker.exists()
+
+
+# =========================================================================== a shared checkpoint's config
+def _shared_copy(checkpoint: Path, dest: Path, edit) -> Path:
+    """A copy of ``checkpoint`` whose config.yaml ``edit(cfg)`` changed, as someone might share it."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    shutil.copytree(checkpoint, dest)
+    cfg = OmegaConf.load(dest / "config.yaml")
+    edit(cfg)
+    (dest / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return dest
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [
+    ("model._target_", "torch.hub.load", "model._target_=torch.hub.load is not a builder"),
+    ("trainer.optimizer._target_", "os.system", "trainer.optimizer._target_=os.system is not a builder"),
+    ("loss._target_", "subprocess.run", "loss._target_=subprocess.run is not a builder"),
+    ("model.name", "${oc.env:HOME}", "model.name='${oc.env:HOME}' is an interpolation"),
+])
+def test_a_checkpoint_config_never_names_code_to_run(tiny, tmp_path, key, value, needle):
+    from omegaconf import OmegaConf
+
+    from emotic_mm.checkpoint import load_config, load_model
+
+    shared = _shared_copy(tiny.checkpoint, tmp_path / "shared", lambda c: OmegaConf.update(c, key, value))
+    for load in (load_config, load_model):
+        with pytest.raises(DataFormatError, match=f"config.yaml: {needle}".replace("$", r"\$")
+                           .replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
+            load(shared)
+
+
+def test_a_checkpoint_config_names_no_file_a_stage_uses(tiny, tmp_path):
+    """Where a run reads and writes comes from the command, never from a shared checkpoint: its paths,
+    hydra dirs, resume target, release and descriptions file are dropped; its store is followed only
+    when it is the very store the checkpoint was trained on."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.checkpoint import load_config, read_meta
+    from emotic_mm.stages.predict import trained_preprocessing
+
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "manifest.json").write_text(json.dumps({"format": "emotic-mm-store", "splits": {},
+                                                     "sizes": {"context": 99, "body": 77}}))
+
+    def edit(cfg):
+        for key, value in (("paths.data_dir", "/etc"), ("hydra.run.dir", "/etc"), ("trainer.resume", "/etc/x"),
+                           ("data.raw_dir", "/etc"), ("text.path", "/etc/passwd"), ("checkpoint", "/etc"),
+                           ("data.prepared_dir", str(decoy))):
+            OmegaConf.update(cfg, key, value, force_add=True)
+
+    shared = _shared_copy(tiny.checkpoint, tmp_path / "shared", edit)
+    cfg = load_config(shared)
+    for key in ("paths", "hydra", "checkpoint", "data.raw_dir", "text.path"):
+        assert OmegaConf.select(cfg, key) is None, key
+    assert cfg.trainer.resume is False
+    prep = trained_preprocessing(cfg, store_id=read_meta(shared)["store"])
+    assert (prep.context_size, prep.body_size) != (99, 77) and prep.origin.startswith("checkpoint config")
+    own = trained_preprocessing(load_config(tiny.checkpoint), store_id=read_meta(tiny.checkpoint)["store"])
+    assert own.origin.startswith("store manifest")  # its own store is still read

@@ -13,6 +13,7 @@ a truncated or malformed file is one line naming it.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+TRUSTED_TARGETS = ("emotic_mm.", "torch.optim.")  # what a checkpoint's _target_ may name
+# keys of a checkpoint's config that name where a run reads or writes: never taken from a checkpoint
+UNTRUSTED_PATH_KEYS = ("paths", "hydra", "checkpoint", "runs", "out", "input", "overwrite", "data.raw_dir",
+                       "text.path")
 
 
 def rebuilt_from(model: nn.Module) -> dict[str, str]:
@@ -179,7 +184,53 @@ def load_config(path: Path) -> DictConfig:
     model = cfg.get("model") if isinstance(cfg, DictConfig) else None
     if not isinstance(model, DictConfig) or "name" not in model or "modalities" not in model:
         raise DataFormatError(f"{file}: not a training config (expected a model block with name and modalities)")
-    return cfg  # type: ignore[return-value]
+    return untrusted(cfg, file)  # type: ignore[arg-type]
+
+
+def trusted_targets() -> tuple[str, ...]:
+    """Module prefixes a checkpoint's ``_target_`` may name: this package and torch's optimizers and
+    schedulers, plus those a user lists in ``EMOTIC_MM_TRUSTED_TARGETS`` (comma-separated) for their own
+    builders."""
+    extra = [t.strip() for t in os.environ.get("EMOTIC_MM_TRUSTED_TARGETS", "").split(",") if t.strip()]
+    return (*TRUSTED_TARGETS, *extra)
+
+
+def _leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted key, value) at the leaves of a plain container."""
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() for leaf in _leaves(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, f"{key}[{i}]")]
+    return [(key, node)]
+
+
+def untrusted(cfg: DictConfig, file: Path) -> DictConfig:
+    """A checkpoint's config as a stage may use it: whoever shared the checkpoint wrote it.
+
+    Code: every ``_target_`` must name a builder of :func:`trusted_targets` (one line naming the key
+    otherwise), since building the model, optimizer, scheduler or loss calls it; no value may be an
+    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the environment). Files: the
+    keys that name where a run reads or writes (``paths``, ``hydra``, ``checkpoint``, ``data.raw_dir``,
+    ``text.path``, ``trainer.resume``, ...) are dropped, so only the current command's values name them.
+    The model folders a model is rebuilt from (``model.*.name``, image weights) are read, never run.
+    """
+    prefixes = trusted_targets()
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(value, str) and "${" in value:  # e.g. ${oc.env:...} would copy a secret into outputs
+            raise DataFormatError(f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is saved "
+                                  f"resolved, so this one was written by hand")
+        if key.rpartition(".")[2] == "_target_" and not str(value).startswith(prefixes):
+            raise DataFormatError(f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and a "
+                                  f"checkpoint's config never names code to run (a builder of your own: list its "
+                                  f"module in EMOTIC_MM_TRUSTED_TARGETS)")
+    for key in UNTRUSTED_PATH_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig) and leaf in node:
+            node.pop(leaf)
+    if isinstance(cfg.get("trainer"), DictConfig) and "resume" in cfg.trainer:
+        cfg.trainer.resume = False
+    return cfg
 
 
 def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:

@@ -34,8 +34,8 @@ def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | No
     vocabulary, and views of the sizes it was trained on.
 
     ``trained_cfg`` is the model's training config (its ``model`` and ``data`` blocks). The trained view
-    sizes are ``trained_sizes`` if given, else the ``checkpoint``'s ``meta.json``, else those of the
-    store its config names, when that store is reachable and is not ``store`` itself.
+    sizes are ``trained_sizes`` if given, else the ``checkpoint``'s ``meta.json``; without a checkpoint
+    (a config of the user's), those of the store its config names, when reachable and not ``store``.
     """
     model_cfg = trained_cfg.model
     own_tokenizer = model_cfg.get("tokenizer")
@@ -54,7 +54,9 @@ def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | No
                 f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
             )
         _check_token_ids(store, wanted)
-    _check_view_sizes(store, modalities, trained_sizes if trained_sizes is not None else _trained_sizes(trained_cfg, store))
+    if trained_sizes is None and checkpoint is None:  # a checkpoint's own paths are never followed
+        trained_sizes = _trained_sizes(trained_cfg, store)
+    _check_view_sizes(store, modalities, trained_sizes)
 
 
 def _check_token_ids(store: Store, encoder: str) -> None:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from emotic_mm.checkpoint import load_config, load_model
+from emotic_mm.checkpoint import checkpoint_dir, load_config, load_model, read_meta
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.images import BODY_SIZE, CONTEXT_SIZE
 from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input
@@ -113,12 +113,29 @@ class Preprocessing:
                 f"file lacks")
 
 
-def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) -> Preprocessing:
-    """Settings from the store's ``manifest.json`` when the checkpoint's ``data.prepared_dir`` is
-    reachable (it records what prepare really did), else from the checkpoint's config."""
+def trained_manifest(store: Any, store_id: str | None) -> dict[str, Any] | None:
+    """The manifest of the store a checkpoint names, only when it is the very store the checkpoint was
+    trained on (its fingerprint is the checkpoint's ``meta.json`` ``store``): a path in a shared
+    checkpoint never makes predict take settings from some other file."""
+    from emotic_mm.training.clean_model import store_fingerprint
+
+    if not store or not store_id:
+        return None
+    try:
+        manifest = read_manifest(Path(str(store)))
+        same = manifest is not None and store_fingerprint(Path(str(store)) / "manifest.json") == store_id
+    except (DataFormatError, OSError, ValueError):
+        return None
+    return manifest if same else None
+
+
+def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None,
+                          store_id: str | None = None) -> Preprocessing:
+    """Settings from the store's ``manifest.json`` when the checkpoint's ``data.prepared_dir`` holds the
+    store it was trained on (``store_id``; it records what prepare really did), else from its config."""
     data = model_cfg.get("data") or {}
     store = data.get("prepared_dir")
-    manifest = read_manifest(Path(str(store))) if store else None
+    manifest = trained_manifest(store, store_id)
     text_cfg = model_cfg.get("text") or OmegaConf.create({"source": SOURCE_TEMPLATE})
     if manifest is not None:
         sizes = manifest.get("sizes", {})
@@ -216,7 +233,8 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if not 1 <= top_k <= len(CATEGORIES):
         raise ConfigError(f"top_k={top_k} must be between 1 and {len(CATEGORIES)}")
     checkpoint = Path(str(cfg.checkpoint))
-    prep = trained_preprocessing(load_config(checkpoint), cfg.get("max_length"))
+    prep = trained_preprocessing(load_config(checkpoint), cfg.get("max_length"),
+                                 read_meta(checkpoint_dir(checkpoint)).get("store"))
     photos = read_input(cfg, prep)
     check_photos(photos, prep.needs_image)  # every input problem surfaces before a model is loaded
     describe_missing(photos, prep, str(cfg.text_fallback))
