@@ -67,3 +67,78 @@ def test_a_view_of_another_size_than_the_manifests_is_one_line(store_copy):
     with pytest.raises(DataFormatError, match=rf"train_body_arr.npy: shape \({kept}, 64, 64, 3\), expected "
                                               rf"\({kept}, 128, 128, 3\) \(manifest.json sizes body view is 128 px\)"):
         Store(store_copy)
+
+
+# =========================================================================== a full disk
+def _rows(run: Path) -> list[int]:
+    import csv
+
+    with open(run / "metrics.csv", newline="") as f:
+        return [int(float(r["epoch"])) for r in csv.DictReader(f)]
+
+
+def test_a_full_disk_while_training_is_one_line_and_leaves_no_row_without_its_checkpoint(
+        train_store, tmp_path, monkeypatch):
+    """Epoch 1's checkpoint cannot be written: the run stops with an OutputError naming the folder, its
+    row is not in metrics.csv, last/ is epoch 0's; a resume then carries on where it stopped."""
+    import json
+
+    from safetensors import SafetensorError
+
+    import emotic_mm.checkpoint as checkpoint
+    from emotic_mm.errors import OutputError
+    from emotic_mm.training.run import train
+    from support.compose import compose_cfg
+
+    real, calls = checkpoint.save_file, []
+
+    def full_after_epoch_0(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 4:  # epoch 0 wrote best and last (weights + training state each)
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_file", full_after_epoch_0)
+    run = tmp_path / "run"
+    base = [f"data.prepared_dir={train_store}", *TINY_TRAIN, "trainer/scheduler=none"]
+    with pytest.raises(OutputError, match=r"run/(best|last): cannot write the checkpoint \(.*No space left"):
+        train(compose_cfg("train", [*base, "trainer.epochs=2"]), run_dir=run)
+    assert _rows(run) == [0]
+    assert json.loads((run / "last" / "meta.json").read_text())["epoch"] == 0
+    assert not list(run.glob(".*partial*"))
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    train(compose_cfg("train", [*base, "trainer.epochs=2", "trainer.resume=true"]), run_dir=run)
+    assert _rows(run) == [0, 1]
+
+
+def test_a_kill_between_checkpoint_and_row_loses_no_row(train_store, tmp_path):
+    from emotic_mm.training.run import train
+    from support.compose import compose_cfg
+
+    run = tmp_path / "run"
+    base = [f"data.prepared_dir={train_store}", *TINY_TRAIN, "trainer/scheduler=none"]
+    train(compose_cfg("train", [*base, "trainer.epochs=2"]), run_dir=run)
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join(lines[:-1]))  # as if killed after last/ (epoch 1), before its row
+    assert _rows(run) == [0]
+    train(compose_cfg("train", [*base, "trainer.epochs=3", "trainer.resume=true"]), run_dir=run)
+    assert _rows(run) == [0, 1, 2]
+
+
+def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, monkeypatch):
+    """run_stage, around every stage: ENOSPC (or a read-only or over-quota disk) is one line, exit 2."""
+    import errno
+    import sys
+
+    from emotic_mm.config import run_stage
+
+    def task(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / "report.json"))
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with pytest.raises(SystemExit) as info:
+        run_stage("report", task, [f"hydra.run.dir={tmp_path / 'r'}", "runs=x"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"emotic-mm report: error: {tmp_path / 'r' / 'report.json'}: cannot write "
+                                        "(No space left on device)"]

@@ -25,8 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError
-from emotic_mm.fsutil import atomic_dir
+from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError, OutputError
+from emotic_mm.fsutil import atomic_dir, write_failure
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -119,18 +119,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: dict[str, Any],
                     training_state: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``). ``meta`` should
-    carry the training store's ``view_sizes``, so a store of other sizes is refused later."""
-    with atomic_dir(Path(directory)) as tmp:
-        save_file(model_state(model), str(tmp / MODEL_FILE))
-        (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "rebuilt_from": rebuilt_from(model),
-                     "variant": getattr(model, "variant", None)}
-        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
-        if training_state is not None:
-            tensors: dict[str, torch.Tensor] = {}
-            structure = _split_state(training_state, "s", tensors)
-            save_file(tensors, str(tmp / STATE_TENSORS))
-            (tmp / STATE_JSON).write_text(json.dumps(structure))
+    carry the training store's ``view_sizes``, so a store of other sizes is refused later. A full disk is
+    one :class:`OutputError` naming the folder; the previous checkpoint there is left as it was."""
+    try:
+        with atomic_dir(Path(directory)) as tmp:
+            save_file(model_state(model), str(tmp / MODEL_FILE))
+            (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "rebuilt_from": rebuilt_from(model),
+                         "variant": getattr(model, "variant", None)}
+            (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
+            if training_state is not None:
+                tensors: dict[str, torch.Tensor] = {}
+                structure = _split_state(training_state, "s", tensors)
+                save_file(tensors, str(tmp / STATE_TENSORS))
+                (tmp / STATE_JSON).write_text(json.dumps(structure))
+    except SafetensorError as exc:  # safetensors reports the OS error in its own type
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "SafetensorError"
+        raise OutputError(f"{directory}: cannot write the checkpoint ({detail})") from None
+    except OSError as exc:
+        failure = write_failure(exc, Path(directory))
+        if failure is None:
+            raise
+        raise failure from None
     return Path(directory)
 
 

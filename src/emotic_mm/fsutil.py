@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -11,7 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from emotic_mm.errors import ConfigError
+from emotic_mm.errors import ConfigError, OutputError
+
+# what a full, read-only or over-quota file system answers a write: the user's to fix, not a bug
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def write_failure(exc: OSError, where: Path | None = None) -> OutputError | None:
+    """One line for a failed write (``None`` when ``exc`` is not a write failure): what could not be
+    written and why, e.g. ``<run>/best: cannot write (No space left on device)``."""
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    target = where if where is not None else exc.filename
+    return OutputError(f"{target or 'an output'}: cannot write ({exc.strerror or errno.errorcode.get(exc.errno)})")
 
 
 def partial_siblings(final: Path) -> list[Path]:
