@@ -3,6 +3,7 @@ are not numbers. Each is one line (or a wait), and nothing half-written is ever 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -142,3 +143,79 @@ def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"emotic-mm report: error: {tmp_path / 'r' / 'report.json'}: cannot write "
                                         "(No space left on device)"]
+
+
+# =========================================================================== two processes, one output
+def _small_release(root: Path) -> Path:
+    from support.releases import Img, make_release, person, vperson
+
+    return make_release(root, {
+        "train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Peace"])])],
+        "val": [Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])],
+        "test": [Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])],
+    })
+
+
+def test_a_second_prepare_into_the_same_folder_waits_for_the_first(tmp_path):
+    """While one prepare holds data.prepared_dir (here: this test, mid-build), a second one names it and
+    waits: it neither removes the first's half-built folder as stale nor fails; then it completes."""
+    import os
+    import time
+
+    from support.cli import EMOTIC_MM, REPO, cli_env
+    from emotic_mm.locks import output_lock
+
+    raw, store = _small_release(tmp_path / "raw"), tmp_path / "store"
+    building = tmp_path / f".store.partial-{os.getpid()}-inflight"
+    err = tmp_path / "second.log"
+    with output_lock(store, "data.prepared_dir"):
+        building.mkdir()  # the first prepare's folder in progress
+        with open(err, "w") as stderr:
+            second = subprocess.Popen([EMOTIC_MM, "prepare", "data=emotic", f"data.raw_dir={raw}",
+                                       f"data.prepared_dir={store}", "data.workers=0",
+                                       f"hydra.run.dir={tmp_path / 'run'}"],
+                                      cwd=str(REPO), stdout=stderr, stderr=subprocess.STDOUT, env=cli_env())
+        deadline = time.time() + 120
+        while "waiting" not in err.read_text() and second.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        waiting = [line for line in err.read_text().splitlines() if "waiting" in line]
+        assert second.poll() is None and len(waiting) == 1, err.read_text()
+        assert f"data.prepared_dir={store} is being written by pid {os.getpid()}" in waiting[0]
+        assert building.is_dir()  # not removed as "stale"
+        building.rmdir()  # the first prepare finishes (renames its folder into place)
+    assert second.wait(timeout=300) == 0, err.read_text()
+    assert json.loads((store / "manifest.json").read_text())["splits"]["train"]["kept"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "run", "second.log", "store"]  # no lock left
+
+
+def test_concurrent_jobs_train_one_clean_model_once(tiny, tmp_path, monkeypatch):
+    """Jobs of a sweep asking for the same clean model at once: one trains it, the others wait and reuse."""
+    import threading
+    import time
+
+    import emotic_mm.training.clean_model as clean_model
+    from support.compose import compose_cfg
+
+    trained = []
+
+    def slow_train(cfg, home):
+        trained.append(home)
+        time.sleep(1.0)
+        shutil.copytree(tiny.checkpoint, home / "best")
+
+    monkeypatch.setattr(clean_model, "_train_into", slow_train)
+    cfg = compose_cfg("attack", [f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path / 'data'}"])
+    found, errors = [], []
+
+    def job():
+        try:
+            found.append(clean_model.clean_checkpoint(cfg)[0])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(trained) == 1 and len(set(found)) == 1 and len(found) == 3

@@ -32,18 +32,35 @@ def partial_siblings(final: Path) -> list[Path]:
     return sorted(final.parent.glob(f".{final.name}.partial-*")) if final.parent.exists() else []
 
 
+def builder_alive(partial: Path) -> bool:
+    """The process whose pid a partial folder's name carries (``.<name>.partial-<pid>-<id>``) still runs:
+    its folder is work in progress, not a leftover."""
+    pid = partial.name.rpartition(".partial-")[2].split("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``final`` in one rename.
 
-    Stale partial folders from interrupted runs are removed first, so a re-run starts clean. On an
-    exception the temporary folder is removed and ``final`` (if it existed) is left untouched.
+    Partial folders of interrupted runs are removed first, so a re-run starts clean; one whose builder
+    (the pid in its name) still runs is left alone. On an exception the temporary folder is removed and
+    ``final`` (if it existed) is left untouched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in partial_siblings(final):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+        if not builder_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp

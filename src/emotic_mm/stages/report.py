@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, write_text_atomic
+from emotic_mm.locks import output_lock
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
 from emotic_mm.report import plots, stats
@@ -98,7 +99,11 @@ METHODS = {
 def report(cfg: DictConfig) -> dict[str, Any]:
     """Aggregate the runs under ``cfg.runs`` into ``cfg.out``; returns what ``report.json`` holds."""
     root = runs_folder(cfg)
-    out = output_folder(cfg, root)
+    with output_lock(output_folder(cfg, root), "out"):  # one report at a time into a folder
+        return _report(cfg, root, output_folder(cfg, root))
+
+
+def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
     collection = load_runs(root)
     if collection.runs.empty:
         raise DataFormatError(f"no attack or poison runs (summary.json) under {root}")
