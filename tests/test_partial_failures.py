@@ -219,3 +219,37 @@ def test_concurrent_jobs_train_one_clean_model_once(tiny, tmp_path, monkeypatch)
     for t in threads:
         t.join(timeout=120)
     assert not errors and len(trained) == 1 and len(set(found)) == 1 and len(found) == 3
+
+
+# =========================================================================== numbers that are not numbers
+def _pixel_summary(seed: int, persons: int, rate: float) -> dict:
+    """An older pixel summary (one k, rates at it, no attack.csv), as an attack on ``persons`` wrote it."""
+    return {"attack": "pixel", "model": "baseline", "algorithm": "rs", "pixels": 4, "surface": "body",
+            "targeted": False, "target": None, "budget": 400, "population": 40, "split": "test", "seed": seed,
+            "persons": persons, "persons_correct": 0, "success_rate_all": rate, "success_rate_correct": None,
+            "mean_queries_success": None, "median_queries_success": None, "total_queries": 0,
+            "wall_seconds": 1.0, "queries_per_s": 0.0}
+
+
+def test_nan_and_infinity_in_a_summary_leave_that_run_out_and_named(tmp_path, caplog):
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from emotic_mm.stages.report import report
+
+    runs = tmp_path / "runs"
+    for name, summary in (("good0", _pixel_summary(0, 50, 0.2)), ("good1", _pixel_summary(1, 50, 0.3)),
+                          ("empty", _pixel_summary(2, 0, float("nan"))),
+                          ("inf", {**_pixel_summary(3, 50, 0.1), "queries_per_s": float("inf")})):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "summary.json").write_text(json.dumps(summary))  # writes NaN / Infinity as Python does
+    assert "NaN" in (runs / "empty" / "summary.json").read_text()
+    with caplog.at_level(logging.WARNING):
+        data = report(OmegaConf.create({"runs": str(runs), "out": None}))
+    assert data["runs"] == 2 and data["left_out"]["not_finite"] == ["empty", "inf"]
+    page = (runs / "report" / "report.md").read_text()
+    assert "left out (a figure is NaN or Infinity): `empty`, `inf`" in page
+    lines = [r.getMessage() for r in caplog.records if "not a finite number" in r.getMessage()]
+    assert len(lines) == 2 and "success_rate_all=nan" in lines[0] and "queries_per_s=inf" in lines[1]
+    json.loads((runs / "report" / "report.json").read_text())  # strict JSON readers still read it

@@ -106,7 +106,8 @@ def report(cfg: DictConfig) -> dict[str, Any]:
 def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
     collection = load_runs(root)
     if collection.runs.empty:
-        raise DataFormatError(f"no attack or poison runs (summary.json) under {root}")
+        left = f" (left out, figures not finite: {', '.join(collection.not_finite)})" if collection.not_finite else ""
+        raise DataFormatError(f"no attack or poison runs (summary.json) under {root}{left}")
     runs = label_runs(collection.runs)
     persons = load_persons(collection)
     models = models_in(runs)
@@ -118,6 +119,7 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
         "runs_by_kind": {k: int(v) for k, v in runs["kind"].value_counts().items()},
         "models": models, "seeds": seeds, "commands": collection.commands, "methods": METHODS,
         "measures": {k.name: k.measure for k in ATTACKS},
+        "left_out": {"unknown_kind": collection.unknown, "not_finite": collection.not_finite},
     }
     with atomic_dir(out) as tmp:
         sections, poison_verdicts, paired = [], [], pd.DataFrame()
@@ -157,7 +159,8 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
             data["defenses"] = {"certified": records(certified), "radii": radii, "poisoning": records(defended)}
         summary = verdict_summary(paired, poison_verdicts)
         data["verdicts"] = records(summary)
-        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown),
+        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown,
+                          collection.not_finite),
                 md.verdict_section(summary), *sections, md.examples_section(plots.copy_examples(runs, root, tmp))]
         write_text_atomic(tmp / "report.md", "\n\n".join(page) + "\n")
         write_json_atomic(tmp / "report.json", data)
