@@ -23,7 +23,7 @@ def load_pretrained(loader: Any, name: str, key: str, what: str, **kwargs: Any) 
     resolved = resolve_model_name(str(name))
     try:
         return loader.from_pretrained(resolved, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:  # weights unlike config
         raise load_error(exc, key, name, resolved, what) from None
 
 
