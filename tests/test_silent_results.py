@@ -31,3 +31,18 @@ def test_an_annotated_size_far_from_the_files_is_counted_and_warned(tmp_path, ca
     assert any("size_mismatch" not in w and "annotated size" in w for w in manifest["warnings"])
     lines = [r.getMessage() for r in caplog.records if "annotated as" in r.getMessage()]
     assert len(lines) == 1 and "big.jpg: annotated as 4000x4000 but the file is 40x30" in lines[0]
+
+
+@pytest.mark.parametrize(("override", "needle"), [
+    ("data.synthetic.images.train=-5", "data.synthetic.images.train=-5 must be >= 0"),
+    ("data.synthetic.images.val=2.5", "data.synthetic.images.val=2.5 must be a whole number"),
+    ("data.synthetic.cue_hit=1.5", "data.synthetic.cue_hit=1.5 must be <= 1"),
+    ("data.synthetic.max_side=100", "data.synthetic.max_side=100 must be >= data.synthetic.min_side=200"),
+])
+def test_bad_synthetic_settings_are_refused_before_drawing(tmp_path, override, needle):
+    from support.cli import run_cli
+
+    proc = run_cli(["prepare", override, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'r'}"])
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+    assert not (tmp_path / "data").exists()  # nothing drawn
