@@ -46,3 +46,36 @@ def test_bad_synthetic_settings_are_refused_before_drawing(tmp_path, override, n
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # nothing drawn
+
+
+def test_predict_warns_per_row_about_pictures_and_boxes_too_small_to_show_a_person(tiny, tmp_path, caplog):
+    """1x1 and 1x4000 pictures and a 3x4 box get a warning per row, in the log and in both files; a
+    picture as large as the views does not."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from support.compose import compose_cfg
+    from emotic_mm.stages.predict import predict
+
+    rng = np.random.default_rng(0)
+    for name, (w, h) in (("dot", (1, 1)), ("line", (1, 4000)), ("big", (300, 260))):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    csv = tmp_path / "people.csv"
+    csv.write_text("path,x1,y1,x2,y2,text\ndot.png,,,,,a\nline.png,,,,,b\nbig.png,10,10,13,14,c\n"
+                   "big.png,,,,,d\n")
+    cfg = compose_cfg("predict", [f"checkpoint={tiny.checkpoint}", "device=cpu", f"input={csv}"])
+    with caplog.at_level(logging.WARNING):
+        result = predict(cfg, run_dir=tmp_path / "run")
+    warnings = [r["warning"] for r in result["predictions"]]
+    assert warnings[0].startswith("picture 1x1 px has a side below 128 px")
+    assert warnings[1].startswith("picture 1x4000 px") and warnings[2].startswith("box 3x4 px")
+    assert warnings[3] is None
+    logged = [r.getMessage() for r in caplog.records if "too small or too thin" in r.getMessage()]
+    assert len(logged) == 3 and logged[0].startswith("people.csv row")
+    saved = json.loads((tmp_path / "run" / "predictions.json").read_text())
+    assert [r["warning"] for r in saved["predictions"]] == warnings
+    table = pd.read_csv(tmp_path / "run" / "predictions.csv", keep_default_na=False)
+    assert table["warning"].tolist() == [*warnings[:3], ""]

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from emotic_mm.checkpoint import checkpoint_dir, load_config, load_model, read_meta
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.images import BODY_SIZE, CONTEXT_SIZE
-from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input
+from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input, small_warning
 from emotic_mm.data.store import read_manifest
 from emotic_mm.data.text import SOURCE_CAPTIONER, SOURCE_TEMPLATE, make_describer
 from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
@@ -195,6 +195,22 @@ def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
                   text=str(text) if text not in (None, "") else None)]
 
 
+def flag_small(photos: list[Photo], prep: Preprocessing, min_side: Any = None) -> None:
+    """Warn, once per row (and in its output record), about pictures or boxes below ``min_side`` px
+    (default: the smallest view the checkpoint reads)."""
+    from emotic_mm.config import whole_number
+
+    views = {"context": prep.context_size, "body": prep.body_size}
+    read = [size for view, size in views.items() if view in prep.modalities]
+    if not read:
+        return
+    threshold = min(read) if min_side is None else whole_number(min_side, "min_side", 1)
+    for p in photos:
+        p.warning = small_warning(p, threshold, "body" in prep.modalities)
+        if p.warning:
+            log.warning("%s: %s", p.where, p.warning)
+
+
 def describe_missing(photos: list[Photo], prep: Preprocessing, fallback: str) -> None:
     """Give every person without text the description ``prepare`` would have given (or fail, with
     ``text_fallback=none``). Photos keep which source their text came from."""
@@ -237,6 +253,7 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                  read_meta(checkpoint_dir(checkpoint)).get("store"))
     photos = read_input(cfg, prep)
     check_photos(photos, prep.needs_image)  # every input problem surfaces before a model is loaded
+    flag_small(photos, prep, cfg.get("min_side"))
     describe_missing(photos, prep, str(cfg.text_fallback))
     device = select_device(str(cfg.device))
     model, model_cfg, _ = load_model(checkpoint, device)
@@ -287,6 +304,7 @@ def _record(p: Photo, scores: torch.Tensor, vad: torch.Tensor, top_k: int, prep:
         "top_k": [{"emotion": CATEGORIES[c], "score": float(scores[c])} for c in order[:top_k]],
         "vad": {name: float(v) for name, v in zip(VAD_NAMES, vad.tolist())},
         "scores": {c: float(s) for c, s in zip(CATEGORIES, scores.tolist())},
+        "warning": p.warning,
     }
 
 
@@ -298,7 +316,7 @@ def _csv(records: list[dict[str, Any]], top_k: int) -> str:
         rows.append({
             **dict(zip(CSV_COLUMNS, lead)),
             f"top{top_k}": ";".join(f"{e['emotion']}:{e['score']:.4f}" for e in r["top_k"]),
-            **r["vad"], **r["scores"],
+            "warning": r["warning"] or "", **r["vad"], **r["scores"],
         })
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
@@ -330,6 +348,10 @@ def _print(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -
         console.print(f"descriptions: {note}")
         if len(records) == 1:
             console.print(f"text: {records[0]['text']}")
+    warned = sum(1 for r in records if r.get("warning"))
+    if warned:
+        console.print(f"[yellow]{warned} of {len(records)} row(s) have a picture or box too small to show a person; "
+                      "see their warning field[/yellow]")
     console.print(f"preprocessing from {p['from']}; wrote predictions.json, predictions.csv to {run_dir}")
 
 
