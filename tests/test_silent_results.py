@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -79,3 +80,19 @@ def test_predict_warns_per_row_about_pictures_and_boxes_too_small_to_show_a_pers
     assert [r["warning"] for r in saved["predictions"]] == warnings
     table = pd.read_csv(tmp_path / "run" / "predictions.csv", keep_default_na=False)
     assert table["warning"].tolist() == [*warnings[:3], ""]
+
+
+def test_eval_names_the_model_overrides_a_checkpoint_makes_moot(tiny, tmp_path):
+    """eval checkpoint=<baseline run> model=joint scores the checkpoint's model and says so once."""
+    from support.cli import run_cli
+
+    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "model=joint", f"data.prepared_dir={tiny.store}",
+                    "split=val", f"hydra.run.dir={tmp_path / 'r'}"], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    lines = [line for line in out.splitlines() if "fixes the model" in line]
+    assert len(lines) == 1 and "ignoring model=joint (checkpoint: baseline;" in lines[0], out[-3000:]
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["variant"] == "baseline"
+    again = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "split=val",
+                     f"hydra.run.dir={tmp_path / 'r2'}"], timeout=300)
+    assert again.returncode == 0 and "fixes the model" not in again.stdout + again.stderr

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.checkpoint import checkpoint_dir, load_config
 from emotic_mm.errors import ConfigError
+from emotic_mm.fixed_keys import warn_fixed
 from emotic_mm.locks import output_lock
 from emotic_mm.data.access import has_checkpoint, open_store
 from emotic_mm.defenses.registry import weights_defense
@@ -78,6 +79,7 @@ def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
         clean_cfg = load_config(path)
         kind.check_defense(clean_cfg, f"the defense {path} was trained with")
+        warn_fixed(cfg, clean_cfg, path, "model")  # model=... on the command line names another model
         return path, clean_cfg
     if under_torchrun():
         raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
