@@ -29,8 +29,8 @@ def test_a_clip_tokenizer_longer_than_its_text_tower_is_cut_to_the_tower(tiny_st
     assert metrics["zero_shot"] and 0 <= metrics["map"] <= 1
     (made,) = (store / "tokens").iterdir()
     assert json.loads((made / "tokens.json").read_text())["max_length"] == TEXT["max_position_embeddings"]
-    longer = compose_cfg("eval", ["model=clip", "checkpoint=null", f"model.clip.name={folder}",
-                                  f"data.prepared_dir={store}", "device=cpu", "model.tokenizer.max_length=100"])
+    longer = compose_cfg("eval", ["model=clip", "checkpoint=null", f"model.clip.name={folder}", "device=cpu",
+                                  f"data.prepared_dir={store}", "model.tokenizer.max_length=100"])
     with pytest.raises(ConfigError, match="model.tokenizer.max_length=100 exceeds the text tower's "
                                           "max_position_embeddings=64"):
         evaluate(longer, run_dir=tmp_path / "run2")
@@ -47,7 +47,8 @@ def test_a_vocabulary_larger_than_the_embedding_table_is_one_line(tmp_path):
     tokenizer = load_tokenizer("shipped:all-MiniLM-L6-v2")
     CLIPModel(CLIPConfig(text_config={**TEXT, "vocab_size": 1000}, vision_config=VISION,
                          projection_dim=16)).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     with pytest.raises(ConfigError, match=f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
                                           "text_config.vocab_size=1000"):
@@ -59,5 +60,6 @@ def test_a_clip_folder_without_its_processor_is_one_line(clip_towers, tmp_path):
 
     folder = Path(shutil.copytree(clip_towers["clip"], tmp_path / "clip"))
     (folder / "preprocessor_config.json").unlink()
-    with pytest.raises(ConfigError, match=f"model.clip.name='{folder}': {folder} has no preprocessor_config.json"):
+    with pytest.raises(ConfigError, match=f"model.clip.name='{folder}': {folder} has no "
+                                          "preprocessor_config.json"):
         load_towers(str(folder))

@@ -41,8 +41,9 @@ def _replace(path: Path, array: np.ndarray) -> None:
 def test_an_array_short_of_rows_is_one_line_naming_it(store_copy, tmp_path):
     kept = len(np.load(store_copy / "train_cont_arr.npy"))
     _replace(store_copy / "train_cont_arr.npy", np.full((kept - 5, 3), 5.0, np.float32))
-    with pytest.raises(DataFormatError, match=rf"train_cont_arr.npy: shape \({kept - 5}, 3\), expected {kept} rows "
-                                              rf"\(manifest.json counts {kept} kept persons in train\)"):
+    needle = (rf"train_cont_arr.npy: shape \({kept - 5}, 3\), expected {kept} rows "
+              rf"\(manifest.json counts {kept} kept persons in train\)")
+    with pytest.raises(DataFormatError, match=needle):
         Store(store_copy)
     proc = run_cli(["train", f"data.prepared_dir={store_copy}", *TINY_TRAIN, "trainer.epochs=1",
                     f"hydra.run.dir={tmp_path / 'r'}"])
@@ -65,8 +66,8 @@ def test_a_csv_short_of_rows_and_a_truncated_array_are_one_line(store_copy):
 def test_a_view_of_another_size_than_the_manifests_is_one_line(store_copy):
     kept = len(np.load(store_copy / "train_cont_arr.npy"))
     _replace(store_copy / "train_body_arr.npy", np.zeros((kept, 64, 64, 3), np.uint8))
-    with pytest.raises(DataFormatError, match=rf"train_body_arr.npy: shape \({kept}, 64, 64, 3\), expected "
-                                              rf"\({kept}, 128, 128, 3\) \(manifest.json sizes body view is 128 px\)"):
+    needle = rf"train_body_arr.npy: shape \({kept}, 64, 64, 3\), expected \({kept}, 128, 128, 3\) "
+    with pytest.raises(DataFormatError, match=needle + r"\(manifest.json sizes body view is 128 px\)"):
         Store(store_copy)
 
 
@@ -120,7 +121,7 @@ def test_a_kill_between_checkpoint_and_row_loses_no_row(train_store, tmp_path):
     base = [f"data.prepared_dir={train_store}", *TINY_TRAIN, "trainer/scheduler=none"]
     train(compose_cfg("train", [*base, "trainer.epochs=2"]), run_dir=run)
     lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
-    (run / "metrics.csv").write_text("".join(lines[:-1]))  # as if killed after last/ (epoch 1), before its row
+    (run / "metrics.csv").write_text("".join(lines[:-1]))  # killed after last/ (epoch 1), before the row
     assert _rows(run) == [0]
     train(compose_cfg("train", [*base, "trainer.epochs=3", "trainer.resume=true"]), run_dir=run)
     assert _rows(run) == [0, 1, 2]
@@ -141,8 +142,9 @@ def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, m
         run_stage("report", task, [f"hydra.run.dir={tmp_path / 'r'}", "runs=x"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"emotic-mm report: error: {tmp_path / 'r' / 'report.json'}: cannot write "
-                                        "(No space left on device)"]
+    where = tmp_path / "r" / "report.json"
+    expected = f"emotic-mm report: error: {where}: cannot write (No space left on device)"
+    assert err.strip().splitlines() == [expected]
 
 
 # =========================================================================== two processes, one output

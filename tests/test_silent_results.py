@@ -43,7 +43,8 @@ def test_an_annotated_size_far_from_the_files_is_counted_and_warned(tmp_path, ca
 def test_bad_synthetic_settings_are_refused_before_drawing(tmp_path, override, needle):
     from support.cli import run_cli
 
-    proc = run_cli(["prepare", override, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(["prepare", override, f"paths.data_dir={tmp_path / 'data'}",
+                    f"hydra.run.dir={tmp_path / 'r'}"])
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # nothing drawn

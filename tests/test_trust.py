@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 from pathlib import Path
 
@@ -46,7 +45,8 @@ def test_picture_paths_leaving_the_release_are_skipped_counted_and_never_opened(
         "test": [Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])],
     })
     assert (tmp_path / "beside" / "images" / "intruder.jpg").is_file()  # the release names a real picture
-    (root / "emotic" / "mscoco" / "images" / "link.jpg").symlink_to(tmp_path / "beside" / "images" / "intruder.jpg")
+    link = root / "emotic" / "mscoco" / "images" / "link.jpg"
+    link.symlink_to(tmp_path / "beside" / "images" / "intruder.jpg")
     with caplog.at_level(logging.WARNING):
         manifest = convert(root, tmp_path / "store")
     train = manifest["splits"]["train"]
@@ -83,7 +83,8 @@ def _evil_folder(folder: Path) -> Path:
     auto = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel", "AutoProcessor": "evil.EvilProc",
             "AutoImageProcessor": "evil.EvilProc", "AutoModelForImageTextToText": "evil.EvilModel"}
     (folder / "config.json").write_text(json.dumps({"model_type": "evil-model", "auto_map": auto}))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["evil.EvilTok", None]}}))
+    tokenizer = {"auto_map": {"AutoTokenizer": ["evil.EvilTok", None]}}
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer))
     (folder / "preprocessor_config.json").write_text(json.dumps({"auto_map": auto}))
     (folder / "evil.py").write_text(EVIL_CODE)
     return folder
@@ -93,8 +94,8 @@ def test_a_model_folder_with_custom_code_is_one_line_no_prompt_no_execution(tiny
     """Answering "y" on stdin used to run the folder's code; now nothing asks and nothing runs."""
     evil = _evil_folder(tmp_path / "evil")
     marker = tmp_path / "PWNED"
-    proc = subprocess.run([EMOTIC_MM, "eval", "model=clip", "checkpoint=null", f"data.prepared_dir={tiny_store.store}",
-                           f"model.clip.name={evil}", f"hydra.run.dir={tmp_path / 'r'}"],
+    proc = subprocess.run([EMOTIC_MM, "eval", "model=clip", "checkpoint=null", f"model.clip.name={evil}",
+                           f"data.prepared_dir={tiny_store.store}", f"hydra.run.dir={tmp_path / 'r'}"],
                           cwd=str(REPO), input="y\ny\ny\n", capture_output=True, text=True, timeout=300,
                           env=cli_env({"EVIL_MARKER": str(marker)}))
     _one_line_error(proc, "model.clip.name", "custom Python code", "never runs code")
@@ -170,8 +171,9 @@ def test_a_checkpoint_config_names_no_file_a_stage_uses(tiny, tmp_path):
                                                      "sizes": {"context": 99, "body": 77}}))
 
     def edit(cfg):
-        for key, value in (("paths.data_dir", "/etc"), ("hydra.run.dir", "/etc"), ("trainer.resume", "/etc/x"),
-                           ("data.raw_dir", "/etc"), ("text.path", "/etc/passwd"), ("checkpoint", "/etc"),
+        for key, value in (("paths.data_dir", "/etc"), ("hydra.run.dir", "/etc"),
+                           ("trainer.resume", "/etc/x"), ("data.raw_dir", "/etc"),
+                           ("text.path", "/etc/passwd"), ("checkpoint", "/etc"),
                            ("data.prepared_dir", str(decoy))):
             OmegaConf.update(cfg, key, value, force_add=True)
 

@@ -125,8 +125,8 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
         with atomic_dir(Path(directory)) as tmp:
             save_file(model_state(model), str(tmp / MODEL_FILE))
             (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "rebuilt_from": rebuilt_from(model),
-                         "variant": getattr(model, "variant", None)}
+            full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model),
+                         "rebuilt_from": rebuilt_from(model), "variant": getattr(model, "variant", None)}
             (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
             if training_state is not None:
                 tensors: dict[str, torch.Tensor] = {}
@@ -227,12 +227,12 @@ def untrusted(cfg: DictConfig, file: Path) -> DictConfig:
     prefixes = trusted_targets()
     for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
         if isinstance(value, str) and "${" in value:  # e.g. ${oc.env:...} would copy a secret into outputs
-            raise DataFormatError(f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is saved "
-                                  f"resolved, so this one was written by hand")
+            raise DataFormatError(f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is "
+                                  f"saved resolved, so this one was written by hand")
         if key.rpartition(".")[2] == "_target_" and not str(value).startswith(prefixes):
-            raise DataFormatError(f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and a "
-                                  f"checkpoint's config never names code to run (a builder of your own: list its "
-                                  f"module in EMOTIC_MM_TRUSTED_TARGETS)")
+            raise DataFormatError(f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and "
+                                  f"a checkpoint's config never names code to run (a builder of your own: "
+                                  f"list its module in EMOTIC_MM_TRUSTED_TARGETS)")
     for key in UNTRUSTED_PATH_KEYS:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg

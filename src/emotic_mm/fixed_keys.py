@@ -22,7 +22,8 @@ def user_overrides() -> list[str] | None:
 
 
 def _touches(override: str, group: str) -> bool:
-    """``model=joint``, ``model.embed_dim=64``, ``model/image_encoder=resnet18`` (with ``+``/``~``) touch ``model``."""
+    """``model=joint``, ``model.embed_dim=64``, ``model/image_encoder=resnet18`` (also with ``+``/``~``)
+    touch ``model``."""
     key = override.split("=", 1)[0].lstrip("+~")
     return key == group or key.startswith((f"{group}.", f"{group}/"))
 
@@ -30,7 +31,8 @@ def _touches(override: str, group: str) -> bool:
 def _differences(a: Any, b: Any, key: str) -> list[str]:
     """Dotted keys whose values differ between two plain containers, as ``key=now (checkpoint: then)``."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k), f"{key}.{k}")]
+        keys = sorted(set(a) | set(b), key=str)
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{key}.{k}")]
     return [] if a == b else [f"{key}={a} (checkpoint: {b})"]
 
 
@@ -44,8 +46,8 @@ def warn_fixed(cfg: DictConfig, saved: DictConfig, checkpoint: Any, group: str =
     now, then = cfg.get(group), saved.get(group)
     if not touched or not isinstance(now, DictConfig) or not isinstance(then, DictConfig):
         return []
-    diffs = _differences(OmegaConf.to_container(now, resolve=True), OmegaConf.to_container(then, resolve=True),
-                         group)
+    plain = [OmegaConf.to_container(c, resolve=True) for c in (now, then)]
+    diffs = _differences(plain[0], plain[1], group)
     chosen = [d for d in diffs if d.startswith(f"{group}.name=")]
     if chosen:  # another model altogether: name the choice, not each of its keys
         diffs = [f"{group}={now.get('name')} (checkpoint: {then.get('name')}; {len(diffs)} keys differ)"]

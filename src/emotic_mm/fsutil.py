@@ -24,7 +24,8 @@ def write_failure(exc: OSError, where: Path | None = None) -> OutputError | None
     if exc.errno not in WRITE_ERRNOS:
         return None
     target = where if where is not None else exc.filename
-    return OutputError(f"{target or 'an output'}: cannot write ({exc.strerror or errno.errorcode.get(exc.errno)})")
+    reason = exc.strerror or errno.errorcode.get(exc.errno)
+    return OutputError(f"{target or 'an output'}: cannot write ({reason})")
 
 
 def partial_siblings(final: Path) -> list[Path]:

@@ -59,7 +59,8 @@ def output_lock(folder: Path, key: str) -> Iterator[None]:
             log.warning("%s=%s is being written by %s; waiting for it to finish", key, folder, holder(note))
             lock.acquire()
     except OSError as exc:
-        raise ConfigError(f"{key}={folder}: cannot create the lock {lock_file} ({exc.strerror or exc})") from None
+        raise ConfigError(f"{key}={folder}: cannot create the lock {lock_file} "
+                          f"({exc.strerror or exc})") from None
     try:
         write_json_atomic(note, {"pid": os.getpid(), "host": socket.gethostname(),
                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv})

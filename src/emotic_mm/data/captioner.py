@@ -51,7 +51,8 @@ class Captioner:
         if self.view not in VIEWS:
             raise ConfigError(f"text.view={self.view!r} is not one of {', '.join(VIEWS)}")
         self.processor = load_pretrained(AutoProcessor, name, "text.model", "an image-to-text processor")
-        self.model = load_pretrained(AutoModelForImageTextToText, name, "text.model", "an image-to-text model")
+        self.model = load_pretrained(AutoModelForImageTextToText, name, "text.model",
+                                     "an image-to-text model")
         self.device = _device(str(text_cfg.get("device", "auto")))
         self.model.to(self.device).eval()
         self.prompt = text_cfg.get("prompt")

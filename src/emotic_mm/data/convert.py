@@ -221,8 +221,9 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
                 log.warning("%s: the picture is a single colour; its %d person(s) are kept", task[0], len(group))
             if size is not None and size_disagrees((task[1], task[2]), size):
                 mismatched += len(group)
-                log.warning("%s: annotated as %dx%d but the file is %dx%d; its %d person(s) are kept with boxes "
-                            "clamped to the annotated size", task[0], task[1], task[2], *size, len(group))
+                log.warning("%s: annotated as %dx%d but the file is %dx%d; its %d person(s) are kept with "
+                            "boxes clamped to the annotated size", task[0], task[1], task[2], *size,
+                            len(group))
             for person, body in zip(group, bodies):
                 if isinstance(body, str):
                     skipped[body] += 1
@@ -303,8 +304,8 @@ def split_warnings(split_info: dict[str, Any]) -> list[str]:
         if info.get("constant_pictures"):
             out.append(f"{split}: {info['constant_pictures']} person(s) come from single-colour pictures")
         if info.get("size_mismatch"):
-            out.append(f"{split}: {info['size_mismatch']} person(s) come from pictures whose annotated size is "
-                       f"more than {SIZE_RATIO:g}x off the file's")
+            out.append(f"{split}: {info['size_mismatch']} person(s) come from pictures whose annotated size "
+                       f"is more than {SIZE_RATIO:g}x off the file's")
     return out
 
 
@@ -368,8 +369,9 @@ def _convert(opts: ConvertOptions) -> dict[str, Any]:
                 c for c, n in split_info[split]["label_counts"].items() if n == 0]
         outside = [path for res in results.values() for path in res.outside]
         if outside:
-            log.warning("%d picture(s) named in %s lie outside data.raw_dir=%s (e.g. %s); their persons are "
-                        "skipped as %s", len(outside), mat_path.name, opts.raw_dir, outside[0], em.SKIP_OUTSIDE)
+            log.warning("%d picture(s) named in %s lie outside data.raw_dir=%s (e.g. %s); their persons "
+                        "are skipped as %s", len(outside), mat_path.name, opts.raw_dir, outside[0],
+                        em.SKIP_OUTSIDE)
         warnings = split_warnings(split_info)
         for line in warnings:
             log.warning("%s", line)

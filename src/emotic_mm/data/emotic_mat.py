@@ -51,8 +51,8 @@ RELEASE_SKIP_REASONS: tuple[str, ...] = (
     SKIP_UNKNOWN_CATEGORY,
 )
 # ... and every reason, the later ones (bad values the release itself never has) listed where they occur
-SKIP_REASONS: tuple[str, ...] = (*RELEASE_SKIP_REASONS, SKIP_VAD_RANGE, SKIP_NAN_BOX, SKIP_TOO_LARGE, SKIP_UNSUPPORTED,
-                                 SKIP_OUTSIDE)
+SKIP_REASONS: tuple[str, ...] = (*RELEASE_SKIP_REASONS, SKIP_VAD_RANGE, SKIP_NAN_BOX, SKIP_TOO_LARGE,
+                                 SKIP_UNSUPPORTED, SKIP_OUTSIDE)
 VAD_RANGE = (1.0, 10.0)
 
 

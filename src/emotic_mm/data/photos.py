@@ -38,7 +38,7 @@ class Photo:
     text_source: str | None = None  # "given", or the source that described it (template, captioner)
     image_size: tuple[int, int] | None = None  # (width, height), filled by check_photos
     box: tuple[int, int, int, int] | None = None  # clamped, filled by check_photos
-    warning: str | None = None  # why its scores may mean little (too small a picture or box), see small_warning
+    warning: str | None = None  # why its scores may mean little (too small a picture or box)
 
     def meta(self, folder: str | None = None) -> PersonMeta:
         """What a description source may know: the box and image size; gender and age are unknown.

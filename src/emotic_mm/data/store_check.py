@@ -27,7 +27,8 @@ def npy_shape(path: Path) -> tuple[int, ...]:
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
+            fmt = np.lib.format
+            header = fmt.read_array_header_2_0 if version >= (2, 0) else fmt.read_array_header_1_0
             shape, _, dtype = header(f)
             offset = f.tell()
     except (OSError, ValueError) as exc:
@@ -64,7 +65,8 @@ def check_store(path: Path, splits: list[str], manifest: dict[str, Any] | None) 
             if name in VIEWS:
                 side = sizes.setdefault(name, shape[1] if len(shape) == 4 else -1)
                 if shape[1:] != (side, side, 3):
-                    where = "manifest.json sizes" if manifest is not None and "sizes" in manifest else "the first"
+                    ours = manifest is not None and "sizes" in manifest
+                    where = "manifest.json sizes" if ours else "the first"
                     raise DataFormatError(f"{file}: shape {shape}, expected ({expected}, {side}, {side}, 3) "
                                           f"({where} {name} view is {side} px)")
         csv = path / f"{split}.csv"

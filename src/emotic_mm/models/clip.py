@@ -303,11 +303,13 @@ def check_towers(folder: str, towers: nn.Module, tokenizer: Any) -> None:
     whose ids run past the text tower's embedding table (an IndexError at the first description)."""
     text = getattr(towers.config, "text_config", None)
     if text is None:
-        raise ConfigError(f"{folder}: config.json has no text_config (not a CLIP-style model with a text tower)")
+        raise ConfigError(f"{folder}: config.json has no text_config (not a CLIP-style model with a text "
+                          "tower)")
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     if len(tokenizer) > vocab:
-        raise ConfigError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but text_config.vocab_size={vocab}; "
-                          "ids beyond the embedding table cannot be embedded")
+        raise ConfigError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
+                          f"text_config.vocab_size={vocab}; ids beyond the embedding table cannot be "
+                          "embedded")
 
 
 def build(modalities: Sequence[str], clip: dict[str, Any], prompt: str = PROMPT_TEMPLATE, fusion: str = "mean",

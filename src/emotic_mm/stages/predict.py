@@ -350,8 +350,8 @@ def _print(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -
             console.print(f"text: {records[0]['text']}")
     warned = sum(1 for r in records if r.get("warning"))
     if warned:
-        console.print(f"[yellow]{warned} of {len(records)} row(s) have a picture or box too small to show a person; "
-                      "see their warning field[/yellow]")
+        console.print(f"[yellow]{warned} of {len(records)} row(s) have a picture or box too small to show a "
+                      "person; see their warning field[/yellow]")
     console.print(f"preprocessing from {p['from']}; wrote predictions.json, predictions.csv to {run_dir}")
 
 

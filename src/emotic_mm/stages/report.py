@@ -106,7 +106,8 @@ def report(cfg: DictConfig) -> dict[str, Any]:
 def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
     collection = load_runs(root)
     if collection.runs.empty:
-        left = f" (left out, figures not finite: {', '.join(collection.not_finite)})" if collection.not_finite else ""
+        bad = collection.not_finite
+        left = f" (left out, figures not finite: {', '.join(bad)})" if bad else ""
         raise DataFormatError(f"no attack or poison runs (summary.json) under {root}{left}")
     runs = label_runs(collection.runs)
     persons = load_persons(collection)

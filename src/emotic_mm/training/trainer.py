@@ -171,7 +171,8 @@ class Trainer:
         self.bad_epochs = int(state["bad_epochs"])
         self.best_val = meta.get("best_val", {})
         self._rows = [r for r in _read_rows(self.run_dir / "metrics.csv") if int(float(r["epoch"])) < self.start_epoch]
-        if isinstance(meta.get("row"), dict) and not any(int(float(r["epoch"])) == int(meta["epoch"]) for r in self._rows):
+        logged = {int(float(r["epoch"])) for r in self._rows}
+        if isinstance(meta.get("row"), dict) and int(meta["epoch"]) not in logged:
             self._rows.append(meta["row"])  # killed between last/ and its row: the checkpoint kept it
         log.info("resumed from %s at epoch %d", checkpoint, self.start_epoch)
 
@@ -219,7 +220,7 @@ class Trainer:
                 row = self._row(entry)
                 if improved:
                     self._save("best", epoch, val)
-                self._save("last", epoch, val, row)  # last holds the row too: a kill before the CSV loses none
+                self._save("last", epoch, val, row)  # last holds the row: a kill before the CSV loses none
                 self._log_epoch(entry, row)
             barrier(self.dist)
             patience = int(self.cfg.early_stopping_patience)
