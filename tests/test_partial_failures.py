@@ -128,14 +128,15 @@ def test_a_kill_between_checkpoint_and_row_loses_no_row(train_store, tmp_path):
 
 
 def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, monkeypatch):
-    """run_stage, around every stage: ENOSPC (or a read-only or over-quota disk) is one line, exit 2."""
+    """run_stage, around every stage: ENOSPC (or a read-only or over-quota disk) is one line, exit 2, naming
+    the file being written (not its temporary name)."""
     import errno
     import sys
 
     from emotic_mm.config import run_stage
 
     def task(cfg):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / "report.json"))
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / ".report.tmp-0123abcd.json"))
 
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     with pytest.raises(SystemExit) as info:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,9 +24,23 @@ def write_failure(exc: OSError, where: Path | None = None) -> OutputError | None
     written and why, e.g. ``<run>/best: cannot write (No space left on device)``."""
     if exc.errno not in WRITE_ERRNOS:
         return None
-    target = where if where is not None else exc.filename
+    target = where if where is not None else (final_name(Path(exc.filename)) if exc.filename else None)
     reason = exc.strerror or errno.errorcode.get(exc.errno)
     return OutputError(f"{target or 'an output'}: cannot write ({reason})")
+
+
+TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:tmp-[0-9a-f]{8}|partial-[0-9a-z-]+)$")
+
+
+def final_name(path: Path) -> Path:
+    """The path a temporary one (``.<stem>.tmp-<id><suffix>``, ``.<name>.partial-<id>``, or a path
+    inside one) will be renamed to: what a message about a failed write should name."""
+    parts = []
+    for part in Path(path).parts:
+        stem, suffix = (part[:-len(Path(part).suffix)], Path(part).suffix) if ".tmp-" in part else (part, "")
+        match = TEMPORARY.match(stem)
+        parts.append(match["name"] + suffix if match else part)
+    return Path(*parts)
 
 
 def partial_siblings(final: Path) -> list[Path]:
