@@ -56,7 +56,7 @@ def _store_persons(tiny) -> pd.DataFrame:
 def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     """Store photos with their annotated boxes and descriptions give the store's arrays and token ids,
     and predict's scores equal the model's on the stored arrays."""
-    from emotic_mm.checkpoint import load_config
+    from emotic_mm.checkpoint import load_config, read_meta
     from emotic_mm.data.photos import PhotoDataset, check_photos, read_csv_input
     from emotic_mm.data.store import Store
     from emotic_mm.data.tokens import load_tokenizer, tokenize
@@ -70,7 +70,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     csv = tmp_path / "people.csv"
     persons[["path", "x1", "y1", "x2", "y2", "text"]].to_csv(csv, index=False)
 
-    prep = trained_preprocessing(load_config(tiny.checkpoint))
+    prep = trained_preprocessing(load_config(tiny.checkpoint), store_id=read_meta(tiny.checkpoint)["store"])
     assert (prep.context_size, prep.body_size, prep.max_length, prep.text_source) == (224, 128, 48, "file")
     photos = read_csv_input(csv)
     check_photos(photos, needs_image=True)

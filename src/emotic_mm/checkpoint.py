@@ -13,6 +13,7 @@ a truncated or malformed file is one line naming it.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError
-from emotic_mm.fsutil import atomic_dir
+from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError, OutputError
+from emotic_mm.fsutil import atomic_dir, write_failure
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+TRUSTED_TARGETS = ("emotic_mm.", "torch.optim.")  # what a checkpoint's _target_ may name
+# keys of a checkpoint's config that name where a run reads or writes: never taken from a checkpoint
+UNTRUSTED_PATH_KEYS = ("paths", "hydra", "checkpoint", "runs", "out", "input", "overwrite", "data.raw_dir",
+                       "text.path")
 
 
 def rebuilt_from(model: nn.Module) -> dict[str, str]:
@@ -114,18 +119,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: dict[str, Any],
                     training_state: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``). ``meta`` should
-    carry the training store's ``view_sizes``, so a store of other sizes is refused later."""
-    with atomic_dir(Path(directory)) as tmp:
-        save_file(model_state(model), str(tmp / MODEL_FILE))
-        (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model), "rebuilt_from": rebuilt_from(model),
-                     "variant": getattr(model, "variant", None)}
-        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
-        if training_state is not None:
-            tensors: dict[str, torch.Tensor] = {}
-            structure = _split_state(training_state, "s", tensors)
-            save_file(tensors, str(tmp / STATE_TENSORS))
-            (tmp / STATE_JSON).write_text(json.dumps(structure))
+    carry the training store's ``view_sizes``, so a store of other sizes is refused later. A full disk is
+    one :class:`OutputError` naming the folder; the previous checkpoint there is left as it was."""
+    try:
+        with atomic_dir(Path(directory)) as tmp:
+            save_file(model_state(model), str(tmp / MODEL_FILE))
+            (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model),
+                         "rebuilt_from": rebuilt_from(model), "variant": getattr(model, "variant", None)}
+            (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
+            if training_state is not None:
+                tensors: dict[str, torch.Tensor] = {}
+                structure = _split_state(training_state, "s", tensors)
+                save_file(tensors, str(tmp / STATE_TENSORS))
+                (tmp / STATE_JSON).write_text(json.dumps(structure))
+    except SafetensorError as exc:  # safetensors reports the OS error in its own type
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "SafetensorError"
+        raise OutputError(f"{directory}: cannot write the checkpoint ({detail})") from None
+    except OSError as exc:
+        failure = write_failure(exc, Path(directory))
+        if failure is None:
+            raise
+        raise failure from None
     return Path(directory)
 
 
@@ -179,7 +194,53 @@ def load_config(path: Path) -> DictConfig:
     model = cfg.get("model") if isinstance(cfg, DictConfig) else None
     if not isinstance(model, DictConfig) or "name" not in model or "modalities" not in model:
         raise DataFormatError(f"{file}: not a training config (expected a model block with name and modalities)")
-    return cfg  # type: ignore[return-value]
+    return untrusted(cfg, file)  # type: ignore[arg-type]
+
+
+def trusted_targets() -> tuple[str, ...]:
+    """Module prefixes a checkpoint's ``_target_`` may name: this package and torch's optimizers and
+    schedulers, plus those a user lists in ``EMOTIC_MM_TRUSTED_TARGETS`` (comma-separated) for their own
+    builders."""
+    extra = [t.strip() for t in os.environ.get("EMOTIC_MM_TRUSTED_TARGETS", "").split(",") if t.strip()]
+    return (*TRUSTED_TARGETS, *extra)
+
+
+def _leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted key, value) at the leaves of a plain container."""
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() for leaf in _leaves(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, f"{key}[{i}]")]
+    return [(key, node)]
+
+
+def untrusted(cfg: DictConfig, file: Path) -> DictConfig:
+    """A checkpoint's config as a stage may use it: whoever shared the checkpoint wrote it.
+
+    Code: every ``_target_`` must name a builder of :func:`trusted_targets` (one line naming the key
+    otherwise), since building the model, optimizer, scheduler or loss calls it; no value may be an
+    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the environment). Files: the
+    keys that name where a run reads or writes (``paths``, ``hydra``, ``checkpoint``, ``data.raw_dir``,
+    ``text.path``, ``trainer.resume``, ...) are dropped, so only the current command's values name them.
+    The model folders a model is rebuilt from (``model.*.name``, image weights) are read, never run.
+    """
+    prefixes = trusted_targets()
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(value, str) and "${" in value:  # e.g. ${oc.env:...} would copy a secret into outputs
+            raise DataFormatError(f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is "
+                                  f"saved resolved, so this one was written by hand")
+        if key.rpartition(".")[2] == "_target_" and not str(value).startswith(prefixes):
+            raise DataFormatError(f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and "
+                                  f"a checkpoint's config never names code to run (a builder of your own: "
+                                  f"list its module in EMOTIC_MM_TRUSTED_TARGETS)")
+    for key in UNTRUSTED_PATH_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig) and leaf in node:
+            node.pop(leaf)
+    if isinstance(cfg.get("trainer"), DictConfig) and "resume" in cfg.trainer:
+        cfg.trainer.resume = False
+    return cfg
 
 
 def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:

@@ -43,17 +43,26 @@ def run_stage(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> 
 
     Hydra reads ``sys.argv``, so the stage's arguments are put there; overrides, ``-m``, ``--cfg``,
     ``--help``, ``--config-dir`` and ``hydra.*`` keys all work as in any Hydra app. A user-facing
-    :class:`~emotic_mm.errors.EmoticMMError` becomes one line on stderr and exit code 2.
+    :class:`~emotic_mm.errors.EmoticMMError`, and a write the file system refuses (full, read-only,
+    over quota: :func:`~emotic_mm.fsutil.write_failure`), become one line on stderr and exit code 2.
     """
     import hydra
 
     from emotic_mm.errors import EmoticMMError
+
+    from emotic_mm.fsutil import write_failure
 
     def guarded(cfg: Any) -> Any:
         try:
             return task(cfg)
         except EmoticMMError as exc:
             print(f"emotic-mm {config_name}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except OSError as exc:  # a full disk under any stage's write: one line, not a traceback
+            failure = write_failure(exc)
+            if failure is None:
+                raise
+            print(f"emotic-mm {config_name}: error: {failure}", file=sys.stderr)
             raise SystemExit(2) from None
 
     sys.argv = [f"emotic-mm {config_name}", *argv]

@@ -17,3 +17,7 @@ class ConfigError(EmoticMMError):
 
 class DataFormatError(EmoticMMError):
     """An input file or folder does not have the layout the stage expects."""
+
+
+class OutputError(EmoticMMError):
+    """An output could not be written (disk full, read-only, over quota); nothing half-written is kept."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -11,7 +13,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from emotic_mm.errors import ConfigError
+from emotic_mm.errors import ConfigError, OutputError
+
+# what a full, read-only or over-quota file system answers a write: the user's to fix, not a bug
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def write_failure(exc: OSError, where: Path | None = None) -> OutputError | None:
+    """One line for a failed write (``None`` when ``exc`` is not a write failure): what could not be
+    written and why, e.g. ``<run>/best: cannot write (No space left on device)``."""
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    target = where if where is not None else (final_name(Path(exc.filename)) if exc.filename else None)
+    reason = exc.strerror or errno.errorcode.get(exc.errno)
+    return OutputError(f"{target or 'an output'}: cannot write ({reason})")
+
+
+TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:tmp-[0-9a-f]{8}|partial-[0-9a-z-]+)$")
+
+
+def final_name(path: Path) -> Path:
+    """The path a temporary one (``.<stem>.tmp-<id><suffix>``, ``.<name>.partial-<id>``, or a path
+    inside one) will be renamed to: what a message about a failed write should name."""
+    parts = []
+    for part in Path(path).parts:
+        stem, suffix = (part[:-len(Path(part).suffix)], Path(part).suffix) if ".tmp-" in part else (part, "")
+        match = TEMPORARY.match(stem)
+        parts.append(match["name"] + suffix if match else part)
+    return Path(*parts)
 
 
 def partial_siblings(final: Path) -> list[Path]:
@@ -19,18 +48,35 @@ def partial_siblings(final: Path) -> list[Path]:
     return sorted(final.parent.glob(f".{final.name}.partial-*")) if final.parent.exists() else []
 
 
+def builder_alive(partial: Path) -> bool:
+    """The process whose pid a partial folder's name carries (``.<name>.partial-<pid>-<id>``) still runs:
+    its folder is work in progress, not a leftover."""
+    pid = partial.name.rpartition(".partial-")[2].split("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``final`` in one rename.
 
-    Stale partial folders from interrupted runs are removed first, so a re-run starts clean. On an
-    exception the temporary folder is removed and ``final`` (if it existed) is left untouched.
+    Partial folders of interrupted runs are removed first, so a re-run starts clean; one whose builder
+    (the pid in its name) still runs is left alone. On an exception the temporary folder is removed and
+    ``final`` (if it existed) is left untouched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in partial_siblings(final):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+        if not builder_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp

@@ -34,8 +34,8 @@ def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | No
     vocabulary, and views of the sizes it was trained on.
 
     ``trained_cfg`` is the model's training config (its ``model`` and ``data`` blocks). The trained view
-    sizes are ``trained_sizes`` if given, else the ``checkpoint``'s ``meta.json``, else those of the
-    store its config names, when that store is reachable and is not ``store`` itself.
+    sizes are ``trained_sizes`` if given, else the ``checkpoint``'s ``meta.json``; without a checkpoint
+    (a config of the user's), those of the store its config names, when reachable and not ``store``.
     """
     model_cfg = trained_cfg.model
     own_tokenizer = model_cfg.get("tokenizer")
@@ -54,7 +54,9 @@ def check_store_fits_model(store: Store, trained_cfg: Any, checkpoint: Path | No
                 f"re-run `emotic-mm prepare tokenizer.name={wanted}`"
             )
         _check_token_ids(store, wanted)
-    _check_view_sizes(store, modalities, trained_sizes if trained_sizes is not None else _trained_sizes(trained_cfg, store))
+    if trained_sizes is None and checkpoint is None:  # a checkpoint's own paths are never followed
+        trained_sizes = _trained_sizes(trained_cfg, store)
+    _check_view_sizes(store, modalities, trained_sizes)
 
 
 def _check_token_ids(store: Store, encoder: str) -> None:
@@ -64,7 +66,7 @@ def _check_token_ids(store: Store, encoder: str) -> None:
     from emotic_mm.config import resolve_model_name
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model_name(encoder))
+        config = AutoConfig.from_pretrained(resolve_model_name(encoder), trust_remote_code=False)
         vocab = int(getattr(config, "vocab_size", None) or config.text_config.vocab_size)
     except (OSError, ValueError, TypeError, AttributeError):
         return  # the encoder itself fails to load later, with its own one-line message
@@ -128,11 +130,44 @@ def model_length(tokenizer: Any) -> int:
     return int(min(int(getattr(tokenizer, "model_max_length", 77) or 77), 512))
 
 
+def tower_positions(name: str) -> int | None:
+    """``max_position_embeddings`` of the text tower a model folder declares (its ``text_config``, else its
+    own config), or ``None`` when it declares none or does not load (it fails later with its own line)."""
+    from transformers import AutoConfig
+
+    from emotic_mm.config import resolve_model_name
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_name(name), trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    value = getattr(getattr(config, "text_config", None) or config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def token_length(tokenizer: Any, name: str, max_length: Any = None) -> int:
+    """The length descriptions are tokenised at for the text tower ``name``: ``max_length`` when given
+    (refused when longer than the tower's positions), else the smaller of the tokenizer's model length
+    and the tower's ``max_position_embeddings`` (a tokenizer saved from another model may declare more)."""
+    positions = tower_positions(name)
+    if max_length not in (None, ""):
+        from emotic_mm.config import whole_number
+
+        length = whole_number(max_length, "model.tokenizer.max_length", 4)
+        if positions is not None and length > positions:
+            raise ConfigError(f"model.tokenizer.max_length={length} exceeds the text tower's "
+                              f"max_position_embeddings={positions} ({name})")
+        return length
+    own = model_length(tokenizer)
+    return min(own, positions) if positions is not None else own
+
+
 def retokenized(store: Store, tokenizer_name: str, max_length: int | None) -> Store:
     """``store`` reading token ids of ``tokenizer_name`` from ``<store>/tokens/<key>/`` (made on first use).
 
     ``max_length=None``: the tokenizer's model length (e.g. 77 for CLIP, 64 for SigLIP, whose text tower
-    pools the last position and so expects that fixed padding).
+    pools the last position and so expects that fixed padding), never more than the text tower's
+    positions (:func:`token_length`).
     """
     import hashlib
     import json
@@ -140,11 +175,12 @@ def retokenized(store: Store, tokenizer_name: str, max_length: int | None) -> St
     from emotic_mm.data.tokens import load_tokenizer, tokenize
     from emotic_mm.fsutil import atomic_dir
 
-    if store.manifest is not None and store.manifest.get("tokenizer", {}).get("name") == tokenizer_name \
-            and max_length in (None, store.manifest.get("tokenizer", {}).get("max_length")):
-        return store  # prepare already used this tokenizer
-    tokenizer = load_tokenizer(tokenizer_name)
-    length = int(max_length or model_length(tokenizer))
+    tokenizer = load_tokenizer(tokenizer_name, "model.tokenizer.name")
+    length = token_length(tokenizer, tokenizer_name, max_length)
+    stored = (store.manifest or {}).get("tokenizer", {})
+    if stored.get("name") == tokenizer_name and max_length in (None, stored.get("max_length")) \
+            and int(stored.get("max_length") or 0) <= length:
+        return store  # prepare already used this tokenizer, at a length the tower takes
     manifest = json.dumps(store.manifest, sort_keys=True, default=str) if store.manifest else str(store.path)
     key = hashlib.sha256(f"{tokenizer_name}|{length}|{manifest}".encode()).hexdigest()[:12]
     folder = store.path / "tokens" / key

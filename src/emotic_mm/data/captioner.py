@@ -44,17 +44,15 @@ class Captioner:
     def __init__(self, text_cfg: Any, images_dir: Path) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from emotic_mm.config import resolve_model_name
+        from emotic_mm.pretrained import load_pretrained
 
-        name = resolve_model_name(str(text_cfg.model))
+        name = str(text_cfg.model)
         self.view = str(text_cfg.get("view", "crop"))
         if self.view not in VIEWS:
             raise ConfigError(f"text.view={self.view!r} is not one of {', '.join(VIEWS)}")
-        try:
-            self.processor = AutoProcessor.from_pretrained(name)
-            self.model = AutoModelForImageTextToText.from_pretrained(name)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"text.model={name!r}: cannot load an image-to-text model ({exc})") from None
+        self.processor = load_pretrained(AutoProcessor, name, "text.model", "an image-to-text processor")
+        self.model = load_pretrained(AutoModelForImageTextToText, name, "text.model",
+                                     "an image-to-text model")
         self.device = _device(str(text_cfg.get("device", "auto")))
         self.model.to(self.device).eval()
         self.prompt = text_cfg.get("prompt")

@@ -43,6 +43,7 @@ STORE_VERSION = 1
 COMMUNITY_COLUMNS = ("Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
                      "Continuous_Labels", "Gender", "Age")
 MAX_VIEW_SIZE = 4096  # a view side beyond this is a typo, not a store (224 x 224 is the release's)
+SIZE_RATIO = 2.0  # an annotated image size further than this factor from the file's is counted and warned
 
 
 @dataclass
@@ -72,6 +73,8 @@ class SplitResult:
     kept: list[KeptPerson]
     skipped: Counter
     constant: int = 0  # kept persons whose context view is a single colour
+    size_mismatch: int = 0  # kept persons whose picture's annotated size is far from the file's
+    outside: list[str] = field(default_factory=list)  # picture paths that left the release (skipped)
 
 
 # --------------------------------------------------------------------------- checks
@@ -126,18 +129,19 @@ def release_paths(raw_dir: Path) -> tuple[Path, Path]:
 
 # --------------------------------------------------------------------------- decoding (worker side)
 def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[float]],
-                 context_size: int, body_size: int) -> tuple[Any, list[Any]]:
-    """Context array (or a skip reason for every person) and, per person, (body, box) or a skip reason."""
+                 context_size: int, body_size: int) -> tuple[Any, list[Any], tuple[int, int] | None]:
+    """Context array (or a skip reason for every person), per person (body, box) or a skip reason, and
+    the file's own (width, height) (``None`` when it did not decode)."""
     try:
         image = open_rgb(Path(path))
     except FileNotFoundError:
-        return em.SKIP_MISSING_IMAGE, []
+        return em.SKIP_MISSING_IMAGE, [], None
     except ImageTooLargeError:
-        return em.SKIP_TOO_LARGE, []
+        return em.SKIP_TOO_LARGE, [], None
     except UnsupportedImageError:
-        return em.SKIP_UNSUPPORTED, []
+        return em.SKIP_UNSUPPORTED, [], None
     except ImageDecodeError:
-        return em.SKIP_UNDECODABLE, []
+        return em.SKIP_UNDECODABLE, [], None
     context = context_view(image, context_size)
     bodies: list[Any] = []
     for bbox in bboxes:
@@ -145,15 +149,21 @@ def decode_image(path: str, width: int, height: int, bboxes: Sequence[Sequence[f
             bodies.append(person_crop(image, bbox, width, height, body_size))
         except EmptyCropError:
             bodies.append(em.SKIP_EMPTY_CROP)
-    return context, bodies
+    return context, bodies, image.size
 
 
-def _decode_task(args: tuple) -> tuple[Any, list[Any]]:
+def size_disagrees(annotated: tuple[int, int], actual: tuple[int, int]) -> bool:
+    """The annotated image size is off the file's by more than SIZE_RATIO in either side: boxes (clamped
+    to the annotated size) and the scene surface (mapped through it) then miss the person."""
+    return any(a <= 0 or max(a / f, f / a) > SIZE_RATIO for a, f in zip(annotated, actual))
+
+
+def _decode_task(args: tuple) -> tuple[Any, list[Any], tuple[int, int] | None]:
     return decode_image(*args)
 
 
 def _ordered_results(tasks: Sequence[tuple], pool: ProcessPoolExecutor | None, window: int
-                     ) -> Iterator[tuple[Any, list[Any]]]:
+                     ) -> Iterator[tuple[Any, list[Any], tuple[int, int] | None]]:
     """Results in task order, with at most ``window`` tasks in flight (bounded memory)."""
     if pool is None:
         for t in tasks:
@@ -183,18 +193,24 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
                    opts: ConvertOptions, pool: ProcessPoolExecutor | None,
                    advance: Callable[[int], None]) -> SplitResult:
     skipped: Counter = Counter(p.skip_reason for p in persons if p.skip_reason)
-    candidates = [p for p in persons if not p.skip_reason]
-    capacity = len(candidates)
+    outside: list[str] = []
+    groups = []
+    for group in _group_by_image([p for p in persons if not p.skip_reason]):
+        if is_within(images_dir / group[0].folder / group[0].filename, opts.raw_dir):
+            groups.append(group)
+        else:  # `..`, an absolute folder or a link leading out of the release: never opened
+            skipped[em.SKIP_OUTSIDE] += len(group)
+            outside.append(f"{group[0].folder}/{group[0].filename}")
+    capacity = sum(len(g) for g in groups)
     context_w = NpyRowWriter(out / f"{split}_context_arr.npy", capacity, (opts.context_size, opts.context_size, 3), np.uint8)
     body_w = NpyRowWriter(out / f"{split}_body_arr.npy", capacity, (opts.body_size, opts.body_size, 3), np.uint8)
-    groups = _group_by_image(candidates)
     tasks = [(str(images_dir / g[0].folder / g[0].filename), g[0].image_width, g[0].image_height,
               [p.bbox for p in g], opts.context_size, opts.body_size) for g in groups]
     kept: list[KeptPerson] = []
     window = max(1, opts.workers) * opts.window_per_worker
-    advance(len(persons) - capacity)  # label-filtered persons count as processed
-    constant = 0
-    for group, task, (context, bodies) in zip(groups, tasks, _ordered_results(tasks, pool, window)):
+    advance(len(persons) - capacity)  # label-filtered and refused persons count as processed
+    constant = mismatched = 0
+    for group, task, (context, bodies, size) in zip(groups, tasks, _ordered_results(tasks, pool, window)):
         if isinstance(context, str):
             skipped[context] += len(group)
             if context != em.SKIP_MISSING_IMAGE:  # missing files are many in some releases; counted only
@@ -203,6 +219,11 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
             if is_constant(context):
                 constant += len(group)
                 log.warning("%s: the picture is a single colour; its %d person(s) are kept", task[0], len(group))
+            if size is not None and size_disagrees((task[1], task[2]), size):
+                mismatched += len(group)
+                log.warning("%s: annotated as %dx%d but the file is %dx%d; its %d person(s) are kept with "
+                            "boxes clamped to the annotated size", task[0], task[1], task[2], *size,
+                            len(group))
             for person, body in zip(group, bodies):
                 if isinstance(body, str):
                     skipped[body] += 1
@@ -213,7 +234,7 @@ def _convert_split(split: str, persons: Sequence[em.PersonAnnotation], images_di
         advance(len(group))
     context_w.close()
     body_w.close()
-    return SplitResult(kept, skipped, constant)
+    return SplitResult(kept, skipped, constant, mismatched, outside)
 
 
 def _label_arrays(split: str, kept: Sequence[KeptPerson], out: Path) -> None:
@@ -282,6 +303,9 @@ def split_warnings(split_info: dict[str, Any]) -> list[str]:
                        f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
         if info.get("constant_pictures"):
             out.append(f"{split}: {info['constant_pictures']} person(s) come from single-colour pictures")
+        if info.get("size_mismatch"):
+            out.append(f"{split}: {info['size_mismatch']} person(s) come from pictures whose annotated size "
+                       f"is more than {SIZE_RATIO:g}x off the file's")
     return out
 
 
@@ -339,9 +363,15 @@ def _convert(opts: ConvertOptions) -> dict[str, Any]:
                 "descriptions": texts.counts,
                 "label_counts": {c: int(sum(c in k.person.categories for k in res.kept)) for c in CATEGORIES},
                 "constant_pictures": res.constant,
+                "size_mismatch": res.size_mismatch,
             }
             split_info[split]["categories_without_positives"] = [
                 c for c, n in split_info[split]["label_counts"].items() if n == 0]
+        outside = [path for res in results.values() for path in res.outside]
+        if outside:
+            log.warning("%d picture(s) named in %s lie outside data.raw_dir=%s (e.g. %s); their persons "
+                        "are skipped as %s", len(outside), mat_path.name, opts.raw_dir, outside[0],
+                        em.SKIP_OUTSIDE)
         warnings = split_warnings(split_info)
         for line in warnings:
             log.warning("%s", line)

@@ -6,8 +6,8 @@ persons. Fields are read by name, and every value is unwrapped whatever its (1, 
 so files saved with other ``savemat``/``loadmat`` options read the same.
 
 The reader decides the label-based skip reasons (no category, NaN VAD, VAD outside 1-10 or infinite,
-unknown category, a NaN box coordinate); the image based ones (missing file, undecodable, too large,
-unsupported value range, empty crop) are decided where the pixels are read.
+unknown category, a NaN box coordinate); the image based ones (a path leaving the release, missing file,
+undecodable, too large, unsupported value range, empty crop) are decided where the pixels are read.
 """
 
 from __future__ import annotations
@@ -44,13 +44,15 @@ SKIP_VAD_RANGE = "vad_out_of_range"  # finite or infinite values outside the rel
 SKIP_NAN_BOX = "nan_box"
 SKIP_TOO_LARGE = "too_large"  # more pixels than Pillow's decompression-bomb limit
 SKIP_UNSUPPORTED = "unsupported_image"  # decodes, but its values have no known 8-bit scale
+SKIP_OUTSIDE = "outside_release"  # folder/filename resolve (links followed) outside data.raw_dir
 # the reasons of the release's own conventions, always listed in a manifest (zeros included) ...
 RELEASE_SKIP_REASONS: tuple[str, ...] = (
     SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, SKIP_EMPTY_CROP, SKIP_NO_CATEGORY, SKIP_NAN_VAD,
     SKIP_UNKNOWN_CATEGORY,
 )
 # ... and every reason, the later ones (bad values the release itself never has) listed where they occur
-SKIP_REASONS: tuple[str, ...] = (*RELEASE_SKIP_REASONS, SKIP_VAD_RANGE, SKIP_NAN_BOX, SKIP_TOO_LARGE, SKIP_UNSUPPORTED)
+SKIP_REASONS: tuple[str, ...] = (*RELEASE_SKIP_REASONS, SKIP_VAD_RANGE, SKIP_NAN_BOX, SKIP_TOO_LARGE,
+                                 SKIP_UNSUPPORTED, SKIP_OUTSIDE)
 VAD_RANGE = (1.0, 10.0)
 
 

@@ -38,6 +38,7 @@ class Photo:
     text_source: str | None = None  # "given", or the source that described it (template, captioner)
     image_size: tuple[int, int] | None = None  # (width, height), filled by check_photos
     box: tuple[int, int, int, int] | None = None  # clamped, filled by check_photos
+    warning: str | None = None  # why its scores may mean little (too small a picture or box)
 
     def meta(self, folder: str | None = None) -> PersonMeta:
         """What a description source may know: the box and image size; gender and age are unknown.
@@ -132,6 +133,21 @@ def check_photos(photos: Sequence[Photo], needs_image: bool) -> None:
             raise DataFormatError(f"{p.where}: bbox={[_num(v) for v in p.bbox]} lies outside the "
                                   f"{width}x{height} image")
         p.box = box
+
+
+def small_warning(p: Photo, min_side: int, body: bool) -> str | None:
+    """Why a person's scores may mean little: the picture (or, for a model that reads the body, its box)
+    has a side below ``min_side`` px, so the views are blown up from too few pixels to show a person.
+    ``prepare`` keeps such persons too; predict says so per row instead of staying silent."""
+    for what, size in (("picture", p.image_size), ("box", _box_size(p.box) if body and p.bbox else None)):
+        if size is not None and min(size) < min_side:
+            return (f"{what} {size[0]}x{size[1]} px has a side below {min_side} px (the smallest view): "
+                    f"too small or too thin to show a person; its scores are not meaningful")
+    return None
+
+
+def _box_size(box: tuple[int, int, int, int] | None) -> tuple[int, int] | None:
+    return None if box is None else (box[2] - box[0], box[3] - box[1])
 
 
 class PhotoDataset(Dataset):

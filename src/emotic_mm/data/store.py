@@ -3,7 +3,8 @@
 Two kinds of folders load: the ones ``emotic-mm prepare`` writes (``manifest.json`` present, written
 last) and the ones the community converter writes (``{split}_context_arr.npy`` etc. and ``{split}.csv``,
 no manifest, no descriptions). A folder holding only some of the arrays — an interrupted build — is
-rejected with a message naming what is missing.
+rejected with a message naming what is missing; arrays of other row counts or view sizes than the
+manifest's are rejected when the store is opened (:mod:`emotic_mm.data.store_check`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.data.categories import NUM_CATEGORIES
+from emotic_mm.data.store_check import check_store
 from emotic_mm.errors import DataFormatError
 
 SPLITS = ("train", "val", "test")
@@ -125,6 +127,7 @@ class Store:
             lacking = [f"{split}_{k}_arr.npy" for k in REQUIRED if not (self.path / f"{split}_{k}_arr.npy").is_file()]
             if lacking:
                 raise DataFormatError(f"{self.path}: incomplete store, missing {', '.join(lacking)}")
+        check_store(self.path, self.splits, self.manifest)  # whole before anything trusts it: headers only
 
     @property
     def view_sizes(self) -> dict[str, int] | None:

@@ -18,16 +18,13 @@ class TokenArrays:
     vocab_size: int
 
 
-def load_tokenizer(name: str):  # -> transformers.PreTrainedTokenizerBase
+def load_tokenizer(name: str, key: str = "tokenizer.name"):  # -> transformers.PreTrainedTokenizerBase
+    """The tokenizer of a hub id, local folder or ``shipped:`` model (no code from the folder is run)."""
     from transformers import AutoTokenizer
 
-    from emotic_mm.config import resolve_model_name
+    from emotic_mm.pretrained import load_pretrained
 
-    resolved = resolve_model_name(name)
-    try:
-        return AutoTokenizer.from_pretrained(resolved)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"tokenizer.name={name!r}: cannot load a tokenizer ({exc})") from None
+    return load_pretrained(AutoTokenizer, name, key, "a tokenizer")
 
 
 DEFAULT_MAX_LENGTH = 64  # prepare's tokenizer.max_length default (configs/prepare.yaml)

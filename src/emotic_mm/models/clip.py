@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -277,23 +278,38 @@ class ClipModel(nn.Module):
 
 
 def load_towers(name: str) -> tuple[nn.Module, Any, Any]:
-    """(model, image processor, tokenizer) of a CLIP/SigLIP hub id or local folder, offline-safe."""
+    """(model, image processor, tokenizer) of a CLIP/SigLIP hub id or local folder, offline-safe; a folder
+    whose parts cannot work together is one line naming the folder and the key (:func:`check_towers`)."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from emotic_mm.config import resolve_model_name
+    from emotic_mm.pretrained import load_pretrained
 
     hf_logging.disable_progress_bar()
-    path = resolve_model_name(str(name))
-    try:
-        towers = AutoModel.from_pretrained(path)
-        processor = AutoImageProcessor.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"model.clip.name={name!r}: cannot load a CLIP/SigLIP model, processor and tokenizer "
-                          f"({first})") from None
+    key, path = "model.clip.name", resolve_model_name(str(name))
+    if Path(path).is_dir() and not (Path(path) / "preprocessor_config.json").is_file():
+        raise ConfigError(f"{key}={name!r}: {path} has no preprocessor_config.json (the image processor); "
+                          "save the processor beside the model")
+    towers = load_pretrained(AutoModel, name, key, "a CLIP/SigLIP model")
+    processor = load_pretrained(AutoImageProcessor, name, key, "an image processor")
+    tokenizer = load_pretrained(AutoTokenizer, name, key, "a tokenizer")
+    check_towers(path, towers, tokenizer)
     return towers, processor, tokenizer
+
+
+def check_towers(folder: str, towers: nn.Module, tokenizer: Any) -> None:
+    """What a folder declares that cannot work: a text tower without a ``text_config``, or a tokenizer
+    whose ids run past the text tower's embedding table (an IndexError at the first description)."""
+    text = getattr(towers.config, "text_config", None)
+    if text is None:
+        raise ConfigError(f"{folder}: config.json has no text_config (not a CLIP-style model with a text "
+                          "tower)")
+    vocab = int(getattr(text, "vocab_size", 0) or 0)
+    if len(tokenizer) > vocab:
+        raise ConfigError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
+                          f"text_config.vocab_size={vocab}; ids beyond the embedding table cannot be "
+                          "embedded")
 
 
 def build(modalities: Sequence[str], clip: dict[str, Any], prompt: str = PROMPT_TEMPLATE, fusion: str = "mean",

@@ -188,14 +188,11 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
-        from emotic_mm.config import resolve_model_name
+        from emotic_mm.pretrained import load_pretrained
 
         hf_logging.disable_progress_bar()  # a local load needs no bar; stderr stays for what a user must read
         self.name = name
-        try:
-            self.model = AutoModel.from_pretrained(resolve_model_name(name))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"model.text_encoder.name={name!r}: cannot load a transformers encoder ({exc})") from None
+        self.model = load_pretrained(AutoModel, name, "model.text_encoder.name", "a transformers encoder")
         self.out_dim = int(self.model.config.hidden_size)
         self.frozen = bool(freeze)
         if self.frozen:

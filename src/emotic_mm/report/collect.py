@@ -47,6 +47,7 @@ class Collection:
     points: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=POINT_COLUMNS))
     commands: list[str] = field(default_factory=list)  # distinct command lines from the runs' run.json
     unknown: list[str] = field(default_factory=list)   # summary.json files of a kind the report does not know
+    not_finite: list[str] = field(default_factory=list)  # runs left out: a figure is NaN or Infinity
 
 
 def find_summaries(root: Path) -> list[Path]:
@@ -104,6 +105,19 @@ def _number(value: Any) -> bool:
 
 def _whole(value: Any) -> bool:
     return _number(value) and float(value).is_integer() and value >= 0
+
+
+def first_not_finite(value: Any, key: str = "") -> str | None:
+    """The dotted key of the first NaN or ±Infinity in a parsed JSON value (Python's json reads them),
+    or ``None`` when every number is finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key}={value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = first_not_finite(v, (f"{key}.{k}" if isinstance(k, str) else f"{key}[{k}]").lstrip("."))
+        if found is not None:
+            return found
+    return None
 
 
 def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
@@ -228,6 +242,7 @@ def load_runs(root: Path) -> Collection:
     points: list[dict[str, Any]] = []
     commands: list[str] = []
     unknown: list[str] = []
+    not_finite: list[str] = []
     for path in find_summaries(root):
         summary = read_json_object(path)
         kind = summary.get("attack")
@@ -236,6 +251,11 @@ def load_runs(root: Path) -> Collection:
         if kind not in ATTACKS:
             unknown.append(str(path.relative_to(root)))
             log.warning("%s: unknown attack kind %r, left out of the report", path, kind)
+            continue
+        bad = first_not_finite(summary)
+        if bad is not None:  # e.g. rates of an attack on 0 persons: nothing to pool, and no count behind them
+            not_finite.append(str(path.parent.relative_to(root).as_posix() or "."))
+            log.warning("%s: %s is not a finite number; run left out of the report", path, bad)
             continue
         check_summary(path, summary, kind)
         info = _run_info(path.parent)
@@ -266,7 +286,8 @@ def load_runs(root: Path) -> Collection:
     table = pd.DataFrame.from_records(points, columns=POINT_COLUMNS)
     for column in POINT_COLUMNS[1:]:
         table[column] = pd.to_numeric(table[column], errors="coerce")
-    return Collection(root=root, runs=runs, points=table, commands=commands, unknown=unknown)
+    return Collection(root=root, runs=runs, points=table, commands=commands, unknown=unknown,
+                      not_finite=not_finite)
 
 
 # --------------------------------------------------------------------------- attack.csv

@@ -103,7 +103,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 # --------------------------------------------------------------------------- header and verdicts
 def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, commands: list[str],
-           unknown: list[str]) -> str:
+           unknown: list[str], not_finite: Sequence[str] = ()) -> str:
     counts = runs["kind"].value_counts()
     by_kind = ", ".join(f"{ATTACKS.get(k).title.lower()}: {int(counts[k])}" for k in ATTACKS.names() if k in counts)
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
@@ -133,6 +133,8 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
     ]
     if unknown:
         lines.append(f"- left out (unknown attack kind): {', '.join(f'`{u}`' for u in unknown)}")
+    if not_finite:
+        lines.append(f"- left out (a figure is NaN or Infinity): {', '.join(f'`{u}`' for u in not_finite)}")
     lines += ["", "## Reproduce", "", "Command lines recorded in the runs' `run.json`, then this report:", "",
               "```bash", *commands, f"emotic-mm report runs={root}", "```"]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from emotic_mm.checkpoint import load_model
 from emotic_mm.models.factory import build_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.errors import ConfigError
+from emotic_mm.fixed_keys import warn_fixed
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
@@ -56,6 +57,8 @@ def load_or_build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Modul
     if has_checkpoint(cfg):
         checkpoint = Path(str(cfg.checkpoint))
         model, model_cfg, meta = load_model(checkpoint, device)
+        if cfg.get("model") is not None:  # eval's model group is chosen only by the user (model=...)
+            warn_fixed(cfg, model_cfg, checkpoint, "model", always=True)
         return model, model_cfg, meta, checkpoint
     model = build_model(cfg.model, cfg.get("defense"))
     if not getattr(model, "zero_shot", False):

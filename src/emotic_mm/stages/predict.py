@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from emotic_mm.checkpoint import load_config, load_model
+from emotic_mm.checkpoint import checkpoint_dir, load_config, load_model, read_meta
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.images import BODY_SIZE, CONTEXT_SIZE
-from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input
+from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input, small_warning
 from emotic_mm.data.store import read_manifest
 from emotic_mm.data.text import SOURCE_CAPTIONER, SOURCE_TEMPLATE, make_describer
 from emotic_mm.data.tokens import DEFAULT_MAX_LENGTH, load_tokenizer, tokenize
@@ -113,12 +113,29 @@ class Preprocessing:
                 f"file lacks")
 
 
-def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) -> Preprocessing:
-    """Settings from the store's ``manifest.json`` when the checkpoint's ``data.prepared_dir`` is
-    reachable (it records what prepare really did), else from the checkpoint's config."""
+def trained_manifest(store: Any, store_id: str | None) -> dict[str, Any] | None:
+    """The manifest of the store a checkpoint names, only when it is the very store the checkpoint was
+    trained on (its fingerprint is the checkpoint's ``meta.json`` ``store``): a path in a shared
+    checkpoint never makes predict take settings from some other file."""
+    from emotic_mm.training.clean_model import store_fingerprint
+
+    if not store or not store_id:
+        return None
+    try:
+        manifest = read_manifest(Path(str(store)))
+        same = manifest is not None and store_fingerprint(Path(str(store)) / "manifest.json") == store_id
+    except (DataFormatError, OSError, ValueError):
+        return None
+    return manifest if same else None
+
+
+def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None,
+                          store_id: str | None = None) -> Preprocessing:
+    """Settings from the store's ``manifest.json`` when the checkpoint's ``data.prepared_dir`` holds the
+    store it was trained on (``store_id``; it records what prepare really did), else from its config."""
     data = model_cfg.get("data") or {}
     store = data.get("prepared_dir")
-    manifest = read_manifest(Path(str(store))) if store else None
+    manifest = trained_manifest(store, store_id)
     text_cfg = model_cfg.get("text") or OmegaConf.create({"source": SOURCE_TEMPLATE})
     if manifest is not None:
         sizes = manifest.get("sizes", {})
@@ -136,7 +153,7 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
             ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
     own = model_cfg.model.get("tokenizer")  # a model that reads its own tokenizer's ids (model=clip)
     if own is not None:
-        tokenizer_name, stored_length = str(own.name), own.get("max_length") or _model_length(str(own.name))
+        tokenizer_name, stored_length = str(own.name), _model_length(str(own.name), own.get("max_length"))
     else:
         tokenizer_name = str(model_cfg.model.text_encoder.name)
     return Preprocessing(
@@ -146,12 +163,12 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None) 
         text_source=source, text_cfg=text_cfg, origin=origin)
 
 
-def _model_length(tokenizer: str) -> int:
-    """The token length :func:`emotic_mm.data.access.retokenized` uses by default for this tokenizer."""
-    from emotic_mm.data.access import model_length
+def _model_length(tokenizer: str, max_length: Any = None) -> int:
+    """The token length :func:`emotic_mm.data.access.retokenized` uses for this tokenizer."""
+    from emotic_mm.data.access import token_length
     from emotic_mm.data.tokens import load_tokenizer
 
-    return model_length(load_tokenizer(tokenizer))
+    return token_length(load_tokenizer(tokenizer, "model.tokenizer.name"), tokenizer, max_length)
 
 
 def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
@@ -176,6 +193,22 @@ def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
     return [Photo(row=0, where=str(path), path=path,
                   bbox=parse_box(list(bbox) if bbox is not None else None, str(path)),
                   text=str(text) if text not in (None, "") else None)]
+
+
+def flag_small(photos: list[Photo], prep: Preprocessing, min_side: Any = None) -> None:
+    """Warn, once per row (and in its output record), about pictures or boxes below ``min_side`` px
+    (default: the smallest view the checkpoint reads)."""
+    from emotic_mm.config import whole_number
+
+    views = {"context": prep.context_size, "body": prep.body_size}
+    read = [size for view, size in views.items() if view in prep.modalities]
+    if not read:
+        return
+    threshold = min(read) if min_side is None else whole_number(min_side, "min_side", 1)
+    for p in photos:
+        p.warning = small_warning(p, threshold, "body" in prep.modalities)
+        if p.warning:
+            log.warning("%s: %s", p.where, p.warning)
 
 
 def describe_missing(photos: list[Photo], prep: Preprocessing, fallback: str) -> None:
@@ -216,9 +249,11 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if not 1 <= top_k <= len(CATEGORIES):
         raise ConfigError(f"top_k={top_k} must be between 1 and {len(CATEGORIES)}")
     checkpoint = Path(str(cfg.checkpoint))
-    prep = trained_preprocessing(load_config(checkpoint), cfg.get("max_length"))
+    prep = trained_preprocessing(load_config(checkpoint), cfg.get("max_length"),
+                                 read_meta(checkpoint_dir(checkpoint)).get("store"))
     photos = read_input(cfg, prep)
     check_photos(photos, prep.needs_image)  # every input problem surfaces before a model is loaded
+    flag_small(photos, prep, cfg.get("min_side"))
     describe_missing(photos, prep, str(cfg.text_fallback))
     device = select_device(str(cfg.device))
     model, model_cfg, _ = load_model(checkpoint, device)
@@ -269,6 +304,7 @@ def _record(p: Photo, scores: torch.Tensor, vad: torch.Tensor, top_k: int, prep:
         "top_k": [{"emotion": CATEGORIES[c], "score": float(scores[c])} for c in order[:top_k]],
         "vad": {name: float(v) for name, v in zip(VAD_NAMES, vad.tolist())},
         "scores": {c: float(s) for c, s in zip(CATEGORIES, scores.tolist())},
+        "warning": p.warning,
     }
 
 
@@ -280,7 +316,7 @@ def _csv(records: list[dict[str, Any]], top_k: int) -> str:
         rows.append({
             **dict(zip(CSV_COLUMNS, lead)),
             f"top{top_k}": ";".join(f"{e['emotion']}:{e['score']:.4f}" for e in r["top_k"]),
-            **r["vad"], **r["scores"],
+            "warning": r["warning"] or "", **r["vad"], **r["scores"],
         })
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
@@ -312,6 +348,10 @@ def _print(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -
         console.print(f"descriptions: {note}")
         if len(records) == 1:
             console.print(f"text: {records[0]['text']}")
+    warned = sum(1 for r in records if r.get("warning"))
+    if warned:
+        console.print(f"[yellow]{warned} of {len(records)} row(s) have a picture or box too small to show a "
+                      "person; see their warning field[/yellow]")
     console.print(f"preprocessing from {p['from']}; wrote predictions.json, predictions.csv to {run_dir}")
 
 

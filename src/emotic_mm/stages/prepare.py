@@ -3,7 +3,8 @@
 Recipe: check the config → (synthetic only) generate the raw release layout → convert it with the
 shared converter → print the summary table → record the run.
 
-``data.prepared_dir`` (and a synthetic ``data.raw_dir``) is replaced only when it is a folder this
+``data.prepared_dir`` (and a synthetic ``data.raw_dir``) is written by one prepare at a time (a second
+one waits: :func:`emotic_mm.locks.output_lock`), and replaced only when it is a folder this
 project wrote, an empty folder, or nothing; anything else needs ``overwrite=true``, and the release, its
 descriptions file or a folder holding them is never replaced (:func:`emotic_mm.fsutil.check_replaceable`).
 """
@@ -21,6 +22,7 @@ from emotic_mm.data.emotic_mat import SKIP_REASONS
 from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
+from emotic_mm.locks import output_lock
 from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.runinfo import output_dir, record_run
 
@@ -45,11 +47,15 @@ def synthetic_raw(cfg: DictConfig, spec: SyntheticSpec, workers: int, protect: l
     raw_dir = Path(str(cfg.data.raw_dir))
     if _stamp(raw_dir) == spec.as_dict():
         return raw_dir
-    check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
-                      what_ours="a synthetic release written by prepare (no synthetic.json)",
-                      protect=protect, overwrite=cfg.get("overwrite", False))
-    with atomic_dir(raw_dir) as tmp, progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
-        generate_raw(spec, tmp, progress=advance, workers=workers)
+    with output_lock(raw_dir, "data.raw_dir"):  # another prepare may be drawing the same release
+        if _stamp(raw_dir) == spec.as_dict():
+            return raw_dir
+        check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
+                          what_ours="a synthetic release written by prepare (no synthetic.json)",
+                          protect=protect, overwrite=cfg.get("overwrite", False))
+        with atomic_dir(raw_dir) as tmp, \
+                progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
+            generate_raw(spec, tmp, progress=advance, workers=workers)
     return raw_dir
 
 
@@ -83,10 +89,11 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
         overwrite=cfg.get("overwrite", False),
         protect=protect,
     )
-    check_out_dir(opts)  # before anything is generated: a folder we may not replace stops the run here
-    if synthetic:
-        synthetic_raw(cfg, spec, workers, protect=[*protect, prepared_dir])
-    manifest = convert_release(opts)
+    with output_lock(prepared_dir, "data.prepared_dir"):  # a second prepare into it waits, named
+        check_out_dir(opts)  # before anything is generated: a folder we may not replace stops the run here
+        if synthetic:
+            synthetic_raw(cfg, spec, workers, protect=[*protect, prepared_dir])
+        manifest = convert_release(opts)
     print_summary(manifest, prepared_dir)
     return manifest
 

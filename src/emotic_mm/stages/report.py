@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, write_text_atomic
+from emotic_mm.locks import output_lock
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
 from emotic_mm.report import plots, stats
@@ -98,10 +99,16 @@ METHODS = {
 def report(cfg: DictConfig) -> dict[str, Any]:
     """Aggregate the runs under ``cfg.runs`` into ``cfg.out``; returns what ``report.json`` holds."""
     root = runs_folder(cfg)
-    out = output_folder(cfg, root)
+    with output_lock(output_folder(cfg, root), "out"):  # one report at a time into a folder
+        return _report(cfg, root, output_folder(cfg, root))
+
+
+def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
     collection = load_runs(root)
     if collection.runs.empty:
-        raise DataFormatError(f"no attack or poison runs (summary.json) under {root}")
+        bad = collection.not_finite
+        left = f" (left out, figures not finite: {', '.join(bad)})" if bad else ""
+        raise DataFormatError(f"no attack or poison runs (summary.json) under {root}{left}")
     runs = label_runs(collection.runs)
     persons = load_persons(collection)
     models = models_in(runs)
@@ -113,6 +120,7 @@ def report(cfg: DictConfig) -> dict[str, Any]:
         "runs_by_kind": {k: int(v) for k, v in runs["kind"].value_counts().items()},
         "models": models, "seeds": seeds, "commands": collection.commands, "methods": METHODS,
         "measures": {k.name: k.measure for k in ATTACKS},
+        "left_out": {"unknown_kind": collection.unknown, "not_finite": collection.not_finite},
     }
     with atomic_dir(out) as tmp:
         sections, poison_verdicts, paired = [], [], pd.DataFrame()
@@ -152,7 +160,8 @@ def report(cfg: DictConfig) -> dict[str, Any]:
             data["defenses"] = {"certified": records(certified), "radii": radii, "poisoning": records(defended)}
         summary = verdict_summary(paired, poison_verdicts)
         data["verdicts"] = records(summary)
-        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown),
+        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown,
+                          collection.not_finite),
                 md.verdict_section(summary), *sections, md.examples_section(plots.copy_examples(runs, root, tmp))]
         write_text_atomic(tmp / "report.md", "\n\n".join(page) + "\n")
         write_json_atomic(tmp / "report.json", data)

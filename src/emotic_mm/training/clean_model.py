@@ -4,7 +4,8 @@
 would produce with the run's ``model``, ``trainer``, ``loss`` and ``seed`` on its store. It is trained on
 first use into ``<paths.data_dir>/models/<variant>-<key>`` (key = hash of those settings and of the
 store's manifest) and reused by every later run of a sweep, so a robustness study trains each clean
-model once. The folder is built under a temporary name and renamed when training has finished.
+model once: jobs running at the same time wait on the cache folder's lock while one trains. The folder
+is built under a temporary name and renamed when training has finished.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.checkpoint import checkpoint_dir, load_config
 from emotic_mm.errors import ConfigError
+from emotic_mm.fixed_keys import warn_fixed
+from emotic_mm.locks import output_lock
 from emotic_mm.data.access import has_checkpoint, open_store
 from emotic_mm.defenses.registry import weights_defense
 from emotic_mm.training.trainer import RUNTIME_KEYS
@@ -76,15 +79,17 @@ def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
         path = checkpoint_dir(Path(str(cfg.checkpoint)))
         clean_cfg = load_config(path)
         kind.check_defense(clean_cfg, f"the defense {path} was trained with")
+        warn_fixed(cfg, clean_cfg, path, "model")  # model=... on the command line names another model
         return path, clean_cfg
     if under_torchrun():
         raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
     open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
     home = Path(str(cfg.paths.data_dir)) / "models" / f"{cfg.model.name}-{cache_key(cfg)}"
-    if not (home / "best").exists():
-        _train_into(cfg, home)
-    else:
-        log.info("reusing the clean %s model in %s", cfg.model.name, home)
+    with output_lock(home, "the clean-model cache"):  # concurrent jobs of a sweep: one trains, the rest wait
+        if not (home / "best").exists():
+            _train_into(cfg, home)
+        else:
+            log.info("reusing the clean %s model in %s", cfg.model.name, home)
     path = checkpoint_dir(home / "best")
     return path, load_config(path)
 

@@ -1,8 +1,8 @@
 """The training loop: device, AMP, channels_last, accumulation, clipping, schedules, DDP, checkpoints.
 
 Explicit rather than callback-driven: :meth:`Trainer.fit` is one loop over epochs — train an epoch,
-validate, log (CSV + TensorBoard), save ``last`` and maybe ``best``, stop early — so the order of events
-is visible in one place.
+validate, save ``best`` (if improved) and ``last``, then log (CSV + TensorBoard), stop early — so the
+order of events is visible in one place.
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ class Trainer:
         """Restore weights, optimizer, scheduler, RNG and counters from a ``last`` checkpoint.
 
         Refused when the checkpoint was trained on another store or with other settings (naming the
-        first key that differs). ``metrics.csv`` keeps only the epochs the checkpoint has seen, so a kill
-        between an epoch's row and its checkpoint never leaves a duplicate row.
+        first key that differs). ``metrics.csv`` keeps exactly the epochs the checkpoint has seen: a row is
+        written only after its checkpoint, and ``last`` carries its epoch's row, so a kill (or a full disk)
+        between the two neither duplicates nor loses a row.
         """
         self._check_resumable(checkpoint)
         meta = load_weights(self.model, checkpoint)
@@ -170,6 +171,9 @@ class Trainer:
         self.bad_epochs = int(state["bad_epochs"])
         self.best_val = meta.get("best_val", {})
         self._rows = [r for r in _read_rows(self.run_dir / "metrics.csv") if int(float(r["epoch"])) < self.start_epoch]
+        logged = {int(float(r["epoch"])) for r in self._rows}
+        if isinstance(meta.get("row"), dict) and int(meta["epoch"]) not in logged:
+            self._rows.append(meta["row"])  # killed between last/ and its row: the checkpoint kept it
         log.info("resumed from %s at epoch %d", checkpoint, self.start_epoch)
 
     def _check_resumable(self, checkpoint: Path) -> None:
@@ -212,11 +216,12 @@ class Trainer:
                 self.best_map, self.best_epoch, self.best_val, self.bad_epochs = val["map"], epoch, val, 0
             else:
                 self.bad_epochs += 1
-            if self.dist.is_main:
-                self._log_epoch(entry)
-                self._save("last", epoch, val)
+            if self.dist.is_main:  # checkpoints first: an epoch's row lands only once its checkpoints have
+                row = self._row(entry)
                 if improved:
                     self._save("best", epoch, val)
+                self._save("last", epoch, val, row)  # last holds the row: a kill before the CSV loses none
+                self._log_epoch(entry, row)
             barrier(self.dist)
             patience = int(self.cfg.early_stopping_patience)
             if patience > 0 and self.bad_epochs >= patience:
@@ -276,7 +281,7 @@ class Trainer:
         return {k: v for k, v in metrics.items() if not k.startswith("per_category")}
 
     # ------------------------------------------------------------------ outputs
-    def _save(self, name: str, epoch: int, val: dict[str, Any]) -> None:
+    def _save(self, name: str, epoch: int, val: dict[str, Any], row: dict[str, Any] | None = None) -> None:
         state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -287,12 +292,18 @@ class Trainer:
         }
         meta = {"epoch": epoch, "val": val, "best_val": self.best_val, "best_epoch": self.best_epoch,
                 "seed": int(self.full_cfg.seed), "store": self.store_id, "view_sizes": self.view_sizes}
+        if row is not None:
+            meta["row"] = row
         save_checkpoint(self.run_dir / name, self.model, self.full_cfg, meta, state)
 
-    def _log_epoch(self, e: EpochLog) -> None:
-        row = {"epoch": e.epoch, "train_loss": e.train_loss, **{f"train_{k}": v for k, v in e.parts.items()},
-               **{f"val_{k}": v for k, v in e.val.items()}, "lr": e.lr, "seconds": e.seconds,
-               "images_per_s": e.images_per_s}
+    @staticmethod
+    def _row(e: EpochLog) -> dict[str, Any]:
+        """The epoch's ``metrics.csv`` row."""
+        return {"epoch": e.epoch, "train_loss": e.train_loss, **{f"train_{k}": v for k, v in e.parts.items()},
+                **{f"val_{k}": v for k, v in e.val.items()}, "lr": e.lr, "seconds": e.seconds,
+                "images_per_s": e.images_per_s}
+
+    def _log_epoch(self, e: EpochLog, row: dict[str, Any]) -> None:
         self._rows.append(row)
         fields = list(dict.fromkeys(k for r in self._rows for k in r))
         with atomic_file(self.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:

@@ -51,9 +51,34 @@ class SyntheticSpec:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SyntheticSpec":
+        """The ``data.synthetic`` block, every value checked as trainer values are: a negative image
+        count, a probability outside 0-1 or an unknown key is one line naming it (never taken as 0)."""
+        from emotic_mm.config import real_number, whole_number
+        from emotic_mm.errors import ConfigError
+
+        key = "data.synthetic"
         values = dict(cfg)
-        values["images"] = {k: int(v) for k, v in dict(values.get("images", {})).items()}
-        return cls(**values)
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"{key}.{unknown[0]} is not a generator setting "
+                              f"(known: {', '.join(cls.__dataclass_fields__)})")
+        images = dict(values.get("images", {}))
+        if not images or set(images) - set(SPLITS):
+            raise ConfigError(f"{key}.images={images} must give image counts for {', '.join(SPLITS)}")
+        values["images"] = {k: whole_number(v, f"{key}.images.{k}", 0) for k, v in images.items()}
+        for name in ("seed", "defects_per_split"):
+            if name in values:
+                values[name] = whole_number(values[name], f"{key}.{name}", 0)
+        for name in ("min_side", "max_side"):
+            if name in values:
+                values[name] = whole_number(values[name], f"{key}.{name}", 8)
+        spec = cls(**values)
+        if spec.max_side < spec.min_side:
+            raise ConfigError(f"{key}.max_side={spec.max_side} must be >= {key}.min_side={spec.min_side}")
+        for name, f in cls.__dataclass_fields__.items():
+            if f.type in ("float", float):
+                setattr(spec, name, real_number(getattr(spec, name), f"{key}.{name}", 0.0, 1.0))
+        return spec
 
     def as_dict(self) -> dict[str, Any]:
         """What the release depends on (stamped into ``synthetic.json`` and the manifest): the settings
