@@ -25,7 +25,7 @@ from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
 from emotic_mm.data.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, POSTURE_CUES, SCENE_CUES, TEXT_CUES,
                                       SyntheticSpec, draw_picture, generate_raw)
-from emotic_mm.data.synthetic import people, scene, text
+from emotic_mm.data.synthetic import people, places, scene, text
 
 SMALL = dict(images={"train": 24, "val": 20, "test": 20}, min_side=40, max_side=64)
 
@@ -111,7 +111,7 @@ def test_label_statistics_are_emotic_like(stats_raw):
 def _vocabulary() -> list[str]:
     """Every phrase a description can be built from."""
     words = [*DISTRACTORS, *text.WEAR, *text.HAIR, *text.PLACE, *text.WALL_GROUND, *text.HOLD.values(),
-             *scene.PHOTO_SETTINGS.values(), *scene.WALLS, *scene.GROUNDS, *people.CLOTH_COLOURS,
+             *scene.PHOTO_SETTINGS.values(), *places.PLACE_NAMES.values(), *scene.WALLS, *scene.GROUNDS, *people.CLOTH_COLOURS,
              *people.TROUSER_COLOURS, *people.HAIR_COLOURS, *people.GARMENTS, *people.PATTERNS]
     return words + [s for subject in text._SUBJECTS.values() for s in subject]
 
@@ -169,62 +169,83 @@ def _to_u8(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
 
 
-def _changed(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, float] | None, size: int
-             ) -> tuple[int, np.ndarray]:
-    """Pixels of the 64-px working view that differ by more than 8/255: the body crop (``box``) or the
-    context, stored as ``prepare`` stores them and resized as the image encoder resizes them."""
+def _changed(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, float] | None) -> int:
+    """Pixels of the default encoder's working view that differ by more than 8/255: the body crop
+    (``box``) or the context, stored as ``prepare`` stores them and resized as the encoder resizes them."""
     from emotic_mm.data.images import context_view, person_crop
     from emotic_mm.models.encoders import resize_view
 
+    stored_size, working = _sizes()
+
     def seen(image: np.ndarray) -> np.ndarray:
         picture = _to_u8(image)
-        stored = (person_crop(picture, box, picture.width, picture.height, size)[0] if box is not None
-                  else context_view(picture, size))
-        return resize_view(torch.from_numpy(np.ascontiguousarray(stored)).permute(2, 0, 1)[None], 64)[0].numpy()
+        view = "body" if box is not None else "context"
+        stored = (person_crop(picture, box, picture.width, picture.height, stored_size[view])[0] if box is not None
+                  else context_view(picture, stored_size[view]))
+        tensor = torch.from_numpy(np.array(stored)).permute(2, 0, 1)[None]
+        return resize_view(tensor, working[view])[0].numpy()
 
     diff = np.abs(seen(a) - seen(b)).max(axis=0)
-    return int((diff > 8).sum()), np.abs(a - b).max(axis=-1)
+    return int((diff > 8).sum())
 
 
-def _input_size() -> int:
-    """The from-scratch ResNet-18's working resolution (``model/image_encoder=resnet18``), for which
-    CUE_SCALE is stated: the smallest view any packaged encoder config works at."""
-    cfg = OmegaConf.load(REPO / "configs" / "model" / "image_encoder" / "resnet18.yaml")
-    sizes = {int(cfg.input_size.context), int(cfg.input_size.body)}
-    assert sizes == {64}, f"CUE_SCALE is stated for a 64-pixel working view, resnet18.yaml says {sizes}"
-    return 64
+def _sizes() -> tuple[dict[str, int], dict[str, int]]:
+    """The store's view sizes and the default image encoder's working sizes, for which CUE_SCALE is stated."""
+    data = OmegaConf.load(REPO / "configs" / "data" / "synthetic.yaml").data
+    encoder = OmegaConf.load(REPO / "configs" / "model" / "image_encoder" / "efficientnet_lite0.yaml")
+    stored = {"context": int(data.context_size), "body": int(data.body_size)}
+    working = {"context": int(encoder.input_size.context), "body": int(encoder.input_size.body)}
+    assert working == {"context": 160, "body": 128}, f"CUE_SCALE is stated for 160/128-pixel views, not {working}"
+    return stored, working
+
+
+def _drawn_with_and_without(cue: str, seed: int, shot: str = "wide") -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    rng = np.random.default_rng([seed, 99])
+    w, h = 320, 300
+    backdrop, _ = scene.backdrop(rng, w, h)
+    a, b = backdrop.copy(), backdrop.copy()
+    if cue in BODY_CUES.values():
+        look = people.sample_look(rng, w, h, w / 2, "Male" if seed % 2 else "Female", "Adult", shot)
+        look.away = False  # a person seen from behind shows no face cue at all
+        box = people.draw_person(a, look, [])
+        people.draw_person(b, look, [cue])
+        assert box is not None
+        return a, b, box
+    size = scene.object_size(rng, cue, w, h)
+    assert scene.draw_object(b, cue, w / 2, h / 2, size, rng)
+    return a, b, None
 
 
 @pytest.mark.parametrize("cue", list(CUE_SCALE))
 def test_each_cue_renders_at_its_intended_scale(cue):
     """Draw the same person (or scene) with and without the cue; count the pixels the cue changes in
-    the view the model works on. Face cues: a few pixels; postures: limbs; scene objects: small."""
-    _input_size()
-    view, low, high = CUE_SCALE[cue]
+    the view the model works on. Face cues in a close-up: a readable mouth, brows or tears; postures:
+    limbs; scene objects: small. What a cue paints is textured, never one flat colour."""
+    view, shot, low, high = CUE_SCALE[cue]
     counts, spreads = [], []
     for seed in range(8):
-        rng = np.random.default_rng([seed, 99])
-        w, h = 320, 300
-        backdrop, _ = scene.backdrop(rng, w, h)
-        a, b = backdrop.copy(), backdrop.copy()
-        if view == "body":
-            look = people.sample_look(rng, w, h, w / 2, "Male" if seed % 2 else "Female", "Adult")
-            look.away = False  # a person seen from behind shows no face cue at all (tested by the count of 0 elsewhere)
-            box = people.draw_person(a, look, [])
-            people.draw_person(b, look, [cue])
-            assert box is not None
-            n, diff = _changed(a, b, box, 128)
-        else:
-            size = scene.object_size(rng, cue, w, h)
-            assert scene.draw_object(b, cue, w / 2, h / 2, size, rng)
-            n, diff = _changed(a, b, None, 224)
-        counts.append(n)
-        changed = (b - a)[diff > 0.03]
+        a, b, box = _drawn_with_and_without(cue, seed, shot or "wide")
+        counts.append(_changed(a, b, box))
+        changed = (b - a)[np.abs(a - b).max(axis=-1) > 0.03]
         spreads.append(float(changed.std(axis=0).max()) if len(changed) else 0.0)
     assert low <= float(np.median(counts)) <= high, (cue, counts)
     assert max(counts) <= 1.5 * high, (cue, counts)
-    if cue not in ("shadow",):  # what a cue paints is textured, never one flat colour
+    if cue not in ("shadow",):
         assert np.median(spreads) > 0.02, (cue, spreads)
+
+
+def test_a_smile_reads_in_a_close_up_and_hardly_from_afar():
+    """The pixels a smile changes in the body view at the working resolution: dozens in a close-up, and
+    the face itself is a few source pixels tall in a wide shot (unreadable, as in far photographs)."""
+    close = [_changed(*_drawn_with_and_without("smile", seed, "close")) for seed in range(6)]
+    assert np.median(close) >= 150, close
+    rng = np.random.default_rng(3)
+    heads = {shot: [] for shot in people.SHOT_FRAMING}
+    for shot in heads:
+        for _ in range(40):
+            look = people.sample_look(rng, 320, 300, 160, "Female", "Adult", shot)
+            heads[shot].append(2 * people.skeleton(look, []).ry / 300)  # head height / picture height
+    assert np.median(heads["close"]) > 0.3 and np.median(heads["wide"]) < 0.1, {k: np.median(v) for k, v in heads.items()}
 
 
 def test_cues_stay_noisy_with_the_configured_rates():
@@ -250,12 +271,26 @@ def test_cues_stay_noisy_with_the_configured_rates():
     assert hits > misses > 0 and false < hits
 
 
-def test_face_cues_are_few_pixels_and_postures_are_not():
+def test_face_cues_are_smaller_than_postures():
     """The bands the per-cue test measures every cue against keep the two apart: the most a facial
-    expression may change is less than the least a posture changes."""
-    assert max(CUE_SCALE[c][2] for c in FACE_CUES) < min(CUE_SCALE[c][1] for c in POSTURE_CUES)
-    assert max(CUE_SCALE[c][2] for c in FACE_CUES) <= 64, "a few of the body view's 4,096 working pixels"
+    expression changes, even in a close-up, is less than the least a posture changes."""
+    assert max(CUE_SCALE[c][3] for c in FACE_CUES) < min(CUE_SCALE[c][2] for c in POSTURE_CUES)
     assert set(BODY_CUES.values()) | set(SCENE_CUES.values()) == set(CUE_SCALE)
+
+
+def test_places_follow_the_categories_with_the_configured_rates():
+    """A present category's place is drawn with prob about place_hit, a random place otherwise with prob
+    place_false; every place renders and its description names it without a label word."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    chosen = Counter(places.choose_place(rng, ["Peace"], 0.75, 0.12) for _ in range(n))
+    assert chosen["beach"] / n == pytest.approx(0.75 + 0.25 * 0.12 / len(places.PLACES), abs=0.03)
+    none = Counter(places.choose_place(rng, ["Engagement"], 0.75, 0.12) for _ in range(n))
+    assert none[None] / n == pytest.approx(0.88, abs=0.03)
+    for name in places.PLACES:
+        pixels, setting = places.draw_place(np.random.default_rng(1), name, 90, 70)
+        assert pixels.shape == (70, 90, 3) and 0 <= pixels.min() and pixels.max() <= 1 and pixels.std() > 0.02
+        assert not label_words(setting["place"]), setting
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import torch
 from emotic_mm.data.loader import EmoticDataset
 from emotic_mm.data.store import Store, StoreSplit
 from emotic_mm.errors import ConfigError
+from emotic_mm.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -230,14 +231,16 @@ def warm_image_features(model: Any, datasets: list[tuple[Any, bool]], batch_size
     if not encoders or needed > min(e.memo.size for e in encoders.values()):
         return
     device = next(iter(encoders.values())).mean.device
-    for ds, mirrored in datasets:
-        for start in range(0, len(ds), batch_size):
-            batch = ds.__getitems__(list(range(start, min(start + batch_size, len(ds)))))
-            for view, encoder in encoders.items():
-                pixels = batch[view].to(device)
-                encoder.warm(pixels)
-                if mirrored:
-                    encoder.warm(pixels.flip(-1))
+    with progress_bar("image features", needed, "persons") as advance:
+        for ds, mirrored in datasets:
+            for start in range(0, len(ds), batch_size):
+                batch = ds.__getitems__(list(range(start, min(start + batch_size, len(ds)))))
+                for view, encoder in encoders.items():
+                    pixels = batch[view].to(device)
+                    encoder.warm(pixels)
+                    if mirrored:
+                        encoder.warm(pixels.flip(-1))
+                advance(len(batch[next(iter(encoders))]) * (2 if mirrored else 1))
 
 
 def person_boxes(split: StoreSplit, ids: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -136,4 +136,6 @@ def emotion_metrics(scores: torch.Tensor, labels: torch.Tensor, vad_pred: torch.
         **{f"{n}_mae": float(v) for n, v in zip(VAD_NAMES, mae)},
         "per_category_ap": {c: (None if np.isnan(a) else float(a)) for c, a in zip(CATEGORIES, ap)},
         "per_category_ap_voc": {c: (None if np.isnan(a) else float(a)) for c, a in zip(CATEGORIES, voc)},
+        # each category's share of positive persons: its AP's chance level, beside the AP
+        "per_category_prevalence": {c: float(p) for c, p in zip(CATEGORIES, (y_np > 0).mean(axis=0))},
     }

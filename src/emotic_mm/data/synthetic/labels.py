@@ -113,14 +113,16 @@ def shown(rng: np.random.Generator, cues: dict[str, str], present: Sequence[str]
     return [cue for cat, cue in cues.items() if rng.random() < (hit if cat in present else false)]
 
 
-# How many pixels each kind of cue changes in the view the model looks at (64 x 64 = 4,096 pixels at
-# the default ``model.image_encoder.input_size``): a face cue in the body view (a mouth, brows, tears:
-# a few pixels, as faces in EMOTIC), a posture in the body view (limbs move), a scene object in the
-# context view (an object at its real size next to the people, among clutter of the same sizes). Checked by tests/test_synthetic.py (median over people
-# and scenes drawn with and without the cue).
-CUE_SCALE: dict[str, tuple[str, int, int]] = {
-    **{cue: ("body", 2, 40) for cue in FACE_CUES},
-    **{cue: ("body", 200, 1500) for cue in POSTURE_CUES},
-    **{cue: ("context", 10, 250) for cue in SCENE_CUES.values() if cue != "shadow"},
-    "shadow": ("context", 150, 900),  # a person-sized shadow darkens a wall; it paints no colour of its own
+
+# How many pixels each kind of cue changes in the view the default image encoder works on (body 128 x
+# 128, context 160 x 160; stored at prepare's 128 / 224), and the framing it is measured in: a facial
+# expression in a close-up (a mouth, brows, tears: readable, as a face in a close-up photograph is), a
+# posture in a wide shot (limbs move), a scene object in the context view (an object at its real size
+# next to the people, among clutter of the same sizes). Checked by tests/test_synthetic.py (median
+# over people and scenes drawn with and without the cue).
+CUE_SCALE: dict[str, tuple[str, str, int, int]] = {
+    **{cue: ("body", "close", 150, 800) for cue in FACE_CUES},
+    **{cue: ("body", "wide", 1000, 6000) for cue in POSTURE_CUES},
+    **{cue: ("context", "", 60, 800) for cue in SCENE_CUES.values() if cue != "shadow"},
+    "shadow": ("context", "", 1000, 4000),  # a person-sized shadow darkens a wall; it paints no colour of its own
 }

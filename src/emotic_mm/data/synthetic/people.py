@@ -4,8 +4,9 @@ A person is first *sampled* (:func:`sample_look`: size, place, clothes, hair, sk
 held object — everything that is not an emotion) and then *drawn* (:func:`draw_person`) with the cues
 it shows. Drawing is deterministic given the look, so a cue's footprint is the difference between the
 same person drawn with and without it (``tests/test_synthetic.py`` measures it at the model's input
-size). Scales follow photographs: a head is ~13 % of the person's height, so at the 64-pixel working
-resolution of the body view a mouth or a brow covers a few pixels; a posture moves whole limbs.
+size). Scales follow photographs: a head is ~13 % of the person's height, so in a wide shot a mouth or
+a brow covers a few pixels of the body view, while a close-up's face fills a good part of it; a
+posture moves whole limbs.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Look:
     age: str
     gender: str
     skin: tuple[float, float, float]
+    shot: str                    # close, medium or wide (see SHOT_FRAMING)
     face: int                    # which LFW face gives the skin its texture
     facing: float                # -1..1: where the face points (features shift sideways)
     away: bool                   # seen from behind: no face
@@ -71,12 +73,25 @@ class Look:
     seed: int                    # textures
 
 
-def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str, age: str) -> Look:
-    """A random person standing around ``cx`` in a ``w`` x ``h`` picture."""
-    scale = {"Adult": 1.0, "Teenager": 0.9, "Kid": 0.65}.get(age, 1.0)
-    height = rng.uniform(0.5, 0.95) * h * scale
-    low, high = max(height + 0.01 * h, 0.55 * h), min(1.12 * h, height + 0.5 * h)
-    feet = rng.uniform(low, max(low, high))
+# How a photographer framed the person: (height of the whole person, top of the head), both as shares
+# of the picture's height. A close-up shows the head and shoulders (the face large enough to read an
+# expression), a medium shot the upper body, a wide shot the whole person, small, among the scene.
+SHOT_FRAMING: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "close": ((3.0, 4.2), (-0.02, 0.1)),
+    "medium": ((1.3, 2.0), (0.02, 0.18)),
+    "wide": ((0.3, 0.9), (0.05, 0.6)),
+}
+
+
+def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str, age: str,
+                shot: str = "wide") -> Look:
+    """A random person standing around ``cx`` in a ``w`` x ``h`` picture, framed as ``shot``
+    (:data:`SHOT_FRAMING`); children are smaller in wide shots only (a close-up fills the frame)."""
+    (low_h, high_h), (low_top, high_top) = SHOT_FRAMING[shot]
+    scale = {"Adult": 1.0, "Teenager": 0.9, "Kid": 0.65}.get(age, 1.0) if shot == "wide" else 1.0
+    height = rng.uniform(low_h, high_h) * h * scale
+    top = rng.uniform(low_top, high_top) * h
+    feet = min(top + height, 1.12 * h) if shot == "wide" else top + height
     tone = rng.uniform(0, 1)
     light, dark = np.array([0.93, 0.76, 0.64]), np.array([0.42, 0.27, 0.18])
     r, g, b = (float(v) for v in light * (1 - tone) + dark * tone)
@@ -90,7 +105,7 @@ def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str
         held = "bag"  # a bag on the shoulder strap / hanging from a lowered hand
     return Look(
         cx=cx, feet=feet, height=height, age=age, gender=gender, skin=(r, g, b),
-        face=int(rng.integers(100)), facing=float(rng.uniform(-1, 1)), away=bool(rng.random() < 0.04),
+        shot=shot, face=int(rng.integers(100)), facing=float(rng.uniform(-1, 1)), away=bool(rng.random() < 0.04),
         hair=hair, hair_long=hair_long, garment=GARMENTS[int(rng.integers(len(GARMENTS)))],
         cloth=list(CLOTH_COLOURS)[int(rng.integers(len(CLOTH_COLOURS)))],
         pattern=PATTERNS[int(rng.integers(len(PATTERNS)))],
@@ -196,7 +211,8 @@ def skeleton(look: Look, cues: Sequence[str]) -> Skeleton:
     ankles = ((cx - stance - 0.04 * H * j[6], ankle_y), (cx + stance + 0.04 * H * j[7], ankle_y))
     return Skeleton(head=head, rx=rx, ry=ry, neck=(cx + sway(shoulder_y), shoulder_y - 0.03 * H),
                     shoulders=shoulders, hips=hips, elbows=(elbows[0], elbows[1]), wrists=(wrists[0], wrists[1]),
-                    knees=knees, ankles=ankles, waist_y=top + 0.4 * H, face_down=0.18 if slump else 0.0)
+                    knees=knees, ankles=ankles, waist_y=top + 0.4 * H,
+                    face_down=0.18 if slump else (0.1 if "tears" in cues else 0.0))  # a bowed head
 
 
 # --------------------------------------------------------------------------- textures of a person
@@ -406,9 +422,10 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     slots: dict[str, str] = {}
     tears = False
     for cue in cues:
-        claims = {"smile": {"mouth": "smile"}, "gasp": {"mouth": "open", "brows": "raised", "eyes": "wide"},
-                  "scowl": {"brows": "down", "mouth": "pressed"},
-                  "tears": {"mouth": "down", "brows": "sad"}}.get(cue, {})
+        claims = {"smile": {"mouth": "smile", "eyes": "smiling"},
+                  "gasp": {"mouth": "open", "brows": "raised", "eyes": "wide"},
+                  "scowl": {"brows": "down", "mouth": "bared", "eyes": "narrow"},
+                  "tears": {"mouth": "down", "brows": "sad", "eyes": "lowered"}}.get(cue, {})
         for slot, value in claims.items():
             slots.setdefault(slot, value)
         tears = tears or cue == "tears"
@@ -443,6 +460,18 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
             l = layer()
             l.line([(ex - 0.14 * rx, eye_y + 0.02 * ry), (ex + 0.14 * rx, eye_y + 0.02 * ry)], 0.05 * ry)
             paint(image, l, solid(dark), 0.8)
+        elif eyes == "smiling":  # a Duchenne smile: eyes narrowed to arcs over raised cheeks
+            l = layer()
+            l.line(_arc(ex, eye_y + 0.03 * ry, 0.16 * rx, 0.06 * ry, 5), 0.06 * ry)
+            paint(image, l, solid(dark), 0.9)
+            l = layer()
+            l.ellipse(ex + side * 0.05 * rx, eye_y + 0.28 * ry, 0.2 * rx, 0.1 * ry)
+            paint(image, l, solid(np.clip(skin * np.array([1.12, 0.9, 0.88], np.float32), 0, 1)), 0.6)
+        elif eyes in ("narrow", "lowered"):  # a glare under lowered lids, or eyes cast down
+            l = layer()
+            dy = 0.05 * ry if eyes == "lowered" else 0.0
+            l.ellipse(ex, eye_y + dy, 0.14 * rx, 0.045 * ry)
+            paint(image, l, solid(dark), 0.95)
         else:
             l = layer()
             l.ellipse(ex, eye_y, 0.13 * rx, 0.08 * ry)
@@ -450,12 +479,12 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     # brows: inner and outer end heights
     brows = slots.get("brows", "neutral")
     base = fy - 0.3 * ry
-    inner, outer = {"neutral": (0.0, -0.02), "raised": (-0.13, -0.12), "down": (0.12, -0.07),
-                    "sad": (-0.12, 0.05)}[brows]
+    inner, outer = {"neutral": (0.0, -0.02), "raised": (-0.16, -0.14), "down": (0.16, -0.1),
+                    "sad": (-0.16, 0.07)}[brows]
     l = layer()
     for side in (-1, 1):
         l.line([(fx + side * 0.14 * rx, base + inner * ry), (fx + side * 0.58 * rx, base + outer * ry)],
-               0.09 * ry if brows == "down" else 0.075 * ry)
+               0.11 * ry if brows == "down" else 0.08 * ry)
     paint(image, l, solid(brow_col), 0.9)
     # mouth
     mouth = slots.get("mouth", "neutral")
@@ -467,18 +496,31 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
         l = layer()
         l.ring(fx, my + 0.02 * ry, 0.16 * rx, 0.05 * ry)
         paint(image, l, solid(lips), 0.8)
-    elif mouth == "smile":
-        l.line(_arc(fx, my, 0.4 * rx, 0.17 * ry), 0.09 * ry)
-        paint(image, l, solid(lips * 0.8))
+    elif mouth == "smile":  # a broad open smile: corners up, the upper teeth showing
+        upper = _arc(fx, my - 0.02 * ry, 0.46 * rx, 0.2 * ry)
+        lower = _arc(fx, my + 0.2 * ry, 0.4 * rx, 0.3 * ry)
+        l.polygon(upper + lower[::-1])
+        paint(image, l, solid(np.array([0.3, 0.08, 0.08], np.float32)))
         l = layer()
-        l.line(_arc(fx, my + 0.02 * ry, 0.26 * rx, 0.1 * ry), 0.05 * ry)
-        paint(image, l, solid(np.array([0.9, 0.88, 0.82], np.float32)), 0.7)  # teeth
-    elif mouth == "down":
-        l.line(_arc(fx, my, 0.32 * rx, -0.14 * ry), 0.08 * ry)
-        paint(image, l, solid(lips * 0.8))
+        l.polygon(upper + _arc(fx, my + 0.06 * ry, 0.4 * rx, 0.22 * ry)[::-1])
+        paint(image, l, solid(np.array([0.93, 0.91, 0.86], np.float32)), 0.95)  # teeth
+        l = layer()
+        l.line(upper, 0.05 * ry)
+        l.line(lower, 0.06 * ry)
+        paint(image, l, solid(lips), 0.9)
+    elif mouth == "down":  # corners pulled down, the lower lip pushed up (a sad mouth)
+        l.line(_arc(fx, my, 0.36 * rx, -0.2 * ry), 0.1 * ry)
+        paint(image, l, solid(lips * 0.75))
     elif mouth == "pressed":
         l.line(_arc(fx, my, 0.26 * rx, -0.02 * ry), 0.06 * ry)
         paint(image, l, solid(lips * 0.55))
+    elif mouth == "bared":  # an angry mouth: squared, teeth clenched, corners pulled down
+        l.polygon([(fx - 0.34 * rx, my + 0.04 * ry), (fx - 0.2 * rx, my - 0.08 * ry), (fx + 0.2 * rx, my - 0.08 * ry),
+                   (fx + 0.34 * rx, my + 0.04 * ry), (fx + 0.22 * rx, my + 0.16 * ry), (fx - 0.22 * rx, my + 0.16 * ry)])
+        paint(image, l, solid(np.array([0.25, 0.07, 0.07], np.float32)))
+        l = layer()
+        l.line([(fx - 0.26 * rx, my + 0.04 * ry), (fx + 0.26 * rx, my + 0.04 * ry)], 0.09 * ry)
+        paint(image, l, solid(np.array([0.9, 0.88, 0.82], np.float32)), 0.9)
     else:
         l.line(_arc(fx, my, 0.3 * rx, look.mouth * ry), 0.07 * ry)
         paint(image, l, solid(lips * 0.85))
@@ -487,5 +529,5 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
         for side in (-1, 1):
             ex = fx + side * 0.36 * rx
             l.line([(ex + side * 0.04 * rx, eye_y + 0.1 * ry), (ex + side * 0.07 * rx, eye_y + 0.3 * ry),
-                    (ex + side * 0.05 * rx, eye_y + 0.5 * ry)], 0.07 * rx)
+                    (ex + side * 0.05 * rx, eye_y + 0.5 * ry)], 0.09 * rx)
         paint(image, l, solid(np.array([0.78, 0.86, 0.95], np.float32), 0.03), 0.85)

@@ -110,6 +110,8 @@ class Spot:
 
 
 OBJECTS: dict[str, Callable[[Spot], None]] = {}
+# Objects wider than tall (a bed, a sofa, a goal): how much wider their painting region is.
+WIDE: dict[str, float] = {"bed": 1.3, "desk": 1.3, "sofa": 1.5, "goal": 1.3}
 
 
 def _object(fn: Callable[[Spot], None]) -> Callable[[Spot], None]:
@@ -123,7 +125,8 @@ def draw_object(image: np.ndarray, kind: str, cx: float, cy: float, size: float,
     False if it falls outside the picture."""
     if kind not in OBJECTS:
         raise ValueError(f"unknown object {kind!r}; known: {', '.join(OBJECTS)}")
-    box = region(image, cx - 0.8 * size, cy - 0.8 * size, cx + 0.8 * size, cy + 0.8 * size)
+    reach = 0.8 * size
+    box = region(image, cx - WIDE.get(kind, 1.0) * reach, cy - reach, cx + WIDE.get(kind, 1.0) * reach, cy + reach)
     if box is None:
         return False
     OBJECTS[kind](Spot(image, cx, cy, size, rng, *box, scale=4 if size < 40 else 2))

@@ -63,7 +63,7 @@ WEAR = ("{S} wears {cloth}{legs}.", "{S} is dressed in {cloth}{legs}.", "{S}, in
 HAIR = ("{P} has {hair} hair.", "{P} has {hair} hair, visible from afar.")
 HOLD = {"cup": "holds a cup", "book": "holds a book", "bag": "carries a bag", "umbrella": "holds a closed umbrella",
         "bottle": "holds a bottle", "newspaper": "holds a newspaper"}
-PLACE = ("{P} is in {place}.", "The picture was taken in {place}.", "{P} stands in {place}.")
+PLACE = ("{P} is {at}.", "The picture was taken {at}.", "{P} stands {at}.")
 WALL_GROUND = ("Behind {o} is a {wall}.", "{P} stands on the {ground}.", "{P} stands on the {ground} in front of a {wall}.")
 _SUBJECTS = {
     ("Male", "Adult"): ("The man", "He", "him"), ("Female", "Adult"): ("The woman", "She", "her"),
@@ -83,7 +83,8 @@ def appearance(rng: np.random.Generator, look: Look, held_visible: bool) -> list
     if look.dress:
         cloth, legs = f"{article} {pattern}{look.cloth} dress", ""
     else:
-        cloth, legs = f"{article} {pattern}{look.cloth} {look.garment}", f" and {look.trousers} trousers"
+        legs = "" if look.shot == "close" else f" and {look.trousers} trousers"  # a close-up shows no legs
+        cloth = f"{article} {pattern}{look.cloth} {look.garment}"
     out = [_pick(rng, WEAR).format(S="{S}", cloth=cloth, legs=legs)]
     hair = (f"{'long' if look.hair_long else 'short'} {look.hair}" if look.hair else "")
     if hair and rng.random() < 0.8:
@@ -98,7 +99,7 @@ def appearance(rng: np.random.Generator, look: Look, held_visible: bool) -> list
 def setting(rng: np.random.Generator, scene: dict[str, str]) -> str:
     """One sentence about where the picture was taken ({P}/{O} placeholders)."""
     if "place" in scene:
-        return _pick(rng, PLACE).format(P="{P}", place=scene["place"])
+        return _pick(rng, PLACE).format(P="{P}", at=scene.get("at", f"in {scene['place']}"))
     return _pick(rng, WALL_GROUND).format(P="{P}", o="{O}", wall=scene["wall"], ground=scene["ground"])
 
 
