@@ -139,7 +139,72 @@ def image_only_curve(target: Path) -> str:
     return table + "\n\n" + note + "\n\n" + source_line(["image-only-attack-rs"], target)
 
 
+def cue_family(category: str) -> str:
+    """Where the synthetic default shows a category in the picture (face, posture, place and/or object)."""
+    from emotic_mm.data.synthetic import BODY_CUES, FACE_CUES, SCENE_CUES
+    from emotic_mm.data.synthetic.places import PLACE_CUES
+
+    shown = []
+    if category in BODY_CUES:
+        shown.append(f"face ({BODY_CUES[category]})" if BODY_CUES[category] in FACE_CUES
+                     else f"posture ({BODY_CUES[category].replace('_', ' ')})")
+    if category in PLACE_CUES:
+        shown.append(f"place ({PLACE_CUES[category]})")
+    if category in SCENE_CUES:
+        shown.append(f"object ({SCENE_CUES[category]})")
+    return ", ".join(shown) or "— (text only)"
+
+
+def per_category(target: Path) -> str:
+    """Per-category test AP of the image-only model next to prevalence and the calibration bar."""
+    name = "world-image-only-eval"
+    m = load(name)["result"]
+    rows = []
+    for category, ap in m["per_category_ap"].items():
+        p = m["per_category_prevalence"][category]
+        bar = min(2 * p, p + 0.25)
+        rows.append([category, cue_family(category), f"{p:.3f}", "—" if ap is None else f"{ap:.3f}",
+                     f"{bar:.3f}", "yes" if ap is not None and ap >= bar else "no"])
+    cols = ["category", "shown in the picture as", "prevalence (test)", "test AP", "min(2p, p + 0.25)", "reached"]
+    return markdown(cols, rows) + "\n\n" + source_line([name], target)
+
+
+def world_quality(target: Path) -> str:
+    """The four models on the calibrated default: image-only, text-only, baseline and joint."""
+    names = ["world-image-only-eval", "world-text-only-eval", "demo-eval-baseline", "demo-eval-joint"]
+    rows = []
+    for n in names:
+        m = load(n)["result"]
+        r10 = m.get("retrieval", {}).get("i2t_r@10")
+        rows.append([f"`model={m['variant']}`", "+".join(m["modalities"]), f"{m['map']:.4f}", f"{m['dominant_acc']:.3f}",
+                     str(m["top1_distinct"]), f"{m['top1_majority_share']:.3f}", f"{m['top1_margin_median']:.3f}",
+                     "—" if r10 is None else f"{r10:.3f} (chance {10 / m['persons']:.3f})"])
+    cols = ["model", "modalities", "test mAP", "dominant acc", "distinct top-1", "majority share",
+            "median top-1 margin", "image→text R@10"]
+    return markdown(cols, rows) + "\n\n" + source_line(names, target)
+
+
+def world_probes(target: Path) -> str:
+    """The shortcut probes on the calibrated default beside the image-only model."""
+    name = "world-shortcut-probes"
+    r = load(name)["result"]
+    cnn = r["cnn"]
+    rows = [["chance: mean label frequency", f"{r['chance_map']:.4f}", "—", "—"],
+            ["chance: random scores (mean of 20 draws)", f"{r['random_map']:.4f} ± {r['random_map_std']:.4f}", "—", "—"]]
+    labels = {"histogram": "logistic regression on the context view's RGB histogram (8×8×8)",
+              "thumbnail": "logistic regression on a 4 × 4 thumbnail"}
+    for p in r["probes"]:
+        rows.append([labels.get(p["probe"], p["probe"]), f"{p['test_map']:.4f}", f"{p['gain_vs_cnn']:.2f}",
+                     "yes" if p["passes"] else "no"])
+    rows.append(["image-only model (" + "+".join(cnn["modalities"]) + ")", f"{cnn['map']:.4f}", "1.00", "—"])
+    cols = ["scorer", "test mAP", "gain over chance / the model's", "≤ ⅓"]
+    return markdown(cols, rows) + "\n\n" + source_line([name], target)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
+    "world-per-category": per_category,
+    "world-quality": world_quality,
+    "world-probes": world_probes,
     "demo": demo,
     "demo-full": demo_full,
     "headline": headline,
@@ -148,7 +213,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
         "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
         "ablation-certification", "bench-attack", "clip-budget", "backbone-weights", "backbone-throughput",
-        "backbone-modes")},
+        "backbone-modes", "world-iterations")},
 }
 
 
@@ -196,17 +261,34 @@ def record(run_dir: Path, name: str, machine: str) -> Path:
     return path
 
 
+def record_bench(path: Path, name: str, machine: str) -> Path:
+    """Keep a bench or probe script's own JSON (``write_report``'s layout) as a record."""
+    bench = json.loads(path.read_text())
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "unknown"
+    rec = {"command": bench["command"], "commit": commit, "machine": machine, "date": bench["created"][:10],
+           "source": f"bench-written JSON: {path.as_posix()}", "result": bench}
+    out = DATA / f"{name}.json"
+    out.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     parser.add_argument("--record", type=Path, metavar="RUN_DIR", help="keep this run's JSON as a record")
-    parser.add_argument("--name", help="the record's name (with --record)")
+    parser.add_argument("--record-bench", type=Path, metavar="JSON", help="keep a bench/probe script's JSON as a record")
+    parser.add_argument("--name", help="the record's name (with --record or --record-bench)")
     parser.add_argument("--machine", default="2-core CPU, no GPU", help="the machine the run ran on (with --record)")
     args = parser.parse_args()
-    if args.record:
+    if args.record or args.record_bench:
         if not args.name:
-            parser.error("--record needs --name")
-        print(record(args.record, args.name, args.machine))
+            parser.error("--record and --record-bench need --name")
+        keep = record(args.record, args.name, args.machine) if args.record else record_bench(
+            args.record_bench, args.name, args.machine)
+        print(keep)
         return
     changed = stale()
     for path, text in changed.items():
