@@ -97,7 +97,7 @@ def demo(target: Path) -> str:
 
 
 def demo_full(target: Path) -> str:
-    names = ["demo-eval-baseline", "demo-eval-joint"]
+    names = ["backbone-demo-eval-baseline", "backbone-demo-eval-joint"]
     rows = []
     for n in names:
         m = load(n)["result"]
@@ -107,26 +107,34 @@ def demo_full(target: Path) -> str:
 
 
 def headline(target: Path) -> str:
-    chance = load("shortcut-probes")
-    chance_map = next(r[1] for r in chance["rows"] if r[0].startswith("chance: mean label frequency"))
-    attack = load("image-only-attack-rs")["result"]
+    """Chance, the image-only, text-only and fused models on the default world, and the few-pixel slice."""
+    attack = load("world-image-only-attack-rs")["result"]
     top = attack["curve"][-1]
-    fooled = f"{rate(top['successes'], attack['persons'])} (rs, k = {top['pixels']}, {attack['budget']} queries)"
-    rows = [["chance (mean label frequency)", "—", "—", chance_map, "—", "—", "—"]]
-    for name, encoder, attacked in (("image-only-eval", "EfficientNet-Lite0, frozen", fooled),
-                                    ("demo-eval-baseline", "EfficientNet-Lite0, frozen", "not measured"),
-                                    ("demo-eval-joint", "EfficientNet-Lite0, frozen", "not measured")):
+    fooled = (f"{rate(top['successes'], attack['persons'])} (rs, k = {top['pixels']}, "
+              f"{attack['budget']} queries)")
+    image = load("world-image-only-eval")["result"]
+    chance = sum(image["per_category_prevalence"].values()) / len(image["per_category_prevalence"])
+    rows = [["chance (mean label frequency)", "—", "—", f"{chance:.4f}", "—", "—", "—"]]
+    for name, attacked in (("world-image-only-eval", fooled), ("world-text-only-eval", "—"),
+                           ("demo-eval-baseline", "not measured"), ("demo-eval-joint", "not measured")):
         m = load(name)["result"]
+        encoder = "EfficientNet-Lite0, frozen" if {"context", "body"} & set(m["modalities"]) else "—"
         rows.append([f"`model={m['variant']}`", encoder, "+".join(m["modalities"]), f"{m['map']:.4f}",
                      f"{m['dominant_acc']:.3f}", str(m["top1_distinct"]), attacked])
     cols = ["model", "image encoder", "modalities", "test mAP", "dominant acc", "distinct top-1 answers",
             "fooled by a few-pixel attack"]
-    names = ["shortcut-probes", "image-only-eval", "demo-eval-baseline", "demo-eval-joint", "image-only-attack-rs"]
+    names = ["world-image-only-eval", "world-text-only-eval", "demo-eval-baseline", "demo-eval-joint",
+             "world-image-only-attack-rs"]
     return markdown(cols, rows) + "\n\n" + source_line(names, target)
 
 
-def image_only_curve(target: Path) -> str:
-    s = load("image-only-attack-rs")["result"]
+def attack_curve(name: str) -> Callable[[Path], str]:
+    """An attack run's success curve over k with Wilson intervals, on all and on clean-correct persons."""
+    return lambda target: _attack_curve(name, target)
+
+
+def _attack_curve(name: str, target: Path) -> str:
+    s = load(name)["result"]
     rows = [[str(c["pixels"]), rate(c["successes"], s["persons"]),
              rate(c["successes_correct"], s["persons_correct"]), f"{c['robust_dominant_accuracy']:.3f}"]
             for c in s["curve"]]
@@ -136,7 +144,7 @@ def image_only_curve(target: Path) -> str:
             f"{s['clean_map']:.4f}; clean top-1 margin quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f} (logits); "
             f"{s['total_queries']:,} queries in {s['wall_seconds']:,.0f} s ({s['queries_per_s']:.0f} queries/s).")
     table = markdown(["k", "success, all persons", "success, clean-correct persons", "robust dominant acc"], rows)
-    return table + "\n\n" + note + "\n\n" + source_line(["image-only-attack-rs"], target)
+    return table + "\n\n" + note + "\n\n" + source_line([name], target)
 
 
 def cue_family(category: str) -> str:
@@ -208,12 +216,13 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "demo": demo,
     "demo-full": demo_full,
     "headline": headline,
-    "image-only-curve": image_only_curve,
+    "image-only-curve": attack_curve("image-only-attack-rs"),
+    "world-image-only-curve": attack_curve("world-image-only-attack-rs"),
     **{name: transcribed(name) for name in (
         "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
         "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
         "ablation-certification", "bench-attack", "clip-budget", "backbone-weights", "backbone-throughput",
-        "backbone-modes", "world-iterations")},
+        "backbone-modes", "world-iterations", "world-demo-cost")},
 }
 
 

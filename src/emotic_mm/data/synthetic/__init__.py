@@ -10,14 +10,17 @@ Why it is a fair stand-in for learning and attacking:
   shipped with scikit-image and 1/f textures, people have a head with a real (LFW) face texture, hair,
   clothes, arms and legs in varied poses, sizes and overlaps, among clutter, under uneven light, with
   blur, noise and JPEG compression (:mod:`.scene`, :mod:`.people`, :mod:`.textures`);
+* pictures are framed as photographers frame people (:data:`.people.SHOT_FRAMING`): close-ups whose
+  faces are large enough to read an expression, medium shots, and wide shots whose faces are not;
 * label statistics are EMOTIC-like (:mod:`.labels`): 1-4 categories per person with a skewed
   frequency, VAD around per-category prototypes, 1-3 persons per image, several source folders,
   varied image sizes, boxes that sometimes leave the image, and a few of the release's imperfections
   (a missing file, an undecodable file, NaN VAD, persons without annotators);
-* the signal is split across modalities (:data:`SCENE_CUES`, :data:`BODY_CUES`, :data:`TEXT_CUES`):
-  scene categories show as small textured objects among clutter, person categories as a facial
-  expression (a few pixels at the model's resolution) or a posture, text categories as paraphrases;
-  every cue is missed or falsely present with a configurable probability;
+* the signal is split across modalities, with redundant, noisy cues: a category can show as the place
+  (:mod:`.places`: a party, a beach, a hospital ward, a street at night, ...), an object in the scene
+  (:data:`SCENE_CUES`), a facial expression or a posture of the person (:data:`BODY_CUES`) and a
+  paraphrase in the description (:data:`TEXT_CUES`); every cue is missed or falsely present with a
+  configurable probability;
 * descriptions say what is visible and specific to the person (clothes and their colour, hair, a held
   object, the setting), so picture and text share instance-level content, and never contain the
   category names (a test checks this).
