@@ -106,16 +106,16 @@ def test_poisoned_view_edits_only_its_rows(poison_store, variant):
 
 # --------------------------------------------------------------------------- end to end
 def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatch):
-    """Image-only tiny model, a loud 16-cell trigger on a third of the training persons: the poisoned
-    model obeys the trigger on held-out persons, the clean model does not."""
+    """Image-only tiny model, a loud 16-pixel trigger (one working pixel each) on a third of the training
+    persons: the poisoned model obeys the trigger on held-out persons, the clean model does not."""
     from emotic_mm.recipes.backdoor import run as backdoor
 
     before = digest(poison_store)
     cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_backdoor", "model.modalities=[context]", "trainer.epochs=6",
+                                 "attack=poison_backdoor", "model.modalities=[context]", "trainer.epochs=10",
                                  "loss.discrete=bce", *TINY_TRAIN, *LEARNING_BACKBONE, "attack.rate=0.35",
                                  "attack.pixels=16",
-                                 "attack.target=Fear", "attack.trigger.cell=1", "attack.trigger.colour=[255,0,255]",
+                                 "attack.target=Fear", "attack.trigger.cell=auto", "attack.trigger.colour=[255,0,255]",
                                  "attack.trigger.position=center", "attack.examples=2"])
     run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
     run.mkdir()

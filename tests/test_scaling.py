@@ -49,12 +49,14 @@ def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
     _run([*TORCHRUN_2, "eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
           f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    assert one["persons"] == two["persons"] == 9  # odd: a padding sampler would score 10
-    assert one["persons_per_rank"] == [9] and two["persons_per_rank"] == [5, 4] and two["world_size"] == 2
+    n = one["persons"]  # every test person once: a padding sampler would score n + 1 when n is odd
+    assert two["persons"] == n
+    assert one["persons_per_rank"] == [n] and two["persons_per_rank"] == [(n + 1) // 2, n // 2]
+    assert two["world_size"] == 2
     for key in ("map", "map_voc", "dominant_acc", "top1_hit", "f1", "vad_mae"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
     a, b = np.load(tmp_path / "one" / "predictions.npz"), np.load(tmp_path / "two" / "predictions.npz")
-    np.testing.assert_array_equal(b["index"], np.arange(9))
+    np.testing.assert_array_equal(b["index"], np.arange(n))
     np.testing.assert_allclose(b["logits"], a["logits"], rtol=0, atol=1e-5)
     assert [p.name for p in (tmp_path / "two").iterdir() if ".tmp-" in p.name] == []  # no temp leftovers
 
@@ -69,8 +71,10 @@ def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
     one = attack(compose_cfg("attack", over), run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "attack", *over, f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
-    # 9 persons in groups of 2: rank 0 takes groups 0, 2, 4 (5 persons), rank 1 groups 1, 3 (4 persons)
-    assert one["persons_per_rank"] == [9] and two["persons_per_rank"] == [5, 4]
+    # persons in groups of 2, dealt to the ranks in turn: rank 0 takes groups 0, 2, ..., rank 1 groups 1, 3, ...
+    n = one["persons"]
+    groups = [min(2, n - start) for start in range(0, n, 2)]
+    assert one["persons_per_rank"] == [n] and two["persons_per_rank"] == [sum(groups[0::2]), sum(groups[1::2])]
     assert (tmp_path / "two" / "attack.csv").read_text() == (tmp_path / "one" / "attack.csv").read_text()
     a, b = np.load(tmp_path / "one" / "adversarial.npz"), np.load(tmp_path / "two" / "adversarial.npz")
     assert sorted(a.files) == sorted(b.files)

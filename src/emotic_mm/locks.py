@@ -50,6 +50,7 @@ def output_lock(folder: Path, key: str) -> Iterator[None]:
     from emotic_mm.fsutil import write_json_atomic
 
     lock_file, note = lock_paths(folder)
+    made = _missing_folders(lock_file.parent)
     try:
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lock_file), thread_local=False)
@@ -69,3 +70,18 @@ def output_lock(folder: Path, key: str) -> Iterator[None]:
         note.unlink(missing_ok=True)
         lock_file.unlink(missing_ok=True)
         lock.release()
+        for made_folder in made:  # a failed run leaves no folder behind that only the lock needed
+            try:
+                made_folder.rmdir()
+            except OSError:  # not empty: the run wrote there
+                break
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``folder``, deepest first."""
+    missing = []
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
