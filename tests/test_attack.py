@@ -235,3 +235,24 @@ def test_the_k_schedule_finds_each_images_minimal_k():
     assert fooled_with[:4].tolist() == [1, 2, 4, 8]
     # a person fooled at k is not attacked again: the k=1 image spent only its first level's queries
     assert result.queries[0] < result.queries[3]
+
+
+def test_robust_means_right_before_and_under_the_attack() -> None:
+    """A person the model gets wrong is never counted robust, even when the untargeted search moves its
+    answer into the label set: robust dominant accuracy cannot exceed the clean one."""
+    from types import SimpleNamespace
+
+    from emotic_mm.data.categories import CATEGORY_INDEX
+    from emotic_mm.recipes.pixel_evasion import person_rows
+
+    labels = torch.zeros(2, 26)
+    labels[:, CATEGORY_INDEX["Happiness"]] = 1
+    happy, sad = CATEGORY_INDEX["Happiness"], CATEGORY_INDEX["Sadness"]
+    result = SimpleNamespace(
+        ks=[1], clean_top1=torch.tensor([sad, happy]), pixels_needed=torch.tensor([1, 0]),
+        pixels=torch.full((2, 1, 5), -1), queries=torch.tensor([10, 10]), success=torch.tensor([[True], [False]]),
+        adv_top1=torch.tensor([[happy], [happy]]), margin=torch.tensor([-0.1, 0.2]),
+        clean_confidence=torch.tensor([0.5, 0.5]), adv_confidence=torch.tensor([0.5, 0.5]))
+    rows = person_rows([0, 1], labels, result, None)
+    assert [r["clean_correct"] for r in rows] == [False, True]
+    assert [r["robust_k1"] for r in rows] == [False, True]

@@ -33,6 +33,7 @@ from torch import nn
 
 from emotic_mm.attacks.surface import check_surface, paint_surface, painted_view, scene_affine, touched_views
 from emotic_mm.errors import ConfigError
+from emotic_mm.training.runtime import rows_per_forward
 
 ALGORITHMS = ("de", "rs")
 CANDIDATE_BYTES = 2 * 1024**3  # the largest candidate tensor (images × population × k × 5 floats) allowed
@@ -51,7 +52,7 @@ class PixelAttackSettings:
     mutation: float = 0.5  # DE scale F (Su et al.: 0.5, no crossover)
     crossover: float = 1.0  # DE crossover rate (1.0 = the one-pixel paper's "no crossover")
     rs_fraction: float = 0.5  # RS: share of the k pixels resampled per proposal
-    max_batch: int = 256  # forward-pass chunk (bounds memory)
+    max_batch: int | None = None  # forward-pass chunk (bounds memory); None: by device (rows_per_forward)
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA
     cache_unchanged: bool = True  # encode the views the attack never changes once, not per query
@@ -66,7 +67,7 @@ class PixelAttackSettings:
             raise ConfigError(f"attack.population={self.population} is too small for {self.algorithm}")
         if self.budget < self.population:
             raise ConfigError(f"attack.budget={self.budget} must be >= attack.population={self.population}")
-        if self.max_batch < 1:
+        if self.max_batch is not None and self.max_batch < 1:
             raise ConfigError(f"attack.max_batch={self.max_batch} must be >= 1")
 
     def check_fits(self, images: int, height: int, width: int) -> None:
@@ -155,8 +156,8 @@ class PixelAttack:
     def __init__(self, model: nn.Module, settings: PixelAttackSettings, device: torch.device | None = None) -> None:
         settings.check()
         self.model = model
-        self.s = settings
         self.device = device or next(model.parameters()).device
+        self.s = replace(settings, max_batch=rows_per_forward(settings.max_batch, self.device))
 
     def run_schedule(self, inputs: dict[str, torch.Tensor], ks: Sequence[int], label: torch.Tensor | None = None,
                      boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None,

@@ -49,6 +49,7 @@ from torch import nn
 from emotic_mm.config import whole_number
 from emotic_mm.data.categories import NUM_CATEGORIES
 from emotic_mm.errors import ConfigError
+from emotic_mm.training.runtime import rows_per_forward
 
 DRAW_FLOATS = 1 << 22  # uniforms per position draw (16 MiB): a block of samples, sized only by d
 MASK_BOOLS = 1 << 26   # kept-pixel masks held at once by the vote sampler (64 MiB)
@@ -204,7 +205,7 @@ Classify = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, max_batch: int,
+def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, max_batch: int | None,
                  generator: torch.Generator, num_classes: int = NUM_CATEGORIES) -> torch.Tensor:
     """Vote counts (B, num_classes) of the base classifier's top-1 over ``n`` ablated samples per image.
 
@@ -215,7 +216,7 @@ def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, ma
     docstring), so a person's counts do not depend on the batch it was certified in.
     """
     whole_number(n, "defense.samples", 1)
-    whole_number(max_batch, "defense.max_batch", 1)
+    max_batch = whole_number(rows_per_forward(max_batch, pixels.device, 512), "defense.max_batch", 1)
     b, _, h, w = pixels.shape
     d = h * w
     check_keep(keep, h, w)
@@ -250,12 +251,13 @@ class AblationSettings:
     samples: int = 1000            # n: estimation round (the vote share bounded by Clopper–Pearson)
     selection_samples: int = 100   # n0: selection round (which class to certify)
     alpha: float = 0.05            # the certificate holds with probability >= 1 - alpha per person
-    max_batch: int = 512           # ablated views per forward pass
+    max_batch: int | None = None   # ablated views per forward pass (None: by device, rows_per_forward)
     seed: int = 0                  # certification seed (selection and estimation draw from distinct streams)
 
     def check(self) -> "AblationSettings":
         for key in ("keep", "samples", "selection_samples", "max_batch"):
-            whole_number(getattr(self, key), f"defense.{key}", 1)
+            if getattr(self, key) is not None or key != "max_batch":
+                whole_number(getattr(self, key), f"defense.{key}", 1)
         if not 0.0 < float(self.alpha) < 1.0:
             raise ConfigError(f"defense.alpha={self.alpha!r} must lie strictly between 0 and 1")
         return self

@@ -46,10 +46,10 @@ class VoteClassifier(nn.Module):
     inputs are the features the attacker cannot change (``certification.fixed_features``).
     """
 
-    def __init__(self, model: nn.Module, keep: int, samples: int, seed: int, max_batch: int) -> None:
+    def __init__(self, model: nn.Module, keep: int, samples: int, seed: int, max_batch: int | None) -> None:
         super().__init__()
         self.model = model
-        self.keep, self.samples, self.seed, self.max_batch = int(keep), int(samples), int(seed), int(max_batch)
+        self.keep, self.samples, self.seed, self.max_batch = int(keep), int(samples), int(seed), max_batch
         self.training = model.training  # a wrapper starts in the model's mode: who restores it restores that
 
     def votes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -82,7 +82,9 @@ class ImageEncoder(nn.Module):
         self.built_fixed = self.fixed  # as configured (a recipe may freeze a trained backbone later)
         self.memo = FeatureMemo(memo_size)
         self.memo_chunk = int(memo_chunk)
-        self.channels_last = channels_last
+        self.channels_last = bool(channels_last)
+        if self.channels_last:  # NHWC weights and inputs: ~1.5-2x faster convolutions on a CPU as well as on CUDA
+            self.backbone.to(memory_format=torch.channels_last)
         self.input_defense: nn.Module | None = None  # a pixel-space defense right after working_view
         self.normalise = True
 
@@ -108,6 +110,8 @@ class ImageEncoder(nn.Module):
             if self.input_size:
                 check_keep(defense.keep, self.input_size, self.input_size)
             adapt_first_conv(self.backbone, 3, self.pixel_mean, self.pixel_std)
+            if self.channels_last:  # the widened first convolution is a new tensor
+                self.backbone.to(memory_format=torch.channels_last)
             self.normalise = False
         self.input_defense = defense
 
@@ -132,7 +136,22 @@ class ImageEncoder(nn.Module):
             x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x).flatten(1)
+        backbone = self._folded_backbone(x) if self.fixed and not torch.is_grad_enabled() else self.backbone
+        return backbone(x).flatten(1)
+
+    def _folded_backbone(self, x: torch.Tensor) -> nn.Module:
+        """The fixed backbone with its BatchNorms folded (:mod:`emotic_mm.models.folding`), rebuilt whenever
+        a weight of the backbone changed (a loaded checkpoint, a widened first convolution, a new device).
+        Kept outside the module tree: it is never saved and never trained."""
+        from emotic_mm.models.folding import checked_fold
+
+        tensors = list(self.backbone.parameters()) + list(self.backbone.buffers())
+        stamp = tuple((id(t), t._version, t.device) for t in tensors)
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, checked_fold(self.backbone, x[:2].detach().clone(), self.channels_last))
+            self.__dict__["_folded"] = cached
+        return cached[1]
 
     @torch.no_grad()
     def warm(self, pixels: torch.Tensor) -> None:

@@ -64,7 +64,7 @@ def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
         mutation=real_number(cfg.mutation, "attack.mutation", 0.0),
         crossover=real_number(cfg.crossover, "attack.crossover", 0.0, 1.0),
         rs_fraction=real_number(cfg.rs_fraction, "attack.rs_fraction", 0.0, 1.0),
-        max_batch=whole_number(cfg.max_batch, "attack.max_batch", 1),
+        max_batch=None if cfg.max_batch is None else whole_number(cfg.max_batch, "attack.max_batch", 1),
         seed=int(seed), amp=bool(cfg.amp), cache_unchanged=bool(cfg.get("cache_unchanged", True)))
     whole_number(cfg.images_per_batch, "attack.images_per_batch", 1)
     whole_number(cfg.offset, "attack.offset", 0)
@@ -271,8 +271,10 @@ def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch
                "clean_margin": float(margins[i]) if margins is not None else None}
         for j, k in enumerate(result.ks):
             top1 = CATEGORIES[int(result.adv_top1[i, j])]
+            # robust: right on the clean picture and still right under the attack (a person the model already
+            # gets wrong is not robust, even when the search happens to move its answer into the label set)
             row.update({f"success_k{k}": bool(result.success[i, j]), f"adv_top1_k{k}": top1,
-                        f"robust_k{k}": top1 in label_set})
+                        f"robust_k{k}": row["clean_correct"] and top1 in label_set})
         rows.append(row)
     return rows
 
