@@ -108,23 +108,23 @@ def demo_full(target: Path) -> str:
 
 def headline(target: Path) -> str:
     """Chance, the image-only, text-only and fused models on the default world, and the few-pixel slice."""
-    attack = load("world-image-only-attack-rs")["result"]
-    top = attack["curve"][-1]
-    fooled = (f"{rate(top['successes'], attack['persons'])} (rs, k = {top['pixels']}, "
-              f"{attack['budget']} queries)")
+    study = load("study-quick-report")["result"]
+    largest = max(int(c["k"]) for c in study["pixel"]["curve"])
+    fooled = {(c["model"], c["modalities"]): f"{rate(c['success_k'], c['success_n'])} (rs, k = {largest}, "
+              f"{c['budget']} queries)" for c in study["pixel"]["curve"] if c["algorithm"] == "rs" and int(c["k"]) == largest}
     image = load("world-image-only-eval")["result"]
     chance = sum(image["per_category_prevalence"].values()) / len(image["per_category_prevalence"])
     rows = [["chance (mean label frequency)", "—", "—", f"{chance:.4f}", "—", "—", "—"]]
-    for name, attacked in (("world-image-only-eval", fooled), ("world-text-only-eval", "—"),
-                           ("demo-eval-baseline", "not measured"), ("demo-eval-joint", "not measured")):
+    for name in ("world-image-only-eval", "world-text-only-eval", "demo-eval-baseline", "demo-eval-joint"):
         m = load(name)["result"]
+        attacked = fooled.get((m["variant"], "+".join(m["modalities"])), "—")
         encoder = "EfficientNet-Lite0, frozen" if {"context", "body"} & set(m["modalities"]) else "—"
         rows.append([f"`model={m['variant']}`", encoder, "+".join(m["modalities"]), f"{m['map']:.4f}",
                      f"{m['dominant_acc']:.3f}", str(m["top1_distinct"]), attacked])
     cols = ["model", "image encoder", "modalities", "test mAP", "dominant acc", "distinct top-1 answers",
             "fooled by a few-pixel attack"]
     names = ["world-image-only-eval", "world-text-only-eval", "demo-eval-baseline", "demo-eval-joint",
-             "world-image-only-attack-rs"]
+             "study-quick-report"]
     return markdown(cols, rows) + "\n\n" + source_line(names, target)
 
 
@@ -145,6 +145,50 @@ def _attack_curve(name: str, target: Path) -> str:
             f"{s['total_queries']:,} queries in {s['wall_seconds']:,.0f} s ({s['queries_per_s']:.0f} queries/s).")
     table = markdown(["k", "success, all persons", "success, clean-correct persons", "robust dominant acc"], rows)
     return table + "\n\n" + note + "\n\n" + source_line([name], target)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def study_curve(name: str) -> Callable[[Path], str]:
+    """A study report's arms: clean model, then success at each k (all persons; clean-correct at the
+    largest k) with Wilson intervals, as ``emotic-mm report`` computed them."""
+    def render(target: Path) -> str:
+        report = load(name)["result"]
+        curve = report["pixel"]["curve"]
+        ks = sorted({int(c["k"]) for c in curve})
+        arms = {c["setting"] + "|" + c["arm"]: c for c in report["pixel"]["arms"]}
+        rows = []
+        for key, arm in arms.items():
+            points = {int(c["k"]): c for c in curve if c["setting"] + "|" + c["arm"] == key}
+            last = points[ks[-1]]
+            rows.append([f"{arm['algorithm']} · {arm['model']} · {arm['modalities']}",
+                         f"{100 * arm['clean_map_mean']:.1f}",
+                         f"{arm['clean_k']}/{arm['clean_n']}",
+                         *(f"{points[k]['success_k']}/{points[k]['success_n']} [{_pct(points[k]['success_low'])}, "
+                           f"{_pct(points[k]['success_high'])} %]" for k in ks),
+                         f"{last['success_correct_k']}/{last['success_correct_n']} [{_pct(last['success_correct_low'])}, "
+                         f"{_pct(last['success_correct_high'])} %]"])
+        cols = ["attack · model · modalities", "clean mAP (%)", "clean-correct", *(f"fooled, k = {k}" for k in ks),
+                f"fooled clean-correct, k = {ks[-1]}"]
+        return markdown(cols, rows) + "\n\n" + source_line([name], target)
+    return render
+
+
+def study_verdicts(name: str) -> Callable[[Path], str]:
+    """A study report's paired comparisons at the largest k, with intervals, McNemar p and the verdict."""
+    def render(target: Path) -> str:
+        report = load(name)["result"]
+        rows = []
+        for v in report["verdicts"]:
+            p = v["pvalue"]
+            rows.append([v["comparison"], v["held"], v["n"].replace(" pairs", ""),
+                         f"{100 * v['diff']:+.1f} [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]",
+                         "<0.001" if p < 0.001 else f"{p:.3f}", v["verdict"]])
+        cols = ["A vs B", "held equal", "pairs", "A − B, points [paired bootstrap 95 %]", "McNemar p", "verdict"]
+        return markdown(cols, rows) + "\n\n" + source_line([name], target)
+    return render
 
 
 def cue_family(category: str) -> str:
@@ -218,6 +262,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "headline": headline,
     "image-only-curve": attack_curve("image-only-attack-rs"),
     "world-image-only-curve": attack_curve("world-image-only-attack-rs"),
+    "study-quick-curve": study_curve("study-quick-report"),
+    "study-quick-verdicts": study_verdicts("study-quick-report"),
     **{name: transcribed(name) for name in (
         "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
         "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
@@ -284,19 +330,35 @@ def record_bench(path: Path, name: str, machine: str) -> Path:
     return out
 
 
+def record_report(report_dir: Path, name: str, machine: str) -> Path:
+    """Keep an ``emotic-mm report`` folder's report.json as a record (its commands, the runs' commit)."""
+    report = json.loads((report_dir / "report.json").read_text())
+    runs = sorted(Path(report["runs_dir"]).rglob("run.json"))
+    git = json.loads(runs[0].read_text()).get("git") or {} if runs else {}
+    commit = (git.get("commit") or "unknown")[:7] + (" (with uncommitted changes)" if git.get("dirty") else "")
+    rec = {"command": " && ".join([*report["commands"], f"emotic-mm report runs={report['runs_dir']}"]),
+           "commit": commit, "machine": machine, "date": report["generated"][:10],
+           "source": f"report-written JSON: {report_dir.as_posix()}/report.json", "result": report}
+    out = DATA / f"{name}.json"
+    out.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     parser.add_argument("--record", type=Path, metavar="RUN_DIR", help="keep this run's JSON as a record")
     parser.add_argument("--record-bench", type=Path, metavar="JSON", help="keep a bench/probe script's JSON as a record")
+    parser.add_argument("--record-report", type=Path, metavar="DIR", help="keep an emotic-mm report folder's report.json")
     parser.add_argument("--name", help="the record's name (with --record or --record-bench)")
     parser.add_argument("--machine", default="2-core CPU, no GPU", help="the machine the run ran on (with --record)")
     args = parser.parse_args()
-    if args.record or args.record_bench:
+    if args.record or args.record_bench or args.record_report:
         if not args.name:
-            parser.error("--record and --record-bench need --name")
-        keep = record(args.record, args.name, args.machine) if args.record else record_bench(
-            args.record_bench, args.name, args.machine)
+            parser.error("--record, --record-bench and --record-report need --name")
+        keep = (record(args.record, args.name, args.machine) if args.record else
+                record_bench(args.record_bench, args.name, args.machine) if args.record_bench else
+                record_report(args.record_report, args.name, args.machine))
         print(keep)
         return
     changed = stale()

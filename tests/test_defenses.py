@@ -642,6 +642,20 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     assert (table["radius"] < 0).eq(table["abstained"]).all() and (table["samples"] == 60).all()
     acc = metrics["certified"]["certified_accuracy"]
     assert list(acc) == ["0", "1", "2", "5", "10", "20"] and all(a >= b for a, b in zip(list(acc.values()), list(acc.values())[1:]))
+    # a seeded subset: the same persons' certificates as the whole split gives them, its n stated
+    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
+                    "certify_persons=3", "defense.samples=60", "defense.selection_samples=10", "split=test",
+                    f"hydra.run.dir={tmp_path / 'sub'}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    subset = pd.read_csv(tmp_path / "sub" / "certificates.csv")
+    certified = json.loads((tmp_path / "sub" / "metrics.json").read_text())["certified"]
+    assert len(subset) == certified["persons"] == 3 and certified["persons_of_split"] == len(table)
+    assert certified["subset"] == "3 drawn with defense.seed=0" and subset["index"].is_monotonic_increasing
+    whole = table.set_index("index").loc[subset["index"]].reset_index()
+    pd.testing.assert_frame_equal(subset, whole, check_dtype=False)
+    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
+                    "certify_persons=0", f"hydra.run.dir={tmp_path / 'zero'}"])
+    assert proc.returncode == 2 and "certify_persons" in proc.stderr and not (tmp_path / "zero" / "metrics.json").exists()
     # a model without the ablation defense cannot be certified: one line
     proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "certify=true",
                     f"hydra.run.dir={tmp_path / 'no'}"])

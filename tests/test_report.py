@@ -59,11 +59,14 @@ def correct_of(model: str) -> np.ndarray:
     return np.arange(PERSONS) % (4 if model == "baseline" else 2) != 0
 
 
-def attack_csv(model: str, modalities: list[str], seed: int) -> pd.DataFrame:
+ANSWERS = ("Peace", "Happiness", "Engagement", "Anticipation", "Confidence")
+
+
+def attack_csv(model: str, modalities: list[str], seed: int, answers: tuple[str, ...] = ANSWERS) -> pd.DataFrame:
     needed, correct = needed_pixels(model, modalities, seed), correct_of(model)
     rows = []
     for i in range(PERSONS):
-        row = {"index": 100 + i, "clean_top1": "Peace", "clean_correct": bool(correct[i]), "labels": "Peace",
+        row = {"index": 100 + i, "clean_top1": answers[i % len(answers)], "clean_correct": bool(correct[i]), "labels": "Peace",
                "target": "", "pixels_needed": None if np.isnan(needed[i]) else int(needed[i]),
                "queries": int(50 * needed[i] + i) if not np.isnan(needed[i]) else 4000,
                "success": bool(not np.isnan(needed[i])), "adv_top1": "Fear"}
@@ -574,3 +577,24 @@ def test_backdoor_runs_with_triggered_csv_are_compared_paired(tmp_path):
     (tmp_path / "sweep" / "joint0" / "triggered.csv").write_text("index,hit_poisoned\n1,True\n")
     with pytest.raises(Exception, match="triggered.csv has 1 rows but its summary.json says triggered_persons=80"):
         report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out2"), "overwrite": False}))
+
+
+def test_an_arm_answering_everyone_alike_is_not_comparable(tmp_path):
+    """A clean model that gives 90 % or more of the attacked persons one answer is never called more (or
+    less) robust: it is not flipped because it does not look at the picture."""
+    root = tmp_path / "sweep"
+    n = 0
+    for model in ("baseline", "joint"):
+        for seed in SEEDS:
+            table = attack_csv(model, FUSED, seed, answers=("Engagement",) if model == "joint" else ANSWERS)
+            _run_dir(root / str(n), summarise(table, model, FUSED, seed), seed, n, table)
+            n += 1
+    proc = run_cli(["report", f"runs={root}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((root / "report" / "report.json").read_text())
+    rows = [r for r in data["pixel"]["paired"] if r["factor"] == "model"]
+    assert rows and all(r["verdict"] == f"not comparable: joint's clean model answers Engagement for "
+                                        f"{2 * PERSONS}/{2 * PERSONS} persons" for r in rows)
+    assert rows[-1]["low"] < rows[-1]["diff"] < rows[-1]["high"]  # the interval is still reported
+    summary = [v for v in data["verdicts"] if v["factor"] == "model"]
+    assert summary and summary[0]["detected_at"] == []

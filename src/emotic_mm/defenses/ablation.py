@@ -206,14 +206,16 @@ Classify = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, max_batch: int | None,
-                 generator: torch.Generator, num_classes: int = NUM_CATEGORIES) -> torch.Tensor:
+                 generator: torch.Generator, num_classes: int = NUM_CATEGORIES,
+                 advance: Callable[[int], None] | None = None) -> torch.Tensor:
     """Vote counts (B, num_classes) of the base classifier's top-1 over ``n`` ablated samples per image.
 
     ``pixels`` (B, C, H, W) in [0, 255] is the picture the model sees (the encoder's working view).
     ``classify(ablated, owner)`` gets ablated views (M, 2C, H, W) with M ≤ ``max_batch`` and the person
     index of each row (M,) in ``0 .. B-1``, and returns the top-1 class of each row (M,).
     Sample j uses the same kept positions for every person (drawn from ``generator``; see the module
-    docstring), so a person's counts do not depend on the batch it was certified in.
+    docstring), so a person's counts do not depend on the batch it was certified in. ``advance(rows)``,
+    when given, hears of every forward pass (a progress bar in ablated views).
     """
     whole_number(n, "defense.samples", 1)
     max_batch = whole_number(rows_per_forward(max_batch, pixels.device, 512), "defense.max_batch", 1)
@@ -240,6 +242,8 @@ def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, ma
             if top1.numel() != r.numel():
                 raise ValueError(f"classify returned {top1.numel()} predictions for {r.numel()} ablated views")
             votes.index_put_((owner.cpu(), top1), torch.ones_like(top1), accumulate=True)
+            if advance is not None:
+                advance(int(r.numel()))
     return votes
 
 

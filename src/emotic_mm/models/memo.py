@@ -39,6 +39,18 @@ class FeatureMemo:
             return [row.tobytes() for row in flat]
         return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
+    def add(self, keys: list[bytes], features: torch.Tensor) -> None:
+        """Insert known features (e.g. read from disk) without encoding anything."""
+        for k, vec in zip(keys, features):
+            self._cache[k] = vec
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    def known(self, keys: list[bytes]) -> tuple[list[bytes], torch.Tensor | None]:
+        """The keys of ``keys`` the memo holds and their features stacked (``None`` when none)."""
+        held = [k for k in dict.fromkeys(keys) if k in self._cache]
+        return held, torch.stack([self._cache[k] for k in held]) if held else None
+
     @torch.no_grad()
     def __call__(self, keys: list[bytes], encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device
                  ) -> torch.Tensor:

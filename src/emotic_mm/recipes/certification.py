@@ -13,6 +13,7 @@ on which persons it was certified with: a certificate is reproducible person by 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,9 @@ from torch import nn
 
 from emotic_mm.defenses.ablation import AblationSettings, ablate, sample_votes
 from emotic_mm.defenses.certify import Certificates, certify
+from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
+from emotic_mm.progress import progress_bar
 from emotic_mm.training.inference import model_inputs, to_device
 
 
@@ -59,31 +62,56 @@ def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int,
     return out
 
 
+def chosen_persons(total: int, persons: int | None, seed: int) -> np.ndarray:
+    """``certify_persons``: a seeded random subset of ``persons`` of the split's ``total`` (sorted), or all
+    of them. A person's certificate does not depend on which others are certified with it, so a subset's
+    certificates are those the full split would give these persons."""
+    if persons is None or whole_number(persons, "certify_persons", 1) >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(int(seed)).choice(total, size=int(persons), replace=False))
+
+
 @torch.inference_mode()
 def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, device: torch.device,
-                    chunk: int = 64) -> tuple[Certificates, np.ndarray]:
-    """Certificates of every person of ``data`` and whether each prediction is in the label set."""
+                    chunk: int = 64, indices: Sequence[int] | None = None) -> tuple[Certificates, np.ndarray]:
+    """Certificates of the persons ``indices`` of ``data`` (default: all) and whether each prediction is in
+    the label set. A progress bar counts ablated views (persons done, views/s, time left)."""
     if "context" not in getattr(model, "modalities", ()):
         raise ConfigError("certify=true certifies the context view; the checkpoint's model has no context stream")
     model.eval()
+    chosen = list(range(len(data))) if indices is None else [int(i) for i in indices]
+    per_person = settings.selection_samples + settings.samples
     selection, estimation, correct = [], [], []
     d = None
-    for start in range(0, len(data), chunk):
-        ids = list(range(start, min(len(data), start + chunk)))
-        batch = data.__getitems__(ids)
-        inputs = to_device(model_inputs(batch), device)
-        view = model.image_encoders["context"].working_view(inputs["context"])
-        d = view.shape[-1] * view.shape[-2]
-        fixed = fixed_features(model, inputs, settings.keep, settings.seed, ids)
-
-        def classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-            return model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)
-
-        sel_gen, est_gen = settings.generators()  # restarted per chunk: votes never depend on the chunk
-        selection.append(sample_votes(classify, view, settings.keep, settings.selection_samples, settings.max_batch, sel_gen))
-        estimation.append(sample_votes(classify, view, settings.keep, settings.samples, settings.max_batch, est_gen))
-        correct.append(batch["categories"])
+    with progress_bar(f"certify {len(chosen)} persons (n0 = {settings.selection_samples}, n = {settings.samples})",
+                      len(chosen) * per_person, "views",
+                      detail=lambda done: f"{int(done) // per_person}/{len(chosen)} persons") as advance:
+        for start in range(0, len(chosen), chunk):
+            ids = chosen[start:start + chunk]
+            sel, est, labels, d = _certify_chunk(model, data, ids, settings, device, advance)
+            selection.append(sel)
+            estimation.append(est)
+            correct.append(labels)
     certificates = certify(torch.cat(selection).numpy(), torch.cat(estimation).numpy(), d, settings.keep, settings.alpha)
     labels = torch.cat(correct).numpy() > 0
     hit = labels[np.arange(len(labels)), certificates.prediction] & ~certificates.abstained
     return certificates, hit
+
+
+def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: AblationSettings, device: torch.device,
+                   advance: Callable[[int], None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Selection and estimation votes of the persons ``ids``, their labels and the view's pixel count."""
+    batch = data.__getitems__(ids)
+    inputs = to_device(model_inputs(batch), device)
+    view = model.image_encoders["context"].working_view(inputs["context"])
+    fixed = fixed_features(model, inputs, settings.keep, settings.seed, ids)
+
+    def classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        return model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)
+
+    sel_gen, est_gen = settings.generators()  # restarted per chunk: votes never depend on the chunk
+    selection = sample_votes(classify, view, settings.keep, settings.selection_samples, settings.max_batch, sel_gen,
+                             advance=advance)
+    estimation = sample_votes(classify, view, settings.keep, settings.samples, settings.max_batch, est_gen,
+                              advance=advance)
+    return selection, estimation, batch["categories"], view.shape[-1] * view.shape[-2]

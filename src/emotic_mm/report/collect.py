@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 POINT_COLUMNS = ["run_dir", "k", "persons", "persons_correct", "successes", "successes_correct", "robust_correct",
                  "mean_queries", "median_queries"]
-PERSON_COLUMNS = ["run_dir", "seed", "index", "k", "correct", "success", "robust", "queries", "pixels_needed"]
+PERSON_COLUMNS = ["run_dir", "seed", "index", "k", "correct", "success", "robust", "queries", "pixels_needed", "clean_top1"]
 
 
 @dataclass
@@ -331,6 +331,7 @@ def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFr
         else np.full(len(frame), math.nan)
     needed = pd.to_numeric(frame["pixels_needed"], errors="coerce").to_numpy(float) if "pixels_needed" in frame \
         else np.full(len(frame), math.nan)
+    answers = frame["clean_top1"].astype(str).to_numpy() if "clean_top1" in frame else np.full(len(frame), None)
     parts = []
     for k in ks:
         column = f"success_k{k}" if f"success_k{k}" in frame or len(ks) > 1 else "success"
@@ -339,7 +340,7 @@ def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFr
         robust = _flags(path, frame, f"robust_k{k}") if f"robust_k{k}" in frame else np.full(len(frame), math.nan)
         parts.append(pd.DataFrame({"index": index.astype(int).to_numpy(), "k": k, "correct": correct,
                                    "success": _flags(path, frame, column), "robust": robust, "queries": queries,
-                                   "pixels_needed": needed}))
+                                   "pixels_needed": needed, "clean_top1": answers}))
     out = pd.concat(parts, ignore_index=True)
     if out["success"].isna().any():
         raise DataFormatError(f"{path}: an empty success value (every attacked person has an outcome)")

@@ -129,7 +129,9 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
         "McNemar's exact test. Poisoning differences (counts only) "
         "use Newcombe's interval and Fisher's exact test. A verdict says *more robust* only when the "
         "interval excludes 0 and the test rejects at 5 %; otherwise "
-        f"*{stats.NO_DIFFERENCE}*.",
+        f"*{stats.NO_DIFFERENCE}*. A comparison with an arm whose clean model gives at least "
+        f"{stats.ONE_ANSWER_SHARE:.0%} of the attacked persons the same answer reads *not comparable*: such a model is "
+        "not flipped because it does not look at the picture, which is no robustness.",
     ]
     if unknown:
         lines.append(f"- left out (unknown attack kind): {', '.join(f'`{u}`' for u in unknown)}")

@@ -32,6 +32,7 @@ ALPHA = 0.05          # every interval is 95 %, every test at 5 %
 RESAMPLES = 10_000    # bootstrap resamples: the 2.5 % quantile then rests on 250 resamples
 BOOTSTRAP_SEED = 0    # fixed, so the same runs always give the same report
 NO_DIFFERENCE = "no difference detected at this n"
+ONE_ANSWER_SHARE = 0.9  # a clean model giving this share of the attacked persons one answer is not compared
 
 
 # --------------------------------------------------------------------------- one proportion

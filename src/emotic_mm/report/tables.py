@@ -332,6 +332,7 @@ def paired_comparisons(runs: pd.DataFrame, persons: pd.DataFrame, resamples: int
         held = [c for c in (*keys, *arms) if c != factor]
         # one row per (held keys, k, seed, person), one column per level of the factor
         table = p.set_index([*held, "k", "seed", "index", factor])["success"].unstack(factor)
+        answers = p.set_index([*held, "k", "seed", "index", factor])["clean_top1"].unstack(factor)
         groups = sorted(table.groupby(level=[*held, "k"], sort=False), key=lambda item: tuple(map(natural_key, item[0])))
         for values, wide in groups:
             levels = ordered(factor, [c for c in wide.columns if wide[c].notna().any()])
@@ -340,13 +341,28 @@ def paired_comparisons(runs: pd.DataFrame, persons: pd.DataFrame, resamples: int
             context = dict(zip(held, values[:-1]))
             for i, b in enumerate(levels):
                 for a in levels[i + 1:]:
-                    rows.append(_paired_row(kind, factor, keys, arms, context, int(values[-1]), a, b,
-                                            wide[[a, b]].dropna(), resamples))
+                    pair = wide[[a, b]].dropna()
+                    rows.append(_paired_row(kind, factor, keys, arms, context, int(values[-1]), a, b, pair, resamples,
+                                            answers.loc[pair.index, [a, b]]))
     return pd.DataFrame(rows, columns=columns)
 
 
+def one_answer(answers: pd.Series) -> str | None:
+    """Why an arm cannot enter a robustness comparison, or ``None``: a clean model that gives (nearly) every
+    attacked person the same answer is not flipped because it does not look at the picture, so its low
+    success rate says nothing about robustness (it reads as "more robust" otherwise)."""
+    known = answers.dropna()
+    known = known[known != "None"]
+    if known.empty:
+        return None
+    counts = known.value_counts()
+    if counts.iloc[0] / len(known) < stats.ONE_ANSWER_SHARE:
+        return None
+    return f"{counts.index[0]} for {int(counts.iloc[0])}/{len(known)} persons"
+
+
 def _paired_row(kind: AttackKind, factor: str, keys: list[str], arms: list[str], context: dict[str, str], k: int,
-                a: str, b: str, pair: pd.DataFrame, resamples: int) -> dict[str, Any]:
+                a: str, b: str, pair: pd.DataFrame, resamples: int, answers: pd.DataFrame | None = None) -> dict[str, Any]:
     seeds = pair.index.get_level_values("seed").to_numpy()
     xa, xb = pair[a].to_numpy(float), pair[b].to_numpy(float)
     interval = stats.paired_bootstrap(xa, xb, clusters=seeds, resamples=resamples)
@@ -362,9 +378,17 @@ def _paired_row(kind: AttackKind, factor: str, keys: list[str], arms: list[str],
         "diff": interval.diff, "low": interval.low, "high": interval.high, "only_a": test.only_a,
         "only_b": test.only_b, "pvalue": test.pvalue if len(pair) else math.nan,
         "seed_diffs": {int(s): float(v) for s, v in per_seed.mean().items()},
-        "verdict": stats.verdict(interval.low, interval.high, test.pvalue, lower, higher) if len(pair)
-        else "no pairs (no person attacked under both)",
+        "verdict": _comparable(a, b, answers) or (stats.verdict(interval.low, interval.high, test.pvalue, lower, higher)
+                                                   if len(pair) else "no pairs (no person attacked under both)"),
     }
+
+
+def _comparable(a: str, b: str, answers: pd.DataFrame | None) -> str | None:
+    """The verdict when either arm's clean model answers (nearly) everyone alike (:func:`one_answer`)."""
+    if answers is None or answers.empty:
+        return None
+    why = [f"{level}'s clean model answers {text}" for level in (a, b) if (text := one_answer(answers[level]))]
+    return f"not comparable: {'; '.join(why)}" if why else None
 
 
 # --------------------------------------------------------------------------- poisoning
@@ -467,7 +491,7 @@ def verdict_summary(paired: pd.DataFrame, poison: list[pd.DataFrame]) -> pd.Data
         for (factor, setting, held, a, b), group in paired.groupby(["factor", "setting", "held", "a", "b"], sort=False):
             group = group.sort_values("k")
             last = group.iloc[-1]
-            detected = group[group["verdict"] != stats.NO_DIFFERENCE]
+            detected = group[group["verdict"].map(lambda v: v.endswith("more robust") or v.endswith("finds more"))]
             rows.append({"kind": "pixel", "factor": factor, "comparison": f"{a} vs {b}", "setting": setting,
                          "held": held, "at": f"k={int(last['k'])}", "n": f"{int(last['n'])} pairs",
                          "seeds": last["seeds"], "diff": last["diff"], "low": last["low"], "high": last["high"],

@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from emotic_mm.checkpoint import load_model
+from emotic_mm.config import whole_number
 from emotic_mm.models.factory import build_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.errors import ConfigError
@@ -47,6 +48,8 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if not has_checkpoint(cfg) and cfg.get("model") is None:
         raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best "
                           "(or model=clip checkpoint=null for a zero-shot evaluation)")
+    if cfg.get("certify_persons") is not None:  # before any work: a bad subset size is one line
+        whole_number(cfg.certify_persons, "certify_persons", 1)
     with runtime(str(cfg.device)) as rt:
         return _evaluate(cfg, run_dir, rt.device, rt.dist)
 
@@ -139,18 +142,21 @@ def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, dat
     from omegaconf import OmegaConf
 
     from emotic_mm.defenses.certify import REPORT_RADII, certified_accuracy, median_certified_radius
-    from emotic_mm.recipes.certification import certify_persons, settings_for
+    from emotic_mm.recipes.certification import certify_persons, chosen_persons, settings_for
 
     settings = settings_for(model_cfg, OmegaConf.to_container(cfg.get("defense") or {}, resolve=True))
-    certificates, correct = certify_persons(model, data, settings, device)
+    persons = chosen_persons(len(data), cfg.get("certify_persons"), settings.seed)
+    certificates, correct = certify_persons(model, data, settings, device, indices=persons)
     table = pd.DataFrame(certificates.rows())
-    table.insert(0, "index", np.arange(len(table)))
+    table.insert(0, "index", persons)
     table.insert(2, "correct", correct)
     table["prediction"] = [CATEGORIES[int(c)] for c in certificates.prediction]
     with atomic_file(run_dir / "certificates.csv") as tmp:
         table.to_csv(tmp, index=False)
     accuracy = certified_accuracy(certificates.radius, correct, REPORT_RADII)
-    figures = {"persons": len(table), "keep": settings.keep, "pixels": certificates.d, "samples": settings.samples,
+    figures = {"persons": len(table), "persons_of_split": len(data),
+               "subset": None if len(persons) == len(data) else f"{len(persons)} drawn with defense.seed={settings.seed}",
+               "keep": settings.keep, "pixels": certificates.d, "samples": settings.samples,
                "selection_samples": settings.selection_samples, "alpha": settings.alpha, "seed": settings.seed,
                "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
                "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),

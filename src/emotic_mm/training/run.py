@@ -89,7 +89,8 @@ def train(cfg: DictConfig, run_dir: Path, train_set: Dataset | None = None,
                                  dist.__class__())  # every rank validates on the whole split
         model = (model if model is not None else build_model(cfg.model, cfg.get("defense"))).to(device)
         warm_text_features(model, [train_set, val_set])
-        warm_image_features(model, [(train_set, bool(cfg.trainer.augment.flip)), (val_set, False)])
+        warm_image_features(model, [(train_set, bool(cfg.trainer.augment.flip)), (val_set, False)],
+                            cache_dir=Path(str(cfg.paths.data_dir)) / "features")
         manifest = store.path / "manifest.json"
         trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
                           steps_per_epoch=len(train_loader),
