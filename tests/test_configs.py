@@ -52,10 +52,11 @@ def test_robustness_study_presets_sweep_existing_cases():
         assert set(cases) <= {p.stem for p in (CONFIGS / "case").glob("*.yaml")}
         for case in cases:
             composed = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}", f"case={case}"])
-            assert composed.trainer.epochs == 3  # the study's clean models, not train's 8 epochs
+            assert composed.trainer.epochs == composed.study_scale.epochs == 8  # the study's clean models: the demo's
             if composed.attack.name == "pixel":
                 assert list(composed.attack.pixels) == [1, 3, 10, 30, 100]
-                assert (composed.attack.persons, composed.attack.budget) == ((24, 500) if preset == "quick" else (200, 1000))
+                assert (composed.attack.persons, composed.attack.budget, composed.attack.population) == (
+                    (40, 100, 10) if preset == "quick" else (200, 1000, 40))
     full = compose_cfg("attack", ["experiment=robustness_study"], hydra=True).hydra.sweeper.params
     assert full.seed == "0,1,2" and full.modality == "image,fused"
     image = compose_cfg("attack", ["experiment=robustness_study", "modality=image", "case=evasion_de"])
