@@ -191,6 +191,15 @@ def study_verdicts(name: str) -> Callable[[Path], str]:
     return render
 
 
+def inference(target: Path) -> str:
+    """``scripts/bench_inference.py``: images/s of the fixed backbone by layout, folding and chunk size."""
+    bench = load("bench-inference")["result"]
+    rows = [[str(r["size"]), str(r["chunk"]), r["layout"], "yes" if r["folded"] else "no", f"{r['images_per_s']:.1f}",
+             f"{r['ratio']:.2f}"] for r in bench["rows"] if r["chunk"] in (8, 16, 256)]
+    cols = ["px", "rows per pass", "layout", "BatchNorm folded", "images/s", "× NCHW, unfolded, 256 rows"]
+    return markdown(cols, rows) + "\n\n" + source_line(["bench-inference"], target)
+
+
 def cue_family(category: str) -> str:
     """Where the synthetic default shows a category in the picture (face, posture, place and/or object)."""
     from emotic_mm.data.synthetic import BODY_CUES, FACE_CUES, SCENE_CUES
@@ -263,6 +272,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "image-only-curve": attack_curve("image-only-attack-rs"),
     "world-image-only-curve": attack_curve("world-image-only-attack-rs"),
     "study-quick-curve": study_curve("study-quick-report"),
+    "bench-inference": inference,
     "study-quick-verdicts": study_verdicts("study-quick-report"),
     **{name: transcribed(name) for name in (
         "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
