@@ -69,7 +69,7 @@ Checkpoint
     baseline are built once under ``--workdir`` (default ``outputs/bench_attack``) and reused afterwards.
 
 How to run
-    cd /work/main && HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_attack.py \\
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_attack.py \\
         --checkpoint outputs/<run>/best --store data/prepared/synthetic_seed0
     # options: --persons 24 --pixels 1 --budget 500 --population N (default: torchattacks' population)
     #          --split test --seed 0 --device auto|cpu|cuda --no-amp --threads N

@@ -80,7 +80,7 @@ What it measures
 Target from the issue: ours ≥ 20× ART in poisons/s.
 
 How to run
-    cd /work/main && HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_poison.py \\
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_poison.py \\
         --checkpoint outputs/quality/train-baseline/best --store data/prepared/synthetic_seed0 \\
         --poisons 10 --steps 30 --threads 2
     # options: --art-poisons N (default --poisons) --art-range 1|255 --art-lr LR --base Happiness

@@ -36,7 +36,7 @@ Why ratios, not absolute numbers
     prints the marginal rate (extra persons / extra seconds), which should stay constant (linear time).
 
 How to run
-    cd /work/main && HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_prepare.py
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_prepare.py
     # options: --small-images 300 --scale 4 --workers 2 --out bench_results/prepare.json
     #          --workdir DIR (default: a fresh temp dir)  --keep (do not delete it)
 

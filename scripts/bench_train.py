@@ -46,7 +46,7 @@ Why ratios, measured in one run
     ratios are in the table (their range) and in the JSON, as a measure of the noise left.
 
 How to run
-    cd /work/main && HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py
     # options: --model baseline|joint  --batch-size 64  --workers N (default trainer.workers)
     #          --threads N (torch.set_num_threads)  --repeats 6  --window-s S (10 CPU, 4 CUDA)  --steps N
     #          --warmup 3  --window-warmup N  --settle 1.0  --device auto|cpu|cuda  --no-amp

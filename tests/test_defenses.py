@@ -651,6 +651,10 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     certified = json.loads((tmp_path / "sub" / "metrics.json").read_text())["certified"]
     assert len(subset) == certified["persons"] == 3 and certified["persons_of_split"] == len(table)
     assert certified["subset"] == "3 drawn with defense.seed=0" and subset["index"].is_monotonic_increasing
+    if subset["prediction"].nunique() == 1:  # a constant vote certifies any radius: said, not hidden
+        assert certified["one_answer"] == f"{subset['prediction'].iloc[0]} for 3/3 persons"
+    else:
+        assert certified["one_answer"] is None
     whole = table.set_index("index").loc[subset["index"]].reset_index()
     pd.testing.assert_frame_equal(subset, whole, check_dtype=False)
     proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",

@@ -85,7 +85,7 @@ def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, dev
     d = None
     with progress_bar(f"certify {len(chosen)} persons (n0 = {settings.selection_samples}, n = {settings.samples})",
                       len(chosen) * per_person, "views",
-                      detail=lambda done: f"{int(done) // per_person}/{len(chosen)} persons") as advance:
+                      detail=lambda done: f"{int(done) // per_person}/{len(chosen)} persons' worth") as advance:
         for start in range(0, len(chosen), chunk):
             ids = chosen[start:start + chunk]
             sel, est, labels, d = _certify_chunk(model, data, ids, settings, device, advance)

@@ -161,6 +161,12 @@ def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, dat
                "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
                "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
                "abstained": float(certificates.abstained.mean()), "clean_vote_accuracy": float(correct.mean())}
+    from emotic_mm.report.tables import one_answer
+
+    alike = one_answer(table["prediction"])  # a constant vote is certified to any radius, which is no robustness
+    figures["one_answer"] = alike
+    if alike:
+        log.warning("the smoothed classifier answers %s: its certificates say nothing about robustness", alike)
     print_table(f"certified few-pixel robustness (randomized ablation, keep {settings.keep} of {certificates.d}, "
                 f"n = {settings.samples}, alpha = {settings.alpha})", ["radius r (pixels)", "certified dominant accuracy"],
                 [[str(r), f"{a:.3f} of {len(table)}"] for r, a in accuracy.items()])
