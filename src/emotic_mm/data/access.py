@@ -228,7 +228,6 @@ def warm_image_features(model: Any, datasets: list[tuple[Any, bool]], batch_size
     pictures would not fit the memo. With ``cache_dir``, features an earlier run computed are read from
     there and new ones written back (:mod:`emotic_mm.models.feature_cache`)."""
     from emotic_mm.models import feature_cache
-    from emotic_mm.models.memo import FeatureMemo
 
     encoders = {m: e for m, e in getattr(model, "image_encoders", {}).items()
                 if getattr(e, "fixed", False) and e.memo.size > 0 and e.input_defense is None}
@@ -246,9 +245,7 @@ def warm_image_features(model: Any, datasets: list[tuple[Any, bool]], batch_size
                 for view, encoder in encoders.items():
                     pixels = batch[view].to(device)
                     for picture in (pixels, pixels.flip(-1)) if mirrored else (pixels,):
-                        encoder.warm(picture)
-                        if files:
-                            warmed[view].extend(FeatureMemo.keys_of(picture))
+                        warmed[view].extend(encoder.warm(picture))  # each picture hashed once
                 advance(len(batch[next(iter(encoders))]) * (2 if mirrored else 1))
     for view, file in files.items():
         known = set(loaded[view])

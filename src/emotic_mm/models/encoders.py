@@ -154,12 +154,15 @@ class ImageEncoder(nn.Module):
         return cached[1]
 
     @torch.no_grad()
-    def warm(self, pixels: torch.Tensor) -> None:
-        """Memoise the features of ``pixels`` (see :func:`emotic_mm.data.access.warm_image_features`)."""
+    def warm(self, pixels: torch.Tensor) -> list[bytes]:
+        """Memoise the features of ``pixels`` and return their memo keys (see
+        :func:`emotic_mm.data.access.warm_image_features`)."""
+        keys = FeatureMemo.keys_of(pixels)
         was = self.training
         self.eval()
-        self(pixels)
+        self.memo(keys, lambda rows: self._encode_chunked(pixels[rows]), pixels.device)
         self.train(was)
+        return keys
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features of ``pixels``; memoised by content when the backbone is fixed, no input defense sits
