@@ -26,7 +26,7 @@ from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import share_text
 from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_process_reason,
                                          summary_core, train_poisoned)
-from emotic_mm.report import figures
+from emotic_mm import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset
 from emotic_mm.training.clean_model import clean_split_metrics

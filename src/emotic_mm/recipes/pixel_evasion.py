@@ -30,7 +30,7 @@ from emotic_mm.defenses.vote_attack import (VoteTarget, certified_counts, check_
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
-from emotic_mm.report import figures
+from emotic_mm import figures
 from emotic_mm.report.markdown import median_pixels
 from emotic_mm.report.stats import median_needed
 from emotic_mm.runinfo import output_dir

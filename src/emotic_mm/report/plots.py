@@ -1,5 +1,5 @@
-"""The report's figures: small matplotlib PNGs drawn through :func:`~emotic_mm.report.figures.pyplot` and
-:func:`~emotic_mm.report.figures.save`, from the tables of :mod:`emotic_mm.report.tables`.
+"""The report's figures: small matplotlib PNGs drawn through :func:`~emotic_mm.figures.pyplot` and
+:func:`~emotic_mm.figures.save`, from the tables of :mod:`emotic_mm.report.tables`.
 
 Rates are pooled over seeds and drawn with their Wilson 95 % interval as a band; percentages throughout.
 A figure whose x axis would hold a single value for every line is not drawn (the table says it all).
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS
-from emotic_mm.report.figures import REPORT_DPI, pyplot, save
+from emotic_mm.figures import REPORT_DPI, pyplot, save
 from emotic_mm.report.tables import COMPARED, natural_key, setting_label
 
 

@@ -1,6 +1,8 @@
 """The one matplotlib set-up (Agg: no display needed) and every figure a run writes for a person to look at:
-pixel-attack examples, backdoor and collision examples, precision-recall curves. The report's
-aggregate plots (:mod:`emotic_mm.report.plots`) draw through the same :func:`pyplot` and :func:`save`.
+pixel-attack examples, backdoor and collision examples, precision-recall curves.
+
+It sits below the recipes, the stages and the report, so that all of them draw through the same
+:func:`pyplot` and :func:`save` without a recipe importing the report.
 """
 
 from __future__ import annotations
