@@ -31,8 +31,7 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm import figures
-from emotic_mm.report.markdown import median_pixels
-from emotic_mm.report.stats import median_needed
+from emotic_mm.measures import median_needed, median_pixels
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
 from emotic_mm.training.distributed import gather_to_main

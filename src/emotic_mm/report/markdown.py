@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS
+from emotic_mm.measures import MISSING, ONE_ANSWER_SHARE, median_pixels
 from emotic_mm.report import stats
-
-MISSING = "–"
 
 
 def _nan(value: Any) -> bool:
@@ -82,15 +81,6 @@ def seeds_text(seeds: Any) -> str:
     return ", ".join(map(str, seeds)) if isinstance(seeds, (list, tuple)) and seeds else MISSING
 
 
-def median_pixels(value: Any, largest: Any) -> str:
-    """Median pixels needed; ``> k`` when the median person was not fooled within the largest k."""
-    if _nan(value):
-        return MISSING
-    if math.isinf(value):
-        return f"> {int(largest)}" if not _nan(largest) else "> largest k"
-    return f"{value:g}"
-
-
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table; ``|`` in cells is escaped so a label cannot break the layout."""
     def cell(v: Any) -> str:
@@ -130,7 +120,7 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
         "use Newcombe's interval and Fisher's exact test. A verdict says *more robust* only when the "
         "interval excludes 0 and the test rejects at 5 %; otherwise "
         f"*{stats.NO_DIFFERENCE}*. A comparison with an arm whose clean model gives at least "
-        f"{stats.ONE_ANSWER_SHARE:.0%} of the attacked persons the same answer reads *not comparable*: such a model is "
+        f"{ONE_ANSWER_SHARE:.0%} of the attacked persons the same answer reads *not comparable*: such a model is "
         "not flipped because it does not look at the picture, which is no robustness.",
     ]
     if unknown:

@@ -28,11 +28,12 @@ from scipy.stats import fisher_exact
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from emotic_mm.measures import median_needed  # noqa: F401  (recorded by the pixel recipe; one statistics namespace)
+
 ALPHA = 0.05          # every interval is 95 %, every test at 5 %
 RESAMPLES = 10_000    # bootstrap resamples: the 2.5 % quantile then rests on 250 resamples
 BOOTSTRAP_SEED = 0    # fixed, so the same runs always give the same report
 NO_DIFFERENCE = "no difference detected at this n"
-ONE_ANSWER_SHARE = 0.9  # a clean model giving this share of the attacked persons one answer is not compared
 
 
 # --------------------------------------------------------------------------- one proportion
@@ -46,15 +47,6 @@ def wilson(successes: float, n: float, alpha: float = ALPHA) -> tuple[float, flo
         return math.nan, math.nan
     low, high = proportion_confint(int(round(successes)), int(round(n)), alpha=alpha, method="wilson")
     return float(low), float(high)
-
-
-def median_needed(values: Sequence[float] | np.ndarray, censor: float = math.inf) -> float:
-    """Median pixels needed over persons, a person not fooled (NaN) or fooled only beyond ``censor`` counting
-    as needing more (∞); ∞ when the median person was not fooled, NaN without persons."""
-    values = np.asarray(values, dtype=float)
-    if not len(values):
-        return math.nan
-    return float(np.median(np.where(np.isnan(values) | (values > censor), np.inf, values)))
 
 
 # --------------------------------------------------------------------------- paired differences

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from emotic_mm.attacks.registry import ATTACKS, AttackKind
+from emotic_mm.measures import median_needed, one_answer
 from emotic_mm.report import stats
 
 log = logging.getLogger(__name__)
@@ -250,8 +251,8 @@ def _pixels_needed(df: pd.DataFrame, keys: list[str], arms: list[str], persons: 
         censor = float(np.nanmin(largest)) if not all(math.isnan(v) for v in largest) else math.nan
         if set(group["run_dir"]) <= have and len(group):
             mine = persons[persons["run_dir"].isin(set(group["run_dir"]))].drop_duplicates(["run_dir", "index"])
-            needed_all = stats.median_needed(mine["pixels_needed"].to_numpy(float), censor)
-            needed_correct = stats.median_needed(mine.loc[mine["correct"] == 1, "pixels_needed"].to_numpy(float), censor)
+            needed_all = median_needed(mine["pixels_needed"].to_numpy(float), censor)
+            needed_correct = median_needed(mine.loc[mine["correct"] == 1, "pixels_needed"].to_numpy(float), censor)
             source = "persons"
         else:
             # a run with a curve records null for "more than the largest k"; an older run has no such key
@@ -345,20 +346,6 @@ def paired_comparisons(runs: pd.DataFrame, persons: pd.DataFrame, resamples: int
                     rows.append(_paired_row(kind, factor, keys, arms, context, int(values[-1]), a, b, pair, resamples,
                                             answers.loc[pair.index, [a, b]]))
     return pd.DataFrame(rows, columns=columns)
-
-
-def one_answer(answers: pd.Series) -> str | None:
-    """Why an arm cannot enter a robustness comparison, or ``None``: a clean model that gives (nearly) every
-    attacked person the same answer is not flipped because it does not look at the picture, so its low
-    success rate says nothing about robustness (it reads as "more robust" otherwise)."""
-    known = answers.dropna()
-    known = known[known != "None"]
-    if known.empty:
-        return None
-    counts = known.value_counts()
-    if counts.iloc[0] / len(known) < stats.ONE_ANSWER_SHARE:
-        return None
-    return f"{counts.index[0]} for {int(counts.iloc[0])}/{len(known)} persons"
 
 
 def _paired_row(kind: AttackKind, factor: str, keys: list[str], arms: list[str], context: dict[str, str], k: int,

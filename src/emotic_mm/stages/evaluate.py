@@ -161,7 +161,7 @@ def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, dat
                "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
                "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
                "abstained": float(certificates.abstained.mean()), "clean_vote_accuracy": float(correct.mean())}
-    from emotic_mm.report.tables import one_answer
+    from emotic_mm.measures import one_answer
 
     alike = one_answer(table["prediction"])  # a constant vote is certified to any radius, which is no robustness
     figures["one_answer"] = alike
