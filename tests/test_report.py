@@ -410,7 +410,7 @@ def test_a_failure_while_building_leaves_no_report(tmp_path, monkeypatch):
     """An error after the output folder was started (here: a plot) removes the half-built report."""
     from omegaconf import OmegaConf
 
-    from emotic_mm.report import plots
+    from emotic_mm.report import pixel_plots as plots
     from emotic_mm.stages.report import report
 
     sweep = make_sweep(tmp_path / "sweep")
@@ -433,14 +433,15 @@ def _pixel_rows(rates: dict[tuple[str, int], float], persons: int = 100) -> pd.D
 
 
 def test_old_summaries_pool_over_seeds_and_keep_settings_apart():
-    from emotic_mm.report.tables import pixel_curve
+    from emotic_mm.attacks.registry import ATTACKS
+    from emotic_mm.report.pixel_tables import pixel_curve
 
     runs = _pixel_rows({("baseline", 0, 100): 0.9, ("baseline", 1, 100): 0.7, ("baseline", 2, 100): 0.8,
                         ("joint", 0, 100): 0.5, ("joint", 1, 100): 0.6, ("joint", 0, 800): 0.0})
     points = pd.DataFrame({"run_dir": runs["run_dir"], "k": 5, "persons": 100, "persons_correct": np.nan,
                            "successes": (runs["success_rate_all"] * 100).round(), "successes_correct": np.nan,
                            "robust_correct": np.nan, "mean_queries": np.nan, "median_queries": np.nan})
-    curve, keys = pixel_curve(runs, points, pd.DataFrame(columns=["run_dir", "seed", "index", "k", "success"]))
+    curve, keys = pixel_curve(ATTACKS.get("pixel"), runs, points, pd.DataFrame(columns=["run_dir", "seed", "index", "k", "success"]))
     curve = curve.set_index(["setting", "arm"])
     # budget differs between runs, so it splits the settings instead of being pooled over
     small = curve.loc[("pixel · rs · scene · targeted · budget=100 · resolution=model", "baseline")]

@@ -1,9 +1,11 @@
-"""Every attack kind, once: what runs it (``attack=<name>``) and what the report needs to read its runs.
+"""Every attack kind, once: what runs it (``attack=<name>``) and how the report reads, aggregates, tables
+and plots its runs.
 
 A new attack kind is: its mechanism in ``attacks/`` (no config, no files), a recipe in ``recipes/``
 (config → run dir → ``summary.json`` with ``"attack": <name>``), a config file ``configs/attack/<name>.yaml``
 with ``name: <name>``, and one ``ATTACKS.register(AttackKind(...))`` here. Dispatch and report read
-only this table.
+only this table: the report names no kind, it calls each entry's report hooks
+(:class:`emotic_mm.report.hooks.ReportHooks`; none given: its measure pooled per setting and model).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class AttackKind:
     count: str                    # summary key of the n the measure is a share of (persons, targets)
     compared: tuple[str, ...] = ("model",)  # keys the report compares pairwise, the other keys held equal
     defenses: tuple[str, ...] = ("input",)  # where-tags of the defenses this attack measures (DefenseKind.where)
+    outcomes: str | None = None   # summary key of a per-target list of successes, counted as it is
+    # its report hooks (emotic_mm.report.hooks.ReportHooks): an object, or "module:attribute" of one, imported
+    # on first use (reading this table never imports the report); None: the measure pooled per setting, model
+    report: Any = None
 
     def run(self, cfg: Any) -> dict[str, Any]:
         return load_callable(self.recipe)(cfg)
@@ -54,14 +60,17 @@ ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
     ("algorithm", "surface", "targeted", "budget", "resolution"),
     ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm"),
-    defenses=("input", "certify")))  # an ablation checkpoint: the certified vote classifier (defenses/vote_attack.py)
+    # "certify": an ablation checkpoint, the certified vote classifier (defenses/vote_attack.py)
+    defenses=("input", "certify"),
+    report="emotic_mm.report.pixel:PIXEL"))
 ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),
     ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell", "defense"),
-    "triggered_persons", defenses=("input", "training", "test")))
+    "triggered_persons", defenses=("input", "training", "test"), report="emotic_mm.report.rates:BACKDOOR"))
 # no control: targets are chosen among persons the clean model does not call the base class
 ATTACKS.register(AttackKind(
     "poison_collision", "emotic_mm.recipes.collision:run", "collision", "Feature-collision poisoning",
     "target_success_rate", None,
-    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune", "defense"), "targets"))
+    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune", "defense"), "targets",
+    outcomes="target_success", report="emotic_mm.report.rates:COLLISION"))

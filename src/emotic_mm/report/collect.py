@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotic_mm.attacks.registry import ATTACKS
+from emotic_mm.attacks.registry import ATTACKS, AttackKind
 from emotic_mm.errors import DataFormatError
+from emotic_mm.report.hooks import hooks_of
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +146,18 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
     if modalities is not None and not (isinstance(modalities, list) and modalities
                                        and all(isinstance(m, str) for m in modalities)):
         problems.append(f"modalities={modalities!r} (a list of view names)")
-    if kind == "pixel":
-        pixels = summary.get("pixels")
-        if not (_whole(pixels) or (isinstance(pixels, list) and pixels and all(_whole(k) for k in pixels))):
-            problems.append(f"pixels={pixels!r} (a pixel budget or a list of them)")
     if problems:
         raise DataFormatError(f"{path}: wrong type for {'; '.join(problems)}")
     # a rate without the n it is a share of has no interval: every kind's summary records its n
-    if spec.count not in summary and not (kind == "poison_collision" and isinstance(summary.get("target_success"), list)):
+    if spec.count not in summary and not (spec.outcomes and isinstance(summary.get(spec.outcomes), list)):
         raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {spec.count}")
+
+
+def check_pixel_budgets(path: Path, summary: dict[str, Any]) -> None:
+    """A run over pixel budgets records ``pixels``: one budget, or the list its curve holds."""
+    pixels = summary.get("pixels")
+    if not (_whole(pixels) or (isinstance(pixels, list) and pixels and all(_whole(k) for k in pixels))):
+        raise DataFormatError(f"{path}: wrong type for pixels={pixels!r} (a pixel budget or a list of them)")
 
 
 def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
@@ -208,9 +212,10 @@ def counts(summary: dict[str, Any], kind: Any) -> dict[str, Any]:
     """The counts behind the run's measure (at a pixel run's largest k) and its control:
     ``report.n``, ``report.successes``, ``report.control_successes`` (NaN where not recorded).
 
-    A collision run's ``target_success`` list is counted as it is; otherwise successes are the recorded
-    rate times its n (``rate`` was computed as successes / n, so rounding recovers the count)."""
-    listed = summary.get("target_success") if kind.name == "poison_collision" else None
+    A run's per-target outcomes list (the kind's ``outcomes`` key, e.g. a collision run's ``target_success``)
+    is counted as it is; otherwise successes are the recorded rate times its n (``rate`` was computed as
+    successes / n, so rounding recovers the count)."""
+    listed = summary.get(kind.outcomes) if kind.outcomes else None
     if isinstance(listed, list) and all(isinstance(v, bool) for v in listed):
         n, successes = len(listed), sum(listed)
     else:
@@ -263,8 +268,7 @@ def load_runs(root: Path) -> Collection:
         if command and command not in commands:
             commands.append(command)
         run_dir = path.parent.relative_to(root).as_posix() or "."
-        if kind == "pixel":
-            points += curve_points(path, summary, run_dir)
+        points += hooks_of(ATTACKS.get(kind)).read(path, summary, run_dir)  # the kind's own checks and curve
         record = _record(summary)
         record["kind"] = kind
         record["model"] = str(summary["model"])
@@ -348,14 +352,15 @@ def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFr
 
 
 def load_persons(collection: Collection) -> pd.DataFrame:
-    """Every pixel run's ``attack.csv`` as one long table (:data:`PERSON_COLUMNS`); runs without one are
-    left out of the paired comparisons (logged), their rates still come from their summaries."""
+    """Every ``attack.csv`` of a run with a curve (pixel runs) as one long table (:data:`PERSON_COLUMNS`);
+    runs without one are left out of the paired comparisons (logged), their rates still come from their
+    summaries."""
     runs, points = collection.runs, collection.points
     parts = []
     if runs.empty or points.empty:
         return pd.DataFrame(columns=PERSON_COLUMNS)
     ks = points.groupby("run_dir")["k"].apply(lambda s: sorted(int(k) for k in s))
-    for _, run in runs[runs["kind"] == "pixel"].iterrows():
+    for _, run in runs[runs["run_dir"].isin(set(points["run_dir"]))].iterrows():
         path = collection.root / run["run_dir"] / "attack.csv"
         if not path.is_file():
             log.warning("%s: no attack.csv, so this run is left out of the paired comparisons", path.parent)
@@ -371,12 +376,13 @@ def load_persons(collection: Collection) -> pd.DataFrame:
 TRIGGERED_COLUMNS = ["run_dir", "seed", "index", "success"]
 
 
-def load_triggered(collection: Collection) -> pd.DataFrame:
-    """Every backdoor run's ``triggered.csv`` as long rows (:data:`TRIGGERED_COLUMNS`; success = the trigger
-    made the poisoned model's top-1 the target); runs without one are compared by their counts only."""
+def load_triggered(collection: Collection, kind: AttackKind) -> pd.DataFrame:
+    """Every ``triggered.csv`` of a run of ``kind`` (backdoor) as long rows (:data:`TRIGGERED_COLUMNS`;
+    success = the trigger made the poisoned model's top-1 the target); runs without one are compared by
+    their counts only."""
     runs = collection.runs
     parts = []
-    for _, run in runs[runs["kind"] == "poison_backdoor"].iterrows() if not runs.empty else ():
+    for _, run in runs[runs["kind"] == kind.name].iterrows() if not runs.empty else ():
         path = collection.root / run["run_dir"] / "triggered.csv"
         if not path.is_file():
             continue

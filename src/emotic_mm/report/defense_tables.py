@@ -1,9 +1,14 @@
 """The report's defense figures: what each defense bought, pooled over seeds with Wilson intervals.
 
-* **Certified** (pixel runs on a randomized-ablation checkpoint given ``attack.certificates``): certified
+Which kinds' runs enter which table is the registry's ``defenses`` tags (where the defenses an attack
+measures act), so a new attack kind joins these tables by its entry alone:
+
+* **Certified** (runs of a kind measuring ``certify`` defenses, e.g. pixel runs on a randomized-ablation
+  checkpoint given ``attack.certificates``): certified
   dominant accuracy at each radius over the attacked persons, next to the soundness check (persons
   certified to r that the attack fooled with k ≤ r: must be 0).
-* **Poisoning defenses** (backdoor runs with ``defense=spectral|activation_clustering|strip``): detection
+* **Poisoning defenses** (runs of a kind measuring ``training`` or ``test`` defenses, e.g. backdoor runs
+  with ``defense=spectral|activation_clustering|strip``): detection
   TPR over the poisoned training rows and FPR over the clean ones; ASR on the poisoned model and after
   filtering and retraining, with the retrained model's clean mAP; STRIP's false acceptance of triggered
   persons at its false-rejection target, and the false rejection it actually had on clean test persons.
@@ -13,11 +18,45 @@ Runs record rates with their n; counts are recovered as rate × n (the rate was 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
-from emotic_mm.attacks.registry import ATTACKS
-from emotic_mm.report.tables import natural_order, pixel_runs, pooled, seed_counts, with_settings
+from emotic_mm.attacks.registry import ATTACKS, AttackKind
+from emotic_mm.report.tables import arm_keys, natural_order, pooled, seed_counts, with_settings
+
+CERTIFIED = ("certify",)            # where-tags whose runs carry certificates
+POISONING = ("training", "test")    # where-tags of the training-set filters and test-time detectors
+
+
+@dataclass
+class DefenseTables:
+    """What the defenses bought, over every kind present: the Defenses section and report.json's
+    ``defenses`` entry."""
+
+    certified: pd.DataFrame = field(default_factory=pd.DataFrame)
+    radii: list[int] = field(default_factory=list)
+    poisoning: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def empty(self) -> bool:
+        return self.certified.empty and self.poisoning.empty
+
+
+def defense_tables(runs: pd.DataFrame) -> DefenseTables:
+    """Certified accuracy and poisoning-defense rates of the kinds, present in ``runs``, whose registry
+    entry measures such defenses (one kind each; a second would need its own columns)."""
+    present = set(runs["kind"]) if not runs.empty else set()
+    kinds = [k for k in ATTACKS if k.name in present]
+    out = DefenseTables()
+    for kind in (k for k in kinds if set(k.defenses) & set(CERTIFIED)):
+        out.certified, out.radii = certified_rates(kind, runs)
+        break
+    for kind in (k for k in kinds if set(k.defenses) & set(POISONING)):
+        out.poisoning = poison_defense_rates(kind, runs)
+        break
+    return out
 
 
 def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
@@ -28,10 +67,11 @@ def _count(df: pd.DataFrame, rate: str, n: pd.Series) -> pd.Series:
     return (_numeric(df, rate) * n).round()
 
 
-def certified_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """Per (setting, arm) of the pixel runs that recorded certificates: ``r<r>`` pooled certified accuracy
-    (with ``_low/_high``, Wilson) at every radius, abstentions, and the summed soundness check."""
-    df, keys, arms = pixel_runs(runs)
+def certified_rates(kind: AttackKind, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """Per (setting, arm) of the runs of ``kind`` that recorded certificates: ``r<r>`` pooled certified
+    accuracy (with ``_low/_high``, Wilson) at every radius, abstentions, and the summed soundness check."""
+    df, keys = with_settings(runs, kind)
+    arms = arm_keys(kind, keys)
     df = df[_numeric(df, "certified.persons").notna()] if len(df) else df
     if df.empty:
         return pd.DataFrame(), []
@@ -49,11 +89,11 @@ def certified_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     return natural_order(out.reset_index(), [*keys, *arms]), radii
 
 
-def poison_defense_rates(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, model) of the backdoor runs with a training-set or test-time defense: detection
+def poison_defense_rates(kind: AttackKind, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, model) of the runs of ``kind`` with a training-set or test-time defense: detection
     ``tpr``/``fpr``, ``asr`` before and ``asr_after`` the defense, the defended model's clean mAP, and
     STRIP's ``far``/``frr`` — each pooled (Wilson) over the seeds whose runs recorded it."""
-    df, keys = with_settings(runs, ATTACKS.get("poison_backdoor"))
+    df, keys = with_settings(runs, kind)
     acted = _numeric(df, "detection.rows").notna() | _numeric(df, "strip.triggered_persons").notna()
     df = df[acted]
     if df.empty:

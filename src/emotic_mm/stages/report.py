@@ -1,23 +1,22 @@
 """``emotic-mm report runs=multirun/<date>/<time>``: how robust each variant is, and which is more robust.
 
-Recipe: find every attack/poison run dir under ``runs`` (any depth) and the pixel runs' ``attack.csv`` →
-pool each setting's rates over seeds with Wilson intervals, compare variants, modality sets and
-algorithms on the same persons (paired bootstrap, McNemar) and poisoned models by their counts
-(Newcombe, Fisher) → write ``report.md``, ``report.json`` (every number of the page, so a later report
-can be compared with it), ``runs.csv`` (one row per run) and the PNGs into ``out`` (default
-``<runs>/report``), built in a hidden sibling folder and renamed into place at the end, so an
-interrupted report never leaves a half-written folder → print the verdicts.
+Recipe: find every attack/poison run dir under ``runs`` (any depth) → for each attack kind present, in
+registry order, its report hooks (:mod:`emotic_mm.report.hooks`) pool each setting's rates over seeds
+with Wilson intervals and compare variants, modality sets and algorithms (paired on the same persons:
+bootstrap, McNemar; by counts: Newcombe, Fisher), draw its figures and write its section → the shared
+sections (verdicts, clean-data costs, defenses, examples) → write ``report.md``, ``report.json`` (every
+number of the page, so a later report can be compared with it), ``runs.csv`` (one row per run) and the
+PNGs into ``out`` (default ``<runs>/report``), built in a hidden sibling folder and renamed into place at
+the end, so an interrupted report never leaves a half-written folder → print the verdicts.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,11 +26,12 @@ from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic, w
 from emotic_mm.locks import output_lock
 from emotic_mm.progress import print_table
 from emotic_mm.report import markdown as md
-from emotic_mm.report import plots, stats
-from emotic_mm.report.collect import load_persons, load_runs, load_triggered
-from emotic_mm.report.defense_tables import certified_rates, poison_defense_rates
-from emotic_mm.report.tables import (label_runs, models_in, paired_comparisons, pixel_arms, pixel_curve,
-                                     poison_comparisons, poison_rates, verdict_summary)
+from emotic_mm.report import plots, poison_markdown, poison_plots, stats
+from emotic_mm.report.collect import load_runs
+from emotic_mm.report.defense_markdown import defense_section
+from emotic_mm.report.defense_tables import defense_tables
+from emotic_mm.report.hooks import ReportContext, hooks_of
+from emotic_mm.report.tables import label_runs, models_in, plain, verdict_summary
 from emotic_mm.runinfo import record_run
 
 log = logging.getLogger(__name__)
@@ -58,26 +58,6 @@ def output_folder(cfg: DictConfig, root: Path) -> Path:
     check_replaceable(out, key="out", ours=lambda p: p.is_dir() and (p / "report.md").is_file(),
                       what_ours="an earlier report (no report.md)", protect=[root, Path.cwd()], overwrite=overwrite)
     return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready, recursively: numpy scalars to Python, NaN to null, ∞ to "inf", tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """A table as JSON-ready records (one per row)."""
-    return [_plain(r) for r in table.to_dict(orient="records")]
 
 
 METHODS = {
@@ -110,7 +90,6 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
         left = f" (left out, figures not finite: {', '.join(bad)})" if bad else ""
         raise DataFormatError(f"no attack or poison runs (summary.json) under {root}{left}")
     runs = label_runs(collection.runs)
-    persons = load_persons(collection)
     models = models_in(runs)
     generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
@@ -123,43 +102,30 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
         "left_out": {"unknown_kind": collection.unknown, "not_finite": collection.not_finite},
     }
     with atomic_dir(out) as tmp:
-        sections, poison_verdicts, paired = [], [], pd.DataFrame()
-        certified, radii = certified_rates(collection.runs) if "pixel" in present else (pd.DataFrame(), [])
-        if "pixel" in present:
-            curve, keys = pixel_curve(collection.runs, collection.points, persons)
-            arms = pixel_arms(collection.runs, curve, keys)
-            paired = paired_comparisons(collection.runs, persons)
-            figure = "success_vs_pixels.png" if plots.success_vs_pixels(curve, keys, tmp / "success_vs_pixels.png") else None
-            sections.append(md.pixel_section(curve, arms, paired, figure, certified, radii))
-            data["pixel"] = {"setting_keys": keys, "curve": records(curve), "arms": records(arms),
-                             "paired": records(paired)}
-        poisoned = []
-        for name in ("poison_backdoor", "poison_collision"):
-            if name not in present:
+        defenses = defense_tables(collection.runs)
+        context = ReportContext(collection, defenses)
+        sections, verdicts, costs = [], [], []
+        for kind in ATTACKS:
+            if kind.name not in present:
                 continue
-            tab, keys = poison_rates(collection.runs, name)
-            comparisons = poison_comparisons(tab, name, collection.runs,
-                                             load_triggered(collection) if name == "poison_backdoor" else None)
-            figures = []
-            if name == "poison_backdoor":
-                for x_key, file, xlabel, scale in (("rate", "asr_vs_rate.png", "poisoned training persons (%)", 100.0),
-                                                   ("pixels", "asr_vs_trigger_size.png", "trigger size (pixels)", 1.0)):
-                    if x_key in keys and plots.asr_vs(tab, keys, x_key, tmp / file, xlabel, scale):
-                        figures.append((f"ASR vs {xlabel}", file))
-            sections.append(md.poison_section(name, tab, comparisons, figures))
-            data[name] = {"setting_keys": keys, "rates": records(tab), "comparisons": records(comparisons)}
-            poison_verdicts.append(comparisons)
-            poisoned.append(tab)
-        if poisoned:
-            deltas = pd.concat(poisoned, ignore_index=True)
-            drawn = plots.clean_metric_deltas(deltas, tmp / "clean_metric_deltas.png")
-            sections.append(md.deltas_section(deltas, "clean_metric_deltas.png" if drawn else None))
-        defended = poison_defense_rates(collection.runs) if "poison_backdoor" in present else pd.DataFrame()
-        if not (certified.empty and defended.empty):
-            sections.append(md.defense_section(certified, radii, defended))
-            data["defenses"] = {"certified": records(certified), "radii": radii, "poisoning": records(defended)}
-        summary = verdict_summary(paired, poison_verdicts)
-        data["verdicts"] = records(summary)
+            hooks = hooks_of(kind)
+            aggregate = hooks.aggregate(kind, context)
+            sections.append(hooks.section(kind, aggregate, hooks.plot(kind, aggregate, tmp)))
+            data[kind.name] = plain(aggregate.data)
+            verdicts += aggregate.verdicts
+            if aggregate.clean_costs is not None:
+                costs.append(aggregate.clean_costs)
+        if costs:
+            deltas = pd.concat(costs, ignore_index=True)
+            figure = "clean_metric_deltas.png"
+            drawn = poison_plots.clean_metric_deltas(deltas, tmp / figure)
+            sections.append(poison_markdown.deltas_section(deltas, figure if drawn else None))
+        if not defenses.empty:
+            sections.append(defense_section(defenses))
+            data["defenses"] = plain({"certified": defenses.certified, "radii": defenses.radii,
+                                      "poisoning": defenses.poisoning})
+        summary = verdict_summary(verdicts)
+        data["verdicts"] = plain(summary)
         page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown,
                           collection.not_finite),
                 md.verdict_section(summary), *sections, md.examples_section(plots.copy_examples(runs, root, tmp))]
