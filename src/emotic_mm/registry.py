@@ -34,6 +34,12 @@ class Registry(Generic[E]):
         self._entries[entry.name] = entry
         return entry
 
+    def unregister(self, name: str) -> E:
+        """Take an entry out again (a test's toy entry); an unknown name is the same error as :meth:`get`."""
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
     def get(self, name: str) -> E:
         if name not in self._entries:
             known = ", ".join(self._entries) or "none yet"
