@@ -28,6 +28,9 @@ PERSONS = 40
 class ToyHooks:
     """A kind's own hooks: flips per strength and model, pooled over seeds, one bar chart."""
 
+    def check(self, summary: dict[str, Any]) -> list[str]:
+        return [] if isinstance(summary.get("strength"), int) else [f"strength={summary.get('strength')!r} (a level)"]
+
     def read(self, path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
         return []
 
@@ -112,3 +115,14 @@ def test_a_registered_kind_reaches_the_report_through_its_hooks(toy_kinds, tmp_p
 
 def test_the_toy_kinds_are_gone_afterwards():
     assert "toy_flip" not in ATTACKS and "toy_plain" not in ATTACKS
+
+
+def test_a_kinds_own_check_names_the_file(toy_kinds, tmp_path):
+    from emotic_mm.errors import DataFormatError
+    from emotic_mm.report.collect import load_runs
+
+    toy, _ = toy_kinds
+    _run(tmp_path / "run", {"attack": toy.name, "model": "joint", "seed": 0, "strength": "high", "persons": PERSONS,
+                            "flip_rate": 0.5})
+    with pytest.raises(DataFormatError, match=r"run/summary.json: wrong type for strength='high' \(a level\)"):
+        load_runs(tmp_path)

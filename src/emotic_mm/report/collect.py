@@ -146,6 +146,7 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
     if modalities is not None and not (isinstance(modalities, list) and modalities
                                        and all(isinstance(m, str) for m in modalities)):
         problems.append(f"modalities={modalities!r} (a list of view names)")
+    problems += hooks_of(spec).check(summary)
     if problems:
         raise DataFormatError(f"{path}: wrong type for {'; '.join(problems)}")
     # a rate without the n it is a share of has no interval: every kind's summary records its n
@@ -153,11 +154,12 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
         raise DataFormatError(f"{path} is a {kind!r} summary without key(s) {spec.count}")
 
 
-def check_pixel_budgets(path: Path, summary: dict[str, Any]) -> None:
+def pixel_budget_problems(summary: dict[str, Any]) -> list[str]:
     """A run over pixel budgets records ``pixels``: one budget, or the list its curve holds."""
     pixels = summary.get("pixels")
     if not (_whole(pixels) or (isinstance(pixels, list) and pixels and all(_whole(k) for k in pixels))):
-        raise DataFormatError(f"{path}: wrong type for pixels={pixels!r} (a pixel budget or a list of them)")
+        return [f"pixels={pixels!r} (a pixel budget or a list of them)"]
+    return []
 
 
 def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
@@ -268,7 +270,7 @@ def load_runs(root: Path) -> Collection:
         if command and command not in commands:
             commands.append(command)
         run_dir = path.parent.relative_to(root).as_posix() or "."
-        points += hooks_of(ATTACKS.get(kind)).read(path, summary, run_dir)  # the kind's own checks and curve
+        points += hooks_of(ATTACKS.get(kind)).read(path, summary, run_dir)  # a curve's counts, if it has one
         record = _record(summary)
         record["kind"] = kind
         record["model"] = str(summary["model"])

@@ -2,8 +2,8 @@
 tabling and plotting its runs (``AttackKind.report``).
 
 The report (:mod:`emotic_mm.stages.report`) calls, for every kind present in the runs and in registry
-order: :meth:`ReportHooks.read` on each summary while collecting, then :meth:`~ReportHooks.aggregate`,
-:meth:`~ReportHooks.plot` and :meth:`~ReportHooks.section`. A kind without hooks of its own gets
+order: :meth:`ReportHooks.check` and :meth:`~ReportHooks.read` on each summary while collecting, then
+:meth:`~ReportHooks.aggregate`, :meth:`~ReportHooks.plot` and :meth:`~ReportHooks.section`. A kind without hooks of its own gets
 :data:`emotic_mm.report.rates.DEFAULT`: its measure pooled per setting and model, models compared.
 """
 
@@ -50,9 +50,12 @@ class Aggregate:
 class ReportHooks(Protocol):
     """How the report reads, aggregates, tables and plots the runs of one attack kind."""
 
+    def check(self, summary: dict[str, Any]) -> list[str]:
+        """Wrong types the generic summary checks cannot see, each as ``key=value (what it should be)``."""
+
     def read(self, path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
-        """Check what the generic summary checks cannot (raise ``DataFormatError`` naming ``path``) and
-        return the run's rows of ``Collection.points`` (per pixel budget k), if its runs hold a curve."""
+        """The run's rows of ``Collection.points`` (per pixel budget k) if its runs hold a curve; a curve
+        it cannot use is a ``DataFormatError`` naming ``path``."""
 
     def aggregate(self, kind: AttackKind, ctx: ReportContext) -> Aggregate:
         """Pool the kind's runs (``ctx.collection.runs[kind == kind.name]``) over seeds and compare arms."""

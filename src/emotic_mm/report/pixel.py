@@ -10,7 +10,7 @@ from typing import Any
 
 from emotic_mm.attacks.registry import AttackKind
 from emotic_mm.report import pixel_plots
-from emotic_mm.report.collect import check_pixel_budgets, curve_points, load_persons
+from emotic_mm.report.collect import curve_points, load_persons, pixel_budget_problems
 from emotic_mm.report.hooks import Aggregate, ReportContext
 from emotic_mm.report.pixel_markdown import pixel_section
 from emotic_mm.report.pixel_tables import paired_comparisons, pixel_arms, pixel_curve, pixel_verdicts
@@ -19,8 +19,10 @@ from emotic_mm.report.pixel_tables import paired_comparisons, pixel_arms, pixel_
 class PixelReport:
     """:class:`~emotic_mm.report.hooks.ReportHooks` of a pixel-budget curve."""
 
+    def check(self, summary: dict[str, Any]) -> list[str]:
+        return pixel_budget_problems(summary)
+
     def read(self, path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
-        check_pixel_budgets(path, summary)
         return curve_points(path, summary, run_dir)
 
     def aggregate(self, kind: AttackKind, ctx: ReportContext) -> Aggregate:

@@ -40,6 +40,9 @@ class RatesReport:
     per_person: bool = False
     figures: tuple[RateFigure, ...] = ()
 
+    def check(self, summary: dict[str, Any]) -> list[str]:
+        return []
+
     def read(self, path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
         return []
 
