@@ -582,7 +582,8 @@ def test_every_defense_config_is_registered_and_builds():
 def test_every_defense_meets_the_contract_of_each_stage_it_acts_in():
     from emotic_mm.defenses.contracts import Certifier, InputDefense, TrainingFilter, TriggerDetector
 
-    contract = {"input": InputDefense, "certify": Certifier, "training": TrainingFilter, "test": TriggerDetector}
+    contract = {"input": InputDefense, "certify": Certifier, "training": TrainingFilter,
+                "test": TriggerDetector}
     for f in sorted(CONFIGS.glob("*.yaml")):
         block = OmegaConf.load(f)
         kind = DEFENSES.get(block.name)
