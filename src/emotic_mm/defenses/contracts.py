@@ -83,8 +83,8 @@ class TrainingFilter(Protocol):
 
 @runtime_checkable
 class TriggerDetector(Protocol):
-    """``where=test``: a test-time detector that flags triggered inputs. ``attack=poison_backdoor`` calls ``examine``
-    and keeps what it returns under ``summary.json``'s ``name`` key."""
+    """``where=test``: a test-time detector that flags triggered inputs. ``attack=poison_backdoor`` calls
+    ``examine`` and keeps what it returns under ``summary.json``'s ``name`` key."""
 
     name: str  # the ``defense=`` choice, and the summary key of its findings
 
