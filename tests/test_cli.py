@@ -153,7 +153,7 @@ def test_override_shows_in_cfg_job(tmp_path):
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["data"]["name"] == "emotic" and cfg["data"]["raw_dir"] == f"{tmp_path}/release"
-    assert cfg["text"] == {"source": "template"}
+    assert cfg["text"] == {"_target_": "emotic_mm.data.text.TemplateDescriber", "source": "template"}
     assert cfg["tokenizer"]["max_length"] == 48
     assert not any(tmp_path.iterdir())  # --cfg job runs nothing
 

@@ -111,6 +111,21 @@ def test_bad_settings_are_one_line(towers):
         build(["context"], {"name": "/nowhere"})
 
 
+def test_only_pixel_filters_go_inside_clip(towers):
+    """The vision tower reads normalised 3-channel pictures: a pixel filter attaches, an input defense
+    whose view has other channels (ablation) is one line."""
+    from emotic_mm.defenses.ablation import RandomAblation
+    from emotic_mm.defenses.smoothing import MedianFilter
+
+    model = _model(towers["clip"])
+    median = MedianFilter(3)
+    model.attach_defense(median)
+    assert model.input_defense is median
+    with pytest.raises(ConfigError, match=r"^defense=ablation is not available for model=clip .*6 channels") as err:
+        model.attach_defense(RandomAblation(45))
+    assert "\n" not in str(err.value) and model.input_defense is median
+
+
 # --------------------------------------------------------------------------- tokens
 def test_descriptions_are_retokenised_once_and_cached(towers, store):
     from emotic_mm.data.access import store_for_model

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from emotic_mm.config import configs_dir
 from support import TINY_MODEL, compose_cfg
@@ -18,6 +19,36 @@ CONFIGS = configs_dir()
 def test_prepare_configs_compose(overrides):
     cfg = compose_cfg("prepare", overrides)
     assert cfg.data.prepared_dir and cfg.tokenizer.name
+
+
+@pytest.mark.parametrize("data,release", [("synthetic", "SyntheticRelease"), ("emotic", "EmoticRelease")])
+def test_data_configs_build_their_release(data, release, tmp_path):
+    """data._target_ names the release; seed and name as the run and the manifest record them."""
+    from emotic_mm.data.releases import make_release
+    from emotic_mm.errors import ConfigError
+
+    seed = ["data.synthetic.seed=3"] if data == "synthetic" else []
+    cfg = compose_cfg("prepare", [f"data={data}", *seed])
+    made = make_release(cfg.data)
+    assert type(made).__name__ == release and made.name == data
+    assert made.seed == (3 if data == "synthetic" else None)
+    if data == "emotic":  # raw_dir: ??? — one line naming the key, as before data blocks had a _target_
+        with pytest.raises(ConfigError, match=r"^data.raw_dir is not set: pass data.raw_dir=/path/to/emotic"):
+            made.check(tmp_path / "store")
+    else:
+        made.check(tmp_path / "store")
+        assert made.manifest()["synthetic"]["seed"] == 3
+    legacy = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"}
+    assert type(make_release(legacy)).__name__ == release  # a block without _target_: chosen by its name
+
+
+@pytest.mark.parametrize("text", ["template", "file", "captioner"])
+def test_text_configs_name_their_source(text):
+    from hydra.utils import get_class
+
+    cfg = compose_cfg("prepare", ["data=emotic", "data.raw_dir=/x", f"text={text}"])
+    source = get_class(cfg.text._target_)
+    assert cfg.text.source == text and callable(source)
 
 
 @pytest.mark.parametrize("group_file", sorted(p.relative_to(CONFIGS) for p in (CONFIGS / "model").glob("*.yaml")))

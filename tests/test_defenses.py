@@ -579,6 +579,38 @@ def test_every_defense_config_is_registered_and_builds():
     one_line_error(DEFENSES.get("median").make, block, match=r"defense\.window=4")
 
 
+def test_every_defense_meets_the_contract_of_each_stage_it_acts_in():
+    from emotic_mm.defenses.contracts import Certifier, InputDefense, TrainingFilter, TriggerDetector
+
+    contract = {"input": InputDefense, "certify": Certifier, "training": TrainingFilter,
+                "test": TriggerDetector}
+    for f in sorted(CONFIGS.glob("*.yaml")):
+        block = OmegaConf.load(f)
+        kind = DEFENSES.get(block.name)
+        built = kind.make(block)
+        for where in kind.where:
+            shown = kind.input_defense(block) if where == "input" else built
+            assert isinstance(shown, contract[where]), (kind.name, where)
+        if kind.acts("input"):
+            assert kind.input_defense(block).name == kind.name
+        if kind.acts("test"):
+            assert built.name == kind.name
+
+
+def test_input_defenses_fit_the_backbone_through_their_hook():
+    """Pixel filters leave the backbone alone; ablation widens its first conv and folds the normalisation."""
+    from emotic_mm.models.encoders import ImageEncoder
+
+    for defense, channels, normalised in ((MedianFilter(3), 3, True), (BitDepth(4), 3, True),
+                                          (abl.RandomAblation(45), 6, False)):
+        encoder = ImageEncoder("resnet18", input_size=32)
+        encoder.attach_defense(defense)
+        assert encoder.backbone.get_submodule(encoder.first_conv).in_channels == channels
+        assert encoder.normalise is normalised and encoder.input_defense is defense
+    one_line_error(ImageEncoder("resnet18", input_size=8).attach_defense, abl.RandomAblation(65),
+                   match="defense.keep=65 exceeds the 64 pixels")
+
+
 # --------------------------------------------------------------------------- input defenses inside the models
 @pytest.mark.parametrize("variant", ["baseline", "joint"])
 @pytest.mark.parametrize("defense", ["median", "squeeze"])

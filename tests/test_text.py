@@ -103,6 +103,46 @@ def test_unknown_text_source(main_raw, tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+def test_text_sources_are_built_from_their_target(tmp_path):
+    """The same source from a text config (``_target_``) and from a block saved without one (a store's
+    manifest): one rule, config → object. A _target_ outside emotic-mm is refused, as in checkpoints."""
+    from omegaconf import OmegaConf
+
+    from emotic_mm.config import configs_dir
+    from emotic_mm.data.text import make_describer
+    from emotic_mm.errors import ConfigError
+
+    texts = tmp_path / "d.jsonl"
+    texts.write_text('{"folder": "f", "filename": "x.jpg", "text": "hello"}\n')
+    meta = PersonMeta(folder="f", filename="x.jpg", person_index=0, image_width=40, image_height=30,
+                      bbox=(5, 4, 25, 28), box=(5, 4, 25, 28), gender="Male", age="Adult")
+    for source in ("template", "file"):
+        shipped = OmegaConf.load(configs_dir() / "text" / f"{source}.yaml")
+        block = OmegaConf.merge(shipped, {"path": str(texts)})
+        saved = {k: v for k, v in OmegaConf.to_container(block).items() if k != "_target_"}
+        made, again = make_describer(block, tmp_path), make_describer(saved, tmp_path)
+        assert type(made).__name__ == block._target_.rpartition(".")[2] and type(again) is type(made)
+        assert made([meta]) == again([meta]) and made([meta]).sources == [source]
+    with pytest.raises(ConfigError, match=r"text._target_=os.system is not a builder"):
+        make_describer({"_target_": "os.system", "source": "template"}, tmp_path)
+    unknown_key = r"^text \(_target_=emotic_mm.data.text.TemplateDescriber\): .*'colour'"
+    with pytest.raises(ConfigError, match=unknown_key):
+        make_describer({"source": "template", "colour": "red"}, tmp_path)
+
+
+def test_sources_share_person_meta_without_importing_each_other():
+    import ast
+
+    import emotic_mm.data.captioner as captioner
+    import emotic_mm.data.text as text
+
+    for module, other in ((text, "emotic_mm.data.captioner"), (captioner, "emotic_mm.data.text")):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert other not in imported and "emotic_mm.data.descriptions" in imported
+    assert text.PersonMeta is captioner.PersonMeta
+
+
 # --------------------------------------------------------------------------- template
 def test_template_uses_metadata_only(main_store):
     for split in ("train", "val", "test"):

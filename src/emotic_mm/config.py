@@ -75,13 +75,14 @@ def instantiate_config(node: Any, key: str, **runtime: Any) -> Any:
 
     The one convention for config → object: a user swaps in ``torch.optim.SGD`` or their own class from
     a config file. Nested blocks reach the target as plain containers, not as objects of their own.
-    Problems are one line naming the block.
+    Problems are one line naming the block; a builder's own user-facing error (a file it reads, a key it
+    checks) passes through as it was raised.
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     from omegaconf import DictConfig
 
-    from emotic_mm.errors import ConfigError
+    from emotic_mm.errors import ConfigError, EmoticMMError
 
     if not isinstance(node, DictConfig) or "_target_" not in node:
         raise ConfigError(f"{key} needs a _target_ (the class or function that builds it); "
@@ -90,7 +91,7 @@ def instantiate_config(node: Any, key: str, **runtime: Any) -> Any:
         return instantiate(node, _recursive_=False, _convert_="all", **runtime)
     except InstantiationException as exc:
         cause = exc.__cause__ or exc
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, EmoticMMError):
             raise cause from None
         message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
         raise ConfigError(f"{key} (_target_={node._target_}): {message}") from None

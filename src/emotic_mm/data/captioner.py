@@ -1,7 +1,7 @@
 """Describe persons with any transformers image-to-text model (BLIP, GIT, ...), in batches.
 
 The model sees pixels only: either the person's crop or the whole image with the box drawn on it
-(``text.view``). Labels never reach it.
+(``text.view``). Labels never reach it. :class:`CaptionDescriber` is the ``text=captioner`` source.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from emotic_mm.data.descriptions import SOURCE_CAPTIONER, Descriptions, PersonMeta
 from emotic_mm.data.images import ImageDecodeError, open_rgb
-from emotic_mm.data.text import PersonMeta
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.progress import progress_bar
 
@@ -39,14 +39,15 @@ def _batches(metas: Sequence[PersonMeta], size: int) -> Iterator[Sequence[Person
 
 
 class Captioner:
-    """An image-to-text model loaded once; ``captioner(metas)`` gives one caption per person, batched."""
+    """An image-to-text model loaded once; ``captioner(metas)`` gives one caption per person, batched.
+    ``text_cfg`` is the ``text`` block (a mapping: ``model`` and the optional keys of captioner.yaml)."""
 
     def __init__(self, text_cfg: Any, images_dir: Path) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from emotic_mm.pretrained import load_pretrained
 
-        name = str(text_cfg.model)
+        name = str(text_cfg["model"])
         self.view = str(text_cfg.get("view", "crop"))
         if self.view not in VIEWS:
             raise ConfigError(f"text.view={self.view!r} is not one of {', '.join(VIEWS)}")
@@ -84,6 +85,21 @@ class Captioner:
                 captions.extend(t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True))
                 advance(len(batch))
         return captions
+
+
+class CaptionDescriber:
+    """``text=captioner``: one caption per person from a :class:`Captioner`, loaded once."""
+
+    def __init__(self, model: str, images_dir: Path, view: str = "crop", prompt: str | None = None,
+                 batch_size: int = 16, max_new_tokens: int = 30, device: str = "auto",
+                 source: str = SOURCE_CAPTIONER, path: Any = None) -> None:
+        # path: data=synthetic sets text.path for whichever source is chosen; a captioner reads none
+        self.captioner = Captioner({"model": model, "view": view, "prompt": prompt, "batch_size": batch_size,
+                                    "max_new_tokens": max_new_tokens, "device": device}, images_dir)
+
+    def __call__(self, metas: Sequence[PersonMeta]) -> Descriptions:
+        texts = self.captioner(metas)
+        return Descriptions(texts, [SOURCE_CAPTIONER] * len(texts), {SOURCE_CAPTIONER: len(texts)})
 
 
 def _device(name: str) -> str:

@@ -3,39 +3,34 @@
 EMOTIC ships no text, so ``prepare`` makes one description per person. None of the sources may see the
 emotion labels on real data: describers receive a :class:`PersonMeta` (metadata only) and, for the
 captioner, pixels — the labels are not part of either.
+
+Each source is a class that a ``text`` config block names with ``_target_`` (``configs/text/``) and that
+:func:`make_describer` builds with Hydra's ``instantiate``, like models and optimizers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
+from emotic_mm.data.descriptions import (SOURCE_CAPTIONER, SOURCE_FILE, SOURCE_TEMPLATE, Describer,
+                                         Descriptions, PersonMeta, count_sources)
 from emotic_mm.errors import DataFormatError
 
-SOURCE_FILE = "file"
-SOURCE_TEMPLATE = "template"
-SOURCE_CAPTIONER = "captioner"
+__all__ = ["SOURCE_CAPTIONER", "SOURCE_FILE", "SOURCE_TEMPLATE", "TEXT_COLUMNS", "Describer",
+           "DescriptionFile", "Descriptions", "FileDescriber", "PersonMeta", "TemplateDescriber",
+           "make_describer", "template_description"]
+
 TEXT_COLUMNS = ("text", "description", "caption")
-
-
-@dataclass(frozen=True)
-class PersonMeta:
-    """What a description source may know about a person: never its emotion labels."""
-
-    folder: str
-    filename: str
-    person_index: int
-    image_width: int
-    image_height: int
-    bbox: tuple[float, float, float, float]  # as annotated (may leave the image)
-    box: tuple[int, int, int, int]  # clamped
-    gender: str
-    age: str
+# the _target_ of a text block saved without one (a store's manifest, an older checkpoint), by its source
+SOURCE_TARGETS = {SOURCE_FILE: "emotic_mm.data.text.FileDescriber",
+                  SOURCE_TEMPLATE: "emotic_mm.data.text.TemplateDescriber",
+                  SOURCE_CAPTIONER: "emotic_mm.data.captioner.CaptionDescriber"}
 
 
 # --------------------------------------------------------------------------- template
@@ -68,6 +63,18 @@ def template_description(meta: PersonMeta) -> str:
     outside = bx1 < 0 or by1 < 0 or bx2 > meta.image_width or by2 > meta.image_height
     cut = ", partly outside the frame" if outside else ""
     return f"{article} {who} in {source}. The person takes up {size} part of the picture, {side}{cut}."
+
+
+class TemplateDescriber:
+    """``text=template``: :func:`template_description` for every person."""
+
+    def __init__(self, source: str = SOURCE_TEMPLATE, path: Any = None,
+                 images_dir: Path | None = None) -> None:
+        pass  # path: data=synthetic sets text.path for whichever source is chosen; a template reads none
+
+    def __call__(self, metas: Sequence[PersonMeta]) -> Descriptions:
+        texts = [template_description(m) for m in metas]
+        return Descriptions(texts, [SOURCE_TEMPLATE] * len(texts), {SOURCE_TEMPLATE: len(texts)})
 
 
 # --------------------------------------------------------------------------- file
@@ -119,52 +126,44 @@ class DescriptionFile:
         return self._by_person.get((*key, meta.person_index), self._by_image.get(key))
 
 
-# --------------------------------------------------------------------------- dispatcher
-@dataclass
-class Descriptions:
-    texts: list[str]
-    sources: list[str]
-    counts: dict[str, int]
+class FileDescriber:
+    """``text=file``: each person's entry of a :class:`DescriptionFile`; persons without one are described
+    by the template (and counted as such)."""
+
+    def __init__(self, path: Any, source: str = SOURCE_FILE, images_dir: Path | None = None) -> None:
+        self.table = DescriptionFile(Path(str(path)))
+
+    def __call__(self, metas: Sequence[PersonMeta]) -> Descriptions:
+        found = [self.table.lookup(m) for m in metas]
+        texts = [f if f else template_description(m) for f, m in zip(found, metas)]
+        sources = [SOURCE_FILE if f else SOURCE_TEMPLATE for f in found]
+        return Descriptions(texts, sources, count_sources(sources))
 
 
-Describer = Callable[[Sequence[PersonMeta]], Descriptions]
-
-
+# --------------------------------------------------------------------------- config → source
 def make_describer(text_cfg: Any, images_dir: Path) -> Describer:
-    """Build the configured description source once (reads the file / loads the captioner once) and
-    return a function giving one description per person; missing file entries fall back to the template."""
-    source = str(text_cfg.source)
-    if source == SOURCE_TEMPLATE:
-        def by_template(metas: Sequence[PersonMeta]) -> Descriptions:
-            texts = [template_description(m) for m in metas]
-            return Descriptions(texts, [SOURCE_TEMPLATE] * len(texts), {SOURCE_TEMPLATE: len(texts)})
+    """Build the configured description source once (reads the file / loads the captioner once): its
+    ``_target_`` called with the block's keys and ``images_dir``. A block saved without ``_target_`` (a
+    store's manifest, an older checkpoint) gets the one its ``source`` names."""
+    from emotic_mm.config import instantiate_config
 
-        return by_template
-    if source == SOURCE_FILE:
-        table = DescriptionFile(Path(str(text_cfg.path)))
-
-        def from_file(metas: Sequence[PersonMeta]) -> Descriptions:
-            found = [table.lookup(m) for m in metas]
-            texts = [f if f else template_description(m) for f, m in zip(found, metas)]
-            sources = [SOURCE_FILE if f else SOURCE_TEMPLATE for f in found]
-            return Descriptions(texts, sources, _count(sources))
-
-        return from_file
-    if source == SOURCE_CAPTIONER:
-        from emotic_mm.data.captioner import Captioner  # imports the captioning model lazily
-
-        captioner = Captioner(text_cfg, images_dir)
-
-        def by_captioner(metas: Sequence[PersonMeta]) -> Descriptions:
-            texts = captioner(metas)
-            return Descriptions(texts, [SOURCE_CAPTIONER] * len(texts), {SOURCE_CAPTIONER: len(texts)})
-
-        return by_captioner
-    raise DataFormatError(f"text.source={source!r} is not one of file, captioner, template")
+    block = (OmegaConf.to_container(text_cfg, resolve=True) if isinstance(text_cfg, DictConfig)
+             else dict(text_cfg))
+    if "_target_" not in block:
+        source = str(block.get("source"))
+        if source not in SOURCE_TARGETS:
+            raise DataFormatError(f"text.source={source!r} is not one of file, captioner, template")
+        block["_target_"] = SOURCE_TARGETS[source]
+    check_trusted(str(block["_target_"]))
+    return instantiate_config(OmegaConf.create(block), "text", images_dir=Path(images_dir))
 
 
-def _count(sources: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in sources:
-        counts[s] = counts.get(s, 0) + 1
-    return counts
+def check_trusted(target: str) -> None:
+    """A text block may come from a shared store's manifest or checkpoint: its ``_target_`` must be a
+    builder of emotic-mm or one the user trusts (``EMOTIC_MM_TRUSTED_TARGETS``), as for checkpoints."""
+    from emotic_mm.checkpoint import trusted_targets
+    from emotic_mm.errors import ConfigError
+
+    if not target.startswith(trusted_targets()):
+        raise ConfigError(f"text._target_={target} is not a builder of emotic-mm; a description source of "
+                          f"your own: list its module in EMOTIC_MM_TRUSTED_TARGETS")

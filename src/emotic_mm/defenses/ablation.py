@@ -133,7 +133,12 @@ class RandomAblation(nn.Module):
     passes through unchanged, so the smoothed classifier can choose the positions itself. In eval mode a
     raw picture still gets one random view: a plain forward pass is the base classifier f, not the
     smoothed (certified) classifier, which is :func:`sample_votes`.
+
+    As an :class:`~emotic_mm.defenses.contracts.InputDefense` it widens the backbone's first convolution
+    to the ablated view's channels (:meth:`adapt_backbone`).
     """
+
+    name = "ablation"
 
     def __init__(self, keep: int, colour_channels: int = 3) -> None:
         super().__init__()
@@ -154,6 +159,16 @@ class RandomAblation(nn.Module):
             raise ValueError(f"RandomAblation expects {self.colour_channels} colour channels or an ablated view "
                              f"of {self.out_channels}, got shape {tuple(pixels.shape)}")
         return ablate(pixels, self.keep)
+
+    def adapt_backbone(self, backbone: nn.Module, view_size: int | None, mean: Sequence[float],
+                       std: Sequence[float]) -> bool:
+        """Check ``keep`` against the working view, then widen ``backbone``'s first convolution to the
+        ablated view, initialised from its pretrained weights with the normalisation folded in
+        (:func:`adapt_first_conv`): the encoder feeds the encoding unnormalised (True)."""
+        if view_size:
+            check_keep(self.keep, view_size, view_size)
+        adapt_first_conv(backbone, self.colour_channels, mean, std)
+        return True
 
 
 def adapt_first_conv(model: nn.Module, colour_channels: int = 3, mean: Sequence[float] | None = None,
@@ -249,7 +264,8 @@ def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, ma
 
 @dataclass(frozen=True)
 class AblationSettings:
-    """``defense=ablation``: the training hook's ``keep`` and the certification's sampling."""
+    """``defense=ablation`` (a :class:`~emotic_mm.defenses.contracts.Certifier`): the training hook's
+    ``keep`` and the certification's sampling."""
 
     keep: int = 45
     samples: int = 1000            # n: estimation round (the vote share bounded by Clopper–Pearson)
@@ -267,6 +283,7 @@ class AblationSettings:
         return self
 
     def encoder_hook(self, colour_channels: int = 3) -> RandomAblation:
+        """The base classifier's input defense: a fresh random ablation keeping ``keep`` pixels."""
         return RandomAblation(self.keep, colour_channels)
 
     def generators(self) -> tuple[torch.Generator, torch.Generator]:

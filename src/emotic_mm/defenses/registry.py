@@ -5,13 +5,16 @@ a certification, a training-set filter or a test-time detector), a config file
 ``configs/defense/<name>.yaml`` with ``name: <name>``, and one ``DEFENSES.register(DefenseKind(...))``
 here; ``train``, ``eval``, ``attack`` and the report find it by name.
 
-``where`` says which stages act on it (a kind may act in several):
+``where`` says which stages act on it (a kind may act in several); ``make`` returns the object whose
+contract (:mod:`emotic_mm.defenses.contracts`) those stages call:
 
-* ``input`` — a pixel transform the image encoders apply right after ``working_view`` (every attack goes
-  through it); ``make`` returns an ``nn.Module`` (pixels (B, 3, H, W) in [0, 255] → the encoder's input).
-* ``certify`` — ``eval certify=true`` runs the vote sampler and the certificate; ``make`` returns settings.
-* ``training`` — a detector on representations between the store and the trainer (detect, filter, retrain).
-* ``test`` — a test-time detector of triggered inputs.
+* ``input`` — an ``InputDefense``: a transform the image encoders apply right after ``working_view``
+  (every attack goes through it), pixels (B, 3, H, W) in [0, 255] → the backbone's input.
+* ``certify`` — a ``Certifier``: ``eval certify=true`` runs the vote sampler and the certificate; its
+  ``encoder_hook`` is the kind's input defense when it also acts at ``input``.
+* ``training`` — a ``TrainingFilter``: a detector on representations between the store and the trainer
+  (detect, filter, retrain).
+* ``test`` — a ``TriggerDetector``: a test-time detector of triggered inputs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from emotic_mm.defenses.contracts import Defense, InputDefense
 from emotic_mm.registry import Registry, load_callable
 
 WHERE = ("input", "certify", "training", "test")
@@ -42,8 +46,15 @@ class DefenseKind:
     def acts(self, where: str) -> bool:
         return where in self.where
 
-    def make(self, block: Any) -> Any:
+    def make(self, block: Any) -> Defense:
+        """The defense object of a config block (``defense.*`` keys)."""
         return load_callable(self.build)(block)
+
+    def input_defense(self, block: Any) -> InputDefense:
+        """What goes inside the image encoders: the built object, or, for a kind that also certifies,
+        the input defense its base classifier trains under (the certifier's ``encoder_hook``)."""
+        made = self.make(block)
+        return made.encoder_hook() if self.acts("certify") else made
 
 
 def defense_of(cfg: Any) -> tuple[DefenseKind, dict[str, Any]]:
@@ -77,7 +88,7 @@ DEFENSES.register(DefenseKind("median", ("input",), "emotic_mm.defenses.smoothin
                               "Median filter", ("window",)))
 DEFENSES.register(DefenseKind("squeeze", ("input",), "emotic_mm.defenses.smoothing:squeeze_from_config",
                               "Bit-depth reduction (feature squeezing)", ("bits",)))
-# input: RandomAblation hook (AblationSettings.encoder_hook) for training; certify: the vote certificate
+# certify: the vote certificate (AblationSettings); input: its encoder_hook, RandomAblation, for training
 DEFENSES.register(DefenseKind("ablation", ("input", "certify"), "emotic_mm.defenses.ablation:ablation_from_config",
                               "Randomized ablation (certified L0)", ("keep",)))
 DEFENSES.register(DefenseKind("spectral", ("training",), "emotic_mm.defenses.detectors:spectral_from_config",

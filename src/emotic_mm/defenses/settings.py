@@ -3,6 +3,7 @@ out (or null) always means the dataclass's default."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -17,4 +18,4 @@ def setting(block: Any, key: str, default: Any) -> Any:
 def from_block(cls: type[T], block: Any) -> T:
     """``cls`` built from the block's keys that are its fields (others, like ``name``, are ignored)."""
     defaults = cls()
-    return cls(**{k: setting(block, k, getattr(defaults, k)) for k in cls.__dataclass_fields__})
+    return cls(**{f.name: setting(block, f.name, getattr(defaults, f.name)) for f in fields(cls)})

@@ -18,6 +18,7 @@ deterministic, and contain no parameters, so they compose with every variant and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,8 +29,22 @@ from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 
 
-class MedianFilter(nn.Module):
+class PixelFilter(nn.Module):
+    """An :class:`~emotic_mm.defenses.contracts.InputDefense` that returns pixels: the backbone reads its
+    output as it read the picture, so nothing about the backbone changes."""
+
+    name = "pixel filter"
+    out_channels = 3
+
+    def adapt_backbone(self, backbone: nn.Module, view_size: int | None, mean: Sequence[float],
+                       std: Sequence[float]) -> bool:
+        return False
+
+
+class MedianFilter(PixelFilter):
     """Per-channel median over a ``window`` × ``window`` neighbourhood, mirrored at the borders."""
+
+    name = "median"
 
     def __init__(self, window: int = 3) -> None:
         super().__init__()
@@ -55,8 +70,10 @@ class MedianFilter(nn.Module):
         return patches.reshape(b, c, h, w, self.window * self.window).median(dim=-1).values
 
 
-class BitDepth(nn.Module):
+class BitDepth(PixelFilter):
     """Feature squeezing: each channel quantised to ``bits`` bits (2**bits levels spanning 0..255)."""
+
+    name = "squeeze"
 
     def __init__(self, bits: int = 4) -> None:
         super().__init__()

@@ -22,17 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy.stats import norm
+from torch import nn
 
 from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 
 DRAW_FLOATS = 1 << 22
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = dict[str, torch.Tensor]
 
 
 def _draw_overlays(count: int, pool: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -106,7 +108,10 @@ def strip_flags(entropies: Any, threshold: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StripSettings:
-    """``defense=strip``: overlays per input, blend weight, target false rejection and its estimator."""
+    """``defense=strip`` (a :class:`~emotic_mm.defenses.contracts.TriggerDetector`): overlays per input,
+    blend weight, target false rejection and its estimator."""
+
+    name: ClassVar[str] = "strip"  # the summary.json key of its findings
 
     samples: int = 100
     alpha: float = 0.5
@@ -133,6 +138,54 @@ class StripSettings:
 
     def threshold(self, clean_entropies: Any) -> float:
         return threshold_at_frr(clean_entropies, self.frr, self.threshold_method)
+
+    def examine(self, model: nn.Module, view: str, val: Any, test: Any, victims: np.ndarray,
+                triggered: Callable[[Batch], Batch], device: torch.device) -> dict[str, Any]:
+        """The :class:`~emotic_mm.defenses.contracts.TriggerDetector` hook: :func:`examine_backdoor`."""
+        return examine_backdoor(self, model, view, val, test, victims, triggered, device)
+
+
+def examine_backdoor(settings: StripSettings, model: nn.Module, view: str, val: Any, test: Any,
+                     victims: np.ndarray, triggered: Callable[[Batch], Batch], device: torch.device
+                     ) -> dict[str, Any]:
+    """STRIP on a backdoored model: the entropy threshold is set at the target false rejection on
+    held-out *val* persons (never on test); reported are the false rejection on clean test persons and
+    the false acceptance (triggered persons not flagged), each with its n. ``view`` is the image view
+    the trigger is stamped on, the one blended with the clean overlays."""
+    from emotic_mm.training.inference import model_inputs, to_device
+
+    def entropies(data: Any, ids: np.ndarray, pool: torch.Tensor, edit: Any = None) -> np.ndarray:
+        batch = data.__getitems__(ids.tolist())
+        if edit is not None:
+            batch = edit(batch)
+        inputs = to_device(model_inputs(batch), device)
+
+        def model_fn(blended: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+            rows = {k: v[owner] for k, v in inputs.items()}
+            rows[view] = blended
+            return model(rows)["logits"]
+
+        with torch.inference_mode():
+            return settings.entropy(model_fn, inputs[view].float(), pool.to(device)).numpy()
+
+    model.eval()
+    persons = int(settings.persons)
+    rng = np.random.default_rng(int(settings.seed))
+    val_ids = np.sort(rng.choice(len(val), size=min(persons, len(val)), replace=False))
+    pool_ids = val_ids[: max(1, len(val_ids) // 2)]  # overlays from half of the held-out persons,
+    calib_ids = val_ids[len(pool_ids):] if len(val_ids) > 1 else val_ids  # the threshold from the other half
+    pool = val.__getitems__(pool_ids.tolist())[view].float()
+    threshold = settings.threshold(entropies(val, calib_ids, pool))
+    clean_ids = np.sort(rng.choice(len(test), size=min(persons, len(test)), replace=False))
+    hit_ids = (np.sort(rng.choice(victims, size=min(persons, len(victims)), replace=False)) if len(victims)
+               else victims)
+    clean_h = entropies(test, clean_ids, pool)
+    trig_h = entropies(test, hit_ids, pool, triggered) if len(hit_ids) else np.zeros(0)
+    return {"threshold": float(threshold), "frr_target": float(settings.frr),
+            "calibration_persons": int(len(calib_ids)),
+            "false_rejection": float((clean_h < threshold).mean()), "clean_persons": int(len(clean_ids)),
+            "false_acceptance": float((trig_h >= threshold).mean()) if len(trig_h) else None,
+            "triggered_persons": int(len(hit_ids))}
 
 
 def strip_from_config(block: Any) -> StripSettings:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,9 @@ from emotic_mm.data.categories import CATEGORIES, NUM_CATEGORIES, PROMPT_TEMPLAT
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.memo import FeatureMemo
 from emotic_mm.models.multimodal import encode_batch
+
+if TYPE_CHECKING:
+    from emotic_mm.defenses.contracts import InputDefense
 
 FINETUNE = ("probe", "partial", "full")
 FUSION = ("mean", "weighted")
@@ -155,15 +158,15 @@ class ClipModel(nn.Module):
         self.image_memo, self.text_memo = FeatureMemo(memo_size), FeatureMemo(memo_size)
         self.image_encoders = {v: ClipView(self, v) for v in IMAGE_VIEWS if v in self.modalities}
         self.text_encoder = ClipText(self)
-        self.input_defense: nn.Module | None = None
+        self.input_defense: InputDefense | None = None
 
-    def attach_defense(self, defense: nn.Module) -> None:
-        """An input defense on the picture the vision tower sees (after the resize, before normalisation)."""
-        from emotic_mm.defenses.ablation import RandomAblation
-
-        if isinstance(defense, RandomAblation):
-            raise ConfigError("defense=ablation is not available for model=clip (its patch embedding would need "
-                              "widening to the ablated view's channels); use model=baseline or joint")
+    def attach_defense(self, defense: InputDefense) -> None:
+        """An input defense on the picture the vision tower sees (after the resize, before normalisation).
+        Only pixel filters: the vision tower always reads normalised 3-channel pictures."""
+        if defense.out_channels != 3:
+            raise ConfigError(f"defense={defense.name} is not available for model=clip (its patch embedding "
+                              f"would need widening to the {defense.out_channels} channels of the defense's "
+                              "view); use model=baseline or joint")
         self.input_defense = defense
 
     # ------------------------------------------------------------------ set-up

@@ -8,7 +8,7 @@ everything outside the model — augmentation, attacks, predict — works on raw
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,9 @@ from torch import nn
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, load_state_file, load_strict
 from emotic_mm.models.memo import FeatureMemo
+
+if TYPE_CHECKING:
+    from emotic_mm.defenses.contracts import InputDefense
 
 # re-exported: the loaders moved to emotic_mm.models.backbones with the timm backbones
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageEncoder", "TextEncoder", "drop_stem_pool", "load_state_file",
@@ -85,7 +88,7 @@ class ImageEncoder(nn.Module):
         self.channels_last = bool(channels_last)
         if self.channels_last:  # NHWC weights and inputs: ~1.5-2x faster convolutions on a CPU as well as on CUDA
             self.backbone.to(memory_format=torch.channels_last)
-        self.input_defense: nn.Module | None = None  # a pixel-space defense right after working_view
+        self.input_defense: InputDefense | None = None  # a pixel-space defense right after working_view
         self.normalise = True
 
     @property
@@ -100,16 +103,12 @@ class ImageEncoder(nn.Module):
         """No parameter of the backbone learns: its output is a pure function of the pixels."""
         return self.frozen and not self.trainable
 
-    def attach_defense(self, defense: nn.Module) -> None:
+    def attach_defense(self, defense: InputDefense) -> None:
         """Put an input defense inside the encoder, after the resize to the working view and before
-        normalisation, so every attack goes through it. Randomized ablation also widens the first
-        convolution to the ablated view's channels (which carry their own normalisation)."""
-        from emotic_mm.defenses.ablation import RandomAblation, adapt_first_conv, check_keep
-
-        if isinstance(defense, RandomAblation):
-            if self.input_size:
-                check_keep(defense.keep, self.input_size, self.input_size)
-            adapt_first_conv(self.backbone, 3, self.pixel_mean, self.pixel_std)
+        normalisation, so every attack goes through it. The defense fits the backbone to its output
+        (randomized ablation widens the first convolution to the ablated view's channels, which then
+        carry their own normalisation)."""
+        if defense.adapt_backbone(self.backbone, self.input_size, self.pixel_mean, self.pixel_std):
             if self.channels_last:  # the widened first convolution is a new tensor
                 self.backbone.to(memory_format=torch.channels_last)
             self.normalise = False

@@ -51,8 +51,7 @@ def attach_input_defense(model: nn.Module, defense: Any) -> None:
     kind, block = defense_of({"defense": defense})
     if not kind.acts("input"):
         return
-    made = kind.make(block)
-    hook = made.encoder_hook() if hasattr(made, "encoder_hook") else made
+    hook = kind.input_defense(block)
     owners = [model] if hasattr(model, "attach_defense") else list(getattr(model, "image_encoders", {}).values())
     if not owners:
         raise ConfigError(f"defense={kind.name}: model {getattr(model, 'variant', '?')} has no image stream to defend")

@@ -22,6 +22,7 @@ from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poison
 from emotic_mm.attacks.surface import check_surface, painted_view
 from emotic_mm.checkpoint import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
+from emotic_mm.defenses.contracts import TrainingFilter, TriggerDetector
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import share_text
@@ -45,7 +46,8 @@ def filter_and_retrain(cfg: DictConfig, clean: Any, view: Any, poisoned_ids: np.
     kind, block = defense_of(cfg)
     if not kind.acts("training"):
         return None
-    keep, rates = detect_and_filter(kind.make(block), poisoned_model, view, poisoned_ids, target, device)
+    detector: TrainingFilter = kind.make(block)
+    keep, rates = detect_and_filter(detector, poisoned_model, view, poisoned_ids, target, device)
     retrained = train_poisoned(cfg, clean, KeptRows(view, keep), run_dir, out_name="defended_model")
     return {"detection": rates, "checkpoint": retrained}
 
@@ -110,11 +112,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                    "split": str(a.split), "poisoned_checkpoint": str(poisoned_path)}
         kind, block = defense_of(cfg)
         if kind.acts("test"):
-            from emotic_mm.recipes.poison_filter import strip_check
-
-            summary["strip"] = strip_check(kind.make(block), poisoned_model, view_name,
-                                           dataset(clean.store, "val", clean.modalities), test, victims, triggered,
-                                           device)
+            detector: TriggerDetector = kind.make(block)
+            val = dataset(clean.store, "val", clean.modalities)
+            found = detector.examine(poisoned_model, view_name, val, test, victims, triggered, device)
+            summary[detector.name] = found
         if defended is not None:
             model = load_model(defended["checkpoint"], device)[0].eval()
             hit["after_defense"] = top1(model, test, victims, device, triggered) == target

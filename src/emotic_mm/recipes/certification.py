@@ -20,18 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotic_mm.defenses.ablation import AblationSettings, ablate, sample_votes
+from emotic_mm.defenses.ablation import ablate, sample_votes
 from emotic_mm.defenses.certify import Certificates, certify
+from emotic_mm.defenses.contracts import Certifier
 from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 from emotic_mm.progress import progress_bar
 from emotic_mm.training.inference import model_inputs, to_device
 
 
-def settings_for(trained_cfg: Any, overrides: Any) -> AblationSettings:
-    """The checkpoint's ablation settings with this run's ``defense.*`` overrides (non-null keys)."""
-    from emotic_mm.defenses.ablation import ablation_from_config
-
+def settings_for(trained_cfg: Any, overrides: Any) -> Certifier:
+    """The checkpoint's certifier settings with this run's ``defense.*`` overrides (non-null keys)."""
     from emotic_mm.defenses.registry import defense_of
 
     kind, block = defense_of(trained_cfg)
@@ -43,7 +42,8 @@ def settings_for(trained_cfg: Any, overrides: Any) -> AblationSettings:
     if merged.get("keep") != block.get("keep"):
         raise ConfigError(f"defense.keep={merged.get('keep')}: the certificate is for the keep the model was trained "
                           f"with ({block.get('keep')})")
-    return ablation_from_config(merged)
+    certifier: Certifier = kind.make(merged)
+    return certifier
 
 
 def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int, ids: list[int]
@@ -72,7 +72,7 @@ def chosen_persons(total: int, persons: int | None, seed: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, device: torch.device,
+def certify_persons(model: nn.Module, data: Any, settings: Certifier, device: torch.device,
                     chunk: int = 64, indices: Sequence[int] | None = None) -> tuple[Certificates, np.ndarray]:
     """Certificates of the persons ``indices`` of ``data`` (default: all) and whether each prediction is in
     the label set. A progress bar counts ablated views (persons done, views/s, time left)."""
@@ -98,7 +98,7 @@ def certify_persons(model: nn.Module, data: Any, settings: AblationSettings, dev
     return certificates, hit
 
 
-def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: AblationSettings, device: torch.device,
+def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: Certifier, device: torch.device,
                    advance: Callable[[int], None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Selection and estimation votes of the persons ``ids``, their labels and the view's pixel count."""
     batch = data.__getitems__(ids)

@@ -1,7 +1,8 @@
 """``emotic-mm prepare``: a release folder (or the synthetic default) → a prepared store.
 
-Recipe: check the config → (synthetic only) generate the raw release layout → convert it with the
-shared converter → print the summary table → record the run.
+Recipe: check the config → the ``data`` block's release (built from its ``_target_``; a synthetic
+release is generated first, into its own raw folder) → convert it with the shared converter → print the
+summary table → record the run.
 
 ``data.prepared_dir`` (and a synthetic ``data.raw_dir``) is written by one prepare at a time (a second
 one waits: :func:`emotic_mm.locks.output_lock`), and replaced only when it is a folder this
@@ -11,7 +12,6 @@ descriptions file or a folder holding them is never replaced (:func:`emotic_mm.f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.data.convert import ConvertOptions, check_out_dir, check_view_sizes, convert_release
 from emotic_mm.data.emotic_mat import SKIP_REASONS
-from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+from emotic_mm.data.releases import make_release
 from emotic_mm.errors import ConfigError
-from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
+from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.locks import output_lock
-from emotic_mm.progress import print_table, progress_bar
+from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
 
 
@@ -33,30 +33,17 @@ def _required(cfg: DictConfig, key: str, hint: str) -> Any:
     return OmegaConf.select(cfg, key)
 
 
-def _stamp(raw_dir: Path) -> Any:
-    """The generator settings a synthetic release was written with (``synthetic.json``), or None."""
-    try:
-        return json.loads((raw_dir / "synthetic.json").read_text())
-    except (OSError, ValueError):
-        return None
+def recorded_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as the store's manifest records it: every ``_target_`` left out, since it names the code
+    that built the release and the text source, not what the store holds (the manifest's fingerprint
+    identifies the store to cached models and checkpoints)."""
 
+    def plain(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: plain(v) for k, v in node.items() if k != "_target_"}
+        return node
 
-def synthetic_raw(cfg: DictConfig, spec: SyntheticSpec, workers: int, protect: list[Path]) -> Path:
-    """The raw synthetic release for ``spec``; generated (atomically) unless already there.
-    A folder that is not a synthetic release of ours is replaced only with ``overwrite=true``."""
-    raw_dir = Path(str(cfg.data.raw_dir))
-    if _stamp(raw_dir) == spec.as_dict():
-        return raw_dir
-    with output_lock(raw_dir, "data.raw_dir"):  # another prepare may be drawing the same release
-        if _stamp(raw_dir) == spec.as_dict():
-            return raw_dir
-        check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
-                          what_ours="a synthetic release written by prepare (no synthetic.json)",
-                          protect=protect, overwrite=cfg.get("overwrite", False))
-        with atomic_dir(raw_dir) as tmp, \
-                progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
-            generate_raw(spec, tmp, progress=advance, workers=workers)
-    return raw_dir
+    return plain(OmegaConf.to_container(cfg, resolve=True))
 
 
 def prepare(cfg: DictConfig) -> dict[str, Any]:
@@ -69,14 +56,10 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
     protect = [Path.cwd(), output_dir()]  # the run dir and where the user stands are never replaced
     if cfg.text.source == "file":
         _required(cfg, "text.path", "pass text.path=descriptions.csv|.jsonl, or use text=template")
-    synthetic = cfg.data.name == "synthetic"
-    spec = SyntheticSpec.from_config(cfg.data.synthetic) if synthetic else None
-    if synthetic and Path(str(cfg.data.raw_dir)).resolve() == prepared_dir.resolve():
-        raise ConfigError(f"data.prepared_dir={prepared_dir} is data.raw_dir; the store needs its own folder")
-    raw_dir = Path(str(cfg.data.raw_dir)) if synthetic else \
-        Path(str(_required(cfg, "data.raw_dir", "pass data.raw_dir=/path/to/emotic (the release root)")))
+    release = make_release(cfg.data)  # data._target_: a release on disk, or one generated first
+    release.check(prepared_dir)
     opts = ConvertOptions(
-        raw_dir=raw_dir,
+        raw_dir=release.raw_dir,
         out_dir=prepared_dir,
         text_cfg=cfg.text,
         tokenizer_name=str(cfg.tokenizer.name),
@@ -84,15 +67,13 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
         workers=workers,
         context_size=context_size,
         body_size=body_size,
-        extra_manifest={"dataset": str(cfg.data.name), **({"synthetic": spec.as_dict()} if synthetic else {}),
-                        "config": OmegaConf.to_container(cfg, resolve=True)},
+        extra_manifest={"dataset": release.name, **release.manifest(), "config": recorded_config(cfg)},
         overwrite=cfg.get("overwrite", False),
         protect=protect,
     )
     with output_lock(prepared_dir, "data.prepared_dir"):  # a second prepare into it waits, named
         check_out_dir(opts)  # before anything is generated: a folder we may not replace stops the run here
-        if synthetic:
-            synthetic_raw(cfg, spec, workers, protect=[*protect, prepared_dir])
+        release.materialise(workers, protect=[*protect, prepared_dir], overwrite=cfg.get("overwrite", False))
         manifest = convert_release(opts)
     print_summary(manifest, prepared_dir)
     return manifest
@@ -107,8 +88,7 @@ def print_summary(manifest: dict[str, Any], prepared_dir: Path) -> None:
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     """Hydra entry point: record the run, prepare, keep the manifest in the run dir."""
-    seed = cfg.data.synthetic.seed if cfg.data.name == "synthetic" else None
-    record_run("prepare", cfg, seed)
+    record_run("prepare", cfg, make_release(cfg.data).seed)
     manifest = prepare(cfg)
     write_json_atomic(output_dir() / "prepare.json", {k: manifest[k] for k in ("splits", "tokenizer", "seconds")})
     return manifest
