@@ -223,7 +223,7 @@ def test_bad_poison_inputs_are_one_line(bad_runs, case):
 
 
 def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path):
-    from emotic_mm.training.clean_model import store_fingerprint
+    from emotic_mm.data.store import store_fingerprint
 
     manifest = json.loads((poison_store / "manifest.json").read_text())
     rebuilt = dict(manifest, created="2030-01-01T00:00:00+0000", seconds=123.0,

@@ -117,7 +117,7 @@ def trained_manifest(store: Any, store_id: str | None) -> dict[str, Any] | None:
     """The manifest of the store a checkpoint names, only when it is the very store the checkpoint was
     trained on (its fingerprint is the checkpoint's ``meta.json`` ``store``): a path in a shared
     checkpoint never makes predict take settings from some other file."""
-    from emotic_mm.training.clean_model import store_fingerprint
+    from emotic_mm.data.store import store_fingerprint
 
     if not store or not store_id:
         return None
