@@ -203,7 +203,7 @@ def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tm
 
 
 def test_only_what_shapes_the_weights_keys_the_clean_model():
-    from emotic_mm.training.clean_model import cache_key
+    from emotic_mm.recipes.clean_model import cache_key
 
     def key(*overrides):
         return cache_key(compose_cfg("attack", ["attack=poison_backdoor", *overrides]))

@@ -29,7 +29,7 @@ from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_proce
 from emotic_mm.report import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset
-from emotic_mm.training.clean_model import clean_split_metrics
+from emotic_mm.recipes.clean_model import clean_split_metrics
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.checkpoint import checkpoint_dir, load_config
 from emotic_mm.errors import ConfigError
 from emotic_mm.fixed_keys import warn_fixed
@@ -60,8 +61,6 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
 
 def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
-    from emotic_mm.attacks.registry import ATTACKS
-
     kind = ATTACKS.get(str(cfg.attack.name))
     kind.check_defense(cfg, "defense")  # before anything is trained
     if has_checkpoint(cfg):
