@@ -707,7 +707,7 @@ def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
     certified radius, and with 2-3× it. Within the radius nothing may flip; beyond it the attack must
     (so the check has teeth)."""
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
-    from emotic_mm.defenses.vote_attack import VoteTarget, confirmer, smoothed_votes
+    from emotic_mm.attacks.vote_attack import VoteTarget, confirmer, smoothed_votes
 
     model, persons, side, keep = BrightPixelDetector(), 4, 16, 8
     pictures = torch.full((persons, 3, side, side), 100.0)

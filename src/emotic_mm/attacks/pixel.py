@@ -169,7 +169,7 @@ class PixelAttack:
         ``confirm(views, images)``, when given, judges each level's adversarial pictures of ``images`` again
         and returns (success, top-1, confidence) for them: an image counts as fooled only when the judge
         agrees, and otherwise goes on to the next k (e.g. a vote classifier queried with fewer samples
-        than the one that is certified, :mod:`emotic_mm.defenses.vote_attack`)."""
+        than the one that is certified, :mod:`emotic_mm.attacks.vote_attack`)."""
         ks = sorted({int(k) for k in ks})
         surface = painted_view(self.s.surface)
         if surface not in inputs:

@@ -54,7 +54,7 @@ ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
     ("algorithm", "surface", "targeted", "budget", "resolution"),
     ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm"),
-    defenses=("input", "certify")))  # an ablation checkpoint: the certified vote classifier (defenses/vote_attack.py)
+    defenses=("input", "certify")))  # an ablation checkpoint: the certified vote classifier (attacks/vote_attack.py)
 ATTACKS.register(AttackKind(
     "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
     ("rate", "pixels", "variant"),
