@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from emotic_mm.attacks.surface import check_surface, paint_surface, painted_view, scene_affine, touched_views
+from emotic_mm.batching import rows_per_forward
 from emotic_mm.errors import ConfigError
-from emotic_mm.training.runtime import rows_per_forward
 
 ALGORITHMS = ("de", "rs")
 CANDIDATE_BYTES = 2 * 1024**3  # the largest candidate tensor (images × population × k × 5 floats) allowed
