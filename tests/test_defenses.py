@@ -586,7 +586,7 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
     """A defended model trains, saves, loads with its defense, and the defense changes what it sees."""
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
 
     cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", f"model={variant}", f"defense={defense}",
@@ -607,7 +607,7 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
 def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
 
     cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
@@ -670,7 +670,7 @@ def test_certificates_do_not_depend_on_the_persons_certified_alongside(tiny, tmp
     """A certificate depends on the person, keep, n and seed only: reproducible whatever the chunking."""
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, store_for_model
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.run import train

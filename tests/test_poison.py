@@ -272,7 +272,7 @@ def test_a_cached_clean_models_metrics_are_computed_once(tiny, tmp_path, monkeyp
     import shutil
 
     import emotic_mm.training.inference as inference
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, open_store
     from emotic_mm.recipes.clean_model import clean_split_metrics
 

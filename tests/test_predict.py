@@ -87,7 +87,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
         assert list(photos[k].box) == [int(v) for v in split.boxes[row["i"]]]
 
     # the scores: predict on the test persons vs the model on the stored test arrays
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.training.inference import collect_outputs
     from emotic_mm.training.runtime import make_loader

@@ -152,7 +152,7 @@ def test_candidate_memory_is_bounded_from_the_settings(tiny):
     import torch
 
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
 
     model = load_model(tiny.checkpoint)[0]
     engine = PixelAttack(model, PixelAttackSettings(pixels=50_000, population=400, budget=400))

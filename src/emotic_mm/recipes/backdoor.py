@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poisoning, choose_poisoned, stamp,
                                         trigger_pixels, triggered_victims)
 from emotic_mm.attacks.surface import check_surface, painted_view
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.fsutil import atomic_file, write_json_atomic

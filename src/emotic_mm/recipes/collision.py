@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from emotic_mm.attacks.collision import CollisionPlan, CollisionSettings, PoisonRows, craft, image_features
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.data.categories import CATEGORY_INDEX
 from emotic_mm.data.poisoned import PoisonedView
 from emotic_mm.errors import ConfigError

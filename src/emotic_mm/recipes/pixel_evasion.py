@@ -23,7 +23,7 @@ from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
 from emotic_mm.attacks.surface import check_surface, painted_view
 from emotic_mm.attacks.vote_attack import (VoteTarget, certified_counts, check_vote_attack, confirmer, read_certificates,
                                            smoothed_votes, soundness, with_certified_clean)
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of

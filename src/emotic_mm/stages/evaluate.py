@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.config import whole_number
 from emotic_mm.models.factory import build_model
 from emotic_mm.data.categories import CATEGORIES

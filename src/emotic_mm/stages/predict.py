@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from emotic_mm.checkpoint import checkpoint_dir, load_config, load_model, read_meta
+from emotic_mm.checkpoint import checkpoint_dir, load_config, read_meta
+from emotic_mm.models.loading import load_model
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.images import BODY_SIZE, CONTEXT_SIZE
 from emotic_mm.data.photos import Photo, PhotoDataset, check_photos, parse_box, read_csv_input, small_warning
