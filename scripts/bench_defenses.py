@@ -44,7 +44,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.data.access import dataset, warm_text_features
+    from emotic_mm.data.access import dataset
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.runtime import select_device

@@ -34,7 +34,8 @@ from emotic_mm.report import figures
 from emotic_mm.report.markdown import median_pixels
 from emotic_mm.report.stats import median_needed
 from emotic_mm.runinfo import output_dir
-from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
+from emotic_mm.data.access import dataset, person_boxes, store_for_model
+from emotic_mm.models.warming import warm_text_features
 from emotic_mm.training.distributed import gather_to_main
 from emotic_mm.recipes.clean_model import clean_checkpoint, clean_split_metrics
 from emotic_mm.training.inference import model_inputs, to_device

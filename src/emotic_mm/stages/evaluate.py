@@ -29,7 +29,8 @@ from emotic_mm.fixed_keys import warn_fixed
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table
 from emotic_mm.runinfo import output_dir, record_run
-from emotic_mm.data.access import dataset, has_checkpoint, store_for_model, warm_text_features
+from emotic_mm.data.access import dataset, has_checkpoint, store_for_model
+from emotic_mm.models.warming import warm_text_features
 from emotic_mm.report import figures
 from emotic_mm.training.distributed import DistInfo, gather_to_main
 from emotic_mm.training.inference import collect_outputs

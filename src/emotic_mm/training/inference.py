@@ -75,7 +75,7 @@ def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
 
 def clean_metrics(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
     """mAP, dominant-emotion accuracy and VAD error of ``model`` on a whole split (no attack involved)."""
-    from emotic_mm.data.access import warm_text_features
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.metrics import emotion_metrics
     from emotic_mm.training.runtime import make_loader
