@@ -98,7 +98,7 @@ def build_synthetic_store(root: Path, train_images: int) -> tuple[Path, float]:
     from omegaconf import OmegaConf
 
     from emotic_mm.data.convert import ConvertOptions, convert_release
-    from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+    from emotic_mm.synthetic import SyntheticSpec, generate_raw
 
     t0 = time.perf_counter()
     raw, store = root / "raw", root / "store"

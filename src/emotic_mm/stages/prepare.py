@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.data.convert import ConvertOptions, check_out_dir, check_view_sizes, convert_release
 from emotic_mm.data.emotic_mat import SKIP_REASONS
-from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+from emotic_mm.synthetic import SyntheticSpec, generate_raw
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_dir, check_replaceable, write_json_atomic
 from emotic_mm.locks import output_lock
