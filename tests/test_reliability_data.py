@@ -184,7 +184,7 @@ def test_report_out_follows_the_same_rule(tmp_path):
 
 
 def test_predict_writes_only_over_its_own_outputs(tmp_path):
-    from emotic_mm.stages.predict import check_outputs
+    from emotic_mm.prediction.outputs import check_outputs
 
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -164,7 +164,7 @@ def test_a_checkpoint_config_names_no_file_a_stage_uses(tiny, tmp_path):
     from omegaconf import OmegaConf
 
     from emotic_mm.checkpoint import load_config, read_meta
-    from emotic_mm.stages.predict import trained_preprocessing
+    from emotic_mm.prediction.preprocessing import trained_preprocessing
 
     decoy = tmp_path / "decoy"
     decoy.mkdir()
