@@ -3,7 +3,6 @@ too small to show a person flagged, and persons without text described the way `
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,6 @@ from emotic_mm.data.photos import Photo, parse_box, read_csv_input, small_warnin
 from emotic_mm.data.text import SOURCE_CAPTIONER, SOURCE_TEMPLATE, make_describer
 from emotic_mm.errors import ConfigError, DataFormatError
 from emotic_mm.prediction.preprocessing import Preprocessing
-
-log = logging.getLogger(__name__)
 
 
 def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
@@ -42,18 +39,17 @@ def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
                   text=str(text) if text not in (None, "") else None)]
 
 
-def flag_small(photos: list[Photo], prep: Preprocessing, min_side: Any = None) -> None:
-    """Warn, once per row (and in its output record), about pictures or boxes below ``min_side`` px
-    (default: the smallest view the checkpoint reads)."""
+def flag_small(photos: list[Photo], prep: Preprocessing, min_side: Any = None) -> list[Photo]:
+    """Mark each row whose picture or box is below ``min_side`` px (default: the smallest view the
+    checkpoint reads) with a warning for its output record; returns the marked rows, for the log."""
     views = {"context": prep.context_size, "body": prep.body_size}
     read = [size for view, size in views.items() if view in prep.modalities]
     if not read:
-        return
+        return []
     threshold = min(read) if min_side is None else whole_number(min_side, "min_side", 1)
     for p in photos:
         p.warning = small_warning(p, threshold, "body" in prep.modalities)
-        if p.warning:
-            log.warning("%s: %s", p.where, p.warning)
+    return [p for p in photos if p.warning]
 
 
 def describe_missing(photos: list[Photo], prep: Preprocessing, fallback: str) -> None:

@@ -11,6 +11,7 @@ in :mod:`emotic_mm.prediction`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from emotic_mm.prediction.scoring import score
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.training.runtime import select_device
 
+log = logging.getLogger(__name__)
+
 
 def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Score every person of the input; returns what ``predictions.json`` holds."""
@@ -47,7 +50,8 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                  read_meta(checkpoint_dir(checkpoint)).get("store"))
     photos = read_input(cfg, prep)
     check_photos(photos, prep.needs_image)  # every input problem surfaces before a model is loaded
-    flag_small(photos, prep, cfg.get("min_side"))
+    for small in flag_small(photos, prep, cfg.get("min_side")):  # once per row, and in its output record
+        log.warning("%s: %s", small.where, small.warning)
     describe_missing(photos, prep, str(cfg.text_fallback))
     device = select_device(str(cfg.device))
     model, model_cfg, _ = load_model(checkpoint, device)
