@@ -15,7 +15,8 @@ from emotic_mm.models.factory import build_model
 from emotic_mm.models.loading import load_model
 
 
-def load_or_build(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, DictConfig, dict[str, Any], Path | None]:
+def load_or_build(cfg: DictConfig, device: torch.device
+                  ) -> tuple[torch.nn.Module, DictConfig, dict[str, Any], Path | None]:
     """The checkpoint's model, or (``checkpoint=null`` with a ``model``) one that scores without training:
     a pretrained vision–language model's zero-shot prompts (``model=clip``)."""
     if has_checkpoint(cfg):
