@@ -44,7 +44,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from emotic_mm.data.access import dataset, warm_text_features
+    from emotic_mm.data.access import dataset
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.runtime import select_device
@@ -122,7 +123,7 @@ def plain_forward_views_per_s(model: torch.nn.Module, data, settings, device: to
     from emotic_mm.defenses.ablation import encode, keep_mask, draw_positions
     from emotic_mm.recipes.certification import fixed_features
     from emotic_mm.training.inference import model_inputs, to_device
-    from emotic_mm.training.runtime import rows_per_forward
+    from emotic_mm.batching import rows_per_forward
 
     rows = rows_per_forward(settings.max_batch, device, 512)
     ids = list(range(min(len(data), rows)))

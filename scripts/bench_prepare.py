@@ -277,7 +277,7 @@ PACKAGES = ("numpy", "pillow", "transformers")  # versions recorded with the fig
 
 
 def generate(raw_dir: Path, images: dict[str, int]) -> float:
-    from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+    from emotic_mm.synthetic import SyntheticSpec, generate_raw
 
     raw_dir.mkdir(parents=True, exist_ok=False)
     t0 = time.perf_counter()

@@ -98,7 +98,7 @@ def build_synthetic_store(root: Path, train_images: int) -> tuple[Path, float]:
     from omegaconf import OmegaConf
 
     from emotic_mm.data.convert import ConvertOptions, convert_release
-    from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+    from emotic_mm.synthetic import SyntheticSpec, generate_raw
 
     t0 = time.perf_counter()
     raw, store = root / "raw", root / "store"
@@ -178,7 +178,8 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
                run_dir: Path, log: Any) -> dict[str, Any]:
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.models.factory import build_model, check_model_config
-    from emotic_mm.data.access import store_for_model, warm_text_features
+    from emotic_mm.data.access import store_for_model
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import to_device
     from emotic_mm.training.losses import build_objective

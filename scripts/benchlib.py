@@ -81,7 +81,7 @@ def load_checkpoint_store(checkpoint: str | os.PathLike, store: str | os.PathLik
     scripts open a checkpoint, exactly as the stages do (``store_for_model``: fit checks, re-tokenising)."""
     from omegaconf import OmegaConf
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import store_for_model
 
     model, model_cfg, meta = load_model(Path(checkpoint), device)

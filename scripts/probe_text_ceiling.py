@@ -11,7 +11,7 @@ descriptions are scored on the test split (macro AP over the categories with a p
 * ``tfidf`` — a bag of words (TF-IDF of 1–2-grams) with one logistic regression per category, its
   regularisation chosen on val: a strong, model-free reader of any store's descriptions;
 * ``oracle phrases`` (``--oracle-phrases``, synthetic stores only) — a category scores 1 when one of the
-  generator's own paraphrases of it (``data.synthetic.TEXT_CUES``) is in the description, else 0: a
+  generator's own paraphrases of it (``emotic_mm.synthetic.TEXT_CUES``) is in the description, else 0: a
   reader of exactly the text cues. Its scores are binary, so AP ranks each block of ties as one; a
   reader that also orders persons within a block (the bag of words does) can score above it.
 
@@ -49,7 +49,7 @@ def tfidf_scores(train: list[str], train_y: np.ndarray, test: list[str], c: floa
 def oracle_phrase_scores(descriptions: list[str]) -> np.ndarray:
     """1 where a description holds one of the synthetic generator's paraphrases of the category."""
     from emotic_mm.data.categories import CATEGORIES
-    from emotic_mm.data.synthetic import TEXT_CUES
+    from emotic_mm.synthetic import TEXT_CUES
 
     scores = np.zeros((len(descriptions), len(CATEGORIES)), np.float32)
     for k, name in enumerate(CATEGORIES):

@@ -202,8 +202,8 @@ def inference(target: Path) -> str:
 
 def cue_family(category: str) -> str:
     """Where the synthetic default shows a category in the picture (face, posture, place and/or object)."""
-    from emotic_mm.data.synthetic import BODY_CUES, FACE_CUES, SCENE_CUES
-    from emotic_mm.data.synthetic.places import PLACE_CUES
+    from emotic_mm.synthetic import BODY_CUES, FACE_CUES, SCENE_CUES
+    from emotic_mm.synthetic.places import PLACE_CUES
 
     shown = []
     if category in BODY_CUES:

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from emotic_mm.data.synthetic import SyntheticSpec, generate_image  # noqa: E402
+from emotic_mm.synthetic import SyntheticSpec, generate_image  # noqa: E402
 from emotic_mm.fsutil import atomic_file  # noqa: E402
 
 COLOURS = ("#ffd400", "#00e0ff", "#ff4fd8")

@@ -157,7 +157,7 @@ def test_a_checkpoint_names_the_frozen_backbone_instead_of_storing_it(tiny, tmp_
 
     from safetensors import safe_open
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from support.checkpoints import train_tiny
 
     def stored_keys(path):

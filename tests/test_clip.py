@@ -173,7 +173,7 @@ def probe_checkpoint(towers, store, tmp_path_factory) -> Path:
 
 
 def test_probe_checkpoint_stores_only_what_learns(probe_checkpoint):
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
 
     keys = load_file(str(probe_checkpoint / "model.safetensors"))
     assert "category_offsets" in keys and not any(k.startswith("clip.") for k in keys)
@@ -209,7 +209,7 @@ def test_partial_finetune_eval_attack_and_predict(towers, store, tmp_path):
 
 def test_feature_collision_runs_on_clip(probe_checkpoint, store):
     from emotic_mm.attacks.collision import CollisionSettings, craft, image_features
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
 
     model = load_model(probe_checkpoint)[0].eval()
     batch = _batch(2)

@@ -618,7 +618,7 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
     """A defended model trains, saves, loads with its defense, and the defense changes what it sees."""
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
 
     cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", f"model={variant}", f"defense={defense}",
@@ -639,7 +639,7 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
 def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
 
     cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
@@ -702,7 +702,7 @@ def test_certificates_do_not_depend_on_the_persons_certified_alongside(tiny, tmp
     """A certificate depends on the person, keep, n and seed only: reproducible whatever the chunking."""
     from support import TINY_TRAIN, compose_cfg
 
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, store_for_model
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.run import train
@@ -739,7 +739,7 @@ def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
     certified radius, and with 2-3× it. Within the radius nothing may flip; beyond it the attack must
     (so the check has teeth)."""
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
-    from emotic_mm.defenses.vote_attack import VoteTarget, confirmer, smoothed_votes
+    from emotic_mm.attacks.vote_attack import VoteTarget, confirmer, smoothed_votes
 
     model, persons, side, keep = BrightPixelDetector(), 4, 16, 8
     pictures = torch.full((persons, 3, side, side), 100.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from emotic_mm.data.access import warm_image_features
+from emotic_mm.models.warming import warm_image_features
 from emotic_mm.models.encoders import ImageEncoder
 
 

@@ -196,7 +196,7 @@ def test_concurrent_jobs_train_one_clean_model_once(tiny, tmp_path, monkeypatch)
     import threading
     import time
 
-    import emotic_mm.training.clean_model as clean_model
+    import emotic_mm.recipes.clean_model as clean_model
     from support.compose import compose_cfg
 
     trained = []

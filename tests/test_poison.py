@@ -136,7 +136,7 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     cached = list((tmp_path / "data" / "models").iterdir())
     assert len(cached) == 1 and (cached[0] / "best" / "model.safetensors").is_file()
     assert summary["checkpoint_clean"] == str(cached[0] / "best")
-    from emotic_mm.training.clean_model import clean_checkpoint
+    from emotic_mm.recipes.clean_model import clean_checkpoint
 
     stamp_before = (cached[0] / "best" / "model.safetensors").stat().st_mtime_ns
     assert clean_checkpoint(cfg)[0] == cached[0] / "best"
@@ -223,7 +223,7 @@ def test_bad_poison_inputs_are_one_line(bad_runs, case):
 
 
 def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path):
-    from emotic_mm.training.clean_model import store_fingerprint
+    from emotic_mm.data.store import store_fingerprint
 
     manifest = json.loads((poison_store / "manifest.json").read_text())
     rebuilt = dict(manifest, created="2030-01-01T00:00:00+0000", seconds=123.0,
@@ -272,9 +272,9 @@ def test_a_cached_clean_models_metrics_are_computed_once(tiny, tmp_path, monkeyp
     import shutil
 
     import emotic_mm.training.inference as inference
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, open_store
-    from emotic_mm.training.clean_model import clean_split_metrics
+    from emotic_mm.recipes.clean_model import clean_split_metrics
 
     cfg = compose_cfg("attack", [f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path}"])
     home = tmp_path / "models" / "baseline-x" / "best"

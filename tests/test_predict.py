@@ -60,7 +60,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     from emotic_mm.data.photos import PhotoDataset, check_photos, read_csv_input
     from emotic_mm.data.store import Store
     from emotic_mm.data.tokens import load_tokenizer, tokenize
-    from emotic_mm.stages.predict import trained_preprocessing
+    from emotic_mm.prediction.preprocessing import trained_preprocessing
 
     persons = _store_persons(tiny)
     sizes = [Image.open(p).size for p in persons["path"]]
@@ -87,7 +87,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
         assert list(photos[k].box) == [int(v) for v in split.boxes[row["i"]]]
 
     # the scores: predict on the test persons vs the model on the stored test arrays
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.training.inference import collect_outputs
     from emotic_mm.training.runtime import make_loader
@@ -142,7 +142,7 @@ def test_no_box_is_the_whole_image_and_no_text_is_the_template(tiny, photo, tmp_
 
 
 def test_csv_batch_streams_through_the_loader(tiny, photo, tmp_path, monkeypatch):
-    import emotic_mm.stages.predict as stage
+    import emotic_mm.prediction.scoring as stage
 
     other = tmp_path / "pics" / "street.jpg"
     other.parent.mkdir()
@@ -240,7 +240,7 @@ def test_settings_from_the_checkpoint_config_when_its_store_is_gone(tiny):
     from omegaconf import OmegaConf
 
     from emotic_mm.checkpoint import load_config
-    from emotic_mm.stages.predict import trained_preprocessing
+    from emotic_mm.prediction.preprocessing import trained_preprocessing
 
     cfg = load_config(tiny.checkpoint)
     OmegaConf.update(cfg, "data.prepared_dir", "/nowhere/store")
@@ -254,7 +254,8 @@ def test_settings_from_the_checkpoint_config_when_its_store_is_gone(tiny):
 def test_a_captioner_store_means_captioning_new_photos(tiny_blip, photo):
     """No text + a checkpoint whose store was captioned: the same captioner describes the new photo."""
     from emotic_mm.data.photos import Photo, check_photos
-    from emotic_mm.stages.predict import Preprocessing, describe_missing
+    from emotic_mm.prediction.inputs import describe_missing
+    from emotic_mm.prediction.preprocessing import Preprocessing
 
     prep = Preprocessing(["context", "text"], 224, 128, "shipped:all-MiniLM-L6-v2", 48, "captioner",
                          captioner_cfg(tiny_blip), "test")

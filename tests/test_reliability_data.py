@@ -184,7 +184,7 @@ def test_report_out_follows_the_same_rule(tmp_path):
 
 
 def test_predict_writes_only_over_its_own_outputs(tmp_path):
-    from emotic_mm.stages.predict import check_outputs
+    from emotic_mm.prediction.outputs import check_outputs
 
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -459,7 +459,8 @@ def test_bad_checkpoint_config(tiny_checkpoint, text):
 
 
 def test_unbuildable_checkpoint_config(tiny_checkpoint):
-    from emotic_mm.checkpoint import CONFIG_FILE, load_model
+    from emotic_mm.checkpoint import CONFIG_FILE
+    from emotic_mm.models.loading import load_model
 
     (tiny_checkpoint / CONFIG_FILE).write_text("model: {name: baseline, modalities: [context]}\n")
     with pytest.raises(DataFormatError, match="cannot build the model it describes"):

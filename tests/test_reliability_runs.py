@@ -152,7 +152,7 @@ def test_candidate_memory_is_bounded_from_the_settings(tiny):
     import torch
 
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
-    from emotic_mm.checkpoint import load_model
+    from emotic_mm.models.loading import load_model
 
     model = load_model(tiny.checkpoint)[0]
     engine = PixelAttack(model, PixelAttackSettings(pixels=50_000, population=400, budget=400))
@@ -203,7 +203,7 @@ def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tm
 
 
 def test_only_what_shapes_the_weights_keys_the_clean_model():
-    from emotic_mm.training.clean_model import cache_key
+    from emotic_mm.recipes.clean_model import cache_key
 
     def key(*overrides):
         return cache_key(compose_cfg("attack", ["attack=poison_backdoor", *overrides]))

@@ -23,9 +23,9 @@ from support.stores import synthetic_store
 from support.text import label_words
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
-from emotic_mm.data.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, POSTURE_CUES, SCENE_CUES, TEXT_CUES,
-                                      SyntheticSpec, draw_picture, generate_raw)
-from emotic_mm.data.synthetic import people, places, scene, text
+from emotic_mm.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, POSTURE_CUES, SCENE_CUES, TEXT_CUES,
+                                 SyntheticSpec, draw_picture, generate_raw)
+from emotic_mm.synthetic import people, places, scene, text
 
 SMALL = dict(images={"train": 24, "val": 20, "test": 20}, min_side=40, max_side=64)
 
@@ -250,7 +250,7 @@ def test_a_smile_reads_in_a_close_up_and_hardly_from_afar():
 
 def test_cues_stay_noisy_with_the_configured_rates():
     """A present category's cue is drawn with prob cue_hit, an absent one's with prob cue_false."""
-    from emotic_mm.data.synthetic import labels
+    from emotic_mm.synthetic import labels
 
     rng = np.random.default_rng(0)
     n = 4000

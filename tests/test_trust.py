@@ -147,7 +147,8 @@ def _shared_copy(checkpoint: Path, dest: Path, edit) -> Path:
 def test_a_checkpoint_config_never_names_code_to_run(tiny, tmp_path, key, value, needle):
     from omegaconf import OmegaConf
 
-    from emotic_mm.checkpoint import load_config, load_model
+    from emotic_mm.checkpoint import load_config
+    from emotic_mm.models.loading import load_model
 
     shared = _shared_copy(tiny.checkpoint, tmp_path / "shared", lambda c: OmegaConf.update(c, key, value))
     for load in (load_config, load_model):
@@ -163,7 +164,7 @@ def test_a_checkpoint_config_names_no_file_a_stage_uses(tiny, tmp_path):
     from omegaconf import OmegaConf
 
     from emotic_mm.checkpoint import load_config, read_meta
-    from emotic_mm.stages.predict import trained_preprocessing
+    from emotic_mm.prediction.preprocessing import trained_preprocessing
 
     decoy = tmp_path / "decoy"
     decoy.mkdir()

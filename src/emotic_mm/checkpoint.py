@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from emotic_mm.errors import ConfigError, DataFormatError, EmoticMMError, OutputError
+from emotic_mm.errors import ConfigError, DataFormatError, OutputError
 from emotic_mm.fsutil import atomic_dir, write_failure
 
 MODEL_FILE = "model.safetensors"
@@ -275,19 +275,3 @@ def load_training_state(path: Path) -> dict[str, Any]:
         return _join_state(structure, tensors)
     except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(f"{path / STATE_JSON}: does not match {STATE_TENSORS} ({exc!r})") from None
-
-
-def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, DictConfig, dict[str, Any]]:
-    """Rebuild the model a checkpoint was trained as and load its weights."""
-    from emotic_mm.models.factory import build_model
-
-    from omegaconf.errors import OmegaConfBaseException
-
-    cfg = load_config(path)
-    try:
-        model = build_model(cfg.model, cfg.get("defense"))
-    except (EmoticMMError, OmegaConfBaseException, KeyError, TypeError, ValueError) as exc:
-        raise DataFormatError(f"{checkpoint_dir(path) / CONFIG_FILE}: cannot build the model it describes "
-                              f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None
-    meta = load_weights(model, path)
-    return model.to(map_location), cfg, meta

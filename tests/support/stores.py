@@ -58,7 +58,7 @@ def synthetic_store(root: Path, seed: int, images: dict[str, int], max_length: i
                     **spec: Any) -> SyntheticStore:
     """Generate ``SyntheticSpec(seed, images, **spec)`` into ``root/raw`` and prepare ``root/store`` with
     text=file; ``max_length=None`` keeps prepare's default token length."""
-    from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+    from emotic_mm.synthetic import SyntheticSpec, generate_raw
 
     raw, store = Path(root) / "raw", Path(root) / "store"
     raw.mkdir(parents=True)

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from emotic_mm.attacks.surface import check_surface, paint_surface, painted_view, scene_affine, touched_views
+from emotic_mm.batching import rows_per_forward
 from emotic_mm.errors import ConfigError
-from emotic_mm.training.runtime import rows_per_forward
 
 ALGORITHMS = ("de", "rs")
 CANDIDATE_BYTES = 2 * 1024**3  # the largest candidate tensor (images × population × k × 5 floats) allowed
@@ -169,7 +169,7 @@ class PixelAttack:
         ``confirm(views, images)``, when given, judges each level's adversarial pictures of ``images`` again
         and returns (success, top-1, confidence) for them: an image counts as fooled only when the judge
         agrees, and otherwise goes on to the next k (e.g. a vote classifier queried with fewer samples
-        than the one that is certified, :mod:`emotic_mm.defenses.vote_attack`)."""
+        than the one that is certified, :mod:`emotic_mm.attacks.vote_attack`)."""
         ks = sorted({int(k) for k in ks})
         surface = painted_view(self.s.surface)
         if surface not in inputs:

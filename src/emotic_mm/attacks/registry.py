@@ -60,7 +60,7 @@ ATTACKS.register(AttackKind(
     "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
     ("algorithm", "surface", "targeted", "budget", "resolution"),
     ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm"),
-    # "certify": an ablation checkpoint, the certified vote classifier (defenses/vote_attack.py)
+    # "certify": an ablation checkpoint, the certified vote classifier (attacks/vote_attack.py)
     defenses=("input", "certify"),
     report="emotic_mm.report.pixel:PIXEL"))
 ATTACKS.register(AttackKind(

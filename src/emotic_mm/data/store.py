@@ -10,6 +10,7 @@ manifest's are rejected when the store is opened (:mod:`emotic_mm.data.store_che
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,18 @@ def read_manifest(store_dir: Path) -> dict[str, Any] | None:
     if not isinstance(sizes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes.values()):
         raise DataFormatError(f"{path}: 'sizes' must map view names to whole numbers of pixels")
     return manifest
+
+
+def store_fingerprint(manifest: Path) -> str:
+    """Hash of what a store holds, not of when it was built: re-running ``prepare`` on the same release
+    with the same settings keeps the cached clean models valid."""
+    info = json.loads(manifest.read_text())
+    for volatile in ("created", "seconds"):
+        info.pop(volatile, None)
+    for source in (info.get("sources") or {}).values():
+        if isinstance(source, dict):
+            source.pop("mtime", None)
+    return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def view_sizes(store_dir: Path, manifest: dict[str, Any] | None = None) -> dict[str, int] | None:

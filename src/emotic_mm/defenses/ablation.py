@@ -46,10 +46,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from emotic_mm.batching import rows_per_forward
 from emotic_mm.config import whole_number
 from emotic_mm.data.categories import NUM_CATEGORIES
 from emotic_mm.errors import ConfigError
-from emotic_mm.training.runtime import rows_per_forward
 
 DRAW_FLOATS = 1 << 22  # uniforms per position draw (16 MiB): a block of samples, sized only by d
 MASK_BOOLS = 1 << 26   # kept-pixel masks held at once by the vote sampler (64 MiB)

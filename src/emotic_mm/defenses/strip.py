@@ -152,7 +152,7 @@ def examine_backdoor(settings: StripSettings, model: nn.Module, view: str, val: 
     held-out *val* persons (never on test); reported are the false rejection on clean test persons and
     the false acceptance (triggered persons not flagged), each with its n. ``view`` is the image view
     the trigger is stamped on, the one blended with the clean overlays."""
-    from emotic_mm.training.inference import model_inputs, to_device
+    from emotic_mm.data.batches import model_inputs, to_device
 
     def entropies(data: Any, ids: np.ndarray, pool: torch.Tensor, edit: Any = None) -> np.ndarray:
         batch = data.__getitems__(ids.tolist())

@@ -155,7 +155,7 @@ class ImageEncoder(nn.Module):
     @torch.no_grad()
     def warm(self, pixels: torch.Tensor) -> list[bytes]:
         """Memoise the features of ``pixels`` and return their memo keys (see
-        :func:`emotic_mm.data.access.warm_image_features`)."""
+        :func:`emotic_mm.models.warming.warm_image_features`)."""
         keys = FeatureMemo.keys_of(pixels)
         was = self.training
         self.eval()

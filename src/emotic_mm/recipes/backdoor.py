@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poisoning, choose_poisoned, stamp,
                                         trigger_pixels, triggered_victims)
 from emotic_mm.attacks.surface import check_surface, painted_view
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.contracts import TrainingFilter, TriggerDetector
 from emotic_mm.defenses.registry import defense_of
@@ -31,7 +31,7 @@ from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_proce
 from emotic_mm import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset, person_boxes
-from emotic_mm.training.clean_model import clean_split_metrics
+from emotic_mm.recipes.clean_model import clean_split_metrics
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 

@@ -14,18 +14,25 @@ on which persons it was certified with: a certificate is reproducible person by 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.defenses.ablation import ablate, sample_votes
-from emotic_mm.defenses.certify import Certificates, certify
+from emotic_mm.defenses.certify import (REPORT_RADII, Certificates, certified_accuracy, certify,
+                                        median_certified_radius)
 from emotic_mm.defenses.contracts import Certifier
 from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
-from emotic_mm.progress import progress_bar
+from emotic_mm.fsutil import atomic_file
+from emotic_mm.progress import print_table, progress_bar
 from emotic_mm.training.inference import model_inputs, to_device
 
 
@@ -115,3 +122,48 @@ def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: Certif
     estimation = sample_votes(classify, view, settings.keep, settings.samples, settings.max_batch, est_gen,
                               advance=advance)
     return selection, estimation, batch["categories"], view.shape[-1] * view.shape[-2]
+
+
+@dataclass
+class SplitCertificates:
+    """A split's certificates: ``certificates.csv``'s table and the figures ``metrics.json`` keeps."""
+
+    table: pd.DataFrame
+    figures: dict[str, Any]
+    accuracy: dict[Any, float]  # certified dominant accuracy at each radius of REPORT_RADII
+    settings: Certifier
+    pixels: int  # d: the pixels of the certified view
+
+
+def certify_split(cfg: DictConfig, model: nn.Module, model_cfg: DictConfig, data: Any, device: torch.device,
+                  run_dir: Path) -> SplitCertificates:
+    """Certify the persons ``certify_persons`` draws from ``data`` and write ``certificates.csv`` (one row
+    per person)."""
+    settings = settings_for(model_cfg, OmegaConf.to_container(cfg.get("defense") or {}, resolve=True))
+    persons = chosen_persons(len(data), cfg.get("certify_persons"), settings.seed)
+    certificates, correct = certify_persons(model, data, settings, device, indices=persons)
+    table = pd.DataFrame(certificates.rows())
+    table.insert(0, "index", persons)
+    table.insert(2, "correct", correct)
+    table["prediction"] = [CATEGORIES[int(c)] for c in certificates.prediction]
+    with atomic_file(run_dir / "certificates.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    accuracy = certified_accuracy(certificates.radius, correct, REPORT_RADII)
+    figures = {"persons": len(table), "persons_of_split": len(data),
+               "subset": (None if len(persons) == len(data)
+                          else f"{len(persons)} drawn with defense.seed={settings.seed}"),
+               "keep": settings.keep, "pixels": certificates.d, "samples": settings.samples,
+               "selection_samples": settings.selection_samples, "alpha": settings.alpha,
+               "seed": settings.seed, "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
+               "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
+               "abstained": float(certificates.abstained.mean()),
+               "clean_vote_accuracy": float(correct.mean())}
+    return SplitCertificates(table, figures, accuracy, settings, certificates.d)
+
+
+def print_certified(certified: SplitCertificates) -> None:
+    """The certified accuracy at each reported radius."""
+    s, table = certified.settings, certified.table
+    print_table(f"certified few-pixel robustness (randomized ablation, keep {s.keep} of {certified.pixels}, "
+                f"n = {s.samples}, alpha = {s.alpha})", ["radius r (pixels)", "certified dominant accuracy"],
+                [[str(r), f"{a:.3f} of {len(table)}"] for r, a in certified.accuracy.items()])

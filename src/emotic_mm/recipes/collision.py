@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from emotic_mm.attacks.collision import CollisionPlan, CollisionSettings, PoisonRows, craft, image_features
-from emotic_mm.checkpoint import load_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.data.categories import CATEGORY_INDEX
 from emotic_mm.data.poisoned import PoisonedView
 from emotic_mm.errors import ConfigError
@@ -29,7 +29,7 @@ from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_proce
 from emotic_mm import figures
 from emotic_mm.runinfo import output_dir
 from emotic_mm.data.access import dataset
-from emotic_mm.training.clean_model import clean_split_metrics
+from emotic_mm.recipes.clean_model import clean_split_metrics
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 

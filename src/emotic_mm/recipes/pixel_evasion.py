@@ -21,21 +21,22 @@ from omegaconf import DictConfig
 
 from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
 from emotic_mm.attacks.surface import check_surface, painted_view
-from emotic_mm.checkpoint import load_model
+from emotic_mm.attacks.vote_attack import (VoteTarget, certified_counts, check_vote_attack, confirmer, read_certificates,
+                                           smoothed_votes, soundness, with_certified_clean)
+from emotic_mm.models.loading import load_model
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
-from emotic_mm.defenses.vote_attack import (VoteTarget, certified_counts, check_vote_attack, confirmer, read_certificates,
-                                            smoothed_votes, soundness, with_certified_clean)
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
 from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm import figures
 from emotic_mm.measures import median_needed, median_pixels
 from emotic_mm.runinfo import output_dir
-from emotic_mm.data.access import dataset, person_boxes, store_for_model, warm_text_features
+from emotic_mm.data.access import dataset, person_boxes, store_for_model
+from emotic_mm.models.warming import warm_text_features
 from emotic_mm.training.distributed import gather_to_main
-from emotic_mm.training.clean_model import clean_checkpoint, clean_split_metrics
+from emotic_mm.recipes.clean_model import clean_checkpoint, clean_split_metrics
 from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.runtime import runtime
 

@@ -18,7 +18,7 @@ from torch import nn
 from emotic_mm.data.store import Store
 from emotic_mm.progress import print_table
 from emotic_mm.data.access import store_for_model
-from emotic_mm.training.clean_model import clean_checkpoint, training_config
+from emotic_mm.recipes.clean_model import clean_checkpoint, training_config
 from emotic_mm.training.run import train
 
 

@@ -11,18 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-INPUT_KEYS = ("context", "body", "input_ids", "attention_mask")  # what a model reads from a batch
+from emotic_mm.data.batches import INPUT_KEYS, model_inputs, to_device  # noqa: F401 (re-exported)
+
 OUTPUT_KEYS = ("logits", "vad", "image_embedding", "text_embedding", "zero_shot")
 BATCH_KEYS = ("categories", "vad", "votes", "index")
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's inputs of a loader batch (labels and indices left out)."""
-    return {k: v for k, v in batch.items() if k in INPUT_KEYS}
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -75,7 +67,7 @@ def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
 
 def clean_metrics(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
     """mAP, dominant-emotion accuracy and VAD error of ``model`` on a whole split (no attack involved)."""
-    from emotic_mm.data.access import warm_text_features
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.metrics import emotion_metrics
     from emotic_mm.training.runtime import make_loader

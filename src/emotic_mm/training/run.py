@@ -24,8 +24,9 @@ from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
 from emotic_mm.models.factory import build_model, check_model_config
 from emotic_mm.progress import print_table
-from emotic_mm.data.access import dataset, store_for_model, warm_image_features, warm_text_features
-from emotic_mm.training.clean_model import store_fingerprint
+from emotic_mm.data.access import dataset, store_for_model
+from emotic_mm.models.warming import warm_image_features, warm_text_features
+from emotic_mm.data.store import store_fingerprint
 from emotic_mm.training.losses import build_objective
 from emotic_mm.training.runtime import make_loader, runtime, seed_everything
 from emotic_mm.training.trainer import Trainer, check_trainer_config

@@ -44,19 +44,6 @@ def select_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-CPU_ROWS = 16  # rows per forward pass on a CPU: a chunk whose activations stay in cache (see rows_per_forward)
-
-
-def rows_per_forward(rows: int | None, device: torch.device | str, accelerator_rows: int = 256) -> int:
-    """Rows per forward pass of a batched engine (attack queries, ablated views): ``rows`` when set, else
-    :data:`CPU_ROWS` on a CPU and ``accelerator_rows`` on CUDA/MPS. On a CPU a small chunk is the fast
-    one: the EfficientNet-Lite0 default runs 3-4x more images/s in chunks of 8-16 than of 256
-    (``scripts/bench_inference.py``), because a large chunk's activations spill out of cache."""
-    if rows is not None:
-        return int(rows)
-    return CPU_ROWS if torch.device(device).type == "cpu" else int(accelerator_rows)
-
-
 def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 

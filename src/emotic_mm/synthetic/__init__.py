@@ -2,7 +2,8 @@
 
 It produces ``Annotations/Annotations.mat`` with the real nesting, JPEG/PNG files under
 ``emotic/<folder>/`` and a ``descriptions.jsonl``, which ``prepare`` then converts with the very same
-code path as the real release (``text=file``).
+code path as the real release (``text=file``). It writes with :mod:`emotic_mm.data`'s release writer;
+:mod:`emotic_mm.data` never imports it (the ``prepare`` stage calls both).
 
 Why it is a fair stand-in for learning and attacking:
 
@@ -26,9 +27,9 @@ Why it is a fair stand-in for learning and attacking:
   category names (a test checks this).
 """
 
-from emotic_mm.data.synthetic.generate import FOLDERS, SyntheticSpec, draw_picture, generate_image, generate_raw
-from emotic_mm.data.synthetic.labels import BODY_CUES, CUE_SCALE, FACE_CUES, FREQUENCY, POSTURE_CUES, SCENE_CUES, VAD_PROTOTYPE
-from emotic_mm.data.synthetic.text import DISTRACTORS, TEXT_CUES
+from emotic_mm.synthetic.generate import FOLDERS, SyntheticSpec, draw_picture, generate_image, generate_raw
+from emotic_mm.synthetic.labels import BODY_CUES, CUE_SCALE, FACE_CUES, FREQUENCY, POSTURE_CUES, SCENE_CUES, VAD_PROTOTYPE
+from emotic_mm.synthetic.text import DISTRACTORS, TEXT_CUES
 
 __all__ = ["BODY_CUES", "CUE_SCALE", "DISTRACTORS", "FACE_CUES", "FOLDERS", "FREQUENCY", "POSTURE_CUES", "SCENE_CUES", "TEXT_CUES",
            "VAD_PROTOTYPE", "SyntheticSpec", "draw_picture", "generate_image", "generate_raw"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotic_mm.data.synthetic.people import Look
+from emotic_mm.synthetic.people import Look
 
 # Text cues: paraphrases completing "<subject> ..." — never the category name or its word forms.
 TEXT_CUES: dict[str, tuple[str, ...]] = {

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from emotic_mm.data.synthetic import textures
-from emotic_mm.data.synthetic.canvas import Layer, Point, paint, region
+from emotic_mm.synthetic import textures
+from emotic_mm.synthetic.canvas import Layer, Point, paint, region
 
 # Named colours (names go into the descriptions; the pixels get texture and shading on top).
 CLOTH_COLOURS: dict[str, tuple[float, float, float]] = {

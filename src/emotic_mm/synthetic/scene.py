@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from emotic_mm.data.synthetic import textures
-from emotic_mm.data.synthetic.canvas import Layer, paint, region, shade
+from emotic_mm.synthetic import textures
+from emotic_mm.synthetic.canvas import Layer, paint, region, shade
 
 # Photographic backdrops and the setting a description names for them.
 PHOTO_SETTINGS: dict[str, str] = {

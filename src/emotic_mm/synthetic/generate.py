@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from emotic_mm.data.emotic_mat import SPLITS, ImageSpec, PersonSpec, write_annotations
-from emotic_mm.data.synthetic import labels, people, places, scene, text
+from emotic_mm.synthetic import labels, people, places, scene, text
 from emotic_mm.data.workers import spawn_pool
 
 FOLDERS = ("mscoco/images", "framesdb/images", "emodb_small/images", "ade20k/images")

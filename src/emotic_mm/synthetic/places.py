@@ -9,9 +9,9 @@ noise, so a place is told by its layout and its objects rather than by one colou
 dark, as night photographs are, but so are many others.
 
 Which place a picture shows is drawn from its persons' categories (:func:`choose_place`, rates in
-:class:`~emotic_mm.data.synthetic.generate.SyntheticSpec`): a category's place with prob
+:class:`~emotic_mm.synthetic.generate.SyntheticSpec`): a category's place with prob
 ``place_hit`` when present, a random place with prob ``place_false`` otherwise, and a generic
-backdrop (:func:`~emotic_mm.data.synthetic.scene.backdrop`) in the rest.
+backdrop (:func:`~emotic_mm.synthetic.scene.backdrop`) in the rest.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from emotic_mm.data.synthetic import textures
-from emotic_mm.data.synthetic.canvas import Layer, paint
-from emotic_mm.data.synthetic.scene import Spot, _object, draw_object
+from emotic_mm.synthetic import textures
+from emotic_mm.synthetic.canvas import Layer, paint
+from emotic_mm.synthetic.scene import Spot, _object, draw_object
 
 # The place a category shows as (image-level, shared by everybody in the picture).
 PLACE_CUES: dict[str, str] = {

@@ -20,11 +20,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.checkpoint import checkpoint_dir, load_config
 from emotic_mm.errors import ConfigError
 from emotic_mm.fixed_keys import warn_fixed
 from emotic_mm.locks import output_lock
 from emotic_mm.data.access import has_checkpoint, open_store
+from emotic_mm.data.store import store_fingerprint
 from emotic_mm.defenses.registry import weights_defense
 from emotic_mm.training.trainer import RUNTIME_KEYS
 from emotic_mm.training.runtime import under_torchrun
@@ -44,18 +46,6 @@ def cache_key(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def store_fingerprint(manifest: Path) -> str:
-    """Hash of what a store holds, not of when it was built: re-running ``prepare`` on the same release
-    with the same settings keeps the cached clean models valid."""
-    info = json.loads(manifest.read_text())
-    for volatile in ("created", "seconds"):
-        info.pop(volatile, None)
-    for source in (info.get("sources") or {}).values():
-        if isinstance(source, dict):
-            source.pop("mtime", None)
-    return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
     """This run's config with the clean model's training settings: a poisoned model is trained exactly
     like the clean one, on this run's (poisoned) data."""
@@ -71,8 +61,6 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
 
 def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
     """The clean model's checkpoint folder and its resolved config (training it first if needed)."""
-    from emotic_mm.attacks.registry import ATTACKS
-
     kind = ATTACKS.get(str(cfg.attack.name))
     kind.check_defense(cfg, "defense")  # before anything is trained
     if has_checkpoint(cfg):
