@@ -262,6 +262,24 @@ def world_probes(target: Path) -> str:
     return markdown(cols, rows) + "\n\n" + source_line([name], target)
 
 
+def backdoor_slice(names: list[str]) -> Callable[[Path], str]:
+    """Backdoor runs (``case=backdoor`` summaries): ASR with its Wilson interval beside the clean-model
+    control and the poisoned model's clean test mAP, one row per run."""
+    def table(target: Path) -> str:
+        rows = []
+        for name in names:
+            s = load(name)["result"]
+            n = int(s["triggered_persons"])
+            rows.append([s["model"], s["variant"], f"{100 * s['rate']:g} % ({s['poisoned_persons']} persons)",
+                         f"{s['pixels']} ({s['surface']})", rate(round(s["asr"] * n), n),
+                         rate(round(s["asr_clean_model"] * n), n),
+                         f"{s['clean']['map']:.4f} → {s['poisoned']['map']:.4f}"])
+        columns = ["model", "labels", "poisoned share", "trigger pixels (view)", "ASR, poisoned model",
+                   "ASR, clean model (control)", "test mAP clean → poisoned"]
+        return markdown(columns, rows) + "\n\n" + source_line(names, target)
+    return table
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "world-per-category": per_category,
     "world-quality": world_quality,
@@ -274,6 +292,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "study-quick-curve": study_curve("study-quick-report"),
     "bench-inference": inference,
     "study-quick-verdicts": study_verdicts("study-quick-report"),
+    "backdoor-slice": backdoor_slice(["backdoor-baseline-5pct-16px", "backdoor-baseline-10pct-36px",
+                                      "backdoor-joint-10pct-36px"]),
     **{name: transcribed(name) for name in (
         "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
         "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
