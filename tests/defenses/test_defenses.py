@@ -23,7 +23,7 @@ from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
 from emotic_mm.defenses.strip import strip_entropy, strip_flags, threshold_at_frr
 from emotic_mm.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "defense"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "defense"
 
 
 def one_line_error(fn, *args, match: str, **kwargs) -> str:
