@@ -89,14 +89,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchlib.py
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' support package
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -126,7 +123,7 @@ def ensure_checkpoint(args: argparse.Namespace, console: Any) -> tuple[Path, Pat
     if not (store / "manifest.json").is_file():
         import shutil
 
-        from support.stores import synthetic_store
+        from emotic_mm.testkit import synthetic_store
 
         sizes = [int(v) for v in args.fallback_images.split("/")]
         images = dict(zip(("train", "val", "test"), sizes))
@@ -134,8 +131,8 @@ def ensure_checkpoint(args: argparse.Namespace, console: Any) -> tuple[Path, Pat
         shutil.rmtree(work / "raw", ignore_errors=True)
         synthetic_store(work, seed=0, images=images, max_length=None)  # work/raw, work/store
     if not (run / "best" / "model.safetensors").is_file():
+        from emotic_mm.testkit import compose_cfg
         from emotic_mm.training.run import train
-        from support.compose import compose_cfg
 
         console.print(f"[dim]training a quick baseline (2 epochs) into {run} ...[/dim]")
         cfg = compose_cfg("train", [f"data.prepared_dir={store}", "model=baseline", "trainer.epochs=2",

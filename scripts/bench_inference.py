@@ -43,18 +43,16 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("bench_results/inference.json"))
     args = p.parse_args()
-    from hydra import compose, initialize_config_dir
     from rich.console import Console
     from rich.table import Table
 
     from emotic_mm.models.backbones import build_backbone
     from emotic_mm.models.folding import checked_fold
+    from emotic_mm.testkit import compose_cfg
     from emotic_mm.training.runtime import select_device
 
     device = select_device(args.device)
-    configs = Path(__file__).resolve().parent.parent / "configs"
-    with initialize_config_dir(str(configs), version_base=None):
-        block = compose("train").model.image_encoder
+    block = compose_cfg("train").model.image_encoder
     base = build_backbone(str(block.name), block.get("weights"), dict(block.get("kwargs") or {})).module
     base = base.to(device).eval().requires_grad_(False)
     variants = {}

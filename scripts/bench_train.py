@@ -95,29 +95,17 @@ PACKAGES = ("numpy", "torchvision", "transformers")  # versions recorded with th
 
 def build_synthetic_store(root: Path, train_images: int) -> tuple[Path, float]:
     """A small seeded synthetic store (generated + converted like ``emotic-mm prepare``)."""
-    from omegaconf import OmegaConf
-
-    from emotic_mm.data.convert import ConvertOptions, convert_release
-    from emotic_mm.data.synthetic import SyntheticSpec, generate_raw
+    from emotic_mm.testkit import synthetic_store
 
     t0 = time.perf_counter()
-    raw, store = root / "raw", root / "store"
-    raw.mkdir(parents=True)
-    generate_raw(SyntheticSpec(seed=0, images={"train": train_images, "val": 20, "test": 20}), raw)
-    convert_release(ConvertOptions(
-        raw_dir=raw, out_dir=store,
-        text_cfg=OmegaConf.create({"source": "file", "path": str(raw / "descriptions.jsonl")}),
-        tokenizer_name="shipped:all-MiniLM-L6-v2", workers=0))
-    return store, time.perf_counter() - t0
+    built = synthetic_store(root, seed=0, images={"train": train_images, "val": 20, "test": 20}, max_length=None)
+    return built.store, time.perf_counter() - t0
 
 
 def compose_config(store: Path, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+    from emotic_mm.testkit import compose_cfg
 
-    from emotic_mm.config import configs_dir
-
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        return compose("train", overrides=[f"data.prepared_dir={store}", *overrides])
+    return compose_cfg("train", [f"data.prepared_dir={store}", *overrides])
 
 
 # --------------------------------------------------------------------------- the two feeds
@@ -361,11 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         base = [f"model={args.model}", f"trainer.batch_size={args.batch_size}", f"device={args.device}",
                 "trainer.tensorboard=false", *args.override]
         if args.model == "clip" and not any(o.startswith("model.clip.name=") for o in args.override):
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-            from support.clip import save_tiny
+            from emotic_mm.testkit import save_tiny
 
             base.append(f"model.clip.name={save_tiny(tmp_path / 'tiny_clip', 'clip')}")
-            log("model=clip: a tiny random CLIP (tests/support/clip.py), since no weights can be downloaded")
+            log("model=clip: a tiny random CLIP (emotic_mm.testkit.save_tiny), since no weights can be downloaded")
         if args.workers is not None:
             base.append(f"trainer.workers={args.workers}")
         configs = [("fp32", base)]
