@@ -60,7 +60,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_prepare.py
+	$(BIN)/python scripts/benchmarks/bench_prepare.py
 
 docs:
 	$(PYTHON) scripts/results_tables.py

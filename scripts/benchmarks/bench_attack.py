@@ -69,7 +69,7 @@ Checkpoint
     baseline are built once under ``--workdir`` (default ``outputs/bench_attack``) and reused afterwards.
 
 How to run
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_attack.py \\
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/benchmarks/bench_attack.py \\
         --checkpoint outputs/<run>/best --store data/prepared/synthetic_seed0
     # options: --persons 24 --pixels 1 --budget 500 --population N (default: torchattacks' population)
     #          --split test --seed 0 --device auto|cpu|cuda --no-amp --threads N
@@ -93,7 +93,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
-from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchlib.py
+from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchmarks/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -20,7 +20,7 @@ What it measures
     a drift of the background load hits both sides; the medians over rounds are reported.
 
 How to run
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_backbone.py \\
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/benchmarks/bench_backbone.py \\
         --store data/prepared/synthetic_seed0
     # options: --repeats 2 --train-batches 8 --epochs 8 --persons 8 --pixels 3 --budget 200
     #          --threads N --out bench_results/backbone.json

@@ -80,7 +80,7 @@ What it measures
 Target from the issue: ours ≥ 20× ART in poisons/s.
 
 How to run
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_poison.py \\
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/benchmarks/bench_poison.py \\
         --checkpoint outputs/quality/train-baseline/best --store data/prepared/synthetic_seed0 \\
         --poisons 10 --steps 30 --threads 2
     # options: --art-poisons N (default --poisons) --art-range 1|255 --art-lr LR --base Happiness
@@ -101,7 +101,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchlib.py
+from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchmarks/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -36,7 +36,7 @@ Why ratios, not absolute numbers
     prints the marginal rate (extra persons / extra seconds), which should stay constant (linear time).
 
 How to run
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_prepare.py
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/benchmarks/bench_prepare.py
     # options: --small-images 300 --scale 4 --workers 2 --out bench_results/prepare.json
     #          --workdir DIR (default: a fresh temp dir)  --keep (do not delete it)
 
@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from benchlib import machine_info, write_report  # scripts/benchlib.py
+from benchlib import machine_info, write_report  # scripts/benchmarks/benchlib.py
 
 MARK = "BENCH_PREPARE_RESULT "
 MB = 1024 * 1024

@@ -7,7 +7,7 @@ with Wilson 95 % intervals. Success is monotone in k (a person fooled with k pix
 so the one-pass curve should be at least the separate runs' success, within their intervals; the script
 says whether it is.
 
-    python scripts/bench_schedule.py --checkpoint outputs/quality/train-image/best --persons 100 \
+    python scripts/benchmarks/bench_schedule.py --checkpoint outputs/quality/train-image/best --persons 100 \
         --ks 1,3,10,30,100 --budget 1000 --algorithm rs [--store data/prepared/synthetic_seed0]
 """
 

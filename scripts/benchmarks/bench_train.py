@@ -46,7 +46,7 @@ Why ratios, measured in one run
     ratios are in the table (their range) and in the JSON, as a measure of the noise left.
 
 How to run
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/benchmarks/bench_train.py
     # options: --model baseline|joint  --batch-size 64  --workers N (default trainer.workers)
     #          --threads N (torch.set_num_threads)  --repeats 6  --window-s S (10 CPU, 4 CUDA)  --steps N
     #          --warmup 3  --window-warmup N  --settle 1.0  --device auto|cpu|cuda  --no-amp
@@ -71,7 +71,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from benchlib import machine_info, sync  # scripts/benchlib.py
+from benchlib import machine_info, sync  # scripts/benchmarks/benchlib.py
 
 from emotic_mm.fsutil import write_json_atomic
 
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="synthetic train images when building (~1.6 persons each; 1400 = the demo store's)")
     p.add_argument("--model", choices=("baseline", "joint", "clip"), default="baseline",
                    help="clip without --override model.clip.name=...: a tiny random CLIP built here (CPU-sized; "
-                        "its speed says nothing about a real ViT-B, see scripts/clip_budget.py)")
+                        "its speed says nothing about a real ViT-B, see scripts/benchmarks/clip_budget.py)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=None,
                    help="timed optimizer steps per window (default: windows of --window-s seconds)")

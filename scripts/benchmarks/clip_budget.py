@@ -8,7 +8,7 @@ through the text tower — with ``torch.utils.flop_counter``. Memory follows fro
 fp32 weights (4 B/param); full fine-tuning with AdamW adds gradients and two moments (16 B/param in all),
 before activations. Prints a table and writes JSON.
 
-    python scripts/clip_budget.py [--out bench_results/clip_budget.json]
+    python scripts/benchmarks/clip_budget.py [--out bench_results/clip_budget.json]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Can a CNN trained from scratch learn one category's picture cue on its own?
 
-    python scripts/probe_cue_learnability.py --store data/prepared/synthetic_seed0 \
+    python scripts/probes/probe_cue_learnability.py --store data/prepared/synthetic_seed0 \
         --probe body:Confidence --probe context:Peace --epochs 5
 
 The multi-label image-only model learns little of the synthetic default's small cues (README, "What the

@@ -1,7 +1,7 @@
 """Is there a global-colour shortcut in a store's pictures?
 
-    python scripts/probe_shortcuts.py --store data/prepared/synthetic_seed0
-    python scripts/probe_shortcuts.py --store data/prepared/synthetic_seed0 --cnn-eval outputs/w14/eval-image
+    python scripts/probes/probe_shortcuts.py --store data/prepared/synthetic_seed0
+    python scripts/probes/probe_shortcuts.py --store data/prepared/synthetic_seed0 --cnn-eval outputs/w14/eval-image
 
 Two probes are fit on the train split and scored on the test split, each on the context view (the
 whole picture) only:
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path("bench_results/probe_shortcuts.json"), help="where the JSON goes")
     ap.add_argument("--max-train", type=int, help="subsample the train split to this many persons (faster)")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # scripts/benchmarks/benchlib.py
     from benchlib import machine_info, write_report
 
     report = run(args.store, args.cnn_eval, args.max_train)

@@ -1,6 +1,6 @@
 """How much of the labels can the descriptions alone give? A ceiling for the text stream.
 
-    python scripts/probe_text_ceiling.py --store data/prepared/synthetic_seed0 --oracle-phrases \
+    python scripts/probes/probe_text_ceiling.py --store data/prepared/synthetic_seed0 --oracle-phrases \
         --eval outputs/quality/eval-text --eval outputs/quality/eval-baseline
 
 The quality bar asks for a fused test mAP of at least 0.35. Whether the text could get there on its own,
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--eval", type=Path, action="append", default=[], help="an `emotic-mm eval` run dir (split=test)")
     ap.add_argument("--out", type=Path, default=Path("bench_results/probe_text_ceiling.json"), help="where the JSON goes")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # scripts/benchmarks/benchlib.py
     from benchlib import machine_info, write_report
 
     report = run(args.store, args.eval, args.oracle_phrases)
