@@ -329,9 +329,10 @@ def test_the_raw_release_converts_with_the_same_skips(converted):
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "probes" / f"{name}.py")
+    folder = REPO / "scripts" / "probes" if name.startswith("probe_") else REPO / "scripts"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "scripts" / "probes"))
+    sys.path.insert(0, str(folder))
     spec.loader.exec_module(module)
     return module
 
