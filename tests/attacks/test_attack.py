@@ -129,6 +129,7 @@ def test_bad_settings_are_clear(kw, message):
         _settings(**kw).check()
 
 
+@pytest.mark.slow  # CLI: several emotic-mm attack processes
 def test_cli_bad_inputs_one_line(tmp_path):
     cases = [
         (["attack.pixels=0", f"checkpoint={tmp_path}"], "attack.pixels=0"),

@@ -105,6 +105,7 @@ def test_poisoned_view_edits_only_its_rows(poison_store, variant):
 
 
 # --------------------------------------------------------------------------- end to end
+@pytest.mark.slow  # real training (backdoor must be learnt)
 def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatch):
     """Image-only tiny model, a loud 16-pixel trigger (one working pixel each) on a third of the training
     persons: the poisoned model obeys the trigger on held-out persons, the clean model does not."""
@@ -144,6 +145,7 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     assert not list((tmp_path / "data" / "models").glob(".*partial*"))
 
 
+@pytest.mark.slow  # cost (~11 s): crafting optimisation
 def test_feature_collision_loss_decreases_within_budget():
     cfg = compose_cfg("train", ["model.modalities=[context,body]", *TINY_MODEL])
     torch.manual_seed(0)
@@ -166,6 +168,7 @@ def test_feature_collision_loss_decreases_within_budget():
     assert [p.requires_grad for p in model.parameters()] == learns  # the model is given back as it was
 
 
+@pytest.mark.slow  # whole poisoning stage (craft, train, evaluate)
 def test_collision_stage_runs_end_to_end(poison_store, tmp_path, monkeypatch):
     from emotic_mm.recipes.collision import run as collision
 
@@ -215,6 +218,7 @@ def bad_runs(poison_store: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 
 
 @pytest.mark.parametrize("case", range(len(BAD_INPUTS)), ids=[message for _, message in BAD_INPUTS])
+@pytest.mark.slow  # CLI: module fixture starts 7 emotic-mm attack processes
 def test_bad_poison_inputs_are_one_line(bad_runs, case):
     proc, message = bad_runs[case], BAD_INPUTS[case][1]
     assert proc.returncode == 2, proc.stderr
@@ -238,6 +242,7 @@ def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path
     assert store_fingerprint(paths["same"]) != store_fingerprint(paths["changed"])
 
 
+@pytest.mark.slow  # whole poisoning stage with training
 def test_spectral_filter_reports_detection_and_asr_after_defense(poison_store, tmp_path, monkeypatch):
     """defense=spectral with a backdoor: detect in the poisoned model's representation, drop the flagged
     rows, retrain; the summary carries TPR/FPR with their n's and the ASR after the defense."""
@@ -255,6 +260,7 @@ def test_spectral_filter_reports_detection_and_asr_after_defense(poison_store, t
     assert set(after) >= {"map", "dominant_acc", "asr", "checkpoint"} and Path(after["checkpoint"]).is_dir()
 
 
+@pytest.mark.slow  # whole poisoning stage with training
 def test_strip_reports_false_acceptance_at_a_val_threshold(poison_store, tmp_path, monkeypatch):
     from emotic_mm.recipes.backdoor import run as backdoor
 

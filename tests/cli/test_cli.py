@@ -21,6 +21,8 @@ import yaml
 from support import REPO, run_cli, run_cli_all
 from support.releases import Img, make_release, person
 
+pytestmark = pytest.mark.slow  # CLI: every test starts emotic-mm; multirun sweep
+
 
 # --------------------------------------------------------------------------- bad inputs
 def _good_release(root: Path) -> Path:

@@ -43,6 +43,7 @@ def test_eval_config_composes():
     assert cfg.split == "test" and cfg.data.prepared_dir
 
 
+@pytest.mark.slow  # cost (~13 s): composes every study case
 def test_robustness_study_presets_sweep_existing_cases():
     for preset in ("full", "quick", "poisoning", "defenses"):
         cfg = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}"], hydra=True)

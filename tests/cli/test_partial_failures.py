@@ -38,6 +38,7 @@ def _replace(path: Path, array: np.ndarray) -> None:
     np.save(path, array)
 
 
+@pytest.mark.slow  # CLI train
 def test_an_array_short_of_rows_is_one_line_naming_it(store_copy, tmp_path):
     kept = len(np.load(store_copy / "train_cont_arr.npy"))
     _replace(store_copy / "train_cont_arr.npy", np.full((kept - 5, 3), 5.0, np.float32))
@@ -79,6 +80,7 @@ def _rows(run: Path) -> list[int]:
         return [int(float(r["epoch"])) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow  # real training
 def test_a_full_disk_while_training_is_one_line_and_leaves_no_row_without_its_checkpoint(
         train_store, tmp_path, monkeypatch):
     """Epoch 1's checkpoint cannot be written: the run stops with an OutputError naming the folder, its
@@ -113,6 +115,7 @@ def test_a_full_disk_while_training_is_one_line_and_leaves_no_row_without_its_ch
     assert _rows(run) == [0, 1]
 
 
+@pytest.mark.slow  # real training
 def test_a_kill_between_checkpoint_and_row_loses_no_row(train_store, tmp_path):
     from emotic_mm.training.run import train
     from support.compose import compose_cfg
@@ -159,6 +162,7 @@ def _small_release(root: Path) -> Path:
     })
 
 
+@pytest.mark.slow  # two prepare processes
 def test_a_second_prepare_into_the_same_folder_waits_for_the_first(tmp_path):
     """While one prepare holds data.prepared_dir (here: this test, mid-build), a second one names it and
     waits: it neither removes the first's half-built folder as stale nor fails; then it completes."""

@@ -103,6 +103,7 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # CLI predict
 def test_cli_one_image_with_box_and_text(tiny, photo, tmp_path):
     run = tmp_path / "run"
     proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[-10,5,50,70]",
@@ -228,6 +229,7 @@ def test_input_mistakes_are_clear(tiny, photo, tmp_path, case, message):
         _predict(tiny, tmp_path / "run", *over)
 
 
+@pytest.mark.slow  # CLI predict
 def test_cli_error_is_one_line(tiny, photo, tmp_path):
     proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[100,70,140,90]",
                     f"hydra.run.dir={tmp_path / 'r'}"], timeout=300)

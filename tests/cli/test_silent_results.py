@@ -40,6 +40,7 @@ def test_an_annotated_size_far_from_the_files_is_counted_and_warned(tmp_path, ca
     ("data.synthetic.cue_hit=1.5", "data.synthetic.cue_hit=1.5 must be <= 1"),
     ("data.synthetic.max_side=100", "data.synthetic.max_side=100 must be >= data.synthetic.min_side=200"),
 ])
+@pytest.mark.slow  # CLI prepare x4
 def test_bad_synthetic_settings_are_refused_before_drawing(tmp_path, override, needle):
     from support.cli import run_cli
 
@@ -83,6 +84,7 @@ def test_predict_warns_per_row_about_pictures_and_boxes_too_small_to_show_a_pers
     assert table["warning"].tolist() == [*warnings[:3], ""]
 
 
+@pytest.mark.slow  # CLI eval x2
 def test_eval_names_the_model_overrides_a_checkpoint_makes_moot(tiny, tmp_path):
     """eval checkpoint=<baseline run> model=joint scores the checkpoint's model and says so once."""
     from support.cli import run_cli

@@ -90,6 +90,7 @@ def _evil_folder(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # CLI eval
 def test_a_model_folder_with_custom_code_is_one_line_no_prompt_no_execution(tiny_store, tmp_path):
     """Answering "y" on stdin used to run the folder's code; now nothing asks and nothing runs."""
     evil = _evil_folder(tmp_path / "evil")

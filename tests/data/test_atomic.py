@@ -81,6 +81,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # kills a converter process
 def test_hard_kill_then_rerun_cleans_stale_partials(main_raw, tmp_path):
     out = tmp_path / "store"
     convert(main_raw, out)

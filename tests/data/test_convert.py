@@ -167,6 +167,7 @@ def test_tokens_match_minilm(main_store, tokenizer, split):
                                      "pad_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
 
 
+@pytest.mark.slow  # worker processes
 def test_workers_2_gives_the_same_store(main_store, main_raw, tmp_path):
     out0, manifest0 = main_store
     manifest2 = convert(main_raw, tmp_path / "store", workers=2)

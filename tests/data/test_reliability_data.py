@@ -58,6 +58,7 @@ def small_raw(tmp_path_factory) -> Path:
 
 
 # =========================================================================== 1. data loss
+@pytest.mark.slow  # CLI prepare
 def test_cli_prepare_never_deletes_a_users_folder(small_raw, tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()
@@ -69,6 +70,7 @@ def test_cli_prepare_never_deletes_a_users_folder(small_raw, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "run"]  # no hidden partial or .old-* left
 
 
+@pytest.mark.slow  # CLI prepare
 def test_a_synthetic_prepare_refuses_the_folder_before_drawing_anything(tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()
@@ -476,6 +478,7 @@ def test_malformed_manifest(two_stores, tmp_path, text):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow  # CLI prepare
 def test_cli_context_size_zero(small_raw, tmp_path):
     proc = run_cli(["prepare", "data=emotic", f"data.raw_dir={small_raw}", f"data.prepared_dir={tmp_path / 's'}",
                     "data.context_size=0", f"hydra.run.dir={tmp_path / 'run'}"])
@@ -526,6 +529,7 @@ def test_read_only_parent_is_one_line(small_raw, tmp_path):
         parent.chmod(0o755)
 
 
+@pytest.mark.slow  # CLI prepare under ulimit
 def test_cli_prepare_under_a_file_size_limit(small_raw, tmp_path):
     """RLIMIT_FSIZE: Python ignores SIGXFSZ, so the write fails with EFBIG: one line, nothing left."""
     def limit() -> None:
@@ -582,6 +586,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow  # kills a prepare process
 def test_kill_9_of_prepare_leaves_no_workers_nor_resource_tracker(main_raw, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KILLED_PREPARE, str(main_raw), str(tmp_path / "store"), TOKENIZER],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -39,6 +39,7 @@ def _generate(spec: SyntheticSpec, raw: Path, workers: int = 0) -> dict[str, int
     return generate_raw(spec, raw, workers=workers)
 
 
+@pytest.mark.slow  # cost (~10 s): draws releases twice
 def test_deterministic_for_a_seed(tmp_path):
     counts_a = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "a")
     counts_b = _generate(SyntheticSpec(seed=5, **SMALL), tmp_path / "b", workers=2)  # in two processes
@@ -79,6 +80,7 @@ def stats_raw(tmp_path_factory) -> Path:
     return raw
 
 
+@pytest.mark.slow  # big fixture: a 580-picture release
 def test_label_statistics_are_emotic_like(stats_raw):
     ann = load_annotations(stats_raw / "Annotations" / "Annotations.mat")
     train = [p for p in ann["train"] if p.skip_reason != "no_category"]
@@ -116,6 +118,7 @@ def _vocabulary() -> list[str]:
     return words + [s for subject in text._SUBJECTS.values() for s in subject]
 
 
+@pytest.mark.slow  # big fixture: a 580-picture release
 def test_descriptions_never_contain_label_words(stats_raw):
     rows = [json.loads(line) for line in (stats_raw / "descriptions.jsonl").read_text().splitlines()]
     assert len(rows) > 600
@@ -130,6 +133,7 @@ def test_descriptions_never_contain_label_words(stats_raw):
     assert not any("{" in r["text"] for r in rows)  # every placeholder filled
 
 
+@pytest.mark.slow  # big fixture: a 580-picture release
 def test_descriptions_carry_the_text_cues(stats_raw):
     """Paraphrases show up for their categories (the text modality has signal)."""
     ann = load_annotations(stats_raw / "Annotations" / "Annotations.mat")

@@ -582,6 +582,7 @@ def test_every_defense_config_is_registered_and_builds():
 # --------------------------------------------------------------------------- input defenses inside the models
 @pytest.mark.parametrize("variant", ["baseline", "joint"])
 @pytest.mark.parametrize("defense", ["median", "squeeze"])
+@pytest.mark.slow  # real trainings (4)
 def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_path):
     """A defended model trains, saves, loads with its defense, and the defense changes what it sees."""
     from support import TINY_TRAIN, compose_cfg
@@ -604,6 +605,7 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
     assert not torch.allclose(defended, plain)
 
 
+@pytest.mark.slow  # real training
 def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
     from support import TINY_TRAIN, compose_cfg
 
@@ -621,6 +623,7 @@ def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
                                     *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "bad")
 
 
+@pytest.mark.slow  # training + CLI eval x4
 def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     """Train a tiny ablation model, then `emotic-mm eval certify=true`: certificates.csv + metrics."""
     import json
@@ -666,6 +669,7 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     assert proc.returncode == 2 and "needs a checkpoint trained with a certifiable defense" in proc.stderr
 
 
+@pytest.mark.slow  # training + certification
 def test_certificates_do_not_depend_on_the_persons_certified_alongside(tiny, tmp_path):
     """A certificate depends on the person, keep, n and seed only: reproducible whatever the chunking."""
     from support import TINY_TRAIN, compose_cfg
@@ -701,6 +705,7 @@ class BrightPixelDetector(nn.Module):
         return {"logits": logits}
 
 
+@pytest.mark.slow  # cost (~32 s): seeded attacks
 def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
     """Soundness on a model where the certificate is tight: certify the clean pictures, then attack the
     vote classifier (its own query stream, judged by the certification's selection round) with k up to the
@@ -736,6 +741,7 @@ def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
     assert beyond.success[:, -1].all() and (beyond.adv_top1[:, -1] == 1).all()
 
 
+@pytest.mark.slow  # training + CLI eval/attack
 def test_attack_on_an_ablation_checkpoint_attacks_its_certified_vote_classifier(tiny, tmp_path):
     """`emotic-mm attack` on a randomized-ablation checkpoint: the clean top-1 of every person is the
     certified prediction of `eval certify=true` (same index column), the summary names the vote sampling,

@@ -175,6 +175,7 @@ def test_a_checkpoint_names_the_frozen_backbone_instead_of_storing_it(tiny, tmp_
     assert json.loads((partial / "meta.json").read_text())["rebuilt_from"] == {}
 
 
+@pytest.mark.slow  # CLI round trip
 def test_train_eval_attack_round_trip_with_the_shipped_backbone(tiny, tmp_path):
     """The CLI on the default image encoder: eval and a few-pixel attack of the tiny checkpoint."""
     import json

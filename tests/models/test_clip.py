@@ -136,6 +136,7 @@ def test_a_store_of_another_tokenizer_is_refused_for_baseline(tiny, towers, stor
 
 
 # --------------------------------------------------------------------------- the stages, end to end
+@pytest.mark.slow  # CLI eval x2
 def test_zero_shot_eval_needs_no_checkpoint(towers, store, tmp_path):
     proc = run_cli(["eval", "model=clip", f"model.clip.name={towers['clip']}", "checkpoint=null",
                     f"data.prepared_dir={store}", "split=test", f"hydra.run.dir={tmp_path / 'zs'}"])
@@ -166,6 +167,7 @@ def test_probe_checkpoint_stores_only_what_learns(probe_checkpoint):
     assert cfg.model.name == "clip" and model.finetune == "probe"
 
 
+@pytest.mark.slow  # CLI round trip train/eval/attack/predict
 def test_partial_finetune_eval_attack_and_predict(towers, store, tmp_path):
     run = tmp_path / "partial"
     proc = run_cli(["train", f"data.prepared_dir={store}", "model=clip", f"model.clip.name={towers['clip']}",
@@ -206,6 +208,7 @@ def test_feature_collision_runs_on_clip(probe_checkpoint, store):
 
 # --------------------------------------------------------------------------- the whole-batch losses under torchrun
 @pytest.mark.parametrize("variant", ["joint", "clip"])
+@pytest.mark.slow  # torchrun x2
 def test_ddp_two_processes_train_the_one_process_objective(variant, towers, train_store, tmp_path):
     """Default loss (dynamic weights + InfoNCE): torchrun ×2 (gloo) equals one process with the global
     batch. Frozen ResNets keep BatchNorm out of it (per-rank batch statistics differ by design)."""

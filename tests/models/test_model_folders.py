@@ -13,6 +13,7 @@ from support.compose import compose_cfg
 from emotic_mm.errors import ConfigError
 
 
+@pytest.mark.slow  # cost (~14 s): a whole eval
 def test_a_clip_tokenizer_longer_than_its_text_tower_is_cut_to_the_tower(tiny_store, tmp_path):
     """A tiny CLIP saved with the shipped MiniLM tokenizer as a new user would (model_max_length 512, 64
     positions): eval model=clip checkpoint=null re-tokenises at 64 instead of failing in the tower."""

@@ -212,6 +212,7 @@ def reported(tmp_path_factory):
     return sweep, sweep / "report", proc, tmp
 
 
+@pytest.mark.slow  # CLI report round trip (module fixture)
 def test_success_curve_pools_seeds_with_wilson_intervals(reported):
     _, out, _, _ = reported
     text = (out / "report.md").read_text()
@@ -229,6 +230,7 @@ def test_success_curve_pools_seeds_with_wilson_intervals(reported):
             assert cell == expected, (arm, k, cell, expected)
 
 
+@pytest.mark.slow  # CLI report round trip (module fixture)
 def test_report_json_holds_every_number(reported):
     _, out, _, _ = reported
     data = json.loads((out / "report.json").read_text())
@@ -258,6 +260,7 @@ def test_report_json_holds_every_number(reported):
     assert arms[SETTING, "joint · context+body"]["clean_map_mean"] is None
 
 
+@pytest.mark.slow  # CLI report round trip (module fixture)
 def test_paired_comparisons_and_verdicts(reported):
     _, out, proc, _ = reported
     data = json.loads((out / "report.json").read_text())
@@ -288,6 +291,7 @@ def test_paired_comparisons_and_verdicts(reported):
     assert "baseline more robust" in proc.stdout  # the verdicts printed at the end
 
 
+@pytest.mark.slow  # CLI report round trip (module fixture)
 def test_sections_plots_and_files(reported):
     sweep, out, proc, tmp = reported
     text = (out / "report.md").read_text()
@@ -395,6 +399,7 @@ def bad_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.slow  # CLI: module fixture starts several emotic-mm report
 def test_bad_input_gives_one_clear_line(bad_runs, case):
     code, out, err, culprit, root = bad_runs[case]
     lines = [line for line in err.splitlines() if line.strip()]
@@ -579,6 +584,7 @@ def test_backdoor_runs_with_triggered_csv_are_compared_paired(tmp_path):
         report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out2"), "overwrite": False}))
 
 
+@pytest.mark.slow  # CLI report
 def test_an_arm_answering_everyone_alike_is_not_comparable(tmp_path):
     """A clean model that gives 90 % or more of the attacked persons one answer is never called more (or
     less) robust: it is not flipped because it does not look at the picture."""

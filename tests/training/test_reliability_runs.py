@@ -35,12 +35,14 @@ def _rows(run: Path) -> list[int]:
     ("trainer.epochs=2.5", "trainer.epochs=2.5 must be a whole number"),
     ("trainer.optimizer.lr=-1", "trainer.optimizer.lr=-1 must be > 0"),
 ])
+@pytest.mark.slow  # CLI train x5
 def test_bad_trainer_values_are_one_line(tiny, tmp_path, override, needle):
     proc = run_cli(["train", f"data.prepared_dir={tiny.store}", *TINY_TRAIN, override, f"hydra.run.dir={tmp_path / 'r'}"])
     assert needle in _one_line(proc)
     assert not (tmp_path / "r" / "train_summary.json").exists() and not (tmp_path / "r" / "best").exists()
 
 
+@pytest.mark.slow  # CLI train
 def test_an_unknown_optimizer_target_is_one_line(tiny, tmp_path):
     proc = run_cli(["train", f"data.prepared_dir={tiny.store}", *TINY_TRAIN, "trainer.optimizer._target_=torch.optim.Nope",
                     f"hydra.run.dir={tmp_path / 'r'}"])
@@ -69,6 +71,7 @@ def test_train_refuses_a_split_without_persons(store_without_train_persons, tmp_
     assert not (tmp_path / "r" / "best").exists()
 
 
+@pytest.mark.slow  # CLI eval
 def test_eval_refuses_a_split_without_persons(store_without_train_persons, tiny, tmp_path):
     proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={store_without_train_persons}",
                     "split=train", f"hydra.run.dir={tmp_path / 'r'}"])
@@ -76,6 +79,7 @@ def test_eval_refuses_a_split_without_persons(store_without_train_persons, tiny,
     assert "the train split has no persons to evaluate" in line, line
 
 
+@pytest.mark.slow  # real training
 def test_the_summary_lists_only_checkpoints_that_exist(train_store, tmp_path):
     from emotic_mm.training.run import train
 
@@ -85,6 +89,7 @@ def test_the_summary_lists_only_checkpoints_that_exist(train_store, tmp_path):
 
 
 # --------------------------------------------------------------------------- a kill between an epoch's row and its checkpoint
+@pytest.mark.slow  # real training
 def test_resume_after_a_kill_between_row_and_checkpoint_has_no_duplicate_row(train_store, tmp_path):
     from emotic_mm.training.run import train
 
@@ -100,6 +105,7 @@ def test_resume_after_a_kill_between_row_and_checkpoint_has_no_duplicate_row(tra
     assert _rows(run) == [0, 1, 2]
 
 
+@pytest.mark.slow  # real training
 def test_a_fresh_run_in_a_dir_with_old_rows_starts_its_own_metrics(train_store, tmp_path):
     from emotic_mm.training.run import train
 
@@ -110,6 +116,7 @@ def test_a_fresh_run_in_a_dir_with_old_rows_starts_its_own_metrics(train_store, 
     assert _rows(run) == [0]
 
 
+@pytest.mark.slow  # real trainings
 def test_resume_refuses_other_settings_and_other_stores(train_store, tiny, tmp_path):
     from emotic_mm.training.run import train
 
@@ -133,6 +140,7 @@ def test_resume_refuses_other_settings_and_other_stores(train_store, tiny, tmp_p
     (["attack.target=NotAnEmotion"], "attack.target='NotAnEmotion' is not an EMOTIC category"),
     (["attack.crossover=2"], "attack.crossover=2 must be <= 1"),
 ])
+@pytest.mark.slow  # CLI attack x4
 def test_bad_attack_values_are_refused_before_any_work(tmp_path, args, needle):
     proc = run_cli(["attack", *args, f"checkpoint={tmp_path / 'missing'}", f"hydra.run.dir={tmp_path / 'r'}"])
     assert needle in _one_line(proc)
@@ -142,6 +150,7 @@ def test_bad_attack_values_are_refused_before_any_work(tmp_path, args, needle):
     ("1e9", "exceeds the 32x32 = 1024 pixels"),
     ("1025", "exceeds the 32x32 = 1024 pixels"),
 ])
+@pytest.mark.slow  # CLI attack x2
 def test_pixel_counts_beyond_the_surface_are_refused_before_allocating(tiny, tmp_path, pixels, needle):
     proc = run_cli(["attack", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "attack.resolution=model",
                     f"attack.pixels={pixels}", "attack.persons=2", f"hydra.run.dir={tmp_path / 'r'}"])
@@ -195,6 +204,7 @@ def test_a_summary_with_wrong_types_is_one_line(tmp_path, field, value, needle):
     (["attack=poison_backdoor", "defense=ablation"], "attack=poison_backdoor with defense=ablation"),
     (["attack=poison_collision", "defense=spectral"], "attack=poison_collision with defense=spectral"),
 ])
+@pytest.mark.slow  # CLI attack x3
 def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tmp_path, args, needle):
     proc = run_cli(["attack", *args, f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path / 'data'}",
                     f"hydra.run.dir={tmp_path / 'r'}"])

@@ -41,6 +41,7 @@ def test_shard_sampler_scores_every_person_exactly_once(world):
 
 
 # --------------------------------------------------------------------------- torchrun eval
+@pytest.mark.slow  # torchrun x2
 def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
     from emotic_mm.stages.evaluate import evaluate
 
@@ -62,6 +63,7 @@ def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
 
 
 # --------------------------------------------------------------------------- torchrun attack
+@pytest.mark.slow  # torchrun x2
 def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
     from emotic_mm.recipes.pixel_evasion import run as attack
 
@@ -118,6 +120,7 @@ def test_slurm_launcher_composes_and_submitit_accepts_it(tmp_path, monkeypatch, 
     assert ("#SBATCH --gpus-per-node=1" in script) == (gpus == 1)
 
 
+@pytest.mark.slow  # multirun sweep (joblib)
 def test_joblib_runs_a_two_job_sweep(tmp_path):
     sweep, data = tmp_path / "sweep", tmp_path / "data"
     proc = _run([EMOTIC_MM, "prepare", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

@@ -133,6 +133,7 @@ def _cfg(name: str, store: Path, overrides: list[str]):
 
 
 @pytest.mark.parametrize("variant", ["baseline", "joint"])
+@pytest.mark.slow  # real trainings + resume
 def test_train_checkpoint_eval_resume(train_store, tmp_path, variant):
     from emotic_mm.stages.evaluate import evaluate
     from emotic_mm.training.run import train
@@ -163,6 +164,7 @@ def test_train_checkpoint_eval_resume(train_store, tmp_path, variant):
     assert json.loads((run / "last" / "meta.json").read_text())["epoch"] == 2
 
 
+@pytest.mark.slow  # real trainings
 def test_resume_is_exact(train_store, tmp_path):
     """2 epochs + resume for the 3rd gives the same weights as 3 epochs straight."""
     from emotic_mm.training.run import train
@@ -218,6 +220,7 @@ def test_wrong_checkpoint_for_model_is_a_clear_error(train_store, tiny_text_only
         load_weights(other, tiny_text_only)
 
 
+@pytest.mark.slow  # CLI eval
 def test_eval_cli_missing_checkpoint_one_line(train_store, tmp_path):
     proc = run_cli(["eval", f"checkpoint={tmp_path / 'nope'}", f"data.prepared_dir={train_store}",
                     f"hydra.run.dir={tmp_path / 'e'}"], timeout=300)
@@ -226,6 +229,7 @@ def test_eval_cli_missing_checkpoint_one_line(train_store, tmp_path):
     assert len(lines) == 1 and "not a checkpoint folder" in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # torchrun x2
 def test_ddp_gloo_two_processes_match_one(train_store, tmp_path):
     """torchrun ×2 on CPU (gloo) reaches the same val metrics as one process with the same global batch."""
     over = [f"data.prepared_dir={train_store}", "model=baseline", "model.modalities=[text]", "model.dropout=0",
