@@ -80,6 +80,7 @@ def test_choose_poisoned_rate_and_variants():
 
 
 @pytest.mark.parametrize("variant", ["dirty", "clean"])
+@pytest.mark.slow  # big fixture: poison_store (100 pictures), otherwise used by slow tests only
 def test_poisoned_view_edits_only_its_rows(poison_store, variant):
     before = digest(poison_store)
     base = EmoticDataset(Store(poison_store)["train"])
@@ -226,6 +227,7 @@ def test_bad_poison_inputs_are_one_line(bad_runs, case):
     assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
+@pytest.mark.slow  # big fixture: poison_store (100 pictures), otherwise used by slow tests only
 def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path):
     from emotic_mm.training.clean_model import store_fingerprint
 

@@ -183,6 +183,7 @@ def test_resume_is_exact(train_store, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow  # real trainings (2)
 def test_same_seed_same_metrics(train_store, tmp_path):
     from emotic_mm.training.run import train
 
