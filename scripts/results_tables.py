@@ -192,7 +192,7 @@ def study_verdicts(name: str) -> Callable[[Path], str]:
 
 
 def inference(target: Path) -> str:
-    """``scripts/bench_inference.py``: images/s of the fixed backbone by layout, folding and chunk size."""
+    """``scripts/benchmarks/bench_inference.py``: images/s of the fixed backbone by layout, folding and chunk size."""
     bench = load("bench-inference")["result"]
     rows = [[str(r["size"]), str(r["chunk"]), r["layout"], "yes" if r["folded"] else "no", f"{r['images_per_s']:.1f}",
              f"{r['ratio']:.2f}"] for r in bench["rows"] if r["chunk"] in (8, 16, 256)]

@@ -11,7 +11,8 @@
 * ``support.clip``: ``save_tiny`` — tiny random CLIP / SigLIP folders with a real (MiniLM) vocabulary.
 * ``support.fixtures``: the session fixtures (releases, stores, tiny BLIP, tiny checkpoints).
 
-Scripts may reuse it by putting ``tests/`` on ``sys.path``.
+Scripts do not import from here: what they share with the tests (``compose_cfg``, ``synthetic_store``,
+``save_tiny``) lives in ``emotic_mm.testkit`` and is re-exported by the modules above.
 """
 
 from support.cli import EMOTIC_MM, REPO, run_cli, run_cli_all

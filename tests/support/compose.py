@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from emotic_mm.testkit import compose_cfg  # noqa: F401  (shared with the bench scripts)
 
 # Encoders look at 32 px pictures: a step of the default (frozen EfficientNet-Lite0) or of a ResNet-18 on CPU
 # takes milliseconds.
@@ -13,13 +12,3 @@ TINY_MODEL = ["model.image_encoder.input_size.context=32", "model.image_encoder.
 LEARNING_BACKBONE = ["model/image_encoder=resnet18", *TINY_MODEL]
 # A tiny training run: no loader workers, no TensorBoard, small batches (add trainer.epochs=N per test).
 TINY_TRAIN = ["trainer.batch_size=16", "trainer.workers=0", "trainer.tensorboard=false", *TINY_MODEL]
-
-
-def compose_cfg(stage: str, overrides: Sequence[str] = (), hydra: bool = False) -> Any:
-    """The config ``emotic-mm <stage> *overrides`` would run with (``hydra``: with the ``hydra`` node)."""
-    from hydra import compose, initialize_config_dir
-
-    from emotic_mm.config import configs_dir
-
-    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        return compose(config_name=stage, overrides=list(overrides), return_hydra_config=hydra)

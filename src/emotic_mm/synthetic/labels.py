@@ -118,7 +118,7 @@ def shown(rng: np.random.Generator, cues: dict[str, str], present: Sequence[str]
 # 128, context 160 x 160; stored at prepare's 128 / 224), and the framing it is measured in: a facial
 # expression in a close-up (a mouth, brows, tears: readable, as a face in a close-up photograph is), a
 # posture in a wide shot (limbs move), a scene object in the context view (an object at its real size
-# next to the people, among clutter of the same sizes). Checked by tests/test_synthetic.py (median
+# next to the people, among clutter of the same sizes). Checked by tests/synthetic/test_synthetic.py (median
 # over people and scenes drawn with and without the cue).
 CUE_SCALE: dict[str, tuple[str, str, int, int]] = {
     **{cue: ("body", "close", 150, 800) for cue in FACE_CUES},

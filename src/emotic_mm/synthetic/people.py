@@ -3,7 +3,7 @@
 A person is first *sampled* (:func:`sample_look`: size, place, clothes, hair, skin, neutral pose, a
 held object — everything that is not an emotion) and then *drawn* (:func:`draw_person`) with the cues
 it shows. Drawing is deterministic given the look, so a cue's footprint is the difference between the
-same person drawn with and without it (``tests/test_synthetic.py`` measures it at the model's input
+same person drawn with and without it (``tests/synthetic/test_synthetic.py`` measures it at the model's input
 size). Scales follow photographs: a head is ~13 % of the person's height, so in a wide shot a mouth or
 a brow covers a few pixels of the body view, while a close-up's face fills a good part of it; a
 posture moves whole limbs.
