@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("recipes",),                              # config → run dir, one per attack kind (and certification)
     ("report",),                               # reads run dirs
     ("stages",),                               # one recipe per subcommand
-    ("cli",),
+    ("cli", "testkit"),                        # entry points: the command; tiny models and stores for tests
 )
 
 def _modules() -> dict[str, Path]:
