@@ -1,5 +1,6 @@
 # make demo  — create .venv, install, prepare the synthetic default, train + evaluate both variants
 # make test  — create .venv if needed and run the test suite
+# make lint  — ruff: lint and format check (the settings in pyproject.toml)
 # make test-fast — the same without the tests marked slow (trainings, torchrun, sweeps, CLI round trips)
 # make study — the robustness study (curves over k, paired comparisons, poisoning grid) and its report
 # make docs  — rewrite the results tables of README.md and docs/ from the JSON records in docs/results/data/
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo quality study test test-fast bench docs clean
+.PHONY: install demo quality study test test-fast lint bench docs clean
 
 install: $(STAMP)
 
@@ -62,6 +63,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python scripts/benchmarks/bench_prepare.py

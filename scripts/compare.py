@@ -1,6 +1,6 @@
 """Print one comparison table from eval run dirs (each holding the ``metrics.json`` eval wrote).
 
-    python scripts/compare.py outputs/demo/eval-baseline outputs/demo/eval-joint [--markdown]
+python scripts/compare.py outputs/demo/eval-baseline outputs/demo/eval-joint [--markdown]
 """
 
 from __future__ import annotations
@@ -12,8 +12,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-COLUMNS = [("model", None), ("modalities", None), ("test mAP", "map"), ("mAP (VOC)", "map_voc"),
-           ("dominant acc", "dominant_acc"), ("top-1 hit", "top1_hit"), ("F1", "f1"), ("VAD MAE", "vad_mae")]
+COLUMNS = [
+    ("model", None),
+    ("modalities", None),
+    ("test mAP", "map"),
+    ("mAP (VOC)", "map_voc"),
+    ("dominant acc", "dominant_acc"),
+    ("top-1 hit", "top1_hit"),
+    ("F1", "f1"),
+    ("VAD MAE", "vad_mae"),
+]
 
 
 def load(run_dirs: list[Path]) -> list[dict]:
@@ -32,8 +40,14 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     args = parser.parse_args()
     rows = load(args.runs)
-    cells = [[m["variant"], "+".join(m["modalities"]), *(f"{m[k]:.4f}" if k != "vad_mae" else f"{m[k]:.3f}"
-                                                       for _, k in COLUMNS[2:])] for m in rows]
+    cells = [
+        [
+            m["variant"],
+            "+".join(m["modalities"]),
+            *(f"{m[k]:.4f}" if k != "vad_mae" else f"{m[k]:.3f}" for _, k in COLUMNS[2:]),
+        ]
+        for m in rows
+    ]
     if args.markdown:
         print("| " + " | ".join(c for c, _ in COLUMNS) + " |")
         print("|" + "---|" * len(COLUMNS))

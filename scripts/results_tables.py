@@ -74,26 +74,41 @@ def source_line(names: list[str], target: Path) -> str:
 
 def transcribed(name: str) -> Callable[[Path], str]:
     """A measurement kept as columns and rows: the table as it was recorded."""
+
     def render(target: Path) -> str:
         rec = load(name)
         return markdown(rec["columns"], rec["rows"]) + "\n\n" + source_line([name], target)
+
     return render
 
 
 # What `scripts/compare.py` prints at the end of `make demo` (its columns and number formats).
-COMPARE = [("test mAP", "map"), ("mAP (VOC)", "map_voc"), ("dominant acc", "dominant_acc"),
-           ("top-1 hit", "top1_hit"), ("F1", "f1"), ("VAD MAE", "vad_mae")]
+COMPARE = [
+    ("test mAP", "map"),
+    ("mAP (VOC)", "map_voc"),
+    ("dominant acc", "dominant_acc"),
+    ("top-1 hit", "top1_hit"),
+    ("F1", "f1"),
+    ("VAD MAE", "vad_mae"),
+]
 
 
 def compare_cells(m: dict) -> list[str]:
-    return [m["variant"], "+".join(m["modalities"]),
-            *(f"{m[k]:.3f}" if k == "vad_mae" else f"{m[k]:.4f}" for _, k in COMPARE)]
+    return [
+        m["variant"],
+        "+".join(m["modalities"]),
+        *(f"{m[k]:.3f}" if k == "vad_mae" else f"{m[k]:.4f}" for _, k in COMPARE),
+    ]
 
 
 def demo(target: Path) -> str:
     names = ["demo-eval-baseline", "demo-eval-joint"]
     rows = [compare_cells(load(n)["result"]) for n in names]
-    return markdown(["model", "modalities", *(c for c, _ in COMPARE)], rows) + "\n\n" + source_line(names, target)
+    return (
+        markdown(["model", "modalities", *(c for c, _ in COMPARE)], rows)
+        + "\n\n"
+        + source_line(names, target)
+    )
 
 
 def demo_full(target: Path) -> str:
@@ -110,8 +125,12 @@ def headline(target: Path) -> str:
     """Chance, the image-only, text-only and fused models on the default world, and the few-pixel slice."""
     study = load("study-quick-report")["result"]
     largest = max(int(c["k"]) for c in study["pixel"]["curve"])
-    fooled = {(c["model"], c["modalities"]): f"{rate(c['success_k'], c['success_n'])} (rs, k = {largest}, "
-              f"{c['budget']} queries)" for c in study["pixel"]["curve"] if c["algorithm"] == "rs" and int(c["k"]) == largest}
+    fooled = {
+        (c["model"], c["modalities"]): f"{rate(c['success_k'], c['success_n'])} (rs, k = {largest}, "
+        f"{c['budget']} queries)"
+        for c in study["pixel"]["curve"]
+        if c["algorithm"] == "rs" and int(c["k"]) == largest
+    }
     image = load("world-image-only-eval")["result"]
     chance = sum(image["per_category_prevalence"].values()) / len(image["per_category_prevalence"])
     rows = [["chance (mean label frequency)", "—", "—", f"{chance:.4f}", "—", "—", "—"]]
@@ -119,12 +138,33 @@ def headline(target: Path) -> str:
         m = load(name)["result"]
         attacked = fooled.get((m["variant"], "+".join(m["modalities"])), "—")
         encoder = "EfficientNet-Lite0, frozen" if {"context", "body"} & set(m["modalities"]) else "—"
-        rows.append([f"`model={m['variant']}`", encoder, "+".join(m["modalities"]), f"{m['map']:.4f}",
-                     f"{m['dominant_acc']:.3f}", str(m["top1_distinct"]), attacked])
-    cols = ["model", "image encoder", "modalities", "test mAP", "dominant acc", "distinct top-1 answers",
-            "fooled by a few-pixel attack"]
-    names = ["world-image-only-eval", "world-text-only-eval", "demo-eval-baseline", "demo-eval-joint",
-             "study-quick-report"]
+        rows.append(
+            [
+                f"`model={m['variant']}`",
+                encoder,
+                "+".join(m["modalities"]),
+                f"{m['map']:.4f}",
+                f"{m['dominant_acc']:.3f}",
+                str(m["top1_distinct"]),
+                attacked,
+            ]
+        )
+    cols = [
+        "model",
+        "image encoder",
+        "modalities",
+        "test mAP",
+        "dominant acc",
+        "distinct top-1 answers",
+        "fooled by a few-pixel attack",
+    ]
+    names = [
+        "world-image-only-eval",
+        "world-text-only-eval",
+        "demo-eval-baseline",
+        "demo-eval-joint",
+        "study-quick-report",
+    ]
     return markdown(cols, rows) + "\n\n" + source_line(names, target)
 
 
@@ -135,15 +175,25 @@ def attack_curve(name: str) -> Callable[[Path], str]:
 
 def _attack_curve(name: str, target: Path) -> str:
     s = load(name)["result"]
-    rows = [[str(c["pixels"]), rate(c["successes"], s["persons"]),
-             rate(c["successes_correct"], s["persons_correct"]), f"{c['robust_dominant_accuracy']:.3f}"]
-            for c in s["curve"]]
+    rows = [
+        [
+            str(c["pixels"]),
+            rate(c["successes"], s["persons"]),
+            rate(c["successes_correct"], s["persons_correct"]),
+            f"{c['robust_dominant_accuracy']:.3f}",
+        ]
+        for c in s["curve"]
+    ]
     q = s["clean_margin_quartiles"]
-    note = (f"{s['persons']} test persons ({s['persons_correct']} clean-correct), budget {s['budget']} queries "
-            f"per person and k, population {s['population']}, seed {s['seed']}; clean test mAP "
-            f"{s['clean_map']:.4f}; clean top-1 margin quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f} (logits); "
-            f"{s['total_queries']:,} queries in {s['wall_seconds']:,.0f} s ({s['queries_per_s']:.0f} queries/s).")
-    table = markdown(["k", "success, all persons", "success, clean-correct persons", "robust dominant acc"], rows)
+    note = (
+        f"{s['persons']} test persons ({s['persons_correct']} clean-correct), budget {s['budget']} queries "
+        f"per person and k, population {s['population']}, seed {s['seed']}; clean test mAP "
+        f"{s['clean_map']:.4f}; clean top-1 margin quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f} (logits); "
+        f"{s['total_queries']:,} queries in {s['wall_seconds']:,.0f} s ({s['queries_per_s']:.0f} queries/s)."
+    )
+    table = markdown(
+        ["k", "success, all persons", "success, clean-correct persons", "robust dominant acc"], rows
+    )
     return table + "\n\n" + note + "\n\n" + source_line([name], target)
 
 
@@ -154,6 +204,7 @@ def _pct(value: float) -> str:
 def study_curve(name: str) -> Callable[[Path], str]:
     """A study report's arms: clean model, then success at each k (all persons; clean-correct at the
     largest k) with Wilson intervals, as ``emotic-mm report`` computed them."""
+
     def render(target: Path) -> str:
         report = load(name)["result"]
         curve = report["pixel"]["curve"]
@@ -163,39 +214,78 @@ def study_curve(name: str) -> Callable[[Path], str]:
         for key, arm in arms.items():
             points = {int(c["k"]): c for c in curve if c["setting"] + "|" + c["arm"] == key}
             last = points[ks[-1]]
-            rows.append([f"{arm['algorithm']} · {arm['model']} · {arm['modalities']}",
-                         f"{100 * arm['clean_map_mean']:.1f}",
-                         f"{arm['clean_k']}/{arm['clean_n']}",
-                         *(f"{points[k]['success_k']}/{points[k]['success_n']} [{_pct(points[k]['success_low'])}, "
-                           f"{_pct(points[k]['success_high'])} %]" for k in ks),
-                         f"{last['success_correct_k']}/{last['success_correct_n']} [{_pct(last['success_correct_low'])}, "
-                         f"{_pct(last['success_correct_high'])} %]"])
-        cols = ["attack · model · modalities", "clean mAP (%)", "clean-correct", *(f"fooled, k = {k}" for k in ks),
-                f"fooled clean-correct, k = {ks[-1]}"]
+            rows.append(
+                [
+                    f"{arm['algorithm']} · {arm['model']} · {arm['modalities']}",
+                    f"{100 * arm['clean_map_mean']:.1f}",
+                    f"{arm['clean_k']}/{arm['clean_n']}",
+                    *(
+                        f"{points[k]['success_k']}/{points[k]['success_n']} [{_pct(points[k]['success_low'])}, "
+                        f"{_pct(points[k]['success_high'])} %]"
+                        for k in ks
+                    ),
+                    f"{last['success_correct_k']}/{last['success_correct_n']} [{_pct(last['success_correct_low'])}, "
+                    f"{_pct(last['success_correct_high'])} %]",
+                ]
+            )
+        cols = [
+            "attack · model · modalities",
+            "clean mAP (%)",
+            "clean-correct",
+            *(f"fooled, k = {k}" for k in ks),
+            f"fooled clean-correct, k = {ks[-1]}",
+        ]
         return markdown(cols, rows) + "\n\n" + source_line([name], target)
+
     return render
 
 
 def study_verdicts(name: str) -> Callable[[Path], str]:
     """A study report's paired comparisons at the largest k, with intervals, McNemar p and the verdict."""
+
     def render(target: Path) -> str:
         report = load(name)["result"]
         rows = []
         for v in report["verdicts"]:
             p = v["pvalue"]
-            rows.append([v["comparison"], v["held"], v["n"].replace(" pairs", ""),
-                         f"{100 * v['diff']:+.1f} [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]",
-                         "<0.001" if p < 0.001 else f"{p:.3f}", v["verdict"]])
-        cols = ["A vs B", "held equal", "pairs", "A − B, points [paired bootstrap 95 %]", "McNemar p", "verdict"]
+            rows.append(
+                [
+                    v["comparison"],
+                    v["held"],
+                    v["n"].replace(" pairs", ""),
+                    f"{100 * v['diff']:+.1f} [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]",
+                    "<0.001" if p < 0.001 else f"{p:.3f}",
+                    v["verdict"],
+                ]
+            )
+        cols = [
+            "A vs B",
+            "held equal",
+            "pairs",
+            "A − B, points [paired bootstrap 95 %]",
+            "McNemar p",
+            "verdict",
+        ]
         return markdown(cols, rows) + "\n\n" + source_line([name], target)
+
     return render
 
 
 def inference(target: Path) -> str:
     """``scripts/benchmarks/bench_inference.py``: images/s of the fixed backbone by layout, folding and chunk size."""
     bench = load("bench-inference")["result"]
-    rows = [[str(r["size"]), str(r["chunk"]), r["layout"], "yes" if r["folded"] else "no", f"{r['images_per_s']:.1f}",
-             f"{r['ratio']:.2f}"] for r in bench["rows"] if r["chunk"] in (8, 16, 256)]
+    rows = [
+        [
+            str(r["size"]),
+            str(r["chunk"]),
+            r["layout"],
+            "yes" if r["folded"] else "no",
+            f"{r['images_per_s']:.1f}",
+            f"{r['ratio']:.2f}",
+        ]
+        for r in bench["rows"]
+        if r["chunk"] in (8, 16, 256)
+    ]
     cols = ["px", "rows per pass", "layout", "BatchNorm folded", "images/s", "× NCHW, unfolded, 256 rows"]
     return markdown(cols, rows) + "\n\n" + source_line(["bench-inference"], target)
 
@@ -207,8 +297,11 @@ def cue_family(category: str) -> str:
 
     shown = []
     if category in BODY_CUES:
-        shown.append(f"face ({BODY_CUES[category]})" if BODY_CUES[category] in FACE_CUES
-                     else f"posture ({BODY_CUES[category].replace('_', ' ')})")
+        shown.append(
+            f"face ({BODY_CUES[category]})"
+            if BODY_CUES[category] in FACE_CUES
+            else f"posture ({BODY_CUES[category].replace('_', ' ')})"
+        )
     if category in PLACE_CUES:
         shown.append(f"place ({PLACE_CUES[category]})")
     if category in SCENE_CUES:
@@ -224,9 +317,24 @@ def per_category(target: Path) -> str:
     for category, ap in m["per_category_ap"].items():
         p = m["per_category_prevalence"][category]
         bar = min(2 * p, p + 0.25)
-        rows.append([category, cue_family(category), f"{p:.3f}", "—" if ap is None else f"{ap:.3f}",
-                     f"{bar:.3f}", "yes" if ap is not None and ap >= bar else "no"])
-    cols = ["category", "shown in the picture as", "prevalence (test)", "test AP", "min(2p, p + 0.25)", "reached"]
+        rows.append(
+            [
+                category,
+                cue_family(category),
+                f"{p:.3f}",
+                "—" if ap is None else f"{ap:.3f}",
+                f"{bar:.3f}",
+                "yes" if ap is not None and ap >= bar else "no",
+            ]
+        )
+    cols = [
+        "category",
+        "shown in the picture as",
+        "prevalence (test)",
+        "test AP",
+        "min(2p, p + 0.25)",
+        "reached",
+    ]
     return markdown(cols, rows) + "\n\n" + source_line([name], target)
 
 
@@ -237,11 +345,28 @@ def world_quality(target: Path) -> str:
     for n in names:
         m = load(n)["result"]
         r10 = m.get("retrieval", {}).get("i2t_r@10")
-        rows.append([f"`model={m['variant']}`", "+".join(m["modalities"]), f"{m['map']:.4f}", f"{m['dominant_acc']:.3f}",
-                     str(m["top1_distinct"]), f"{m['top1_majority_share']:.3f}", f"{m['top1_margin_median']:.3f}",
-                     "—" if r10 is None else f"{r10:.3f} (chance {10 / m['persons']:.3f})"])
-    cols = ["model", "modalities", "test mAP", "dominant acc", "distinct top-1", "majority share",
-            "median top-1 margin", "image→text R@10"]
+        rows.append(
+            [
+                f"`model={m['variant']}`",
+                "+".join(m["modalities"]),
+                f"{m['map']:.4f}",
+                f"{m['dominant_acc']:.3f}",
+                str(m["top1_distinct"]),
+                f"{m['top1_majority_share']:.3f}",
+                f"{m['top1_margin_median']:.3f}",
+                "—" if r10 is None else f"{r10:.3f} (chance {10 / m['persons']:.3f})",
+            ]
+        )
+    cols = [
+        "model",
+        "modalities",
+        "test mAP",
+        "dominant acc",
+        "distinct top-1",
+        "majority share",
+        "median top-1 margin",
+        "image→text R@10",
+    ]
     return markdown(cols, rows) + "\n\n" + source_line(names, target)
 
 
@@ -250,13 +375,28 @@ def world_probes(target: Path) -> str:
     name = "world-shortcut-probes"
     r = load(name)["result"]
     cnn = r["cnn"]
-    rows = [["chance: mean label frequency", f"{r['chance_map']:.4f}", "—", "—"],
-            ["chance: random scores (mean of 20 draws)", f"{r['random_map']:.4f} ± {r['random_map_std']:.4f}", "—", "—"]]
-    labels = {"histogram": "logistic regression on the context view's RGB histogram (8×8×8)",
-              "thumbnail": "logistic regression on a 4 × 4 thumbnail"}
+    rows = [
+        ["chance: mean label frequency", f"{r['chance_map']:.4f}", "—", "—"],
+        [
+            "chance: random scores (mean of 20 draws)",
+            f"{r['random_map']:.4f} ± {r['random_map_std']:.4f}",
+            "—",
+            "—",
+        ],
+    ]
+    labels = {
+        "histogram": "logistic regression on the context view's RGB histogram (8×8×8)",
+        "thumbnail": "logistic regression on a 4 × 4 thumbnail",
+    }
     for p in r["probes"]:
-        rows.append([labels.get(p["probe"], p["probe"]), f"{p['test_map']:.4f}", f"{p['gain_vs_cnn']:.2f}",
-                     "yes" if p["passes"] else "no"])
+        rows.append(
+            [
+                labels.get(p["probe"], p["probe"]),
+                f"{p['test_map']:.4f}",
+                f"{p['gain_vs_cnn']:.2f}",
+                "yes" if p["passes"] else "no",
+            ]
+        )
     rows.append(["image-only model (" + "+".join(cnn["modalities"]) + ")", f"{cnn['map']:.4f}", "1.00", "—"])
     cols = ["scorer", "test mAP", "gain over chance / the model's", "≤ ⅓"]
     return markdown(cols, rows) + "\n\n" + source_line([name], target)
@@ -265,18 +405,34 @@ def world_probes(target: Path) -> str:
 def backdoor_slice(names: list[str]) -> Callable[[Path], str]:
     """Backdoor runs (``case=backdoor`` summaries): ASR with its Wilson interval beside the clean-model
     control and the poisoned model's clean test mAP, one row per run."""
+
     def table(target: Path) -> str:
         rows = []
         for name in names:
             s = load(name)["result"]
             n = int(s["triggered_persons"])
-            rows.append([s["model"], s["variant"], f"{100 * s['rate']:g} % ({s['poisoned_persons']} persons)",
-                         f"{s['pixels']} ({s['surface']})", rate(round(s["asr"] * n), n),
-                         rate(round(s["asr_clean_model"] * n), n),
-                         f"{s['clean']['map']:.4f} → {s['poisoned']['map']:.4f}"])
-        columns = ["model", "labels", "poisoned share", "trigger pixels (view)", "ASR, poisoned model",
-                   "ASR, clean model (control)", "test mAP clean → poisoned"]
+            rows.append(
+                [
+                    s["model"],
+                    s["variant"],
+                    f"{100 * s['rate']:g} % ({s['poisoned_persons']} persons)",
+                    f"{s['pixels']} ({s['surface']})",
+                    rate(round(s["asr"] * n), n),
+                    rate(round(s["asr_clean_model"] * n), n),
+                    f"{s['clean']['map']:.4f} → {s['poisoned']['map']:.4f}",
+                ]
+            )
+        columns = [
+            "model",
+            "labels",
+            "poisoned share",
+            "trigger pixels (view)",
+            "ASR, poisoned model",
+            "ASR, clean model (control)",
+            "test mAP clean → poisoned",
+        ]
         return markdown(columns, rows) + "\n\n" + source_line(names, target)
+
     return table
 
 
@@ -292,13 +448,32 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "study-quick-curve": study_curve("study-quick-report"),
     "bench-inference": inference,
     "study-quick-verdicts": study_verdicts("study-quick-report"),
-    "backdoor-slice": backdoor_slice(["backdoor-baseline-5pct-16px", "backdoor-baseline-10pct-36px",
-                                      "backdoor-joint-10pct-36px"]),
-    **{name: transcribed(name) for name in (
-        "demo-cost", "shortcut-probes", "quality-resnet18", "joint-retrieval", "image-stream-levers",
-        "cue-probes", "head-crop-probes", "text-ceiling", "study-quick", "curve-resnet18-image-only",
-        "ablation-certification", "bench-attack", "clip-budget", "backbone-weights", "backbone-throughput",
-        "backbone-modes", "world-iterations", "world-demo-cost")},
+    "backdoor-slice": backdoor_slice(
+        ["backdoor-baseline-5pct-16px", "backdoor-baseline-10pct-36px", "backdoor-joint-10pct-36px"]
+    ),
+    **{
+        name: transcribed(name)
+        for name in (
+            "demo-cost",
+            "shortcut-probes",
+            "quality-resnet18",
+            "joint-retrieval",
+            "image-stream-levers",
+            "cue-probes",
+            "head-crop-probes",
+            "text-ceiling",
+            "study-quick",
+            "curve-resnet18-image-only",
+            "ablation-certification",
+            "bench-attack",
+            "clip-budget",
+            "backbone-weights",
+            "backbone-throughput",
+            "backbone-modes",
+            "world-iterations",
+            "world-demo-cost",
+        )
+    },
 }
 
 
@@ -308,11 +483,13 @@ def documents() -> list[Path]:
 
 def render(text: str, target: Path) -> str:
     """The text with every table between markers written from its records."""
+
     def fill(match: re.Match) -> str:
         name = match["name"]
         if name not in TABLES:
             raise SystemExit(f"{target}: unknown results table {name!r} (known: {', '.join(sorted(TABLES))})")
         return f"{match[1]}{TABLES[name](target)}\n{match[4]}"
+
     return MARKER.sub(fill, text)
 
 
@@ -337,10 +514,18 @@ def record(run_dir: Path, name: str, machine: str) -> Path:
     else:
         raise SystemExit(f"{run_dir}: no metrics.json, summary.json, report.json or train_summary.json")
     git = run.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:7] + (" (with uncommitted changes)" if git.get("dirty") else "")
-    rec = {"command": " ".join(run["argv"]), "commit": commit, "machine": machine, "date": run["started"][:10],
-           "source": f"run-written JSON: {run_dir.as_posix()}/{result_file}, with its run.json",
-           "run": run, "result": json.loads((run_dir / result_file).read_text())}
+    commit = (git.get("commit") or "unknown")[:7] + (
+        " (with uncommitted changes)" if git.get("dirty") else ""
+    )
+    rec = {
+        "command": " ".join(run["argv"]),
+        "commit": commit,
+        "machine": machine,
+        "date": run["started"][:10],
+        "source": f"run-written JSON: {run_dir.as_posix()}/{result_file}, with its run.json",
+        "run": run,
+        "result": json.loads((run_dir / result_file).read_text()),
+    }
     path = DATA / f"{name}.json"
     path.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
     return path
@@ -351,10 +536,20 @@ def record_bench(path: Path, name: str, machine: str) -> Path:
     bench = json.loads(path.read_text())
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip() or "unknown"
-    rec = {"command": bench["command"], "commit": commit, "machine": machine, "date": bench["created"][:10],
-           "source": f"bench-written JSON: {path.as_posix()}", "result": bench}
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+        or "unknown"
+    )
+    rec = {
+        "command": bench["command"],
+        "commit": commit,
+        "machine": machine,
+        "date": bench["created"][:10],
+        "source": f"bench-written JSON: {path.as_posix()}",
+        "result": bench,
+    }
     out = DATA / f"{name}.json"
     out.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
     return out
@@ -365,10 +560,17 @@ def record_report(report_dir: Path, name: str, machine: str) -> Path:
     report = json.loads((report_dir / "report.json").read_text())
     runs = sorted(Path(report["runs_dir"]).rglob("run.json"))
     git = json.loads(runs[0].read_text()).get("git") or {} if runs else {}
-    commit = (git.get("commit") or "unknown")[:7] + (" (with uncommitted changes)" if git.get("dirty") else "")
-    rec = {"command": " && ".join([*report["commands"], f"emotic-mm report runs={report['runs_dir']}"]),
-           "commit": commit, "machine": machine, "date": report["generated"][:10],
-           "source": f"report-written JSON: {report_dir.as_posix()}/report.json", "result": report}
+    commit = (git.get("commit") or "unknown")[:7] + (
+        " (with uncommitted changes)" if git.get("dirty") else ""
+    )
+    rec = {
+        "command": " && ".join([*report["commands"], f"emotic-mm report runs={report['runs_dir']}"]),
+        "commit": commit,
+        "machine": machine,
+        "date": report["generated"][:10],
+        "source": f"report-written JSON: {report_dir.as_posix()}/report.json",
+        "result": report,
+    }
     out = DATA / f"{name}.json"
     out.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
     return out
@@ -378,17 +580,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     parser.add_argument("--record", type=Path, metavar="RUN_DIR", help="keep this run's JSON as a record")
-    parser.add_argument("--record-bench", type=Path, metavar="JSON", help="keep a bench/probe script's JSON as a record")
-    parser.add_argument("--record-report", type=Path, metavar="DIR", help="keep an emotic-mm report folder's report.json")
+    parser.add_argument(
+        "--record-bench", type=Path, metavar="JSON", help="keep a bench/probe script's JSON as a record"
+    )
+    parser.add_argument(
+        "--record-report", type=Path, metavar="DIR", help="keep an emotic-mm report folder's report.json"
+    )
     parser.add_argument("--name", help="the record's name (with --record or --record-bench)")
-    parser.add_argument("--machine", default="2-core CPU, no GPU", help="the machine the run ran on (with --record)")
+    parser.add_argument(
+        "--machine", default="2-core CPU, no GPU", help="the machine the run ran on (with --record)"
+    )
     args = parser.parse_args()
     if args.record or args.record_bench or args.record_report:
         if not args.name:
             parser.error("--record, --record-bench and --record-report need --name")
-        keep = (record(args.record, args.name, args.machine) if args.record else
-                record_bench(args.record_bench, args.name, args.machine) if args.record_bench else
-                record_report(args.record_report, args.name, args.machine))
+        keep = (
+            record(args.record, args.name, args.machine)
+            if args.record
+            else record_bench(args.record_bench, args.name, args.machine)
+            if args.record_bench
+            else record_report(args.record_report, args.name, args.machine)
+        )
         print(keep)
         return
     changed = stale()

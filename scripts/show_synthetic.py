@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from emotic_mm.synthetic import SyntheticSpec, generate_image  # noqa: E402
 from emotic_mm.fsutil import atomic_file  # noqa: E402
+from emotic_mm.synthetic import SyntheticSpec, generate_image  # noqa: E402
 
 COLOURS = ("#ffd400", "#00e0ff", "#ff4fd8")
 
@@ -50,8 +50,15 @@ def render(out: Path, seed: int = 0, count: int = 6, start: int = 0, cols: int =
                 x1, y1, x2, y2 = person.bbox
                 colour = COLOURS[p % len(COLOURS)]
                 ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.4, ec=colour))
-                ax.text(x1 + 2, y1 + 2, str(p + 1), color="black", fontsize=7, va="top",
-                        bbox={"fc": colour, "ec": "none", "pad": 1})
+                ax.text(
+                    x1 + 2,
+                    y1 + 2,
+                    str(p + 1),
+                    color="black",
+                    fontsize=7,
+                    va="top",
+                    bbox={"fc": colour, "ec": "none", "pad": 1},
+                )
                 cats = ", ".join(person.annotators[0] if person.annotators else person.combined)
                 lines.append(textwrap.fill(f"{p + 1}. [{cats}] {described['text']}", 62))
             ax.set_xlim(0, image.width)
@@ -63,7 +70,9 @@ def render(out: Path, seed: int = 0, count: int = 6, start: int = 0, cols: int =
         fig.savefig(tmp_png, dpi=100, format="png")
         plt.close(fig)
         with Image.open(tmp_png) as im:
-            small = im.convert("RGB").quantize(colors=160, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            small = im.convert("RGB").quantize(
+                colors=160, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+            )
         small.save(tmp_png, format="PNG", optimize=True)
     return out
 

@@ -18,20 +18,36 @@ PACKAGE = "emotic_mm"
 
 # lowest first; a node may import nodes of its own layer or of the layers before it
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "fsutil", "config", "registry", "pretrained", "progress", "locks", "runinfo", "fixed_keys",
-     "batching", "checkpoint", "measures", "figures"),  # base: no knowledge of data, models or runs
-    ("data",),                                 # release reader, converter, store, loader
+    (
+        "errors",
+        "fsutil",
+        "config",
+        "registry",
+        "pretrained",
+        "progress",
+        "locks",
+        "runinfo",
+        "fixed_keys",
+        "batching",
+        "checkpoint",
+        "measures",
+        "figures",
+    ),  # base: no knowledge of data, models or runs
+    ("data",),  # release reader, converter, store, loader
     ("synthetic",),
-    ("figures",),                              # the one matplotlib set-up: run figures from arrays                            # writes a raw release with data's writer
-    ("defenses",),                             # mechanisms a model puts in its preprocessing, detectors
-    ("models",),                               # encoders, variants, factory, loading
-    ("training",),                             # trainer, losses, metrics, inference, runtime, train()
-    ("attacks", "prediction", "evaluation"),   # what is done with a model
-    ("recipes",),                              # config → run dir, one per attack kind (and certification)
-    ("report",),                               # reads run dirs
-    ("stages",),                               # one recipe per subcommand
-    ("cli", "testkit"),                        # entry points: the command; tiny models and stores for tests
+    (
+        "figures",
+    ),  # the one matplotlib set-up: run figures from arrays                            # writes a raw release with data's writer
+    ("defenses",),  # mechanisms a model puts in its preprocessing, detectors
+    ("models",),  # encoders, variants, factory, loading
+    ("training",),  # trainer, losses, metrics, inference, runtime, train()
+    ("attacks", "prediction", "evaluation"),  # what is done with a model
+    ("recipes",),  # config → run dir, one per attack kind (and certification)
+    ("report",),  # reads run dirs
+    ("stages",),  # one recipe per subcommand
+    ("cli", "testkit"),  # entry points: the command; tiny models and stores for tests
 )
+
 
 def _modules() -> dict[str, Path]:
     """Every module of the package by dotted name (a package by its ``__init__``)."""
@@ -54,7 +70,7 @@ def _imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
             base = node.module or ""
             if node.level:
                 here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-                here = here[:len(here) - node.level + 1]
+                here = here[: len(here) - node.level + 1]
                 base = ".".join(here + ([node.module] if node.module else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
@@ -69,8 +85,12 @@ def _node(module: str) -> str:
 def _edges() -> set[tuple[str, str]]:
     """(importer, imported) module pairs across nodes."""
     known = _modules()
-    return {(module, target) for module, path in known.items() for target in _imported(module, path, known)
-            if _node(module) != _node(target)}
+    return {
+        (module, target)
+        for module, path in known.items()
+        for target in _imported(module, path, known)
+        if _node(module) != _node(target)
+    }
 
 
 def _layer() -> dict[str, int]:
@@ -85,8 +105,9 @@ def test_every_package_has_a_layer():
 
 def test_imports_run_downward():
     layer = _layer()
-    upward = sorted(f"{a} -> {b}" for a, b in _edges()
-                    if layer.get(_node(b), len(LAYERS)) > layer.get(_node(a), -1))
+    upward = sorted(
+        f"{a} -> {b}" for a, b in _edges() if layer.get(_node(b), len(LAYERS)) > layer.get(_node(a), -1)
+    )
     assert not upward, "imports of a higher layer (see LAYERS):\n" + "\n".join(upward)
 
 
@@ -112,6 +133,11 @@ def test_no_import_circles_between_packages():
 
 def test_stages_never_import_each_other():
     known, stage = _modules(), f"{PACKAGE}.stages."
-    crossed = sorted(f"{m} -> {t}" for m, path in known.items() if m.startswith(stage)
-                     for t in _imported(m, path, known) if t.startswith(stage) and t != m)
+    crossed = sorted(
+        f"{m} -> {t}"
+        for m, path in known.items()
+        if m.startswith(stage)
+        for t in _imported(m, path, known)
+        if t.startswith(stage) and t != m
+    )
     assert not crossed, "stages import each other:\n" + "\n".join(crossed)

@@ -93,7 +93,14 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
-from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchmarks/benchlib.py
+
+from benchlib import (
+    load_checkpoint_store,
+    machine_info,
+    package_version,
+    sync,
+    write_report,
+)  # scripts/benchmarks/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -104,8 +111,13 @@ from torch import nn  # noqa: E402
 DEMO_CHECKPOINT = Path("outputs/demo/train-baseline/best")
 DEMO_STORE = Path("data/prepared/synthetic_seed0")
 ALL_ATTACKERS = ("ours-de", "ours-de-nocache", "ours-rs", "torchattacks", "art")
-LABELS = {"ours-de": "ours de", "ours-de-nocache": "ours de (no cache)", "ours-rs": "ours rs",
-          "torchattacks": "torchattacks OnePixel", "art": "ART PixelAttack"}
+LABELS = {
+    "ours-de": "ours de",
+    "ours-de-nocache": "ours de (no cache)",
+    "ours-rs": "ours rs",
+    "torchattacks": "torchattacks OnePixel",
+    "art": "ART PixelAttack",
+}
 TARGET_EFFICIENCY = 0.95
 TARGET_SUCCESS_GAIN = 0.10
 TARGET_SPEEDUP = 5.0
@@ -135,8 +147,17 @@ def ensure_checkpoint(args: argparse.Namespace, console: Any) -> tuple[Path, Pat
         from emotic_mm.training.run import train
 
         console.print(f"[dim]training a quick baseline (2 epochs) into {run} ...[/dim]")
-        cfg = compose_cfg("train", [f"data.prepared_dir={store}", "model=baseline", "trainer.epochs=2",
-                                    "trainer.workers=0", "trainer.tensorboard=false", f"seed={args.seed}"])
+        cfg = compose_cfg(
+            "train",
+            [
+                f"data.prepared_dir={store}",
+                "model=baseline",
+                "trainer.epochs=2",
+                "trainer.workers=0",
+                "trainer.tensorboard=false",
+                f"seed={args.seed}",
+            ],
+        )
         train(cfg, run_dir=run)
     return run / "best", store, "built"
 
@@ -183,38 +204,53 @@ class BoundContext(nn.Module):
             return self.model(batch)["logits"].float()
 
 
-def fixed_views(model: nn.Module, inputs: dict[str, torch.Tensor], i: int, cache: bool) -> dict[str, torch.Tensor]:
+def fixed_views(
+    model: nn.Module, inputs: dict[str, torch.Tensor], i: int, cache: bool
+) -> dict[str, torch.Tensor]:
     """Person ``i``'s unchanged inputs (1, ...): raw, or with ``cache`` their encoder features."""
-    raw = {k: v[i:i + 1] for k, v in inputs.items() if k != "context"}
+    raw = {k: v[i : i + 1] for k, v in inputs.items() if k != "context"}
     if not cache:
         return raw
     fixed = [m for m in model.modalities if m != "context"]
     if not fixed:
         return raw
     with torch.inference_mode():
-        feats = model.encode({**raw, "context": inputs["context"][i:i + 1]}, only=fixed)
+        feats = model.encode({**raw, "context": inputs["context"][i : i + 1]}, only=fixed)
     return {f"features.{m}": f.clone() for m, f in feats.items()}
 
 
 # --------------------------------------------------------------------------- model helpers
 
-def predict_top1(model: nn.Module, inputs: dict[str, torch.Tensor], device: torch.device, amp: bool,
-                 context: torch.Tensor | None = None, batch: int = 128) -> torch.Tensor:
+
+def predict_top1(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    device: torch.device,
+    amp: bool,
+    context: torch.Tensor | None = None,
+    batch: int = 128,
+) -> torch.Tensor:
     """Top-1 of our model on ``inputs`` (optionally with ``context`` (N, 3, H, W) in [0, 255] swapped in)."""
     n = next(iter(inputs.values())).shape[0]
     out = []
     with torch.inference_mode():
         for s in range(0, n, batch):
-            b = {k: v[s:s + batch] for k, v in inputs.items()}
+            b = {k: v[s : s + batch] for k, v in inputs.items()}
             if context is not None:
-                b["context"] = context[s:s + batch].to(device, torch.float32)
+                b["context"] = context[s : s + batch].to(device, torch.float32)
             with autocast(device, amp):
                 out.append(model(b)["logits"].float().argmax(1).cpu())
     return torch.cat(out)
 
 
-def plain_throughput(model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int, device: torch.device,
-                     amp: bool, repeats: int) -> float:
+def plain_throughput(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+    amp: bool,
+    repeats: int,
+) -> float:
     """Rows/s of ``model(batch)`` on a full batch dict of the selected persons repeated to ``batch_size``."""
     n = next(iter(inputs.values())).shape[0]
     idx = torch.arange(batch_size, device=device) % n
@@ -233,8 +269,16 @@ def plain_throughput(model: nn.Module, inputs: dict[str, torch.Tensor], batch_si
 
 
 # --------------------------------------------------------------------------- attackers
-def run_ours(key: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tensor,
-             settings: Any, device: torch.device, group: int, counter: RowCounter) -> dict[str, Any]:
+def run_ours(
+    key: str,
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    clean: torch.Tensor,
+    settings: Any,
+    device: torch.device,
+    group: int,
+    counter: RowCounter,
+) -> dict[str, Any]:
     from emotic_mm.attacks.pixel import PixelAttack
 
     n = clean.shape[0]
@@ -242,11 +286,11 @@ def run_ours(key: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean:
     rows0 = counter.rows
     wall = 0.0
     for g in range(0, n, group):
-        part = {k: v[g:g + group] for k, v in inputs.items()}
+        part = {k: v[g : g + group] for k, v in inputs.items()}
         engine = PixelAttack(model, settings, device)
         sync(device)
         t0 = time.perf_counter()
-        result = engine.run(part, clean[g:g + group].to(device))
+        result = engine.run(part, clean[g : g + group].to(device))
         sync(device)
         wall += time.perf_counter() - t0
         adv_ctx.append(result.views["context"].float().cpu())
@@ -254,16 +298,31 @@ def run_ours(key: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean:
         engine_success.append(result.success)
     q = torch.cat(queries)
     rows = counter.rows - rows0
-    return {"adv_context": torch.cat(adv_ctx), "queries": q.tolist(), "rows": rows, "wall": wall,
-            "engine_success": torch.cat(engine_success).tolist(),
-            "rows_match_engine_count": bool(rows == int(q.sum())),
-            "population": settings.population, "generations": max(0, settings.budget // settings.population - 1),
-            "batch_size": settings.max_batch}
+    return {
+        "adv_context": torch.cat(adv_ctx),
+        "queries": q.tolist(),
+        "rows": rows,
+        "wall": wall,
+        "engine_success": torch.cat(engine_success).tolist(),
+        "rows_match_engine_count": bool(rows == int(q.sum())),
+        "population": settings.population,
+        "generations": max(0, settings.budget // settings.population - 1),
+        "batch_size": settings.max_batch,
+    }
 
 
-def _peer_loop(name: str, model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tensor,
-               device: torch.device, counter: RowCounter, wrapper: BoundContext, cache: bool, seed: int,
-               attack_one: Callable[[torch.Tensor, int], torch.Tensor]) -> dict[str, Any]:
+def _peer_loop(
+    name: str,
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    clean: torch.Tensor,
+    device: torch.device,
+    counter: RowCounter,
+    wrapper: BoundContext,
+    cache: bool,
+    seed: int,
+    attack_one: Callable[[torch.Tensor, int], torch.Tensor],
+) -> dict[str, Any]:
     """Attack person by person with the wrapper bound to each; per-person rows from the counter."""
     from emotic_mm.progress import progress_bar
 
@@ -276,7 +335,7 @@ def _peer_loop(name: str, model: nn.Module, inputs: dict[str, torch.Tensor], cle
     with progress_bar(name, total=n, unit="images") as advance:
         for i in range(n):
             wrapper.bind(fixed_views(model, inputs, i, cache))  # untimed: data plumbing, not the attack
-            image = inputs["context"][i:i + 1].to(torch.float32) / 255.0
+            image = inputs["context"][i : i + 1].to(torch.float32) / 255.0
             before = counter.rows
             sync(device)
             t0 = time.perf_counter()
@@ -284,34 +343,70 @@ def _peer_loop(name: str, model: nn.Module, inputs: dict[str, torch.Tensor], cle
             sync(device)
             wall += time.perf_counter() - t0
             queries.append(counter.rows - before)
-            adv.append(torch.as_tensor(np.asarray(out) if not torch.is_tensor(out) else out.detach().cpu())
-                       .float().reshape(1, *image.shape[1:]).cpu() * 255.0)
+            adv.append(
+                torch.as_tensor(np.asarray(out) if not torch.is_tensor(out) else out.detach().cpu())
+                .float()
+                .reshape(1, *image.shape[1:])
+                .cpu()
+                * 255.0
+            )
             advance(1)
     return {"adv_context": torch.cat(adv), "queries": queries, "rows": counter.rows - rows0, "wall": wall}
 
 
-def run_torchattacks(model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tensor, args: argparse.Namespace,
-                     device: torch.device, counter: RowCounter, amp: bool, budget_plan: dict) -> dict[str, Any]:
+def run_torchattacks(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    clean: torch.Tensor,
+    args: argparse.Namespace,
+    device: torch.device,
+    counter: RowCounter,
+    amp: bool,
+    budget_plan: dict,
+) -> dict[str, Any]:
     import torchattacks
 
     wrapper = BoundContext(model, device, amp).eval()
     plan = budget_plan["torchattacks"]
-    atk = torchattacks.OnePixel(wrapper, pixels=args.pixels, steps=plan["steps"], popsize=args.ta_popsize,
-                                inf_batch=args.ta_inf_batch)
+    atk = torchattacks.OnePixel(
+        wrapper, pixels=args.pixels, steps=plan["steps"], popsize=args.ta_popsize, inf_batch=args.ta_inf_batch
+    )
     atk.set_device(device)
 
     def one(image: torch.Tensor, label: int) -> torch.Tensor:
         return atk(image.to(device), torch.tensor([label], device=device))
 
-    out = _peer_loop("torchattacks OnePixel", model, inputs, clean, device, counter, wrapper, args.peer_cache,
-                     args.seed, one)
-    out.update(population=plan["population"], generations=plan["steps"], batch_size=args.ta_inf_batch,
-               version=package_version("torchattacks"))
+    out = _peer_loop(
+        "torchattacks OnePixel",
+        model,
+        inputs,
+        clean,
+        device,
+        counter,
+        wrapper,
+        args.peer_cache,
+        args.seed,
+        one,
+    )
+    out.update(
+        population=plan["population"],
+        generations=plan["steps"],
+        batch_size=args.ta_inf_batch,
+        version=package_version("torchattacks"),
+    )
     return out
 
 
-def run_art(model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tensor, args: argparse.Namespace,
-            device: torch.device, counter: RowCounter, amp: bool, budget_plan: dict) -> dict[str, Any]:
+def run_art(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    clean: torch.Tensor,
+    args: argparse.Namespace,
+    device: torch.device,
+    counter: RowCounter,
+    amp: bool,
+    budget_plan: dict,
+) -> dict[str, Any]:
     import logging
 
     from art.attacks.evasion import PixelAttack as ARTPixelAttack
@@ -320,11 +415,19 @@ def run_art(model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tens
     logging.getLogger("art").setLevel(logging.WARNING)
     wrapper = BoundContext(model, device, amp).eval()
     shape = tuple(inputs["context"].shape[1:])
-    classifier = PyTorchClassifier(model=wrapper, loss=nn.CrossEntropyLoss(), input_shape=shape, nb_classes=26,
-                                   clip_values=(0.0, 1.0), channels_first=True,
-                                   device_type="gpu" if device.type == "cuda" else "cpu")
+    classifier = PyTorchClassifier(
+        model=wrapper,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=shape,
+        nb_classes=26,
+        clip_values=(0.0, 1.0),
+        channels_first=True,
+        device_type="gpu" if device.type == "cuda" else "cpu",
+    )
     plan = budget_plan["art"]
-    atk = ARTPixelAttack(classifier, th=args.pixels, es=1, max_iter=plan["max_iter"], targeted=False, verbose=False)
+    atk = ARTPixelAttack(
+        classifier, th=args.pixels, es=1, max_iter=plan["max_iter"], targeted=False, verbose=False
+    )
 
     # ART's estimator.predict uses batch_size=128 by default; honour --art-batch without touching ART
     default_predict = classifier.predict
@@ -337,10 +440,15 @@ def run_art(model: nn.Module, inputs: dict[str, torch.Tensor], clean: torch.Tens
     def one(image: torch.Tensor, label: int) -> np.ndarray:
         return atk.generate(image.cpu().numpy().astype(np.float32), y=np.array([label]))
 
-    out = _peer_loop("ART PixelAttack", model, inputs, clean, device, counter, wrapper, args.peer_cache,
-                     args.seed, one)
-    out.update(population=plan["population"], generations=plan["max_iter"], batch_size=args.art_batch,
-               version=package_version("adversarial-robustness-toolbox"))
+    out = _peer_loop(
+        "ART PixelAttack", model, inputs, clean, device, counter, wrapper, args.peer_cache, args.seed, one
+    )
+    out.update(
+        population=plan["population"],
+        generations=plan["max_iter"],
+        batch_size=args.art_batch,
+        version=package_version("adversarial-robustness-toolbox"),
+    )
     return out
 
 
@@ -351,8 +459,11 @@ def budget_plan(args: argparse.Namespace) -> dict[str, dict[str, int]]:
     art_pop = max(5, max(1, 400 // dims) * dims)
     ours_pop = args.population or ta_pop
     return {
-        "torchattacks": {"population": ta_pop, "steps": max(0, args.budget // ta_pop - 1),
-                         "popsize": args.ta_popsize},
+        "torchattacks": {
+            "population": ta_pop,
+            "steps": max(0, args.budget // ta_pop - 1),
+            "popsize": args.ta_popsize,
+        },
         "art": {"population": art_pop, "max_iter": max(0, args.budget // art_pop - 1)},
         "ours": {"population": ours_pop},
     }
@@ -361,8 +472,12 @@ def budget_plan(args: argparse.Namespace) -> dict[str, dict[str, int]]:
 # --------------------------------------------------------------------------- report
 
 
-PACKAGES = ("numpy", "scipy", "torchattacks", "adversarial-robustness-toolbox")  # versions recorded with the figures
-
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "torchattacks",
+    "adversarial-robustness-toolbox",
+)  # versions recorded with the figures
 
 
 def _median(values: list[int]) -> float | None:
@@ -374,34 +489,56 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--checkpoint", help="a training run's best/ folder (default: demo run, else built)")
     ap.add_argument("--store", help="its data.prepared_dir (default: the checkpoint config's)")
     ap.add_argument("--persons", type=int, default=24)
     ap.add_argument("--pixels", type=int, default=1, help="k")
     ap.add_argument("--budget", type=int, default=500, help="model evaluations per image")
-    ap.add_argument("--population", type=int, default=None,
-                    help="ours (DE population / RS proposals); default: torchattacks' population")
-    ap.add_argument("--resolution", choices=("stored", "model"), default="stored",
-                    help="stored: pixels of the 224² context view; model: of the picture the encoder sees")
+    ap.add_argument(
+        "--population",
+        type=int,
+        default=None,
+        help="ours (DE population / RS proposals); default: torchattacks' population",
+    )
+    ap.add_argument(
+        "--resolution",
+        choices=("stored", "model"),
+        default="stored",
+        help="stored: pixels of the 224² context view; model: of the picture the encoder sees",
+    )
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA too (default: bf16 autocast for all)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    ap.add_argument("--max-batch", type=int, default=None, help="ours: forward chunk (default attack.max_batch)")
-    ap.add_argument("--images-per-batch", type=int, default=None, help="ours: images evolved together "
-                    "(default attack.images_per_batch)")
+    ap.add_argument(
+        "--max-batch", type=int, default=None, help="ours: forward chunk (default attack.max_batch)"
+    )
+    ap.add_argument(
+        "--images-per-batch",
+        type=int,
+        default=None,
+        help="ours: images evolved together (default attack.images_per_batch)",
+    )
     ap.add_argument("--ta-popsize", type=int, default=10, help="torchattacks OnePixel popsize (its default)")
-    ap.add_argument("--ta-inf-batch", type=int, default=128, help="torchattacks OnePixel inf_batch (its default)")
+    ap.add_argument(
+        "--ta-inf-batch", type=int, default=128, help="torchattacks OnePixel inf_batch (its default)"
+    )
     ap.add_argument("--art-batch", type=int, default=128, help="ART classifier predict batch (its default)")
-    ap.add_argument("--peer-cache", action="store_true", help="bind body/text features, not raw inputs, "
-                    "in the peers' wrapper")
+    ap.add_argument(
+        "--peer-cache",
+        action="store_true",
+        help="bind body/text features, not raw inputs, in the peers' wrapper",
+    )
     ap.add_argument("--attackers", default=",".join(ALL_ATTACKERS))
     ap.add_argument("--tp-repeats", type=int, default=5, help="timed calls per plain-throughput measurement")
     ap.add_argument("--workdir", default="outputs/bench_attack", help="fallback store/checkpoint location")
-    ap.add_argument("--fallback-images", default="200/40/60", help="train/val/test images of the fallback store")
+    ap.add_argument(
+        "--fallback-images", default="200/40/60", help="train/val/test images of the fallback store"
+    )
     ap.add_argument("--out", default="bench_results/attack.json")
     args = ap.parse_args()
 
@@ -410,10 +547,10 @@ def main() -> None:
     from rich.table import Table
 
     from emotic_mm.config import configs_dir
-    from emotic_mm.data.categories import CATEGORIES
-    from emotic_mm.recipes.pixel_evasion import settings_from
     from emotic_mm.data.access import dataset
+    from emotic_mm.data.categories import CATEGORIES
     from emotic_mm.models.warming import warm_text_features
+    from emotic_mm.recipes.pixel_evasion import settings_from
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
@@ -433,8 +570,10 @@ def main() -> None:
     model, model_cfg, meta, store = load_checkpoint_store(ckpt, store_path, device)
     modalities = [str(m) for m in model_cfg.model.modalities]
     if "context" not in modalities:
-        raise SystemExit(f"{ckpt}: the model has no context stream (modalities {modalities}); "
-                         "the benchmark attacks the context view")
+        raise SystemExit(
+            f"{ckpt}: the model has no context stream (modalities {modalities}); "
+            "the benchmark attacks the context view"
+        )
     data = dataset(store, args.split, modalities)
     warm_text_features(model, [data])
 
@@ -464,7 +603,9 @@ def main() -> None:
     if not chosen:
         raise SystemExit(f"no person of {args.split} has its clean top-1 in its label set")
     if len(chosen) < args.persons:
-        console.print(f"[yellow]only {len(chosen)} of {scanned} {args.split} persons are correct at top-1[/yellow]")
+        console.print(
+            f"[yellow]only {len(chosen)} of {scanned} {args.split} persons are correct at top-1[/yellow]"
+        )
     batch = data.__getitems__(chosen)
     inputs = to_device(model_inputs(batch), device)
     if args.resolution == "model":  # attack the picture the encoders see (exact, see stages/attack.py)
@@ -473,9 +614,11 @@ def main() -> None:
         inputs = working_views(model, inputs)
     clean = torch.tensor(clean_list)
     n = len(chosen)
-    console.print(f"[dim]{ckpt} ({provenance}; modalities {modalities}) on {device}; {n} persons of {args.split} "
-                  f"(scanned {scanned}); k={args.pixels}, budget={args.budget}, population ours/torchattacks/ART = "
-                  f"{plan['ours']['population']}/{plan['torchattacks']['population']}/{plan['art']['population']}[/dim]")
+    console.print(
+        f"[dim]{ckpt} ({provenance}; modalities {modalities}) on {device}; {n} persons of {args.split} "
+        f"(scanned {scanned}); k={args.pixels}, budget={args.budget}, population ours/torchattacks/ART = "
+        f"{plan['ours']['population']}/{plan['torchattacks']['population']}/{plan['art']['population']}[/dim]"
+    )
     if not torch.equal(predict_top1(model, inputs, device, amp), clean):
         raise SystemExit("clean top-1 is not reproducible between batchings; cannot judge success")
 
@@ -498,9 +641,22 @@ def main() -> None:
             bs = s.max_batch
             tp_before = throughput(bs)
             r = run_ours(key, model, inputs, clean, s, device, group, counter)
-            r["settings"] = {k: getattr(s, k) for k in ("algorithm", "pixels", "budget", "population", "mutation",
-                                                        "crossover", "rs_fraction", "max_batch", "seed", "amp",
-                                                        "cache_unchanged")}
+            r["settings"] = {
+                k: getattr(s, k)
+                for k in (
+                    "algorithm",
+                    "pixels",
+                    "budget",
+                    "population",
+                    "mutation",
+                    "crossover",
+                    "rs_fraction",
+                    "max_batch",
+                    "seed",
+                    "amp",
+                    "cache_unchanged",
+                )
+            }
             r["settings"]["images_per_batch"] = group
         elif key == "torchattacks":
             bs = args.ta_inf_batch
@@ -520,92 +676,184 @@ def main() -> None:
         q = r["queries"]
         tp = (tp_before + tp_after) / 2
         qps = r["rows"] / max(r["wall"], 1e-9)
-        r.update({
-            "label": LABELS[key], "persons": n,
-            "success_rate": float(np.mean(success)),
-            "successes": int(sum(success)),
-            "success_uint8": int((adv_top1_u8 != clean).sum()),
-            "median_queries_success": _median([qi for qi, ok in zip(q, success) if ok]),
-            "total_queries": int(r["rows"]), "max_queries_image": int(max(q)),
-            "queries_per_s": qps, "plain_throughput": tp, "plain_throughput_before": tp_before,
-            "plain_throughput_after": tp_after, "efficiency": qps / tp,
-            "max_changed_pixels": int(changed.max()),
-            "per_person": [{"index": p, "clean_top1": CATEGORIES[int(c)], "adv_top1": CATEGORIES[int(a)],
-                            "success": bool(ok), "queries": int(qi)}
-                           for p, c, a, ok, qi in zip(chosen, clean.tolist(), adv_top1.tolist(), success, q)],
-        })
+        r.update(
+            {
+                "label": LABELS[key],
+                "persons": n,
+                "success_rate": float(np.mean(success)),
+                "successes": int(sum(success)),
+                "success_uint8": int((adv_top1_u8 != clean).sum()),
+                "median_queries_success": _median([qi for qi, ok in zip(q, success) if ok]),
+                "total_queries": int(r["rows"]),
+                "max_queries_image": int(max(q)),
+                "queries_per_s": qps,
+                "plain_throughput": tp,
+                "plain_throughput_before": tp_before,
+                "plain_throughput_after": tp_after,
+                "efficiency": qps / tp,
+                "max_changed_pixels": int(changed.max()),
+                "per_person": [
+                    {
+                        "index": p,
+                        "clean_top1": CATEGORIES[int(c)],
+                        "adv_top1": CATEGORIES[int(a)],
+                        "success": bool(ok),
+                        "queries": int(qi),
+                    }
+                    for p, c, a, ok, qi in zip(chosen, clean.tolist(), adv_top1.tolist(), success, q)
+                ],
+            }
+        )
         if "engine_success" in r:
-            r["engine_agrees_with_judge"] = int(sum(bool(e) == bool(ok) for e, ok in zip(r.pop("engine_success"), success)))
+            r["engine_agrees_with_judge"] = int(
+                sum(bool(e) == bool(ok) for e, ok in zip(r.pop("engine_success"), success))
+            )
         results[key] = r
-        console.print(f"[dim]  success {r['success_rate']:.3f}, {r['total_queries']} queries in {r['wall']:.1f} s "
-                      f"({qps:.0f}/s; plain {tp:.0f}/s at batch {bs})[/dim]")
+        console.print(
+            f"[dim]  success {r['success_rate']:.3f}, {r['total_queries']} queries in {r['wall']:.1f} s "
+            f"({qps:.0f}/s; plain {tp:.0f}/s at batch {bs})[/dim]"
+        )
     counter.handle.remove()
 
-    table = Table(title=f"few-pixel attack, k={args.pixels}, budget {args.budget} queries/image, {n} persons, "
-                        f"untargeted, context view, {device}")
-    cols = ["attacker", "pop × gens", "success", "median q (succ.)", "total q", "max q/img", "wall s", "q/s",
-            "plain fwd/s @batch", "efficiency"]
+    table = Table(
+        title=f"few-pixel attack, k={args.pixels}, budget {args.budget} queries/image, {n} persons, "
+        f"untargeted, context view, {device}"
+    )
+    cols = [
+        "attacker",
+        "pop × gens",
+        "success",
+        "median q (succ.)",
+        "total q",
+        "max q/img",
+        "wall s",
+        "q/s",
+        "plain fwd/s @batch",
+        "efficiency",
+    ]
     for c in cols:
         table.add_column(c, justify="left" if c == "attacker" else "right")
     for key, r in results.items():
-        table.add_row(r["label"], f"{r['population']} × {r['generations'] + 1}",
-                      f"{r['success_rate']:.3f} ({r['successes']}/{n})", _fmt(r["median_queries_success"], ".0f"),
-                      str(r["total_queries"]), str(r["max_queries_image"]), f"{r['wall']:.1f}",
-                      f"{r['queries_per_s']:.0f}", f"{r['plain_throughput']:.0f} @{r['batch_size']}",
-                      f"{r['efficiency']:.2f}")
+        table.add_row(
+            r["label"],
+            f"{r['population']} × {r['generations'] + 1}",
+            f"{r['success_rate']:.3f} ({r['successes']}/{n})",
+            _fmt(r["median_queries_success"], ".0f"),
+            str(r["total_queries"]),
+            str(r["max_queries_image"]),
+            f"{r['wall']:.1f}",
+            f"{r['queries_per_s']:.0f}",
+            f"{r['plain_throughput']:.0f} @{r['batch_size']}",
+            f"{r['efficiency']:.2f}",
+        )
     console.print(table)
 
     # ---- targets from the issue
     targets: list[dict[str, Any]] = []
 
     def check(name: str, value: float | None, threshold: float, note: str) -> None:
-        targets.append({"target": name, "value": value, "threshold": threshold,
-                        "passed": None if value is None else bool(value >= threshold), "note": note})
+        targets.append(
+            {
+                "target": name,
+                "value": value,
+                "threshold": threshold,
+                "passed": None if value is None else bool(value >= threshold),
+                "note": note,
+            }
+        )
 
     de, nc, ta = results.get("ours-de"), results.get("ours-de-nocache"), results.get("torchattacks")
     if de:
-        check("efficiency (ours de)", de["efficiency"], TARGET_EFFICIENCY,
-              "queries/s / plain forward rows/s at attack.max_batch; with cache_unchanged=True")
+        check(
+            "efficiency (ours de)",
+            de["efficiency"],
+            TARGET_EFFICIENCY,
+            "queries/s / plain forward rows/s at attack.max_batch; with cache_unchanged=True",
+        )
     if nc:
-        check("efficiency (ours de, no cache)", nc["efficiency"], TARGET_EFFICIENCY,
-              "cache_unchanged=False: the engine's own overhead")
+        check(
+            "efficiency (ours de, no cache)",
+            nc["efficiency"],
+            TARGET_EFFICIENCY,
+            "cache_unchanged=False: the engine's own overhead",
+        )
     if de and ta:
-        check("success gain over torchattacks (points)", de["success_rate"] - ta["success_rate"],
-              TARGET_SUCCESS_GAIN, "ours de success rate - torchattacks success rate, same budget")
-        check("wall speed-up over torchattacks", ta["wall"] / max(de["wall"], 1e-9), TARGET_SPEEDUP,
-              "torchattacks wall / ours de wall")
+        check(
+            "success gain over torchattacks (points)",
+            de["success_rate"] - ta["success_rate"],
+            TARGET_SUCCESS_GAIN,
+            "ours de success rate - torchattacks success rate, same budget",
+        )
+        check(
+            "wall speed-up over torchattacks",
+            ta["wall"] / max(de["wall"], 1e-9),
+            TARGET_SPEEDUP,
+            "torchattacks wall / ours de wall",
+        )
     if nc and ta:
-        targets.append({"target": "wall speed-up over torchattacks, like for like (info)",
-                        "value": ta["wall"] / max(nc["wall"], 1e-9), "threshold": TARGET_SPEEDUP,
-                        "passed": None, "note": "ours de (no cache) vs torchattacks with "
-                        + ("cached" if args.peer_cache else "raw") + " body/text in its wrapper"})
+        targets.append(
+            {
+                "target": "wall speed-up over torchattacks, like for like (info)",
+                "value": ta["wall"] / max(nc["wall"], 1e-9),
+                "threshold": TARGET_SPEEDUP,
+                "passed": None,
+                "note": "ours de (no cache) vs torchattacks with "
+                + ("cached" if args.peer_cache else "raw")
+                + " body/text in its wrapper",
+            }
+        )
     for t in targets:
         mark = "-" if t["passed"] is None else ("[green]pass[/]" if t["passed"] else "[red]fail[/]")
         console.print(f"{t['target']}: {_fmt(t['value'], '.3f')} (>= {t['threshold']}) {mark}")
 
-    write_report(args.out, "attack/pixel", machine_info(PACKAGES, device), {
-    "checkpoint": {"path": str(ckpt), "provenance": provenance, "store": str(store.path),
-                   "variant": meta.get("variant"), "modalities": modalities, "epoch": meta.get("epoch"),
-                   "best_val_map": (meta.get("best_val") or {}).get("map")},
-    "settings": {"persons": n, "split": args.split, "pixels": args.pixels, "budget": args.budget,
-                 "surface": "context", "resolution": args.resolution, "targeted": False, "seed": args.seed, "amp": amp and device.type == "cuda",
-                 "peer_cache": args.peer_cache, "tp_repeats": args.tp_repeats, "plan": plan,
-                 "ta_popsize": args.ta_popsize, "ta_inf_batch": args.ta_inf_batch, "art_batch": args.art_batch,
-                 "art": {"es": 1, "th": args.pixels, "max_iter": plan["art"]["max_iter"]},
-                 "scanned_persons": scanned, "person_indices": chosen},
-    "plain_throughput": {str(k): v for k, v in tp_cache.items()},
-    "rows": results,
-    "targets": targets,
-    "notes": {
-        "queries": "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
-                   "clean forward and final check per image; peers: population evaluations, per-generation "
-                   "success callbacks and final checks)",
-        "success": "judged by re-running our model on the returned context view: top-1 != clean top-1; "
-                   "success_uint8 = the same after rounding the view to integers",
-        "efficiency": "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
-                      "mean of a measurement right before and right after that attacker)",
-    },
-    })
+    write_report(
+        args.out,
+        "attack/pixel",
+        machine_info(PACKAGES, device),
+        {
+            "checkpoint": {
+                "path": str(ckpt),
+                "provenance": provenance,
+                "store": str(store.path),
+                "variant": meta.get("variant"),
+                "modalities": modalities,
+                "epoch": meta.get("epoch"),
+                "best_val_map": (meta.get("best_val") or {}).get("map"),
+            },
+            "settings": {
+                "persons": n,
+                "split": args.split,
+                "pixels": args.pixels,
+                "budget": args.budget,
+                "surface": "context",
+                "resolution": args.resolution,
+                "targeted": False,
+                "seed": args.seed,
+                "amp": amp and device.type == "cuda",
+                "peer_cache": args.peer_cache,
+                "tp_repeats": args.tp_repeats,
+                "plan": plan,
+                "ta_popsize": args.ta_popsize,
+                "ta_inf_batch": args.ta_inf_batch,
+                "art_batch": args.art_batch,
+                "art": {"es": 1, "th": args.pixels, "max_iter": plan["art"]["max_iter"]},
+                "scanned_persons": scanned,
+                "person_indices": chosen,
+            },
+            "plain_throughput": {str(k): v for k, v in tp_cache.items()},
+            "rows": results,
+            "targets": targets,
+            "notes": {
+                "queries": "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
+                "clean forward and final check per image; peers: population evaluations, per-generation "
+                "success callbacks and final checks)",
+                "success": "judged by re-running our model on the returned context view: top-1 != clean top-1; "
+                "success_uint8 = the same after rounding the view to integers",
+                "efficiency": "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
+                "mean of a measurement right before and right after that attacker)",
+            },
+        },
+    )
     console.print(f"wrote {args.out}")
 
 

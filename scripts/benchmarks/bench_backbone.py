@@ -50,17 +50,25 @@ def compose(store: str, encoder: str) -> Any:
     from emotic_mm.config import configs_dir
 
     with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=[
-            f"data.prepared_dir={store}", "model=baseline", "model.modalities=[context,body]",
-            f"model/image_encoder={encoder}", "trainer.workers=0", "trainer.tensorboard=false"])
+        return hydra_compose(
+            config_name="train",
+            overrides=[
+                f"data.prepared_dir={store}",
+                "model=baseline",
+                "model.modalities=[context,body]",
+                f"model/image_encoder={encoder}",
+                "trainer.workers=0",
+                "trainer.tensorboard=false",
+            ],
+        )
 
 
 def measure(store: str, encoder: str, args: argparse.Namespace) -> dict[str, float]:
     """One round of one encoder config: setup seconds, train images/s, attack queries/s."""
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
     from emotic_mm.data.access import dataset, store_for_model
-    from emotic_mm.models.warming import warm_image_features
     from emotic_mm.models.factory import build_model
+    from emotic_mm.models.warming import warm_image_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.losses import build_objective
@@ -70,7 +78,10 @@ def measure(store: str, encoder: str, args: argparse.Namespace) -> dict[str, flo
     cfg = compose(store, encoder)
     device = torch.device("cpu")
     opened = store_for_model(cfg, cfg)
-    train_set, val_set = dataset(opened, "train", ["context", "body"]), dataset(opened, "val", ["context", "body"])
+    train_set, val_set = (
+        dataset(opened, "train", ["context", "body"]),
+        dataset(opened, "val", ["context", "body"]),
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model)
     started = time.perf_counter()
@@ -80,8 +91,16 @@ def measure(store: str, encoder: str, args: argparse.Namespace) -> dict[str, flo
     batch = int(cfg.trainer.batch_size)
     subset = torch.utils.data.Subset(train_set, list(range(min(len(train_set), batch * args.train_batches))))
     loader = make_loader(subset, batch, 0, device, True, 0, DistInfo(), drop_last=True)
-    trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, Path(args.workdir), DistInfo(), device,
-                      steps_per_epoch=len(loader))
+    trainer = Trainer(
+        model,
+        build_objective(cfg.loss),
+        cfg.trainer,
+        cfg,
+        Path(args.workdir),
+        DistInfo(),
+        device,
+        steps_per_epoch=len(loader),
+    )
     trainer._train_epoch(loader, 0)  # warm-up: allocator, first-call costs
     started = time.perf_counter()
     _, _, images = trainer._train_epoch(loader, 0)
@@ -92,14 +111,23 @@ def measure(store: str, encoder: str, args: argparse.Namespace) -> dict[str, flo
     model.eval()
     test = dataset(opened, "test", ["context", "body"])
     batch_dict = to_device(model_inputs(test.__getitems__(list(range(min(args.persons, len(test)))))), device)
-    views = {k: (model.image_encoders[k].working_view(v) if k in model.image_encoders else v)
-             for k, v in batch_dict.items()}
-    settings = PixelAttackSettings(pixels=args.pixels, algorithm="rs", budget=args.budget, population=20, seed=0)
+    views = {
+        k: (model.image_encoders[k].working_view(v) if k in model.image_encoders else v)
+        for k, v in batch_dict.items()
+    }
+    settings = PixelAttackSettings(
+        pixels=args.pixels, algorithm="rs", budget=args.budget, population=20, seed=0
+    )
     started = time.perf_counter()
     result = PixelAttack(model, settings, device).run(views)
     attack_rate = float(result.queries.sum()) / (time.perf_counter() - started)
-    return {"setup_s": setup, "train_images_per_s": train_rate, "epochs_images_per_s": epochs_rate,
-            "attack_queries_per_s": attack_rate, "train_persons": len(train_set)}
+    return {
+        "setup_s": setup,
+        "train_images_per_s": train_rate,
+        "epochs_images_per_s": epochs_rate,
+        "attack_queries_per_s": attack_rate,
+        "train_persons": len(train_set),
+    }
 
 
 def main() -> None:
@@ -120,7 +148,7 @@ def main() -> None:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     rounds: dict[str, list[dict[str, float]]] = {e: [] for e in ENCODERS}
     for r in range(args.repeats):
-        for encoder in (ENCODERS if r % 2 == 0 else ENCODERS[::-1]):
+        for encoder in ENCODERS if r % 2 == 0 else ENCODERS[::-1]:
             rounds[encoder].append(measure(args.store, encoder, args))
             print(f"round {r + 1} {encoder}: {rounds[encoder][-1]}", flush=True)
     keys = ("setup_s", "train_images_per_s", "epochs_images_per_s", "attack_queries_per_s")
@@ -135,13 +163,27 @@ def main() -> None:
         table.add_column(column, justify="right")
     for e in ENCODERS:
         m = medians[e]
-        table.add_row(e, f"{m['setup_s']:.1f}", f"{m['train_images_per_s']:.1f}", f"{m['epochs_images_per_s']:.1f}",
-                      f"{m['attack_queries_per_s']:.1f}")
-    table.add_row("ratio", "", f"{ratios['train_images_per_s']:.2f}", f"{ratios['epochs_images_per_s']:.2f}",
-                  f"{ratios['attack_queries_per_s']:.2f}")
+        table.add_row(
+            e,
+            f"{m['setup_s']:.1f}",
+            f"{m['train_images_per_s']:.1f}",
+            f"{m['epochs_images_per_s']:.1f}",
+            f"{m['attack_queries_per_s']:.1f}",
+        )
+    table.add_row(
+        "ratio",
+        "",
+        f"{ratios['train_images_per_s']:.2f}",
+        f"{ratios['epochs_images_per_s']:.2f}",
+        f"{ratios['attack_queries_per_s']:.2f}",
+    )
     Console().print(table)
-    write_report(args.out, "backbone", machine_info(("timm", "torchvision"), torch.device("cpu")),
-                 {"settings": vars(args), "rounds": rounds, "medians": medians, "ratios_lite0_over_resnet18": ratios})
+    write_report(
+        args.out,
+        "backbone",
+        machine_info(("timm", "torchvision"), torch.device("cpu")),
+        {"settings": vars(args), "rounds": rounds, "medians": medians, "ratios_lite0_over_resnet18": ratios},
+    )
 
 
 if __name__ == "__main__":

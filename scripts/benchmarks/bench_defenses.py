@@ -30,7 +30,9 @@ from benchlib import load_checkpoint_store, machine_info, sync, write_report  # 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint trained with defense=ablation")
+    p.add_argument(
+        "--checkpoint", type=Path, required=True, help="a checkpoint trained with defense=ablation"
+    )
     p.add_argument("--store", type=Path, default=None, help="default: the checkpoint's data.prepared_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--persons", type=int, default=32)
@@ -45,8 +47,8 @@ def main() -> None:
     from rich.table import Table
 
     from emotic_mm.data.access import dataset
-    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
+    from emotic_mm.models.warming import warm_text_features
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.runtime import select_device
 
@@ -67,17 +69,26 @@ def main() -> None:
         results[label] = certify_persons(model, data, settings, device, chunk=chunk)
         sync(device)
         timings[label] = time.perf_counter() - t0
-    same = all(np.array_equal(getattr(results["batched"][0], k), getattr(results["one person at a time"][0], k))
-               for k in ("prediction", "count", "radius"))
+    same = all(
+        np.array_equal(getattr(results["batched"][0], k), getattr(results["one person at a time"][0], k))
+        for k in ("prediction", "count", "radius")
+    )
 
-    plain = plain_forward_views_per_s(model, full, settings, device, n_views=len(data) * (args.samples + args.selection) // 4)
+    plain = plain_forward_views_per_s(
+        model, full, settings, device, n_views=len(data) * (args.samples + args.selection) // 4
+    )
     certify_views = len(data) * (args.samples + args.selection) / timings["batched"]
 
     encoder = model.image_encoders["context"]
-    views = encoder.working_view(full.__getitems__(list(range(min(args.batch, len(full)))))["context"].to(device))
+    views = encoder.working_view(
+        full.__getitems__(list(range(min(args.batch, len(full)))))["context"].to(device)
+    )
     original = encoder.input_defense
-    variants = {"ablation (as trained)": original, "+ median 3": torch.nn.Sequential(MedianFilter(3), original),
-                "+ squeeze 4 bits": torch.nn.Sequential(BitDepth(4), original)}
+    variants = {
+        "ablation (as trained)": original,
+        "+ median 3": torch.nn.Sequential(MedianFilter(3), original),
+        "+ squeeze 4 bits": torch.nn.Sequential(BitDepth(4), original),
+    }
     times: dict[str, list[float]] = {label: [] for label in variants}
     with torch.inference_mode():
         # Round-robin over the variants, so that drift of a shared CPU's clock or load hits all of them alike
@@ -94,7 +105,9 @@ def main() -> None:
     smoothing = {label: float(np.median(ts[1:])) for label, ts in times.items()}  # the first round warms up
 
     n = len(data)
-    table = Table(title=f"defenses · {n} persons · n0 = {args.selection}, n = {args.samples} ablated views each")
+    table = Table(
+        title=f"defenses · {n} persons · n0 = {args.selection}, n = {args.samples} ablated views each"
+    )
     table.add_column("what")
     table.add_column("value")
     for label, seconds in timings.items():
@@ -106,24 +119,39 @@ def main() -> None:
     table.add_row("certify / plain forward", f"{certify_views / plain:.2f}")
     base = smoothing["ablation (as trained)"]
     for label, seconds in smoothing.items():
-        table.add_row(f"encoder forward, {label}", f"{seconds * 1000:.1f} ms / {len(views)} views ({seconds / base:.2f}×)")
+        table.add_row(
+            f"encoder forward, {label}",
+            f"{seconds * 1000:.1f} ms / {len(views)} views ({seconds / base:.2f}×)",
+        )
     Console().print(table)
-    write_report(args.out, "defenses", machine_info((), device), {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "persons": n, "certify_seconds": timings, "persons_per_s": {k: n / v for k, v in timings.items()},
-        "identical_certificates": same, "smoothing_seconds": smoothing,
-        "certify_views_per_s": certify_views, "plain_forward_views_per_s": plain,
-        "certify_over_plain": certify_views / plain})
+    write_report(
+        args.out,
+        "defenses",
+        machine_info((), device),
+        {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "persons": n,
+            "certify_seconds": timings,
+            "persons_per_s": {k: n / v for k, v in timings.items()},
+            "identical_certificates": same,
+            "smoothing_seconds": smoothing,
+            "certify_views_per_s": certify_views,
+            "plain_forward_views_per_s": plain,
+            "certify_over_plain": certify_views / plain,
+        },
+    )
 
 
 @torch.inference_mode()
-def plain_forward_views_per_s(model: torch.nn.Module, data, settings, device: torch.device, n_views: int) -> float:
+def plain_forward_views_per_s(
+    model: torch.nn.Module, data, settings, device: torch.device, n_views: int
+) -> float:
     """The bare model forward on ablated context views (fixed body and text features), in the chunks the
     certification uses: the ceiling its views/s is measured against."""
-    from emotic_mm.defenses.ablation import encode, keep_mask, draw_positions
+    from emotic_mm.batching import rows_per_forward
+    from emotic_mm.defenses.ablation import draw_positions, encode, keep_mask
     from emotic_mm.recipes.certification import fixed_features
     from emotic_mm.training.inference import model_inputs, to_device
-    from emotic_mm.batching import rows_per_forward
 
     rows = rows_per_forward(settings.max_batch, device, 512)
     ids = list(range(min(len(data), rows)))

@@ -37,7 +37,9 @@ from benchlib import machine_info, sync, write_report  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chunks", type=int, nargs="+", default=[8, 16, 64, 256])
-    p.add_argument("--sizes", type=int, nargs="+", default=[160, 128], help="working resolutions (context, body)")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[160, 128], help="working resolutions (context, body)"
+    )
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="per timed measurement")
     p.add_argument("--device", default="auto")
@@ -68,7 +70,9 @@ def main() -> None:
     results: dict[tuple, list[float]] = {}
     with torch.inference_mode():
         for _ in range(args.repeats):
-            for size, chunk, ((layout, folded), module) in itertools.product(args.sizes, args.chunks, variants.items()):
+            for size, chunk, ((layout, folded), module) in itertools.product(
+                args.sizes, args.chunks, variants.items()
+            ):
                 x = torch.randn(chunk, 3, size, size, device=device)
                 if layout == "NHWC":
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -79,25 +83,51 @@ def main() -> None:
                     module(x)
                     done += chunk
                 sync(device)
-                results.setdefault((size, chunk, layout, folded), []).append(done / (time.perf_counter() - t0))
+                results.setdefault((size, chunk, layout, folded), []).append(
+                    done / (time.perf_counter() - t0)
+                )
 
     rows = []
     for size in args.sizes:
         reference = float(np.median(results[(size, max(args.chunks), "NCHW", False)]))
         for chunk, (layout, folded) in itertools.product(args.chunks, variants):
             value = float(np.median(results[(size, chunk, layout, folded)]))
-            rows.append({"size": size, "chunk": chunk, "layout": layout, "folded": folded, "images_per_s": value,
-                         "ratio": value / reference})
-    table = Table(title=f"fixed {block.name} backbone at inference · {device} · images/s (median of {args.repeats})")
+            rows.append(
+                {
+                    "size": size,
+                    "chunk": chunk,
+                    "layout": layout,
+                    "folded": folded,
+                    "images_per_s": value,
+                    "ratio": value / reference,
+                }
+            )
+    table = Table(
+        title=f"fixed {block.name} backbone at inference · {device} · images/s (median of {args.repeats})"
+    )
     for column in ("px", "rows", "layout", "BN folded", "images/s", "× NCHW unfolded, largest chunk"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["size"]), str(r["chunk"]), r["layout"], "yes" if r["folded"] else "no",
-                      f"{r['images_per_s']:.1f}", f"{r['ratio']:.2f}")
+        table.add_row(
+            str(r["size"]),
+            str(r["chunk"]),
+            r["layout"],
+            "yes" if r["folded"] else "no",
+            f"{r['images_per_s']:.1f}",
+            f"{r['ratio']:.2f}",
+        )
     Console().print(table)
-    write_report(args.out, "inference", machine_info((), device),
-                 {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                  "encoder": str(block.name), "weights": str(block.get("weights")), "rows": rows})
+    write_report(
+        args.out,
+        "inference",
+        machine_info((), device),
+        {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "encoder": str(block.name),
+            "weights": str(block.get("weights")),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

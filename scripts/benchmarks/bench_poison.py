@@ -101,7 +101,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import load_checkpoint_store, machine_info, package_version, sync, write_report  # scripts/benchmarks/benchlib.py
+from benchlib import (
+    load_checkpoint_store,
+    machine_info,
+    package_version,
+    sync,
+    write_report,
+)  # scripts/benchmarks/benchlib.py
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -118,8 +124,9 @@ TARGET_RATIO = 20.0
 class Representation(nn.Module):
     """Single tensor → ``model.image_representation`` of the varied view(s); the layer ART hooks."""
 
-    def __init__(self, model: nn.Module, views: list[str], shapes: dict[str, tuple[int, ...]],
-                 scale: float = 1.0) -> None:
+    def __init__(
+        self, model: nn.Module, views: list[str], shapes: dict[str, tuple[int, ...]], scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.views = views
@@ -150,14 +157,20 @@ class Head(nn.Module):
             if model.variant == "baseline":
                 self.fixed = {m: model.embedders[m](f) for m, f in feats.items()}
             else:  # joint: unit vectors of the shared space
-                self.fixed = {m: F.normalize((model.text_projection if m == "text" else model.projections[m])(f), dim=-1)
-                              for m, f in feats.items()}
+                self.fixed = {
+                    m: F.normalize(
+                        (model.text_projection if m == "text" else model.projections[m])(f), dim=-1
+                    )
+                    for m, f in feats.items()
+                }
 
     def forward(self, rep: torch.Tensor) -> torch.Tensor:
         m, b = self.model, rep.shape[0]
         fixed = {k: v.expand(b, -1) for k, v in self.fixed.items()}
         if m.variant == "baseline":  # rep = the varied views' embeddings, in modality order
-            chunks = iter(torch.split(rep, rep.shape[1] // len([v for v in m.modalities if v in self.views]), dim=1))
+            chunks = iter(
+                torch.split(rep, rep.shape[1] // len([v for v in m.modalities if v in self.views]), dim=1)
+            )
             parts = [next(chunks) if mod in self.views else fixed[mod] for mod in m.modalities]
             return m.category_head(m.fusion(torch.cat(parts, dim=1)))
         # joint: rep is the (normalised) image vector of the varied views; add the fixed unit vectors
@@ -168,8 +181,14 @@ class Head(nn.Module):
 class CollisionNet(nn.Module):
     """What ART sees: ``representation`` (feature layer) → ``head`` (logits)."""
 
-    def __init__(self, model: nn.Module, views: list[str], shapes: dict[str, tuple[int, ...]],
-                 reference: dict[str, torch.Tensor], scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        views: list[str],
+        shapes: dict[str, tuple[int, ...]],
+        reference: dict[str, torch.Tensor],
+        scale: float = 1.0,
+    ) -> None:
         super().__init__()
         self.representation = Representation(model, views, shapes, scale)
         self.head = Head(model, views, reference)
@@ -179,6 +198,7 @@ class CollisionNet(nn.Module):
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def change(poisons: dict[str, torch.Tensor], bases: dict[str, torch.Tensor]) -> tuple[float, float]:
     """(largest, mean) |poison − base| over all varied views, pixel units."""
@@ -191,7 +211,9 @@ def pack(views: dict[str, torch.Tensor], order: list[str], scale: float = 1.0) -
     for one view, flattened + concatenated for two."""
     if len(order) == 1:
         return (views[order[0]].float() / scale).cpu().numpy()
-    return (torch.cat([views[v].float().reshape(views[v].shape[0], -1) for v in order], 1) / scale).cpu().numpy()
+    return (
+        (torch.cat([views[v].float().reshape(views[v].shape[0], -1) for v in order], 1) / scale).cpu().numpy()
+    )
 
 
 def median_time(fn, repeats: int) -> float:
@@ -213,12 +235,17 @@ def run_ours(model, bases, target_feature, settings, device) -> dict[str, Any]:
     result = craft(model, bases, target_feature.expand(n, -1), settings)
     sync(device)
     wall = time.perf_counter() - t0
-    return {"wall": wall, "poisons": result.poisons, "final_distance_float": result.final_distance.cpu(),
-            "feature_loss": result.feature_loss.cpu()}
+    return {
+        "wall": wall,
+        "poisons": result.poisons,
+        "final_distance_float": result.final_distance.cpu(),
+        "feature_loss": result.feature_loss.cpu(),
+    }
 
 
-def run_art(net: CollisionNet, views: list[str], shapes, bases, target, steps: int, device,
-            lr: float | None = None) -> dict[str, Any]:
+def run_art(
+    net: CollisionNet, views: list[str], shapes, bases, target, steps: int, device, lr: float | None = None
+) -> dict[str, Any]:
     import logging
 
     from art.attacks.poisoning import FeatureCollisionAttack
@@ -227,11 +254,23 @@ def run_art(net: CollisionNet, views: list[str], shapes, bases, target, steps: i
     logging.getLogger("art").setLevel(logging.WARNING)
     scale = net.representation.scale
     x = pack(bases, views, scale)
-    classifier = PyTorchClassifier(model=net, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-                                   nb_classes=26, clip_values=(0.0, 255.0 / scale), channels_first=True,
-                                   device_type="gpu" if device.type == "cuda" else "cpu")
-    attack = FeatureCollisionAttack(classifier, target=pack(target, views, scale), feature_layer="representation",
-                                    max_iter=steps, verbose=False, **({} if lr is None else {"learning_rate": lr}))
+    classifier = PyTorchClassifier(
+        model=net,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=26,
+        clip_values=(0.0, 255.0 / scale),
+        channels_first=True,
+        device_type="gpu" if device.type == "cuda" else "cpu",
+    )
+    attack = FeatureCollisionAttack(
+        classifier,
+        target=pack(target, views, scale),
+        feature_layer="representation",
+        max_iter=steps,
+        verbose=False,
+        **({} if lr is None else {"learning_rate": lr}),
+    )
     lr0 = attack.learning_rate
     calls = [0]
     hook = net.representation.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
@@ -243,25 +282,46 @@ def run_art(net: CollisionNet, views: list[str], shapes, bases, target, steps: i
     hook.remove()
     rep = net.representation
     out = rep.unpack(torch.from_numpy(poisons) * scale)
-    return {"wall": wall, "poisons": {v: out[v].round().clamp(0, 255).to(torch.uint8) for v in views},
-            "learning_rate_start": lr0, "learning_rate_end": attack.learning_rate, "forwards": calls[0],
-            "beta": 256.0 * (net.representation(torch.from_numpy(x[:1]).to(device)).shape[-1] / x[0].size) ** 2}
+    return {
+        "wall": wall,
+        "poisons": {v: out[v].round().clamp(0, 255).to(torch.uint8) for v in views},
+        "learning_rate_start": lr0,
+        "learning_rate_end": attack.learning_rate,
+        "forwards": calls[0],
+        "beta": 256.0 * (net.representation(torch.from_numpy(x[:1]).to(device)).shape[-1] / x[0].size) ** 2,
+    }
 
 
 # --------------------------------------------------------------------------- main
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="outputs/quality/train-baseline/best", help="a training run's best/ folder")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--checkpoint", default="outputs/quality/train-baseline/best", help="a training run's best/ folder"
+    )
     ap.add_argument("--store", default="data/prepared/synthetic_seed0", help="its prepared store")
     ap.add_argument("--poisons", type=int, default=20, help="poisons ours crafts (one batch per step)")
-    ap.add_argument("--art-poisons", type=int, default=None, help="poisons ART crafts (default --poisons; "
-                    "the first ones of the same bases)")
+    ap.add_argument(
+        "--art-poisons",
+        type=int,
+        default=None,
+        help="poisons ART crafts (default --poisons; the first ones of the same bases)",
+    )
     ap.add_argument("--steps", type=int, default=30, help="iterations per poison, both sides")
-    ap.add_argument("--art-range", type=float, choices=(1.0, 255.0), default=1.0,
-                    help="ART's input range: images in [0, 1] (default, x255 inside) or [0, 255]")
-    ap.add_argument("--art-lr", type=float, default=None, help="ART learning_rate (default: ART's, 500*255); "
-                    "the per-iteration work does not depend on it")
+    ap.add_argument(
+        "--art-range",
+        type=float,
+        choices=(1.0, 255.0),
+        default=1.0,
+        help="ART's input range: images in [0, 1] (default, x255 inside) or [0, 255]",
+    )
+    ap.add_argument(
+        "--art-lr",
+        type=float,
+        default=None,
+        help="ART learning_rate (default: ART's, 500*255); the per-iteration work does not depend on it",
+    )
     ap.add_argument("--base", default="Happiness", help="base class of the poisons")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
@@ -334,66 +394,129 @@ def main() -> None:
     net = CollisionNet(model, views, shapes, target_batch, scale).to(device).eval()
     with torch.no_grad():  # the wrapper's layer is our representation (up to the float rounding of /255·255)
         probe = {v: bases[v][:2].float() for v in views}
-        same = torch.allclose(net.representation(torch.from_numpy(pack(probe, views, scale)).to(device)),
-                              model.image_representation(probe), rtol=1e-4, atol=1e-5)
+        same = torch.allclose(
+            net.representation(torch.from_numpy(pack(probe, views, scale)).to(device)),
+            model.image_representation(probe),
+            rtol=1e-4,
+            atol=1e-5,
+        )
     if not same:
         raise SystemExit("wrapper representation differs from model.image_representation")
-    console.print(f"[dim]{ckpt} ({meta.get('variant', model_cfg.model.name)}; modalities {modalities}) on {device}, "
-                  f"{torch.get_num_threads()} threads; target test #{target_id}, {n_ours} bases of {args.base} "
-                  f"(ART: first {n_art}); views {views}; {args.steps} steps[/dim]")
+    console.print(
+        f"[dim]{ckpt} ({meta.get('variant', model_cfg.model.name)}; modalities {modalities}) on {device}, "
+        f"{torch.get_num_threads()} threads; target test #{target_id}, {n_ours} bases of {args.base} "
+        f"(ART: first {n_art}); views {views}; {args.steps} steps[/dim]"
+    )
 
     # ---- warm-up (untimed), then ours / ART / ours
-    run_ours(model, {v: t[:1] for v, t in bases.items()}, target_feature,
-             CollisionSettings(settings.beta, settings.epsilon, 2, settings.lr, settings.max_batch), device)
+    run_ours(
+        model,
+        {v: t[:1] for v, t in bases.items()},
+        target_feature,
+        CollisionSettings(settings.beta, settings.epsilon, 2, settings.lr, settings.max_batch),
+        device,
+    )
     if not args.skip_art:
-        run_art(CollisionNet(model, views, shapes, target_batch, scale).to(device).eval(), views, shapes,
-                {v: t[:1] for v, t in bases.items()}, target, 2, device, args.art_lr)
+        run_art(
+            CollisionNet(model, views, shapes, target_batch, scale).to(device).eval(),
+            views,
+            shapes,
+            {v: t[:1] for v, t in bases.items()},
+            target,
+            2,
+            device,
+            args.art_lr,
+        )
     console.print("[dim]ours ...[/dim]")
     ours1 = run_ours(model, bases, target_feature, settings, device)
     art = None
     if not args.skip_art:
         console.print(f"[dim]ART ({n_art} poisons) ...[/dim]")
-        art = run_art(net, views, shapes, {v: t[:n_art] for v, t in bases.items()}, target, args.steps, device,
-                      args.art_lr)
+        art = run_art(
+            net,
+            views,
+            shapes,
+            {v: t[:n_art] for v, t in bases.items()},
+            target,
+            args.steps,
+            device,
+            args.art_lr,
+        )
     console.print("[dim]ours again ...[/dim]")
     ours2 = run_ours(model, bases, target_feature, settings, device)
 
     d_start = feature_distance(image_features(model, bases), target_feature).cpu()
 
     def judge(poisons: dict[str, torch.Tensor], n: int) -> dict[str, Any]:
-        after = feature_distance(image_features(model, {v: p.to(device) for v, p in poisons.items()}), target_feature).cpu()
-        largest, mean = change({v: p.cpu() for v, p in poisons.items()}, {v: b[:n].cpu() for v, b in bases.items()})
-        return {"distance_before": float(d_start[:n].mean()), "distance_after": float(after.mean()),
-                "distance_after_per_poison": after.tolist(), "max_pixel_change": largest,
-                "mean_pixel_change": mean}
+        after = feature_distance(
+            image_features(model, {v: p.to(device) for v, p in poisons.items()}), target_feature
+        ).cpu()
+        largest, mean = change(
+            {v: p.cpu() for v, p in poisons.items()}, {v: b[:n].cpu() for v, b in bases.items()}
+        )
+        return {
+            "distance_before": float(d_start[:n].mean()),
+            "distance_after": float(after.mean()),
+            "distance_after_per_poison": after.tolist(),
+            "max_pixel_change": largest,
+            "mean_pixel_change": mean,
+        }
 
     rows: dict[str, dict[str, Any]] = {}
     ours_wall = (ours1["wall"] + ours2["wall"]) / 2
-    rows["ours"] = {"label": "ours craft (batched)", "poisons": n_ours, "wall": ours_wall,
-                    "wall_before_after": [ours1["wall"], ours2["wall"]], "poisons_per_s": n_ours / ours_wall,
-                    "forward_backward_per_step": -(-n_ours // settings.max_batch),
-                    "distance_after_float": float(ours2["final_distance_float"].mean()),
-                    **judge(ours2["poisons"], n_ours),
-                    "settings": {"beta": settings.beta, "epsilon": settings.epsilon, "lr": settings.lr,
-                                 "steps": settings.steps, "max_batch": settings.max_batch}}
+    rows["ours"] = {
+        "label": "ours craft (batched)",
+        "poisons": n_ours,
+        "wall": ours_wall,
+        "wall_before_after": [ours1["wall"], ours2["wall"]],
+        "poisons_per_s": n_ours / ours_wall,
+        "forward_backward_per_step": -(-n_ours // settings.max_batch),
+        "distance_after_float": float(ours2["final_distance_float"].mean()),
+        **judge(ours2["poisons"], n_ours),
+        "settings": {
+            "beta": settings.beta,
+            "epsilon": settings.epsilon,
+            "lr": settings.lr,
+            "steps": settings.steps,
+            "max_batch": settings.max_batch,
+        },
+    }
     # the same bases on our side restricted to ART's poisons, for a like-for-like distance
-    rows["ours"]["distance_after_first_art_poisons"] = float(np.mean(rows["ours"]["distance_after_per_poison"][:n_art]))
+    rows["ours"]["distance_after_first_art_poisons"] = float(
+        np.mean(rows["ours"]["distance_after_per_poison"][:n_art])
+    )
     if art is not None:
-        rows["art"] = {"label": "ART FeatureCollisionAttack", "poisons": n_art, "wall": art["wall"],
-                       "poisons_per_s": n_art / art["wall"], **judge(art["poisons"], n_art),
-                       "forwards": art["forwards"], "forwards_expected_full_run": 1 + n_art * (1 + 3 * args.steps) + -(-n_art // 128),
-                       "version": package_version("adversarial-robustness-toolbox"),
-                       "settings": {"max_iter": args.steps, "learning_rate": art["learning_rate_start"],
-                                    "learning_rate_after": art["learning_rate_end"], "decay_coeff": 0.5,
-                                    "stopping_tol": 1e-10, "num_old_obj": 40, "similarity_coeff": 256.0,
-                                    "beta_effective": art["beta"], "feature_layer": "representation",
-                                    "clip_values": [0, args.art_range], "input_range": args.art_range,
-                                    "watermark": None}}
+        rows["art"] = {
+            "label": "ART FeatureCollisionAttack",
+            "poisons": n_art,
+            "wall": art["wall"],
+            "poisons_per_s": n_art / art["wall"],
+            **judge(art["poisons"], n_art),
+            "forwards": art["forwards"],
+            "forwards_expected_full_run": 1 + n_art * (1 + 3 * args.steps) + -(-n_art // 128),
+            "version": package_version("adversarial-robustness-toolbox"),
+            "settings": {
+                "max_iter": args.steps,
+                "learning_rate": art["learning_rate_start"],
+                "learning_rate_after": art["learning_rate_end"],
+                "decay_coeff": 0.5,
+                "stopping_tol": 1e-10,
+                "num_old_obj": 40,
+                "similarity_coeff": 256.0,
+                "beta_effective": art["beta"],
+                "feature_layer": "representation",
+                "clip_values": [0, args.art_range],
+                "input_range": args.art_range,
+                "watermark": None,
+            },
+        }
     ratio = rows["ours"]["poisons_per_s"] / rows["art"]["poisons_per_s"] if art is not None else None
 
     # ---- backdoor: stamping and reading overhead
     bcfg = OmegaConf.load(configs_dir() / "attack" / "poison_backdoor.yaml")
-    spec = TriggerSpec.from_config(OmegaConf.merge(bcfg, {"surface": args.surface or bcfg.surface}), args.seed)
+    spec = TriggerSpec.from_config(
+        OmegaConf.merge(bcfg, {"surface": args.surface or bcfg.surface}), args.seed
+    )
     view_name = "context" if spec.surface == "scene" else spec.surface
     view_size = int(getattr(train_set.split, view_name).shape[1])
     trigger = trigger_pixels(spec, view_size, model.image_encoders[view_name].input_size)
@@ -413,9 +536,13 @@ def main() -> None:
     labels = np.asarray(split.categories[:])
     poisoned = choose_poisoned(labels, float(bcfg.rate), str(bcfg.variant), str(bcfg.target), args.seed)
     dirty = str(bcfg.variant) == "dirty"
-    readers = {"plain": train_set,
-               "view": backdoor_view(train_set, poisoned, trigger, spec.surface, target_cls, dirty),
-               "view_all": backdoor_view(train_set, np.arange(len(train_set)), trigger, spec.surface, target_cls, dirty)}
+    readers = {
+        "plain": train_set,
+        "view": backdoor_view(train_set, poisoned, trigger, spec.surface, target_cls, dirty),
+        "view_all": backdoor_view(
+            train_set, np.arange(len(train_set)), trigger, spec.surface, target_cls, dirty
+        ),
+    }
     batches = [list(range(s, min(n_read, s + args.read_batch))) for s in range(0, n_read, args.read_batch)]
 
     def read_pass(ds) -> None:
@@ -436,78 +563,167 @@ def main() -> None:
     plain_b, view_b = readers["plain"].__getitems__(probe_ids), readers["view_all"].__getitems__(probe_ids)
     changed_rows = int((plain_b[view_name] != view_b[view_name]).flatten(1).any(1).sum())
     poisoned_in_range = int(np.isin(np.arange(n_read), poisoned).sum())
-    backdoor = {"surface": spec.surface, "pixels": spec.pixels, "trigger_stored_pixels": int(len(trigger)),
-                "stamp_views": n_stamp, "stamp_seconds": t_stamp, "stamp_views_per_s": n_stamp / t_stamp,
-                "stamp_us_per_view": 1e6 * t_stamp / n_stamp,
-                "read_persons": n_read, "read_batch": args.read_batch, "rate": float(bcfg.rate),
-                "variant": str(bcfg.variant), "poisoned_in_read_range": poisoned_in_range,
-                "read_seconds": read_med, "read_seconds_all": read_times,
-                "read_ratio": read_med["view"] / read_med["plain"],
-                "read_ratio_all_rows": read_med["view_all"] / read_med["plain"],
-                "rows_changed_in_first_batch_rate1": changed_rows, "first_batch_rows": len(probe_ids)}
+    backdoor = {
+        "surface": spec.surface,
+        "pixels": spec.pixels,
+        "trigger_stored_pixels": int(len(trigger)),
+        "stamp_views": n_stamp,
+        "stamp_seconds": t_stamp,
+        "stamp_views_per_s": n_stamp / t_stamp,
+        "stamp_us_per_view": 1e6 * t_stamp / n_stamp,
+        "read_persons": n_read,
+        "read_batch": args.read_batch,
+        "rate": float(bcfg.rate),
+        "variant": str(bcfg.variant),
+        "poisoned_in_read_range": poisoned_in_range,
+        "read_seconds": read_med,
+        "read_seconds_all": read_times,
+        "read_ratio": read_med["view"] / read_med["plain"],
+        "read_ratio_all_rows": read_med["view_all"] / read_med["plain"],
+        "rows_changed_in_first_batch_rate1": changed_rows,
+        "first_batch_rows": len(probe_ids),
+    }
 
     # ---- table
-    table = Table(title=f"poisoning cost · {meta.get('variant', model_cfg.model.name)} · views {'+'.join(views)} · "
-                        f"{args.steps} steps · {device}, {torch.get_num_threads()} threads")
-    for c in ("row", "poisons / views", "wall s", "rate", "feature dist. before → after", "max / mean |Δpx|", "note"):
+    table = Table(
+        title=f"poisoning cost · {meta.get('variant', model_cfg.model.name)} · views {'+'.join(views)} · "
+        f"{args.steps} steps · {device}, {torch.get_num_threads()} threads"
+    )
+    for c in (
+        "row",
+        "poisons / views",
+        "wall s",
+        "rate",
+        "feature dist. before → after",
+        "max / mean |Δpx|",
+        "note",
+    ):
         table.add_column(c, justify="left" if c in ("row", "note") else "right")
     for key in ("ours", "art"):
         if key not in rows:
             continue
         r = rows[key]
-        note = (f"{r['forward_backward_per_step']} fwd+bwd of batch ≤{settings.max_batch} per step; ε={settings.epsilon:g}"
-                if key == "ours" else f"1 poison at a time, input [0, {args.art_range:g}]; lr {r['settings']['learning_rate']:.3g} → "
-                f"{r['settings']['learning_rate_after']:.3g}, β={r['settings']['beta_effective']:.2e}")
-        table.add_row(r["label"], str(r["poisons"]), f"{r['wall']:.2f}", f"{r['poisons_per_s']:.3f} poisons/s",
-                      f"{r['distance_before']:.3f} → {r['distance_after']:.3f}",
-                      f"{r['max_pixel_change']:.0f} / {r['mean_pixel_change']:.2f}", note)
+        note = (
+            f"{r['forward_backward_per_step']} fwd+bwd of batch ≤{settings.max_batch} per step; ε={settings.epsilon:g}"
+            if key == "ours"
+            else f"1 poison at a time, input [0, {args.art_range:g}]; lr {r['settings']['learning_rate']:.3g} → "
+            f"{r['settings']['learning_rate_after']:.3g}, β={r['settings']['beta_effective']:.2e}"
+        )
+        table.add_row(
+            r["label"],
+            str(r["poisons"]),
+            f"{r['wall']:.2f}",
+            f"{r['poisons_per_s']:.3f} poisons/s",
+            f"{r['distance_before']:.3f} → {r['distance_after']:.3f}",
+            f"{r['max_pixel_change']:.0f} / {r['mean_pixel_change']:.2f}",
+            note,
+        )
     if ratio is not None:
-        table.add_row("ratio ours / ART", "", "", f"{ratio:.1f}×", "", "", f"per-poison rate; target ≥ {TARGET_RATIO:g}×")
+        table.add_row(
+            "ratio ours / ART",
+            "",
+            "",
+            f"{ratio:.1f}×",
+            "",
+            "",
+            f"per-poison rate; target ≥ {TARGET_RATIO:g}×",
+        )
     table.add_section()
-    table.add_row(f"stamp ({spec.surface}, k={spec.pixels})", str(n_stamp), f"{t_stamp:.4f}",
-                  f"{backdoor['stamp_views_per_s']:.0f} views/s", "", "", f"{backdoor['stamp_us_per_view']:.1f} µs/view, "
-                  f"{len(trigger)} stored px")
-    table.add_row("read plain EmoticDataset", str(n_read), f"{read_med['plain']:.3f}",
-                  f"{n_read / read_med['plain']:.0f} persons/s", "", "", f"batches of {args.read_batch}")
-    table.add_row(f"read backdoor_view (rate {bcfg.rate:g})", str(n_read), f"{read_med['view']:.3f}",
-                  f"{n_read / read_med['view']:.0f} persons/s", "", "",
-                  f"ratio {backdoor['read_ratio']:.2f} ({poisoned_in_range} stamped)")
-    table.add_row("read backdoor_view (rate 1)", str(n_read), f"{read_med['view_all']:.3f}",
-                  f"{n_read / read_med['view_all']:.0f} persons/s", "", "",
-                  f"ratio {backdoor['read_ratio_all_rows']:.2f} (all stamped)")
+    table.add_row(
+        f"stamp ({spec.surface}, k={spec.pixels})",
+        str(n_stamp),
+        f"{t_stamp:.4f}",
+        f"{backdoor['stamp_views_per_s']:.0f} views/s",
+        "",
+        "",
+        f"{backdoor['stamp_us_per_view']:.1f} µs/view, {len(trigger)} stored px",
+    )
+    table.add_row(
+        "read plain EmoticDataset",
+        str(n_read),
+        f"{read_med['plain']:.3f}",
+        f"{n_read / read_med['plain']:.0f} persons/s",
+        "",
+        "",
+        f"batches of {args.read_batch}",
+    )
+    table.add_row(
+        f"read backdoor_view (rate {bcfg.rate:g})",
+        str(n_read),
+        f"{read_med['view']:.3f}",
+        f"{n_read / read_med['view']:.0f} persons/s",
+        "",
+        "",
+        f"ratio {backdoor['read_ratio']:.2f} ({poisoned_in_range} stamped)",
+    )
+    table.add_row(
+        "read backdoor_view (rate 1)",
+        str(n_read),
+        f"{read_med['view_all']:.3f}",
+        f"{n_read / read_med['view_all']:.0f} persons/s",
+        "",
+        "",
+        f"ratio {backdoor['read_ratio_all_rows']:.2f} (all stamped)",
+    )
     console.print(table)
     if art is not None and n_art < n_ours:
-        console.print(f"[dim]ART crafted {n_art} of the {n_ours} poisons (one at a time, so its per-poison rate "
-                      f"does not depend on the count); ours on those same {n_art}: distance after "
-                      f"{rows['ours']['distance_after_first_art_poisons']:.3f}[/dim]")
+        console.print(
+            f"[dim]ART crafted {n_art} of the {n_ours} poisons (one at a time, so its per-poison rate "
+            f"does not depend on the count); ours on those same {n_art}: distance after "
+            f"{rows['ours']['distance_after_first_art_poisons']:.3f}[/dim]"
+        )
     targets = []
     if ratio is not None:
-        targets.append({"target": "poisons/s ours / ART", "value": ratio, "threshold": TARGET_RATIO,
-                        "passed": bool(ratio >= TARGET_RATIO)})
+        targets.append(
+            {
+                "target": "poisons/s ours / ART",
+                "value": ratio,
+                "threshold": TARGET_RATIO,
+                "passed": bool(ratio >= TARGET_RATIO),
+            }
+        )
         mark = "[green]pass[/]" if ratio >= TARGET_RATIO else "[red]fail[/]"
         console.print(f"poisons/s ours / ART: {ratio:.1f}× (>= {TARGET_RATIO:g}) {mark}")
 
-    write_report(args.out, "poison", machine_info(PACKAGES, device), {
-    "checkpoint": {"path": str(ckpt), "store": str(store_path), "variant": meta.get("variant"),
-                   "modalities": modalities, "epoch": meta.get("epoch")},
-    "settings": {"poisons": n_ours, "art_poisons": n_art, "steps": args.steps, "views": views,
-                 "base": args.base, "seed": args.seed, "target_index": target_id,
-                 "base_indices": base_ids.tolist(), "representation_dim": int(target_feature.shape[1])},
-    "collision": rows,
-    "ratio_poisons_per_s": ratio,
-    "backdoor": backdoor,
-    "targets": targets,
-    "notes": {
-        "rates": "poisons / wall time of the crafting call (ours: craft, mean of a run before and after ART; "
-                 "ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates",
-        "distance": "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
-                    "returned poisons rounded to uint8 after",
-        "work_per_iteration": "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
-                              "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
-                              "at batch 1; parameters frozen for both",
-        "read_ratio": "backdoor_view pass / plain EmoticDataset pass (median of interleaved repeats)",
-    },
-    })
+    write_report(
+        args.out,
+        "poison",
+        machine_info(PACKAGES, device),
+        {
+            "checkpoint": {
+                "path": str(ckpt),
+                "store": str(store_path),
+                "variant": meta.get("variant"),
+                "modalities": modalities,
+                "epoch": meta.get("epoch"),
+            },
+            "settings": {
+                "poisons": n_ours,
+                "art_poisons": n_art,
+                "steps": args.steps,
+                "views": views,
+                "base": args.base,
+                "seed": args.seed,
+                "target_index": target_id,
+                "base_indices": base_ids.tolist(),
+                "representation_dim": int(target_feature.shape[1]),
+            },
+            "collision": rows,
+            "ratio_poisons_per_s": ratio,
+            "backdoor": backdoor,
+            "targets": targets,
+            "notes": {
+                "rates": "poisons / wall time of the crafting call (ours: craft, mean of a run before and after ART; "
+                "ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates",
+                "distance": "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
+                "returned poisons rounded to uint8 after",
+                "work_per_iteration": "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
+                "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
+                "at batch 1; parameters frozen for both",
+                "read_ratio": "backdoor_view pass / plain EmoticDataset pass (median of interleaved repeats)",
+            },
+        },
+    )
     console.print(f"wrote {args.out}")
 
 

@@ -58,6 +58,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
 from benchlib import machine_info, write_report  # scripts/benchmarks/benchlib.py
 
 MARK = "BENCH_PREPARE_RESULT "
@@ -128,12 +129,14 @@ def _pid_hwm_kb(pid: int) -> int:
 
 
 # Phases of convert_release, by the module-level function that runs them (missing names are skipped).
-PHASES = (("emotic_mm.data.emotic_mat", "load_annotations", "read .mat"),
-          ("emotic_mm.data.convert", "_convert_split", "pixels"),
-          ("emotic_mm.data.convert", "_label_arrays", "labels"),
-          ("emotic_mm.data.convert", "describe", "describe"),
-          ("emotic_mm.data.convert", "tokenize", "tokenize"),
-          ("emotic_mm.data.convert", "_csv", "csv"))
+PHASES = (
+    ("emotic_mm.data.emotic_mat", "load_annotations", "read .mat"),
+    ("emotic_mm.data.convert", "_convert_split", "pixels"),
+    ("emotic_mm.data.convert", "_label_arrays", "labels"),
+    ("emotic_mm.data.convert", "describe", "describe"),
+    ("emotic_mm.data.convert", "tokenize", "tokenize"),
+    ("emotic_mm.data.convert", "_csv", "csv"),
+)
 
 
 class _Sampler(threading.Thread):
@@ -221,9 +224,11 @@ def run_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
     tokenizer_name = "shipped:all-MiniLM-L6-v2"
     load_tokenizer(tokenizer_name)  # warm the imports (transformers) and the file cache
     opts = ConvertOptions(
-        raw_dir=raw_dir, out_dir=out_dir,
+        raw_dir=raw_dir,
+        out_dir=out_dir,
         text_cfg=OmegaConf.create({"source": "file", "path": str(raw_dir / "descriptions.jsonl")}),
-        tokenizer_name=tokenizer_name, workers=workers,
+        tokenizer_name=tokenizer_name,
+        workers=workers,
     )
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -244,8 +249,14 @@ def run_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
     splits = manifest["splits"]
     store_bytes = sum(p.stat().st_size for p in Path(out_dir).rglob("*") if p.is_file())
     b_anon, b_file = base.get("RssAnon", 0), base.get("RssFile", 0)
-    phases = {name: {"anon_growth_mb": g["RssAnon"] / 1024, "file_growth_mb": g["RssFile"] / 1024,
-                     "calls": g["calls"]} for name, g in sampler.growth.items()}
+    phases = {
+        name: {
+            "anon_growth_mb": g["RssAnon"] / 1024,
+            "file_growth_mb": g["RssFile"] / 1024,
+            "calls": g["calls"],
+        }
+        for name, g in sampler.growth.items()
+    }
     return {
         "persons": int(sum(s["persons"] for s in splits.values())),
         "kept": int(sum(s["kept"] for s in splits.values())),
@@ -275,7 +286,6 @@ def run_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
 PACKAGES = ("numpy", "pillow", "transformers")  # versions recorded with the figures
 
 
-
 def generate(raw_dir: Path, images: dict[str, int]) -> float:
     from emotic_mm.synthetic import SyntheticSpec, generate_raw
 
@@ -286,14 +296,23 @@ def generate(raw_dir: Path, images: dict[str, int]) -> float:
 
 
 def convert_in_child(raw_dir: Path, out_dir: Path, workers: int) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child",
-           "--raw", str(raw_dir), "--store", str(out_dir), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--raw",
+        str(raw_dir),
+        "--store",
+        str(out_dir),
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"conversion child failed (rc={proc.returncode}): {shlex.join(cmd)}")
-    return json.loads(lines[-1][len(MARK):])
+    return json.loads(lines[-1][len(MARK) :])
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -311,8 +330,11 @@ def main_parent(args: argparse.Namespace) -> None:
     console = Console()
     if not console.is_terminal:  # rich falls back to 80 columns when piped; the table needs more
         console = Console(width=160)
-    small = {"train": args.small_images, "val": max(1, args.small_images // 5),
-             "test": max(1, (2 * args.small_images) // 5)}
+    small = {
+        "train": args.small_images,
+        "val": max(1, args.small_images // 5),
+        "test": max(1, (2 * args.small_images) // 5),
+    }
     sizes = {"small": small, "large": {k: v * args.scale for k, v in small.items()}}
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_prepare_"))
@@ -340,20 +362,42 @@ def main_parent(args: argparse.Namespace) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     table = Table(title=f"convert_release, workers={args.workers} (MB = MiB; increment = peak - baseline)")
-    cols = ["size", "persons", "kept", "seconds", "persons/s", "baseline RSS MB", "peak RSS MB",
-            "increment MB", "of which anon/file MB", "worker peak MB", "store MB"]
+    cols = [
+        "size",
+        "persons",
+        "kept",
+        "seconds",
+        "persons/s",
+        "baseline RSS MB",
+        "peak RSS MB",
+        "increment MB",
+        "of which anon/file MB",
+        "worker peak MB",
+        "store MB",
+    ]
     for c in cols:
         table.add_column(c, justify="left" if c == "size" else "right")
     for name, r in rows.items():
-        table.add_row(name, str(r["persons"]), str(r["kept"]), f"{r['seconds']:.1f}", f"{r['persons_per_s']:.0f}",
-                      f"{r['baseline_rss_mb']:.0f}", f"{r['peak_rss_mb']:.0f}", f"{r['increment_mb']:.0f}",
-                      f"{r['increment_anon_mb']:.0f} / {r['increment_file_mb']:.0f}",
-                      _fmt(r["worker_peak_mb"]), f"{r['store_mb']:.0f}")
+        table.add_row(
+            name,
+            str(r["persons"]),
+            str(r["kept"]),
+            f"{r['seconds']:.1f}",
+            f"{r['persons_per_s']:.0f}",
+            f"{r['baseline_rss_mb']:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['increment_mb']:.0f}",
+            f"{r['increment_anon_mb']:.0f} / {r['increment_file_mb']:.0f}",
+            _fmt(r["worker_peak_mb"]),
+            f"{r['store_mb']:.0f}",
+        )
     console.print(table)
 
     phase_names = [p for _, _, p in PHASES if any(p in r["phases"] for r in rows.values())] + ["other"]
-    phase_table = Table(title="anon memory growth per phase, MB (peak during each call - value on entry, "
-                              "summed over splits; pixels also shows its file-backed peak)")
+    phase_table = Table(
+        title="anon memory growth per phase, MB (peak during each call - value on entry, "
+        "summed over splits; pixels also shows its file-backed peak)"
+    )
     phase_table.add_column("size")
     for p in phase_names:
         phase_table.add_column(p, justify="right")
@@ -393,51 +437,75 @@ def main_parent(args: argparse.Namespace) -> None:
     }
     flat = ratios["increment"] is not None and ratios["increment"] <= FLAT_RATIO
     pixels_flat = ratios["increment_file"] is not None and ratios["increment_file"] <= FLAT_RATIO
-    verdict = ("flat" if flat else
-               "pixel path flat, per-person metadata grows" if pixels_flat else "grows with persons")
+    verdict = (
+        "flat"
+        if flat
+        else "pixel path flat, per-person metadata grows"
+        if pixels_flat
+        else "grows with persons"
+    )
     console.print(
         f"persons x{ratios['persons']:.2f} -> increment x{ratios['increment']:.2f} "
         f"(anon x{_fmt(ratios['increment_anon'], '.2f')}, file-backed x{_fmt(ratios['increment_file'], '.2f')}); "
         f"peak RSS x{ratios['peak_rss']:.2f}, worker peak x{_fmt(ratios['worker_peak'], '.2f')}, "
         f"persons/s x{ratios['persons_per_s']:.2f} (marginal {_fmt(ratios['marginal_persons_per_s'], '.0f')} "
-        f"persons/s, i.e. without the fixed start-up cost), store x{ratios['store']:.2f}")
+        f"persons/s, i.e. without the fixed start-up cost), store x{ratios['store']:.2f}"
+    )
     console.print(
         f"increment slope {_fmt(ratios['increment_kb_per_person'], '.1f')} KB/person "
         f"(anon {_fmt(ratios['increment_anon_kb_per_person'], '.1f')}, "
         f"file-backed {_fmt(ratios['increment_file_kb_per_person'], '.1f')}) vs "
         f"{ratios['pixel_kb_per_person']:.0f} KB of pixels per person -> "
-        + ("[green]" if flat else "[yellow]" if pixels_flat else "[red]") + verdict
-        + f"[/] (flat = increment ratio <= {FLAT_RATIO})")
+        + ("[green]" if flat else "[yellow]" if pixels_flat else "[red]")
+        + verdict
+        + f"[/] (flat = increment ratio <= {FLAT_RATIO})"
+    )
 
-    write_report(args.out, "prepare/convert_release", machine_info(PACKAGES), {
-    "settings": {"small_images": args.small_images, "scale": args.scale, "workers": args.workers,
-                 "tokenizer": "shipped:all-MiniLM-L6-v2", "text_source": "file", "seed": 0,
-                 "sizes": sizes},
-    "rows": rows,
-    "ratios": ratios,
-    "verdict": verdict,
-    "memory_flat": flat,
-    "pixel_path_flat": pixels_flat,
-    "flat_rule": f"increment(large)/increment(small) <= {FLAT_RATIO} (pixel path: the same ratio on "
-                 "the file-backed part of the increment)",
-    "notes": {
-        "worker_peak_mb": "max VmHWM of the decode workers, sampled from /proc every 10 ms",
-        "rusage_children_maxrss_mb": "RUSAGE_CHILDREN; also counts short-lived children forked before "
-                                     "the conversion (e.g. ldconfig run by ctypes.util.find_library "
-                                     "while torch is imported), so not used for the worker column",
-        "phases": "per phase, sum over its calls of (peak RSS during the call - RSS on entry), "
-                  "anon and file-backed separately; other = everything outside the wrapped functions "
-                  "(tokenizer load, description file parse, pool start/shutdown, manifest)",
-    },
-    })
+    write_report(
+        args.out,
+        "prepare/convert_release",
+        machine_info(PACKAGES),
+        {
+            "settings": {
+                "small_images": args.small_images,
+                "scale": args.scale,
+                "workers": args.workers,
+                "tokenizer": "shipped:all-MiniLM-L6-v2",
+                "text_source": "file",
+                "seed": 0,
+                "sizes": sizes,
+            },
+            "rows": rows,
+            "ratios": ratios,
+            "verdict": verdict,
+            "memory_flat": flat,
+            "pixel_path_flat": pixels_flat,
+            "flat_rule": f"increment(large)/increment(small) <= {FLAT_RATIO} (pixel path: the same ratio on "
+            "the file-backed part of the increment)",
+            "notes": {
+                "worker_peak_mb": "max VmHWM of the decode workers, sampled from /proc every 10 ms",
+                "rusage_children_maxrss_mb": "RUSAGE_CHILDREN; also counts short-lived children forked before "
+                "the conversion (e.g. ldconfig run by ctypes.util.find_library "
+                "while torch is imported), so not used for the worker column",
+                "phases": "per phase, sum over its calls of (peak RSS during the call - RSS on entry), "
+                "anon and file-backed separately; other = everything outside the wrapped functions "
+                "(tokenizer load, description file parse, pool start/shutdown, manifest)",
+            },
+        },
+    )
     console.print(f"wrote {args.out}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small-images", type=int, default=300, help="train images of the small release "
-                    "(val = 1/5, test = 2/5 of it)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--small-images",
+        type=int,
+        default=300,
+        help="train images of the small release (val = 1/5, test = 2/5 of it)",
+    )
     ap.add_argument("--scale", type=int, default=4, help="large release = scale x small")
     ap.add_argument("--workers", type=int, default=2, help="decode worker processes (0 = in-process)")
     ap.add_argument("--out", default="bench_results/prepare.json")

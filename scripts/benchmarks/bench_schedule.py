@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -62,8 +61,13 @@ def main() -> None:
     inputs = to_device(model_inputs(data.__getitems__(ids)), device)
     if args.resolution == "model":
         inputs = working_views(model, inputs)
-    settings = PixelAttackSettings(pixels=ks[-1], algorithm=args.algorithm, budget=args.budget,
-                                   population=args.population, seed=args.seed)
+    settings = PixelAttackSettings(
+        pixels=ks[-1],
+        algorithm=args.algorithm,
+        budget=args.budget,
+        population=args.population,
+        seed=args.seed,
+    )
     n = len(ids)
     # untimed warm-up: first-call costs (allocator, oneDNN kernels, feature memos) are nobody's
     PixelAttack(model, replace(settings, pixels=ks[0], budget=2 * args.population), device).run(inputs, None)
@@ -90,30 +94,60 @@ def main() -> None:
         # paired: the same persons under both; "at least the separate runs" fails only when the separate
         # runs fool significantly more persons (exact McNemar on the persons only one of them fooled)
         test = stats.mcnemar_test(theirs, ours)
-        rows.append({"pixels": k, "one_pass_successes": int(ours.sum()), "one_pass_ci": list(stats.wilson(ours.sum(), n)),
-                     "separate_successes": int(theirs.sum()), "separate_ci": list(stats.wilson(theirs.sum(), n)),
-                     "only_separate": test.only_a, "only_one_pass": test.only_b, "mcnemar_p": test.pvalue,
-                     "one_pass_at_least_separate": not (test.only_a > test.only_b and test.pvalue < stats.ALPHA)})
+        rows.append(
+            {
+                "pixels": k,
+                "one_pass_successes": int(ours.sum()),
+                "one_pass_ci": list(stats.wilson(ours.sum(), n)),
+                "separate_successes": int(theirs.sum()),
+                "separate_ci": list(stats.wilson(theirs.sum(), n)),
+                "only_separate": test.only_a,
+                "only_one_pass": test.only_b,
+                "mcnemar_p": test.pvalue,
+                "one_pass_at_least_separate": not (test.only_a > test.only_b and test.pvalue < stats.ALPHA),
+            }
+        )
     speedup = separate_s / max(one_pass_s, 1e-9)
-    needed = stats.median_needed(np.where(curve.pixels_needed.numpy() > 0, curve.pixels_needed.numpy(), np.nan))
-    table = Table(title=f"k-schedule · {args.algorithm} · {n} persons · budget {args.budget}/k · "
-                        f"one pass {one_pass_s:.1f} s vs separate {separate_s:.1f} s → {speedup:.2f}×")
-    for col in ("k", "one pass: success (95 % CI)", "separate runs: success (95 % CI)",
-                "only one pass / only separate (McNemar p)", "one pass ≥ separate"):
+    needed = stats.median_needed(
+        np.where(curve.pixels_needed.numpy() > 0, curve.pixels_needed.numpy(), np.nan)
+    )
+    table = Table(
+        title=f"k-schedule · {args.algorithm} · {n} persons · budget {args.budget}/k · "
+        f"one pass {one_pass_s:.1f} s vs separate {separate_s:.1f} s → {speedup:.2f}×"
+    )
+    for col in (
+        "k",
+        "one pass: success (95 % CI)",
+        "separate runs: success (95 % CI)",
+        "only one pass / only separate (McNemar p)",
+        "one pass ≥ separate",
+    ):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["pixels"]),
-                      f"{r['one_pass_successes']}/{n} [{r['one_pass_ci'][0]:.2f}, {r['one_pass_ci'][1]:.2f}]",
-                      f"{r['separate_successes']}/{n} [{r['separate_ci'][0]:.2f}, {r['separate_ci'][1]:.2f}]",
-                      f"{r['only_one_pass']} / {r['only_separate']} (p = {r['mcnemar_p']:.3f})",
-                      "yes" if r["one_pass_at_least_separate"] else "NO")
+        table.add_row(
+            str(r["pixels"]),
+            f"{r['one_pass_successes']}/{n} [{r['one_pass_ci'][0]:.2f}, {r['one_pass_ci'][1]:.2f}]",
+            f"{r['separate_successes']}/{n} [{r['separate_ci'][0]:.2f}, {r['separate_ci'][1]:.2f}]",
+            f"{r['only_one_pass']} / {r['only_separate']} (p = {r['mcnemar_p']:.3f})",
+            "yes" if r["one_pass_at_least_separate"] else "NO",
+        )
     Console().print(table)
-    write_report(args.out, "k_schedule", machine_info((), device), {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "persons": n, "one_pass_seconds": one_pass_s, "separate_seconds": separate_s, "speedup": speedup,
-        "one_pass_queries": int(curve.queries.sum()), "separate_queries": separate_queries,
-        "pixels_needed_median": needed if np.isfinite(needed) else None,  # None: more than the largest k
-        "rows": rows})
+    write_report(
+        args.out,
+        "k_schedule",
+        machine_info((), device),
+        {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "persons": n,
+            "one_pass_seconds": one_pass_s,
+            "separate_seconds": separate_s,
+            "speedup": speedup,
+            "one_pass_queries": int(curve.queries.sum()),
+            "separate_queries": separate_queries,
+            "pixels_needed_median": needed if np.isfinite(needed) else None,  # None: more than the largest k
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
 from benchlib import machine_info, sync  # scripts/benchmarks/benchlib.py
 
 from emotic_mm.fsutil import write_json_atomic
@@ -92,13 +93,14 @@ def _loadavg() -> list[float] | None:
 PACKAGES = ("numpy", "torchvision", "transformers")  # versions recorded with the figures
 
 
-
 def build_synthetic_store(root: Path, train_images: int) -> tuple[Path, float]:
     """A small seeded synthetic store (generated + converted like ``emotic-mm prepare``)."""
     from emotic_mm.testkit import synthetic_store
 
     t0 = time.perf_counter()
-    built = synthetic_store(root, seed=0, images={"train": train_images, "val": 20, "test": 20}, max_length=None)
+    built = synthetic_store(
+        root, seed=0, images={"train": train_images, "val": 20, "test": 20}, max_length=None
+    )
     return built.store, time.perf_counter() - t0
 
 
@@ -115,7 +117,9 @@ class Window:
     multiple of ``multiple``, the gradient-accumulation period). Records how many batches it gave, how
     long the loop was blocked waiting for them, and how many loader epochs began inside it."""
 
-    def __init__(self, source: Any, n: int, seconds: float | None = None, min_n: int = 1, multiple: int = 1) -> None:
+    def __init__(
+        self, source: Any, n: int, seconds: float | None = None, min_n: int = 1, multiple: int = 1
+    ) -> None:
         self.source, self.n, self.seconds, self.min_n, self.multiple = source, n, seconds, min_n, multiple
         self.count = 0
         self.wait = 0.0
@@ -127,8 +131,12 @@ class Window:
     def __iter__(self):
         start = time.perf_counter()
         for i in range(self.n):
-            if (self.seconds is not None and i >= self.min_n and i % self.multiple == 0
-                    and time.perf_counter() - start >= self.seconds):
+            if (
+                self.seconds is not None
+                and i >= self.min_n
+                and i % self.multiple == 0
+                and time.perf_counter() - start >= self.seconds
+            ):
                 return
             t0 = time.perf_counter()
             item = next(self.source)
@@ -162,11 +170,12 @@ def memory_stream(batches: list[dict[str, Any]]):
 
 
 # --------------------------------------------------------------------------- one configuration
-def run_config(label: str, store: Path, overrides: list[str], args: argparse.Namespace,
-               run_dir: Path, log: Any) -> dict[str, Any]:
+def run_config(
+    label: str, store: Path, overrides: list[str], args: argparse.Namespace, run_dir: Path, log: Any
+) -> dict[str, Any]:
+    from emotic_mm.data.access import store_for_model
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.models.factory import build_model, check_model_config
-    from emotic_mm.data.access import store_for_model
     from emotic_mm.models.warming import warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import to_device
@@ -182,16 +191,25 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     train_set = EmoticDataset(st["train"], modalities)
     batch_size, workers = int(cfg.trainer.batch_size), int(cfg.trainer.workers)
     dist = DistInfo()
-    loader = make_loader(train_set, batch_size, workers, device, True, int(cfg.seed), dist,
-                         drop_last=len(train_set) > batch_size)
+    loader = make_loader(
+        train_set,
+        batch_size,
+        workers,
+        device,
+        True,
+        int(cfg.seed),
+        dist,
+        drop_last=len(train_set) > batch_size,
+    )
     if len(loader) == 0:
         raise SystemExit(f"train split of {store} has {len(train_set)} rows: not one batch of {batch_size}")
     model = build_model(cfg.model).to(device)
     t0 = time.perf_counter()
     warm_text_features(model, [train_set])
     warm_s = time.perf_counter() - t0
-    trainer = Trainer(model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device,
-                      steps_per_epoch=len(loader))
+    trainer = Trainer(
+        model, build_objective(cfg.loss), cfg.trainer, cfg, run_dir, dist, device, steps_per_epoch=len(loader)
+    )
     cuda = device.type == "cuda"
     window_s = None if args.steps else (args.window_s or (WINDOW_S_CUDA if cuda else WINDOW_S_CPU))
     max_steps = args.steps or (MAX_STEPS_CUDA if cuda else MAX_STEPS_CPU)
@@ -203,8 +221,10 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     counter = [0]
     stream = loader_stream(loader, 10_000, counter)
     t0 = time.perf_counter()
-    batches = [to_device(next(stream)[0], device) if cuda else next(stream)[0]
-               for _ in range(min(max(args.warmup, max_steps), MEMORY_BATCHES))]
+    batches = [
+        to_device(next(stream)[0], device) if cuda else next(stream)[0]
+        for _ in range(min(max(args.warmup, max_steps), MEMORY_BATCHES))
+    ]
     materialise_s = time.perf_counter() - t0
     stream.close()
     images_per_step = int(batches[0]["categories"].shape[0])
@@ -215,8 +235,10 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
         trainer._train_epoch(Window(memory_stream(batches), args.warmup), epoch=0)
     sync(device)
     warmup_s = time.perf_counter() - t0
-    log(f"  warm-up: {args.warmup} steps in {warmup_s:.1f} s; windows of "
-        + (f"{args.steps} steps" if args.steps else f"~{window_s:g} s ({min_steps}..{max_steps} steps)"))
+    log(
+        f"  warm-up: {args.warmup} steps in {warmup_s:.1f} s; windows of "
+        + (f"{args.steps} steps" if args.steps else f"~{window_s:g} s ({min_steps}..{max_steps} steps)")
+    )
 
     # the loader feed: one stream for the whole run, so epochs start at their natural rate (every
     # len(loader) steps) inside the timed windows. On CUDA each loader window first drains, untimed, the
@@ -225,12 +247,19 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
     # batch read, so those few free batches are worth < 1 % of a window and the drain steps (seconds
     # each there) are skipped
     stream = loader_stream(loader, 0, counter)
-    drain = (args.window_warmup if args.window_warmup is not None
-             else (loader.prefetch_factor or 0) * workers if cuda else 0)
+    drain = (
+        args.window_warmup
+        if args.window_warmup is not None
+        else (loader.prefetch_factor or 0) * workers
+        if cuda
+        else 0
+    )
     rounds: list[dict[str, Any]] = []
     for r in range(args.repeats):
         entry: dict[str, Any] = {"round": r}
-        order = ("loader", "memory") if r % 2 == 0 else ("memory", "loader")  # A B, B A, ...: linear drift cancels
+        order = (
+            ("loader", "memory") if r % 2 == 0 else ("memory", "loader")
+        )  # A B, B A, ...: linear drift cancels
         entry["order"] = list(order)
         for mode in order:
             if mode == "loader":
@@ -248,76 +277,144 @@ def run_config(label: str, store: Path, overrides: list[str], args: argparse.Nam
             if mode == "loader" and workers:  # the workers refill their queue now, off the other mode's clock
                 time.sleep(args.settle)
             steps = window.count
-            entry[mode] = {"steps": steps, "seconds": seconds, "steps_per_s": steps / seconds,
-                           "images_per_s": steps * images_per_step / seconds, "data_wait_s": window.wait,
-                           "data_wait_share": window.wait / seconds, "epoch_starts_timed": window.epoch_starts}
-            log(f"  {label} round {r + 1}/{args.repeats} {mode:6s}: {steps:3d} steps in {seconds:5.1f} s = "
+            entry[mode] = {
+                "steps": steps,
+                "seconds": seconds,
+                "steps_per_s": steps / seconds,
+                "images_per_s": steps * images_per_step / seconds,
+                "data_wait_s": window.wait,
+                "data_wait_share": window.wait / seconds,
+                "epoch_starts_timed": window.epoch_starts,
+            }
+            log(
+                f"  {label} round {r + 1}/{args.repeats} {mode:6s}: {steps:3d} steps in {seconds:5.1f} s = "
                 f"{steps / seconds:6.3f} steps/s, {steps * images_per_step / seconds:7.1f} img/s, "
-                f"data wait {100 * window.wait / seconds:4.1f} %, epoch starts {window.epoch_starts}")
+                f"data wait {100 * window.wait / seconds:4.1f} %, epoch starts {window.epoch_starts}"
+            )
         entry["ratio"] = entry["loader"]["steps_per_s"] / entry["memory"]["steps_per_s"]
         rounds.append(entry)
     stream.close()  # the loader's workers go with the loader when this function returns
 
-    med = {m: {k: statistics.median(e[m][k] for e in rounds)
-               for k in ("steps_per_s", "images_per_s", "data_wait_share")} for m in ("loader", "memory")}
+    med = {
+        m: {
+            k: statistics.median(e[m][k] for e in rounds)
+            for k in ("steps_per_s", "images_per_s", "data_wait_share")
+        }
+        for m in ("loader", "memory")
+    }
     paired = [e["ratio"] for e in rounds]
     ratio = statistics.median(paired)
     return {
-        "label": label, "overrides": [f"data.prepared_dir={store}", *overrides],
-        "device": str(device), "precision": str(trainer.precision),
-        "channels_last": bool(cfg.trainer.channels_last == "auto" and device.type == "cuda"
-                              or cfg.trainer.channels_last is True),
-        "model": str(cfg.model.name), "modalities": modalities, "batch_size": batch_size,
-        "images_per_step": images_per_step, "workers": workers, "accumulate": accumulate,
-        "train_rows": len(train_set), "batches_per_epoch": len(loader),
-        "memory_batches": len(batches), "memory_batches_on": str(batches[0]["categories"].device),
-        "warm_text_s": warm_s, "materialise_s": materialise_s, "warmup_s": warmup_s,
-        "loader_drain_steps": drain, "loader_epochs_used": counter[0] + 1,
-        "window": {"steps": args.steps} if args.steps else {"seconds": window_s, "min_steps": min_steps,
-                                                              "max_steps": max_steps},
+        "label": label,
+        "overrides": [f"data.prepared_dir={store}", *overrides],
+        "device": str(device),
+        "precision": str(trainer.precision),
+        "channels_last": bool(
+            cfg.trainer.channels_last == "auto" and device.type == "cuda" or cfg.trainer.channels_last is True
+        ),
+        "model": str(cfg.model.name),
+        "modalities": modalities,
+        "batch_size": batch_size,
+        "images_per_step": images_per_step,
+        "workers": workers,
+        "accumulate": accumulate,
+        "train_rows": len(train_set),
+        "batches_per_epoch": len(loader),
+        "memory_batches": len(batches),
+        "memory_batches_on": str(batches[0]["categories"].device),
+        "warm_text_s": warm_s,
+        "materialise_s": materialise_s,
+        "warmup_s": warmup_s,
+        "loader_drain_steps": drain,
+        "loader_epochs_used": counter[0] + 1,
+        "window": {"steps": args.steps}
+        if args.steps
+        else {"seconds": window_s, "min_steps": min_steps, "max_steps": max_steps},
         "timed_steps_total": {m: sum(e[m]["steps"] for e in rounds) for m in ("loader", "memory")},
-        "rounds": rounds, "median": med,
-        "ratio": ratio, "ratio_is": "median over rounds of loader/memory steps/s within the round",
+        "rounds": rounds,
+        "median": med,
+        "ratio": ratio,
+        "ratio_is": "median over rounds of loader/memory steps/s within the round",
         "ratio_of_medians": med["loader"]["steps_per_s"] / med["memory"]["steps_per_s"],
         "paired_ratios": paired,
-        "paired_ratio_min": min(paired), "paired_ratio_max": max(paired),
+        "paired_ratio_min": min(paired),
+        "paired_ratio_max": max(paired),
         "meets_goal": ratio >= GOAL,
     }
 
 
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", type=Path, help="an existing prepared store (default: build a small synthetic one)")
-    p.add_argument("--train-images", type=int, default=1400,
-                   help="synthetic train images when building (~1.6 persons each; 1400 = the demo store's)")
-    p.add_argument("--model", choices=("baseline", "joint", "clip"), default="baseline",
-                   help="clip without --override model.clip.name=...: a tiny random CLIP built here (CPU-sized; "
-                        "its speed says nothing about a real ViT-B, see scripts/benchmarks/clip_budget.py)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--store", type=Path, help="an existing prepared store (default: build a small synthetic one)"
+    )
+    p.add_argument(
+        "--train-images",
+        type=int,
+        default=1400,
+        help="synthetic train images when building (~1.6 persons each; 1400 = the demo store's)",
+    )
+    p.add_argument(
+        "--model",
+        choices=("baseline", "joint", "clip"),
+        default="baseline",
+        help="clip without --override model.clip.name=...: a tiny random CLIP built here (CPU-sized; "
+        "its speed says nothing about a real ViT-B, see scripts/benchmarks/clip_budget.py)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=None,
-                   help="timed optimizer steps per window (default: windows of --window-s seconds)")
-    p.add_argument("--window-s", type=float, default=None,
-                   help=f"length of a timed window (default {WINDOW_S_CPU:g} s on CPU, {WINDOW_S_CUDA:g} s on CUDA; "
-                        f"at least {MIN_STEPS} and at most {MAX_STEPS_CPU}/{MAX_STEPS_CUDA} steps)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps once per configuration, before round 1")
-    p.add_argument("--window-warmup", type=int, default=None,
-                   help="untimed steps at the start of every loader window, draining what the workers "
-                        "prefetched during the pause (default: prefetch_factor x workers on CUDA, 0 on CPU)")
-    p.add_argument("--repeats", type=int, default=6,
-                   help="interleaved rounds; even rounds run loader then memory, odd rounds memory then loader")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed optimizer steps per window (default: windows of --window-s seconds)",
+    )
+    p.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        help=f"length of a timed window (default {WINDOW_S_CPU:g} s on CPU, {WINDOW_S_CUDA:g} s on CUDA; "
+        f"at least {MIN_STEPS} and at most {MAX_STEPS_CPU}/{MAX_STEPS_CUDA} steps)",
+    )
+    p.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps once per configuration, before round 1"
+    )
+    p.add_argument(
+        "--window-warmup",
+        type=int,
+        default=None,
+        help="untimed steps at the start of every loader window, draining what the workers "
+        "prefetched during the pause (default: prefetch_factor x workers on CUDA, 0 on CPU)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=6,
+        help="interleaved rounds; even rounds run loader then memory, odd rounds memory then loader",
+    )
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: trainer.workers)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the main process")
-    p.add_argument("--settle", type=float, default=1.0,
-                   help="seconds to idle after each loader window, so its leftover prefetches do not run "
-                        "during the next memory window")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds to idle after each loader window, so its leftover prefetches do not run "
+        "during the next memory window",
+    )
     p.add_argument("--device", default="auto", help="device (auto = cuda > mps > cpu)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="extra Hydra override")
+    p.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="extra Hydra override"
+    )
     p.add_argument("--no-amp", action="store_true", help="on CUDA, skip the bf16+channels_last configuration")
     p.add_argument("--out", type=Path, default=Path("bench_results/train.json"))
     args = p.parse_args(argv)
-    if (args.steps is not None and args.steps < 1) or args.repeats < 1 or min(args.warmup, args.window_warmup or 0) < 0:
+    if (
+        (args.steps is not None and args.steps < 1)
+        or args.repeats < 1
+        or min(args.warmup, args.window_warmup or 0) < 0
+    ):
         p.error("--steps and --repeats must be >= 1, warmups >= 0")
 
     from rich.console import Console
@@ -347,49 +444,80 @@ def main(argv: list[str] | None = None) -> int:
             log(f"building a synthetic store ({args.train_images} train images) in {tmp_path} ...")
             store, store_build_s = build_synthetic_store(tmp_path / "data", args.train_images)
             log(f"  built in {store_build_s:.1f} s")
-        base = [f"model={args.model}", f"trainer.batch_size={args.batch_size}", f"device={args.device}",
-                "trainer.tensorboard=false", *args.override]
+        base = [
+            f"model={args.model}",
+            f"trainer.batch_size={args.batch_size}",
+            f"device={args.device}",
+            "trainer.tensorboard=false",
+            *args.override,
+        ]
         if args.model == "clip" and not any(o.startswith("model.clip.name=") for o in args.override):
             from emotic_mm.testkit import save_tiny
 
             base.append(f"model.clip.name={save_tiny(tmp_path / 'tiny_clip', 'clip')}")
-            log("model=clip: a tiny random CLIP (emotic_mm.testkit.save_tiny), since no weights can be downloaded")
+            log(
+                "model=clip: a tiny random CLIP (emotic_mm.testkit.save_tiny), since no weights can be downloaded"
+            )
         if args.workers is not None:
             base.append(f"trainer.workers={args.workers}")
         configs = [("fp32", base)]
         if device.type == "cuda" and not args.no_amp:
-            configs.append(("bf16+channels_last", [*base, "trainer.precision=bf16", "trainer.channels_last=true"]))
+            configs.append(
+                ("bf16+channels_last", [*base, "trainer.precision=bf16", "trainer.channels_last=true"])
+            )
         results = []
         for label, overrides in configs:
             log(f"[bold]{label}[/bold]: {' '.join(overrides)}")
             results.append(run_config(label, store, overrides, args, tmp_path / f"run-{len(results)}", log))
     total_s = time.perf_counter() - started
 
-    table = Table(title=f"train input pipeline · {args.model} · batch {args.batch_size} · "
-                        f"{args.repeats} interleaved rounds · {machine_info(PACKAGES, device)['device_name']} ({device})")
-    for col in ("config", "mode", "workers", "timed steps", "steps/s (median)", "images/s (median)", "data wait",
-                "per-round steps/s", "ratio loader/memory", "ratio of medians", f"goal >= {GOAL}"):
+    table = Table(
+        title=f"train input pipeline · {args.model} · batch {args.batch_size} · "
+        f"{args.repeats} interleaved rounds · {machine_info(PACKAGES, device)['device_name']} ({device})"
+    )
+    for col in (
+        "config",
+        "mode",
+        "workers",
+        "timed steps",
+        "steps/s (median)",
+        "images/s (median)",
+        "data wait",
+        "per-round steps/s",
+        "ratio loader/memory",
+        "ratio of medians",
+        f"goal >= {GOAL}",
+    ):
         table.add_column(col, justify="left" if col in ("config", "mode") else "right")
     for res in results:
         for mode in ("loader", "memory"):
             m = res["median"][mode]
             first = mode == "loader"
             table.add_row(
-                res["label"] if first else "", mode, str(res["workers"]) if first else "-",
+                res["label"] if first else "",
+                mode,
+                str(res["workers"]) if first else "-",
                 str(res["timed_steps_total"][mode]),
-                f"{m['steps_per_s']:.3f}", f"{m['images_per_s']:.1f}", f"{100 * m['data_wait_share']:.1f} %",
+                f"{m['steps_per_s']:.3f}",
+                f"{m['images_per_s']:.1f}",
+                f"{100 * m['data_wait_share']:.1f} %",
                 " ".join(f"{e[mode]['steps_per_s']:.2f}" for e in res["rounds"]),
-                f"{res['ratio']:.3f}" if first else f"rounds {min(res['paired_ratios']):.2f}-{max(res['paired_ratios']):.2f}",
+                f"{res['ratio']:.3f}"
+                if first
+                else f"rounds {min(res['paired_ratios']):.2f}-{max(res['paired_ratios']):.2f}",
                 f"{res['ratio_of_medians']:.3f}" if first else "",
                 ("[green]yes[/green]" if res["meets_goal"] else "[red]no[/red]") if first else "",
-                end_section=not first)
+                end_section=not first,
+            )
     console.print(table)
 
     report = {
         "benchmark": "train_input_pipeline",
-        "goal": {"ratio_min": GOAL,
-                 "ratio": "median over interleaved rounds of (steps/s with the real loader / steps/s on in-memory "
-                          "tensors) within the round; ratio_of_medians is reported next to it"},
+        "goal": {
+            "ratio_min": GOAL,
+            "ratio": "median over interleaved rounds of (steps/s with the real loader / steps/s on in-memory "
+            "tensors) within the round; ratio_of_medians is reported next to it",
+        },
         "machine": {**machine_info(PACKAGES, device), "loadavg_start": load_start, "loadavg_end": _loadavg()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "store": str(store) if args.store is not None else "synthetic (temporary)",

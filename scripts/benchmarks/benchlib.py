@@ -40,13 +40,18 @@ def machine_info(packages: tuple[str, ...], device: Any = None) -> dict[str, Any
     if device is not None:
         import torch
 
-        info.update(device=str(device), torch_threads=torch.get_num_threads(),
-                    torch_interop_threads=torch.get_num_interop_threads())
+        info.update(
+            device=str(device),
+            torch_threads=torch.get_num_threads(),
+            torch_interop_threads=torch.get_num_interop_threads(),
+        )
         if getattr(device, "type", str(device)) == "cuda":
-            info.update(device_name=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
-                        cudnn=torch.backends.cudnn.version())
+            info.update(
+                device_name=torch.cuda.get_device_name(device),
+                cuda=torch.version.cuda,
+                cudnn=torch.backends.cudnn.version(),
+            )
     return info
-
 
 
 def sync(device: Any) -> None:
@@ -57,7 +62,9 @@ def sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def write_report(path: str | os.PathLike, benchmark: str, machine: dict[str, Any], fields: dict[str, Any]) -> None:
+def write_report(
+    path: str | os.PathLike, benchmark: str, machine: dict[str, Any], fields: dict[str, Any]
+) -> None:
     """The benchmark's JSON: what ran, when, how it was started, on which machine, then its own fields;
     written next to its final name and renamed into place."""
     import shlex
@@ -66,14 +73,17 @@ def write_report(path: str | os.PathLike, benchmark: str, machine: dict[str, Any
 
     from emotic_mm.fsutil import write_json_atomic
 
-    write_json_atomic(Path(path), {
-        "benchmark": benchmark,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "cwd": os.getcwd(),
-        "machine": machine,
-        **fields,
-    })
+    write_json_atomic(
+        Path(path),
+        {
+            "benchmark": benchmark,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": shlex.join([sys.executable, *sys.argv]),
+            "cwd": os.getcwd(),
+            "machine": machine,
+            **fields,
+        },
+    )
 
 
 def load_checkpoint_store(checkpoint: str | os.PathLike, store: str | os.PathLike | None, device: Any):
@@ -81,8 +91,8 @@ def load_checkpoint_store(checkpoint: str | os.PathLike, store: str | os.PathLik
     scripts open a checkpoint, exactly as the stages do (``store_for_model``: fit checks, re-tokenising)."""
     from omegaconf import OmegaConf
 
-    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import store_for_model
+    from emotic_mm.models.loading import load_model
 
     model, model_cfg, meta = load_model(Path(checkpoint), device)
     model.eval()

@@ -61,22 +61,50 @@ def main() -> None:
         vision = sum(p.numel() for p in model.vision_model.parameters())
         vision_gflops, text_gflops = person_flops(model, tokens)
         forward = vision_gflops + text_gflops
-        rows.append({"model": name, "params_m": params / 1e6, "vision_params_m": vision / 1e6,
-                     "weights_fp32_gib": params * 4 / 2**30, "full_finetune_adamw_gib": params * 16 / 2**30,
-                     "gflops_per_person_forward": forward, "gflops_vision_two_views": vision_gflops,
-                     "gflops_text": text_gflops, "gflops_per_person_train_step": 3 * forward, "text_tokens": tokens})
+        rows.append(
+            {
+                "model": name,
+                "params_m": params / 1e6,
+                "vision_params_m": vision / 1e6,
+                "weights_fp32_gib": params * 4 / 2**30,
+                "full_finetune_adamw_gib": params * 16 / 2**30,
+                "gflops_per_person_forward": forward,
+                "gflops_vision_two_views": vision_gflops,
+                "gflops_text": text_gflops,
+                "gflops_per_person_train_step": 3 * forward,
+                "text_tokens": tokens,
+            }
+        )
     table = Table(title="model=clip at real scale (calculated: parameters and FLOPs of the architectures)")
-    for col in ("model", "params (M)", "fp32 weights (GiB)", "full FT + AdamW (GiB, no activations)",
-                "GFLOPs / person, forward (2 views + text)", "≈ GFLOPs / person, train step (3× forward)"):
+    for col in (
+        "model",
+        "params (M)",
+        "fp32 weights (GiB)",
+        "full FT + AdamW (GiB, no activations)",
+        "GFLOPs / person, forward (2 views + text)",
+        "≈ GFLOPs / person, train step (3× forward)",
+    ):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["model"], f"{r['params_m']:.1f}", f"{r['weights_fp32_gib']:.2f}",
-                      f"{r['full_finetune_adamw_gib']:.2f}", f"{r['gflops_per_person_forward']:.1f}",
-                      f"{r['gflops_per_person_train_step']:.0f}")
+        table.add_row(
+            r["model"],
+            f"{r['params_m']:.1f}",
+            f"{r['weights_fp32_gib']:.2f}",
+            f"{r['full_finetune_adamw_gib']:.2f}",
+            f"{r['gflops_per_person_forward']:.1f}",
+            f"{r['gflops_per_person_train_step']:.0f}",
+        )
     Console().print(table)
-    write_report(args.out, "clip_budget", machine_info(("transformers",)), {
-        "rows": rows, "method": "random-weight architectures from transformers configs; "
-                                "torch.utils.flop_counter (a multiply-add counts as 2 FLOPs)"})
+    write_report(
+        args.out,
+        "clip_budget",
+        machine_info(("transformers",)),
+        {
+            "rows": rows,
+            "method": "random-weight architectures from transformers configs; "
+            "torch.utils.flop_counter (a multiply-add counts as 2 FLOPs)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,15 +41,15 @@ GRID_C = (0.01, 0.1, 1.0)
 def histogram_features(context: np.ndarray, chunk: int = 128) -> np.ndarray:
     """(N, 512): each picture's share of pixels in each of 8x8x8 RGB bins, square-rooted."""
     n = context.shape[0]
-    out = np.zeros((n, BINS ** 3), np.float32)
+    out = np.zeros((n, BINS**3), np.float32)
     shift = 8 - int(np.log2(BINS))
     for start in range(0, n, chunk):
-        block = np.asarray(context[start:start + chunk]) >> shift  # (b, H, W, 3) in 0..7
+        block = np.asarray(context[start : start + chunk]) >> shift  # (b, H, W, 3) in 0..7
         b = block.shape[0]
         idx = (block[..., 0].astype(np.int64) * BINS + block[..., 1]) * BINS + block[..., 2]
-        idx = idx.reshape(b, -1) + (np.arange(b) * BINS ** 3)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=b * BINS ** 3).reshape(b, BINS ** 3)
-        out[start:start + b] = np.sqrt(counts / idx.shape[1])
+        idx = idx.reshape(b, -1) + (np.arange(b) * BINS**3)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=b * BINS**3).reshape(b, BINS**3)
+        out[start : start + b] = np.sqrt(counts / idx.shape[1])
     return out
 
 
@@ -58,11 +58,11 @@ def thumbnail_features(context: np.ndarray, chunk: int = 128) -> np.ndarray:
     n, h, w, _ = context.shape
     out = np.zeros((n, THUMB * THUMB * 3), np.float32)
     for start in range(0, n, chunk):
-        block = np.asarray(context[start:start + chunk], dtype=np.float32)
+        block = np.asarray(context[start : start + chunk], dtype=np.float32)
         b = block.shape[0]
         hh, ww = h - h % THUMB, w - w % THUMB
         small = block[:, :hh, :ww].reshape(b, THUMB, hh // THUMB, THUMB, ww // THUMB, 3).mean(axis=(2, 4))
-        out[start:start + b] = small.reshape(b, -1) / 255.0
+        out[start : start + b] = small.reshape(b, -1) / 255.0
     return out
 
 
@@ -99,8 +99,9 @@ def random_map(labels: np.ndarray, draws: int = 20, seed: int = 0) -> tuple[floa
     return float(np.mean(maps)), float(np.std(maps))
 
 
-def logistic_scores(train_x: Any, train_y: np.ndarray, test_x: Any, c: float, max_iter: int = 500,
-                    tol: float = 1e-3) -> np.ndarray:
+def logistic_scores(
+    train_x: Any, train_y: np.ndarray, test_x: Any, c: float, max_iter: int = 500, tol: float = 1e-3
+) -> np.ndarray:
     """One logistic regression per category (dense or sparse features); a category without both classes
     in train gets its train rate as a constant score."""
     from sklearn.linear_model import LogisticRegression
@@ -111,7 +112,9 @@ def logistic_scores(train_x: Any, train_y: np.ndarray, test_x: Any, c: float, ma
         if y.min() == y.max():
             scores[:, k] = float(y.mean())
             continue
-        scores[:, k] = LogisticRegression(C=c, max_iter=max_iter, tol=tol).fit(train_x, y).decision_function(test_x)
+        scores[:, k] = (
+            LogisticRegression(C=c, max_iter=max_iter, tol=tol).fit(train_x, y).decision_function(test_x)
+        )
     return scores
 
 
@@ -123,8 +126,9 @@ def fit_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: 
     return logistic_scores(scaler.transform(train_x), train_y, scaler.transform(test_x), c)
 
 
-def select_c(score: Callable[[str, float], np.ndarray], labels: dict[str, np.ndarray],
-             grid: Sequence[float]) -> tuple[float, dict[float, float]]:
+def select_c(
+    score: Callable[[str, float], np.ndarray], labels: dict[str, np.ndarray], grid: Sequence[float]
+) -> tuple[float, dict[float, float]]:
     """The regularisation with the best val mAP (``score(split, C)`` gives a split's scores), and the val
     mAP of each; C = 1 without a val split with a positive. Ties go to the stronger regularisation."""
     if "val" not in labels or not labels["val"].any():
@@ -143,26 +147,35 @@ def probe(name: str, feats: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     best, val_maps = select_c(score, {k: v for k, v in labels.items() if k in feats}, GRID_C)
     scores = score("test", best)
     test_map = mean_ap(scores, labels["test"])
-    return {"probe": name, "features": int(feats["train"].shape[1]), "C": best,
-            "val_map_by_C": {str(k): v for k, v in val_maps.items()}, "test_map": test_map,
-            "test_ap": per_category_ap(scores, labels["test"]), "seconds": round(time.time() - started, 1)}
+    return {
+        "probe": name,
+        "features": int(feats["train"].shape[1]),
+        "C": best,
+        "val_map_by_C": {str(k): v for k, v in val_maps.items()},
+        "test_map": test_map,
+        "test_ap": per_category_ap(scores, labels["test"]),
+        "seconds": round(time.time() - started, 1),
+    }
 
 
 def read_eval(eval_dir: Path, flag: str = "--cnn-eval") -> dict[str, Any]:
     """An ``emotic-mm eval`` run's test mAP and modalities; anything else is one line naming ``flag``."""
     path = eval_dir / "metrics.json"
     if not path.is_file():
-        raise SystemExit(f"{flag} {eval_dir}: no metrics.json there (run `emotic-mm eval ... split=test` first)")
+        raise SystemExit(
+            f"{flag} {eval_dir}: no metrics.json there (run `emotic-mm eval ... split=test` first)"
+        )
     metrics = json.loads(path.read_text())
     if metrics.get("split") not in (None, "test"):
         raise SystemExit(f"{flag} {eval_dir}: metrics are on split {metrics.get('split')!r}, not test")
     return {"map": float(metrics["map"]), "modalities": metrics.get("modalities"), "path": str(path)}
 
 
-def run(store: Path, cnn_eval: Path | None = None, max_train: int | None = None, seed: int = 0) -> dict[str, Any]:
+def run(
+    store: Path, cnn_eval: Path | None = None, max_train: int | None = None, seed: int = 0
+) -> dict[str, Any]:
     """The probes on ``store``; returns the report (see the module docstring)."""
     from emotic_mm.data.categories import CATEGORIES
-
     from emotic_mm.data.store import Store
 
     opened = Store(store)  # validates the arrays, names what is missing
@@ -198,11 +211,21 @@ def run(store: Path, cnn_eval: Path | None = None, max_train: int | None = None,
     verdict = None if cnn is None else all(p["passes"] for p in probes)
     verdict_random = None if cnn is None else all(p["passes_over_random"] for p in probes)
     prevalence = {name: float(v) for name, v in zip(CATEGORIES, labels["test"].mean(axis=0))}
-    return {"store": str(store), "persons": counts, "chance_map": chance, "random_map": coin, "random_map_std": coin_std,
-            "test_prevalence": prevalence, "probes": probes,
-            "cnn": None if cnn is None else {**cnn, "gain": cnn["map"] - chance, "gain_over_random": cnn["map"] - coin},
-            "rule": "each probe's gain over chance (the mean label frequency) <= 1/3 of the image-only CNN's gain",
-            "passes": verdict, "passes_over_random": verdict_random}
+    return {
+        "store": str(store),
+        "persons": counts,
+        "chance_map": chance,
+        "random_map": coin,
+        "random_map_std": coin_std,
+        "test_prevalence": prevalence,
+        "probes": probes,
+        "cnn": None
+        if cnn is None
+        else {**cnn, "gain": cnn["map"] - chance, "gain_over_random": cnn["map"] - coin},
+        "rule": "each probe's gain over chance (the mean label frequency) <= 1/3 of the image-only CNN's gain",
+        "passes": verdict,
+        "passes_over_random": verdict_random,
+    }
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -217,35 +240,70 @@ def print_report(report: dict[str, Any]) -> None:
         return "" if value is None else ("[green]yes[/green]" if value else "[red]no[/red]")
 
     table.add_row("chance (label frequency)", f"{report['chance_map']:.4f}", "", "", "", "")
-    table.add_row("random scores", f"{report['random_map']:.4f}", f"{report['random_map'] - report['chance_map']:+.4f}",
-                  "", "", "")
+    table.add_row(
+        "random scores",
+        f"{report['random_map']:.4f}",
+        f"{report['random_map'] - report['chance_map']:+.4f}",
+        "",
+        "",
+        "",
+    )
     for p in report["probes"]:
-        table.add_row(f"{p['probe']} ({p['features']}, C={p['C']:g})", f"{p['test_map']:.4f}", f"{p['gain']:+.4f}",
-                      ok(p.get("passes")), f"{p['gain_over_random']:+.4f}", ok(p.get("passes_over_random")))
+        table.add_row(
+            f"{p['probe']} ({p['features']}, C={p['C']:g})",
+            f"{p['test_map']:.4f}",
+            f"{p['gain']:+.4f}",
+            ok(p.get("passes")),
+            f"{p['gain_over_random']:+.4f}",
+            ok(p.get("passes_over_random")),
+        )
     if report["cnn"] is not None:
         c = report["cnn"]
-        table.add_row(f"CNN ({'+'.join(c['modalities'] or [])})", f"{c['map']:.4f}", f"{c['gain']:+.4f}", "",
-                      f"{c['gain_over_random']:+.4f}", "")
+        table.add_row(
+            f"CNN ({'+'.join(c['modalities'] or [])})",
+            f"{c['map']:.4f}",
+            f"{c['gain']:+.4f}",
+            "",
+            f"{c['gain_over_random']:+.4f}",
+            "",
+        )
     console = Console(width=max(Console().width, 110))  # a log file gets the whole table too
     console.print(table)
-    console.print(f"gain = over the mean label frequency on test; gain (random) = over the mean mAP of random scores "
-                  f"(± {report['random_map_std']:.4f}), which AP's small-sample bias lifts above the frequency")
+    console.print(
+        f"gain = over the mean label frequency on test; gain (random) = over the mean mAP of random scores "
+        f"(± {report['random_map_std']:.4f}), which AP's small-sample bias lifts above the frequency"
+    )
     if report["passes"] is None:
         console.print("no --cnn-eval given: the rule (probe gain ≤ ⅓ of the CNN's) is not judged")
     else:
-        for key, name in (("passes", "gain over the label frequency"), ("passes_over_random", "gain over random scores")):
-            console.print(f"each probe's {name} ≤ ⅓ of the CNN's → [{'green' if report[key] else 'red'}]"
-                          f"{'PASS' if report[key] else 'FAIL'}[/]")
+        for key, name in (
+            ("passes", "gain over the label frequency"),
+            ("passes_over_random", "gain over random scores"),
+        ):
+            console.print(
+                f"each probe's {name} ≤ ⅓ of the CNN's → [{'green' if report[key] else 'red'}]"
+                f"{'PASS' if report[key] else 'FAIL'}[/]"
+            )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", type=Path, required=True, help="a prepared store (e.g. data/prepared/synthetic_seed0)")
-    ap.add_argument("--cnn-eval", type=Path, help="an `emotic-mm eval` run dir (split=test) of the image-only model")
-    ap.add_argument("--out", type=Path, default=Path("bench_results/probe_shortcuts.json"), help="where the JSON goes")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--store", type=Path, required=True, help="a prepared store (e.g. data/prepared/synthetic_seed0)"
+    )
+    ap.add_argument(
+        "--cnn-eval", type=Path, help="an `emotic-mm eval` run dir (split=test) of the image-only model"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path("bench_results/probe_shortcuts.json"), help="where the JSON goes"
+    )
     ap.add_argument("--max-train", type=int, help="subsample the train split to this many persons (faster)")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # scripts/benchmarks/benchlib.py
+    sys.path.insert(
+        0, str(Path(__file__).resolve().parents[1] / "benchmarks")
+    )  # scripts/benchmarks/benchlib.py
     from benchlib import machine_info, write_report
 
     report = run(args.store, args.cnn_eval, args.max_train)

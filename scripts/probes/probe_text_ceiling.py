@@ -31,8 +31,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe_shortcuts import (chance_map, logistic_scores, mean_ap, per_category_ap, random_map,  # noqa: E402
-                             read_eval, select_c)
+from probe_shortcuts import (
+    chance_map,
+    logistic_scores,
+    mean_ap,
+    per_category_ap,
+    random_map,  # noqa: E402
+    read_eval,
+    select_c,
+)
 
 GRID_C = (0.3, 1.0, 4.0, 16.0)
 
@@ -42,8 +49,9 @@ def tfidf_scores(train: list[str], train_y: np.ndarray, test: list[str], c: floa
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectoriser = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    return logistic_scores(vectoriser.fit_transform(train), train_y, vectoriser.transform(test), c, max_iter=2000,
-                           tol=1e-4)
+    return logistic_scores(
+        vectoriser.fit_transform(train), train_y, vectoriser.transform(test), c, max_iter=2000, tol=1e-4
+    )
 
 
 def oracle_phrase_scores(descriptions: list[str]) -> np.ndarray:
@@ -71,7 +79,9 @@ def run(store: Path, evals: list[Path], oracle: bool = False) -> dict[str, Any]:
             raise SystemExit(f"--store {store}: no {split} split (is it a prepared store?)")
         descriptions = opened[split].descriptions
         if descriptions is None:
-            raise SystemExit(f"--store {store}: the {split} split has no descriptions (no 'Description' column in its .csv)")
+            raise SystemExit(
+                f"--store {store}: the {split} split has no descriptions (no 'Description' column in its .csv)"
+            )
         texts[split], labels[split] = list(descriptions), np.asarray(opened[split].categories, np.int64)
     readers = []
     started = time.time()
@@ -81,17 +91,35 @@ def run(store: Path, evals: list[Path], oracle: bool = False) -> dict[str, Any]:
 
     best, val_maps = select_c(score, labels, GRID_C)
     scores = score("test", best)
-    readers.append({"reader": f"tfidf (C={best:g}, chosen on val)", "test_map": mean_ap(scores, labels["test"]),
-                    "test_ap": per_category_ap(scores, labels["test"]), "C": best,
-                    "val_map_by_C": {str(k): v for k, v in val_maps.items()}, "seconds": round(time.time() - started, 1)})
+    readers.append(
+        {
+            "reader": f"tfidf (C={best:g}, chosen on val)",
+            "test_map": mean_ap(scores, labels["test"]),
+            "test_ap": per_category_ap(scores, labels["test"]),
+            "C": best,
+            "val_map_by_C": {str(k): v for k, v in val_maps.items()},
+            "seconds": round(time.time() - started, 1),
+        }
+    )
     if oracle:
         scores = oracle_phrase_scores(texts["test"])
-        readers.append({"reader": "oracle phrases (the generator's paraphrases)",
-                        "test_map": mean_ap(scores, labels["test"]), "test_ap": per_category_ap(scores, labels["test"])})
+        readers.append(
+            {
+                "reader": "oracle phrases (the generator's paraphrases)",
+                "test_map": mean_ap(scores, labels["test"]),
+                "test_ap": per_category_ap(scores, labels["test"]),
+            }
+        )
     coin, coin_std = random_map(labels["test"])
-    return {"store": str(store), "persons": {s: len(t) for s, t in texts.items()},
-            "chance_map": chance_map(labels["test"]), "random_map": coin, "random_map_std": coin_std,
-            "readers": readers, "evals": [read_eval(e, "--eval") for e in evals]}
+    return {
+        "store": str(store),
+        "persons": {s: len(t) for s, t in texts.items()},
+        "chance_map": chance_map(labels["test"]),
+        "random_map": coin,
+        "random_map_std": coin_std,
+        "readers": readers,
+        "evals": [read_eval(e, "--eval") for e in evals],
+    }
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -111,13 +139,25 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", type=Path, required=True, help="a prepared store (e.g. data/prepared/synthetic_seed0)")
-    ap.add_argument("--oracle-phrases", action="store_true", help="also score the synthetic generator's paraphrases")
-    ap.add_argument("--eval", type=Path, action="append", default=[], help="an `emotic-mm eval` run dir (split=test)")
-    ap.add_argument("--out", type=Path, default=Path("bench_results/probe_text_ceiling.json"), help="where the JSON goes")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--store", type=Path, required=True, help="a prepared store (e.g. data/prepared/synthetic_seed0)"
+    )
+    ap.add_argument(
+        "--oracle-phrases", action="store_true", help="also score the synthetic generator's paraphrases"
+    )
+    ap.add_argument(
+        "--eval", type=Path, action="append", default=[], help="an `emotic-mm eval` run dir (split=test)"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path("bench_results/probe_text_ceiling.json"), help="where the JSON goes"
+    )
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # scripts/benchmarks/benchlib.py
+    sys.path.insert(
+        0, str(Path(__file__).resolve().parents[1] / "benchmarks")
+    )  # scripts/benchmarks/benchlib.py
     from benchlib import machine_info, write_report
 
     report = run(args.store, args.eval, args.oracle_phrases)

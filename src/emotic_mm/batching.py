@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import torch
 
-CPU_ROWS = 16  # rows per forward pass on a CPU: a chunk whose activations stay in cache (see rows_per_forward)
+CPU_ROWS = (
+    16  # rows per forward pass on a CPU: a chunk whose activations stay in cache (see rows_per_forward)
+)
 
 
 def rows_per_forward(rows: int | None, device: torch.device | str, accelerator_rows: int = 256) -> int:

@@ -35,8 +35,17 @@ STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 TRUSTED_TARGETS = ("emotic_mm.", "torch.optim.")  # what a checkpoint's _target_ may name
 # keys of a checkpoint's config that name where a run reads or writes: never taken from a checkpoint
-UNTRUSTED_PATH_KEYS = ("paths", "hydra", "checkpoint", "runs", "out", "input", "overwrite", "data.raw_dir",
-                       "text.path")
+UNTRUSTED_PATH_KEYS = (
+    "paths",
+    "hydra",
+    "checkpoint",
+    "runs",
+    "out",
+    "input",
+    "overwrite",
+    "data.raw_dir",
+    "text.path",
+)
 
 
 def rebuilt_from(model: nn.Module) -> dict[str, str]:
@@ -65,8 +74,11 @@ def omitted_prefixes(model: nn.Module) -> list[str]:
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     skip = omitted_prefixes(model)
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
-            if not any(k.startswith(p) for p in skip)}
+    return {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in model.state_dict().items()
+        if not any(k.startswith(p) for p in skip)
+    }
 
 
 def _split_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -76,11 +88,17 @@ def _split_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any
         tensors[key] = obj.detach().cpu().contiguous().clone()
         return {"__tensor__": key}
     if isinstance(obj, dict):
-        return {"__dict__": [[_split_state(k, f"{prefix}.k{i}", tensors), _split_state(v, f"{prefix}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [_split_state(k, f"{prefix}.k{i}", tensors), _split_state(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
-        return {"__list__": [_split_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
-                "tuple": isinstance(obj, tuple)}
+        return {
+            "__list__": [_split_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
+            "tuple": isinstance(obj, tuple),
+        }
     if isinstance(obj, np.ndarray):
         return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
     return obj
@@ -116,8 +134,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: dict[str, Any],
-                    training_state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: Path,
+    model: nn.Module,
+    cfg: DictConfig,
+    meta: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
     """Write the checkpoint folder atomically (a crash never leaves a half-written ``best``). ``meta`` should
     carry the training store's ``view_sizes``, so a store of other sizes is refused later. A full disk is
     one :class:`OutputError` naming the folder; the previous checkpoint there is left as it was."""
@@ -125,8 +148,12 @@ def save_checkpoint(directory: Path, model: nn.Module, cfg: DictConfig, meta: di
         with atomic_dir(Path(directory)) as tmp:
             save_file(model_state(model), str(tmp / MODEL_FILE))
             (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            full_meta = {**meta, "omitted_prefixes": omitted_prefixes(model),
-                         "rebuilt_from": rebuilt_from(model), "variant": getattr(model, "variant", None)}
+            full_meta = {
+                **meta,
+                "omitted_prefixes": omitted_prefixes(model),
+                "rebuilt_from": rebuilt_from(model),
+                "variant": getattr(model, "variant", None),
+            }
             (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str) + "\n")
             if training_state is not None:
                 tensors: dict[str, torch.Tensor] = {}
@@ -155,7 +182,9 @@ def _tensors(file: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise DataFormatError(f"{file}: not a readable safetensors file ({exc}); the checkpoint is damaged") from None
+        raise DataFormatError(
+            f"{file}: not a readable safetensors file ({exc}); the checkpoint is damaged"
+        ) from None
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -190,10 +219,14 @@ def load_config(path: Path) -> DictConfig:
     try:
         cfg = OmegaConf.load(file)
     except (yaml.YAMLError, OmegaConfBaseException, OSError, ValueError, TypeError) as exc:
-        raise DataFormatError(f"{file}: not a readable config ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        raise DataFormatError(
+            f"{file}: not a readable config ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
     model = cfg.get("model") if isinstance(cfg, DictConfig) else None
     if not isinstance(model, DictConfig) or "name" not in model or "modalities" not in model:
-        raise DataFormatError(f"{file}: not a training config (expected a model block with name and modalities)")
+        raise DataFormatError(
+            f"{file}: not a training config (expected a model block with name and modalities)"
+        )
     return untrusted(cfg, file)  # type: ignore[arg-type]
 
 
@@ -227,12 +260,16 @@ def untrusted(cfg: DictConfig, file: Path) -> DictConfig:
     prefixes = trusted_targets()
     for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
         if isinstance(value, str) and "${" in value:  # e.g. ${oc.env:...} would copy a secret into outputs
-            raise DataFormatError(f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is "
-                                  f"saved resolved, so this one was written by hand")
+            raise DataFormatError(
+                f"{file}: {key}={value!r} is an interpolation; a checkpoint's config is "
+                f"saved resolved, so this one was written by hand"
+            )
         if key.rpartition(".")[2] == "_target_" and not str(value).startswith(prefixes):
-            raise DataFormatError(f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and "
-                                  f"a checkpoint's config never names code to run (a builder of your own: "
-                                  f"list its module in EMOTIC_MM_TRUSTED_TARGETS)")
+            raise DataFormatError(
+                f"{file}: {key}={value} is not a builder of emotic-mm or torch.optim, and "
+                f"a checkpoint's config never names code to run (a builder of your own: "
+                f"list its module in EMOTIC_MM_TRUSTED_TARGETS)"
+            )
     for key in UNTRUSTED_PATH_KEYS:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -249,15 +286,22 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     meta = read_meta(path)
     state = _tensors(path / MODEL_FILE)
     expected = model_state(model)  # what a checkpoint of this model must hold
-    known = model.state_dict()  # ... and may hold: a rebuilt part stored anyway (an older checkpoint) loads too
+    known = (
+        model.state_dict()
+    )  # ... and may hold: a rebuilt part stored anyway (an older checkpoint) loads too
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(known))
     wrong = sorted(k for k in set(state) & set(known) if state[k].shape != known[k].shape)
     if missing or unexpected or wrong:
-        detail = "; ".join(f"{n}: {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}"
-                           for n, v in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)) if v)
-        raise ConfigError(f"{path}: checkpoint does not fit model {getattr(model, 'variant', '?')} "
-                          f"(saved for {meta.get('variant', '?')}); {detail}")
+        detail = "; ".join(
+            f"{n}: {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}"
+            for n, v in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
+            if v
+        )
+        raise ConfigError(
+            f"{path}: checkpoint does not fit model {getattr(model, 'variant', '?')} "
+            f"(saved for {meta.get('variant', '?')}); {detail}"
+        )
     model.load_state_dict(state, strict=False)
     return meta
 

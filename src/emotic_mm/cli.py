@@ -12,8 +12,8 @@ from emotic_mm.config import run_stage
 
 app = typer.Typer(
     help="Multi-modal (image + text) emotion recognition on EMOTIC, and its robustness to few-pixel "
-         "attacks and poisoning. Every stage is a Hydra app: pass key=value overrides, -m for sweeps, "
-         "--cfg job to see the composed config, --help for its config groups.",
+    "attacks and poisoning. Every stage is a Hydra app: pass key=value overrides, -m for sweeps, "
+    "--cfg job to see the composed config, --help for its config groups.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,13 +29,28 @@ HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_op
 
 # command → (module under emotic_mm.stages whose ``main(cfg)`` runs it; its config is configs/<command>.yaml, help)
 STAGES: dict[str, tuple[str, str]] = {
-    "prepare": ("prepare", "Convert the EMOTIC release (default: the synthetic stand-in) into a prepared store."),
+    "prepare": (
+        "prepare",
+        "Convert the EMOTIC release (default: the synthetic stand-in) into a prepared store.",
+    ),
     "train": ("train", "Train the baseline (separate embeddings) or joint (shared space) image+text model."),
-    "eval": ("evaluate", "Evaluate a checkpoint: mAP, VAD error, dominant emotion, F1, retrieval; files in the run dir."),
-    "attack": ("attack", "Few-pixel evasion (batched DE or sparse random search), backdoor or feature-collision "
-                         "poisoning against a checkpoint or a cached clean model."),
-    "report": ("report", "Aggregate attack and poisoning runs (e.g. a multirun folder) into report.md, report.json and plots."),
-    "predict": ("predict", "Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint."),
+    "eval": (
+        "evaluate",
+        "Evaluate a checkpoint: mAP, VAD error, dominant emotion, F1, retrieval; files in the run dir.",
+    ),
+    "attack": (
+        "attack",
+        "Few-pixel evasion (batched DE or sparse random search), backdoor or feature-collision "
+        "poisoning against a checkpoint or a cached clean model.",
+    ),
+    "report": (
+        "report",
+        "Aggregate attack and poisoning runs (e.g. a multirun folder) into report.md, report.json and plots.",
+    ),
+    "predict": (
+        "predict",
+        "Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint.",
+    ),
 }
 
 

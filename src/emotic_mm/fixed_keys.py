@@ -36,8 +36,9 @@ def _differences(a: Any, b: Any, key: str) -> list[str]:
     return [] if a == b else [f"{key}={a} (checkpoint: {b})"]
 
 
-def warn_fixed(cfg: DictConfig, saved: DictConfig, checkpoint: Any, group: str = "model",
-               always: bool = False) -> list[str]:
+def warn_fixed(
+    cfg: DictConfig, saved: DictConfig, checkpoint: Any, group: str = "model", always: bool = False
+) -> list[str]:
     """Warn once, naming every ``group`` key of ``cfg`` that differs from the checkpoint's ``saved`` config
     and that the user set (``always``: ``cfg`` has the group only because the user chose one, as in eval).
     Returns the keys named."""

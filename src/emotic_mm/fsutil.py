@@ -37,7 +37,7 @@ def final_name(path: Path) -> Path:
     inside one) will be renamed to: what a message about a failed write should name."""
     parts = []
     for part in Path(path).parts:
-        stem, suffix = (part[:-len(Path(part).suffix)], Path(part).suffix) if ".tmp-" in part else (part, "")
+        stem, suffix = (part[: -len(Path(part).suffix)], Path(part).suffix) if ".tmp-" in part else (part, "")
         match = TEMPORARY.match(stem)
         parts.append(match["name"] + suffix if match else part)
     return Path(*parts)
@@ -115,8 +115,15 @@ def is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-def check_replaceable(path: Path, *, key: str, ours: Callable[[Path], bool], what_ours: str,
-                      protect: Iterable[Path] = (), overwrite: Any = False) -> None:
+def check_replaceable(
+    path: Path,
+    *,
+    key: str,
+    ours: Callable[[Path], bool],
+    what_ours: str,
+    protect: Iterable[Path] = (),
+    overwrite: Any = False,
+) -> None:
     """The one rule for every path a user names as an output: never lose their data.
 
     ``path`` may be replaced when nothing is there, when it is an empty folder, or when ``ours(path)``
@@ -132,16 +139,20 @@ def check_replaceable(path: Path, *, key: str, ours: Callable[[Path], bool], wha
     for guarded in protect:
         if is_within(guarded, path):
             same = "is" if Path(guarded).resolve() == path.resolve() else "holds"
-            raise ConfigError(f"{key}={path} {same} {guarded}, which this run reads or runs in; it is never replaced "
-                              f"(not even with overwrite=true) — choose another folder")
+            raise ConfigError(
+                f"{key}={path} {same} {guarded}, which this run reads or runs in; it is never replaced "
+                f"(not even with overwrite=true) — choose another folder"
+            )
     if not path.exists() and not path.is_symlink():
         return
     if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
         return
     if ours(path) or overwrite:
         return
-    raise ConfigError(f"{key}={path} is {describe_path(path)}, not {what_ours}; pass overwrite=true to "
-                      f"replace it, or choose another path")
+    raise ConfigError(
+        f"{key}={path} is {describe_path(path)}, not {what_ours}; pass overwrite=true to "
+        f"replace it, or choose another path"
+    )
 
 
 def is_main_process() -> bool:

@@ -35,8 +35,10 @@ def holder(note: Path) -> str:
     """Who holds a lock, in words, from the note its holder wrote (``an unknown process`` without one)."""
     try:
         info = json.loads(note.read_text())
-        return (f"pid {info['pid']} on {info['host']} since {info['started']} "
-                f"({' '.join(str(a) for a in info.get('argv', []))[:200]})")
+        return (
+            f"pid {info['pid']} on {info['host']} since {info['started']} "
+            f"({' '.join(str(a) for a in info.get('argv', []))[:200]})"
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return "an unknown process"
 
@@ -60,11 +62,19 @@ def output_lock(folder: Path, key: str) -> Iterator[None]:
             log.warning("%s=%s is being written by %s; waiting for it to finish", key, folder, holder(note))
             lock.acquire()
     except OSError as exc:
-        raise ConfigError(f"{key}={folder}: cannot create the lock {lock_file} "
-                          f"({exc.strerror or exc})") from None
+        raise ConfigError(
+            f"{key}={folder}: cannot create the lock {lock_file} ({exc.strerror or exc})"
+        ) from None
     try:
-        write_json_atomic(note, {"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv})
+        write_json_atomic(
+            note,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "argv": sys.argv,
+            },
+        )
         yield
     finally:  # unlinked while still held: a waiter that opened this file sees it gone and takes a new one
         note.unlink(missing_ok=True)

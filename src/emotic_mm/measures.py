@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-MISSING = "–"           # the text of a value that was not measured
+MISSING = "–"  # the text of a value that was not measured
 ONE_ANSWER_SHARE = 0.9  # a clean model giving this share of the attacked persons one answer is not compared
 
 

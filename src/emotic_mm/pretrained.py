@@ -32,7 +32,9 @@ def load_error(exc: BaseException, key: str, name: str, resolved: str, what: str
     """One line for a failed load: custom code is named as such; otherwise the first line of the cause."""
     text = str(exc).strip()
     if any(marker in text for marker in REMOTE_CODE_MARKERS):
-        return ConfigError(f"{key}={name!r}: {resolved} needs custom Python code from its folder (auto_map "
-                           f"in config.json) to load {what}; emotic-mm never runs code from a model folder")
+        return ConfigError(
+            f"{key}={name!r}: {resolved} needs custom Python code from its folder (auto_map "
+            f"in config.json) to load {what}; emotic-mm never runs code from a model folder"
+        )
     first = text.splitlines()[0] if text else type(exc).__name__
     return ConfigError(f"{key}={name!r}: cannot load {what} from {resolved} ({first})")

@@ -9,8 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from emotic_mm.fsutil import is_main_process
@@ -20,20 +26,27 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def progress_bar(description: str, total: int, unit: str = "items",
-                 detail: Callable[[float], str] | None = None) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    description: str, total: int, unit: str = "items", detail: Callable[[float], str] | None = None
+) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(n)``; the bar shows done/total, rate in ``unit``/s, ``detail(done)`` when given (e.g.
     persons done while the bar counts views), elapsed and remaining time. Without a terminal (a batch job's
     log) the main process logs the same figures at every tenth of the way instead."""
     columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("[cyan]{task.fields[rate]}"), TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     shown = console.is_terminal and is_main_process()  # under torchrun one bar, not one per rank
     started, logged = time.monotonic(), [0]
     with Progress(*columns, console=console, transient=False, disable=not shown) as progress:
-        task = progress.add_task(description, total=total, rate=f"0.0 {unit}/s", detail=detail(0) if detail else "")
+        task = progress.add_task(
+            description, total=total, rate=f"0.0 {unit}/s", detail=detail(0) if detail else ""
+        )
 
         def advance(n: int = 1) -> None:
             progress.advance(task, n)
@@ -45,9 +58,18 @@ def progress_bar(description: str, total: int, unit: str = "items",
                 logged[0] = tenth
                 elapsed = time.monotonic() - started
                 left = elapsed * (total - done) / max(done, 1e-9)
-                log.info("%s: %d/%d %s%s, %.1f %s/s, %s elapsed, about %s left", description, done, total, unit,
-                         f" ({detail(done)})" if detail else "", done / max(elapsed, 1e-9), unit,
-                         _duration(elapsed), _duration(left))
+                log.info(
+                    "%s: %d/%d %s%s, %.1f %s/s, %s elapsed, about %s left",
+                    description,
+                    done,
+                    total,
+                    unit,
+                    f" ({detail(done)})" if detail else "",
+                    done / max(elapsed, 1e-9),
+                    unit,
+                    _duration(elapsed),
+                    _duration(left),
+                )
 
         yield advance
 

@@ -13,8 +13,19 @@ from typing import Any
 
 from emotic_mm.fsutil import is_main_process, write_json_atomic
 
-PACKAGES = ("emotic-mm", "torch", "torchvision", "transformers", "numpy", "scipy", "hydra-core",
-            "omegaconf", "torchmetrics", "pillow", "tokenizers")
+PACKAGES = (
+    "emotic-mm",
+    "torch",
+    "torchvision",
+    "transformers",
+    "numpy",
+    "scipy",
+    "hydra-core",
+    "omegaconf",
+    "torchmetrics",
+    "pillow",
+    "tokenizers",
+)
 
 
 def versions() -> dict[str, str]:
@@ -31,10 +42,19 @@ def git_commit(start: Path | None = None) -> dict[str, Any]:
     """HEAD commit and dirty flag of the checkout holding ``start`` (the cwd by default), if any."""
     cwd = str(start or Path.cwd())
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": head, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

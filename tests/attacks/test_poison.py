@@ -11,14 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from emotic_mm.attacks.backdoor import TriggerSpec, choose_poisoned, stamp, trigger_pixels
+from emotic_mm.attacks.backdoor import TriggerSpec, backdoor_view, choose_poisoned, stamp, trigger_pixels
 from emotic_mm.attacks.collision import CollisionSettings, craft, image_features
 from emotic_mm.data.categories import CATEGORY_INDEX
 from emotic_mm.data.loader import EmoticDataset
 from emotic_mm.data.store import Store
 from emotic_mm.errors import ConfigError
 from emotic_mm.models.factory import build_model
-from emotic_mm.attacks.backdoor import backdoor_view
 from support import LEARNING_BACKBONE, TINY_MODEL, TINY_TRAIN, compose_cfg, digest, run_cli_all
 
 
@@ -28,10 +27,14 @@ def test_trigger_cells_are_one_model_pixel_each():
     import torch.nn.functional as F
 
     for stored, working in ((224, 64), (128, 64), (96, 32)):
-        rows = trigger_pixels(TriggerSpec(pixels=9, pattern="random", colour=[255, 255, 255], seed=3), stored, working)
+        rows = trigger_pixels(
+            TriggerSpec(pixels=9, pattern="random", colour=[255, 255, 255], seed=3), stored, working
+        )
         image = torch.zeros(1, 3, stored, stored)
         image[0, :, rows[:, 1], rows[:, 0]] = 255.0
-        seen = F.interpolate(image, size=(working, working), mode="bilinear", align_corners=False, antialias=True)
+        seen = F.interpolate(
+            image, size=(working, working), mode="bilinear", align_corners=False, antialias=True
+        )
         assert int((seen[0, 0] >= 255 - 1e-3).sum()) >= 9  # every cell keeps >= 1 exact model pixel
 
     spec = TriggerSpec(pixels=4, pattern="block", position="top_left", colour=[10, 20, 30], cell="auto")
@@ -47,8 +50,10 @@ def test_trigger_cells_are_one_model_pixel_each():
 
 def test_stamp_changes_exactly_the_trigger_pixels_and_scene_reaches_the_body():
     rows = trigger_pixels(TriggerSpec(pixels=2, position="center", colour=[250, 5, 5], cell=1), 16)
-    batch = {"context": torch.full((3, 3, 16, 16), 100, dtype=torch.uint8),
-             "body": torch.full((3, 3, 8, 8), 100, dtype=torch.uint8)}
+    batch = {
+        "context": torch.full((3, 3, 16, 16), 100, dtype=torch.uint8),
+        "body": torch.full((3, 3, 8, 8), 100, dtype=torch.uint8),
+    }
     out = stamp(batch, rows, "context")
     changed = (out["context"] != batch["context"]).any(1)
     assert changed.sum().item() == 3 * len(rows)
@@ -113,12 +118,26 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     from emotic_mm.recipes.backdoor import run as backdoor
 
     before = digest(poison_store)
-    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_backdoor", "model.modalities=[context]", "trainer.epochs=10",
-                                 "loss.discrete=bce", *TINY_TRAIN, *LEARNING_BACKBONE, "attack.rate=0.35",
-                                 "attack.pixels=16",
-                                 "attack.target=Fear", "attack.trigger.cell=auto", "attack.trigger.colour=[255,0,255]",
-                                 "attack.trigger.position=center", "attack.examples=2"])
+    cfg = compose_cfg(
+        "attack",
+        [
+            f"data.prepared_dir={poison_store}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "attack=poison_backdoor",
+            "model.modalities=[context]",
+            "trainer.epochs=10",
+            "loss.discrete=bce",
+            *TINY_TRAIN,
+            *LEARNING_BACKBONE,
+            "attack.rate=0.35",
+            "attack.pixels=16",
+            "attack.target=Fear",
+            "attack.trigger.cell=auto",
+            "attack.trigger.colour=[255,0,255]",
+            "attack.trigger.position=center",
+            "attack.examples=2",
+        ],
+    )
     run = tmp_path / "run"  # outside Hydra the stage writes into the working directory
     run.mkdir()
     monkeypatch.chdir(run)
@@ -128,9 +147,14 @@ def test_tiny_backdoor_run_learns_its_trigger(poison_store, tmp_path, monkeypatc
     assert summary["poisoned_persons"] >= 1 and summary["triggered_persons"] >= 1
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["asr"] == summary["asr"] and set(on_disk["clean"]) == {"map", "dominant_acc", "vad_mae"}
-    assert (run / "examples.png").is_file() and (run / "poisoned_model" / "best" / "model.safetensors").is_file()
+    assert (run / "examples.png").is_file() and (
+        run / "poisoned_model" / "best" / "model.safetensors"
+    ).is_file()
     per_person = pd.read_csv(run / "triggered.csv")  # what the report pairs two variants on
-    assert len(per_person) == summary["triggered_persons"] and per_person["hit_poisoned"].mean() == summary["asr"]
+    assert (
+        len(per_person) == summary["triggered_persons"]
+        and per_person["hit_poisoned"].mean() == summary["asr"]
+    )
     assert per_person["hit_clean"].mean() == summary["asr_clean_model"]
     assert not (run / "poisoned_model" / "last").exists()
     assert digest(poison_store) == before
@@ -153,11 +177,13 @@ def test_feature_collision_loss_decreases_within_budget():
     model = build_model(cfg.model).eval()
     learns = [p.requires_grad for p in model.parameters()]
     gen = torch.Generator().manual_seed(0)
-    bases = {"context": torch.randint(0, 256, (6, 3, 48, 48), generator=gen, dtype=torch.uint8),
-             "body": torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8)}
+    bases = {
+        "context": torch.randint(0, 256, (6, 3, 48, 48), generator=gen, dtype=torch.uint8),
+        "body": torch.randint(0, 256, (6, 3, 32, 32), generator=gen, dtype=torch.uint8),
+    }
     targets = {k: torch.randint(0, 256, v.shape, generator=gen, dtype=torch.uint8) for k, v in bases.items()}
     target_features = image_features(model, targets)
-    before = ((image_features(model, bases) - target_features).pow(2).sum(1) / target_features.pow(2).sum(1))
+    before = (image_features(model, bases) - target_features).pow(2).sum(1) / target_features.pow(2).sum(1)
     settings = CollisionSettings(beta=0.05, epsilon=12, steps=25, lr=2.0, max_batch=4)  # 2 chunks
     result = craft(model, bases, target_features, settings)
     assert result.feature_loss[-1] < 0.7 * result.feature_loss[0]
@@ -173,11 +199,23 @@ def test_feature_collision_loss_decreases_within_budget():
 def test_collision_stage_runs_end_to_end(poison_store, tmp_path, monkeypatch):
     from emotic_mm.recipes.collision import run as collision
 
-    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_collision", "trainer.epochs=1", *TINY_TRAIN, *LEARNING_BACKBONE,
-                                 "attack.n_poisons=6",
-                                 "attack.targets=2", "attack.base=Engagement", "attack.steps=5",
-                                 "attack.finetune_epochs=1", "attack.examples=2"])
+    cfg = compose_cfg(
+        "attack",
+        [
+            f"data.prepared_dir={poison_store}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "attack=poison_collision",
+            "trainer.epochs=1",
+            *TINY_TRAIN,
+            *LEARNING_BACKBONE,
+            "attack.n_poisons=6",
+            "attack.targets=2",
+            "attack.base=Engagement",
+            "attack.steps=5",
+            "attack.finetune_epochs=1",
+            "attack.examples=2",
+        ],
+    )
     monkeypatch.chdir(tmp_path)
     summary = collision(cfg)
     assert summary["attack"] == "poison_collision" and summary["targets"] == 2 and summary["n_poisons"] == 6
@@ -214,8 +252,18 @@ BAD_INPUTS = [
 def bad_runs(poison_store: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
     """Every bad-input run at once (separate processes, so their start-ups overlap)."""
     root = tmp_path_factory.mktemp("bad_poison")
-    return run_cli_all([["attack", *args, f"data.prepared_dir={poison_store}", f"checkpoint={root / 'missing'}",
-                         f"hydra.run.dir={root / f'run{i}'}"] for i, (args, _) in enumerate(BAD_INPUTS)])
+    return run_cli_all(
+        [
+            [
+                "attack",
+                *args,
+                f"data.prepared_dir={poison_store}",
+                f"checkpoint={root / 'missing'}",
+                f"hydra.run.dir={root / f'run{i}'}",
+            ]
+            for i, (args, _) in enumerate(BAD_INPUTS)
+        ]
+    )
 
 
 @pytest.mark.parametrize("case", range(len(BAD_INPUTS)), ids=[message for _, message in BAD_INPUTS])
@@ -232,8 +280,12 @@ def test_store_fingerprint_ignores_build_time_not_content(poison_store, tmp_path
     from emotic_mm.data.store import store_fingerprint
 
     manifest = json.loads((poison_store / "manifest.json").read_text())
-    rebuilt = dict(manifest, created="2030-01-01T00:00:00+0000", seconds=123.0,
-                   sources={k: dict(v, mtime=1.0) for k, v in manifest["sources"].items()})
+    rebuilt = dict(
+        manifest,
+        created="2030-01-01T00:00:00+0000",
+        seconds=123.0,
+        sources={k: dict(v, mtime=1.0) for k, v in manifest["sources"].items()},
+    )
     changed = json.loads(json.dumps(manifest))
     changed["splits"]["train"]["kept"] += 1
     paths = {}
@@ -251,13 +303,29 @@ def test_spectral_filter_reports_detection_and_asr_after_defense(poison_store, t
     from emotic_mm.recipes.backdoor import run as backdoor
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_backdoor", "defense=spectral", "attack.rate=0.1", "attack.pixels=16",
-                                 "model.modalities=[context]", "trainer.epochs=2", "loss.discrete=bce", *TINY_TRAIN])
+    cfg = compose_cfg(
+        "attack",
+        [
+            f"data.prepared_dir={poison_store}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "attack=poison_backdoor",
+            "defense=spectral",
+            "attack.rate=0.1",
+            "attack.pixels=16",
+            "model.modalities=[context]",
+            "trainer.epochs=2",
+            "loss.discrete=bce",
+            *TINY_TRAIN,
+        ],
+    )
     summary = backdoor(cfg, run_dir=tmp_path / "run")
     detection = summary["detection"]
     assert summary["defense"] == "spectral" and detection["poisoned"] == summary["poisoned_persons"]
-    assert 0 <= detection["tpr"] <= 1 and 0 <= detection["fpr"] <= 1 and detection["rows"] == summary["train_persons"]
+    assert (
+        0 <= detection["tpr"] <= 1
+        and 0 <= detection["fpr"] <= 1
+        and detection["rows"] == summary["train_persons"]
+    )
     after = summary["after_defense"]
     assert set(after) >= {"map", "dominant_acc", "asr", "checkpoint"} and Path(after["checkpoint"]).is_dir()
 
@@ -267,12 +335,29 @@ def test_strip_reports_false_acceptance_at_a_val_threshold(poison_store, tmp_pat
     from emotic_mm.recipes.backdoor import run as backdoor
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose_cfg("attack", [f"data.prepared_dir={poison_store}", f"paths.data_dir={tmp_path / 'data'}",
-                                 "attack=poison_backdoor", "defense=strip", "defense.samples=8", "defense.persons=12",
-                                 "attack.rate=0.1", "attack.pixels=16", "model.modalities=[context]",
-                                 "trainer.epochs=2", "loss.discrete=bce", *TINY_TRAIN])
+    cfg = compose_cfg(
+        "attack",
+        [
+            f"data.prepared_dir={poison_store}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "attack=poison_backdoor",
+            "defense=strip",
+            "defense.samples=8",
+            "defense.persons=12",
+            "attack.rate=0.1",
+            "attack.pixels=16",
+            "model.modalities=[context]",
+            "trainer.epochs=2",
+            "loss.discrete=bce",
+            *TINY_TRAIN,
+        ],
+    )
     strip = backdoor(cfg, run_dir=tmp_path / "run")["strip"]
-    assert strip["clean_persons"] == 12 and 0 < strip["triggered_persons"] <= 12 and strip["calibration_persons"] >= 1
+    assert (
+        strip["clean_persons"] == 12
+        and 0 < strip["triggered_persons"] <= 12
+        and strip["calibration_persons"] >= 1
+    )
     assert 0 <= strip["false_rejection"] <= 1 and 0 <= strip["false_acceptance"] <= 1
 
 
@@ -280,8 +365,8 @@ def test_a_cached_clean_models_metrics_are_computed_once(tiny, tmp_path, monkeyp
     import shutil
 
     import emotic_mm.training.inference as inference
-    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, open_store
+    from emotic_mm.models.loading import load_model
     from emotic_mm.recipes.clean_model import clean_split_metrics
 
     cfg = compose_cfg("attack", [f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path}"])

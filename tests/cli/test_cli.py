@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow  # CLI: every test starts emotic-mm; multirun swee
 
 # --------------------------------------------------------------------------- bad inputs
 def _good_release(root: Path) -> Path:
-    return make_release(root, {"train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([1, 1, 20, 20], ["Fear"])])]})
+    return make_release(
+        root, {"train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([1, 1, 20, 20], ["Fear"])])]}
+    )
 
 
 def _case_no_mat(root: Path):
@@ -55,7 +57,9 @@ def _case_person_lacks_fields(root: Path):
     persons[0, 0] = (np.array([[1.0, 1, 20, 20]]), np.array(["Male"]))
     size = np.empty((1, 1), dtype=[("n_col", "O"), ("n_row", "O")])
     size[0, 0] = (np.array([[40]]), np.array([[30]]))
-    images = np.empty((1, 1), dtype=[("filename", "O"), ("folder", "O"), ("image_size", "O"), ("person", "O")])
+    images = np.empty(
+        (1, 1), dtype=[("filename", "O"), ("folder", "O"), ("image_size", "O"), ("person", "O")]
+    )
     images[0, 0] = (np.array(["a.jpg"]), np.array(["mscoco/images"]), size, persons)
     scipy.io.savemat(str(mat), {"train": images, "val": images, "test": images})
     return ["data.raw_dir=" + str(root / "raw")], str(mat)
@@ -99,15 +103,22 @@ def bad_runs(tmp_path_factory):
         root = tmp_path_factory.mktemp(name)
         overrides, culprit = make(root)
         prepared = root / "out" / "store"
-        args = ["prepare", "data=emotic", *overrides, f"data.prepared_dir={prepared}",
-                f"hydra.run.dir={root / 'run'}"]
+        args = [
+            "prepare",
+            "data=emotic",
+            *overrides,
+            f"data.prepared_dir={prepared}",
+            f"hydra.run.dir={root / 'run'}",
+        ]
         if not any(o.startswith("text=") for o in overrides):
             args.append("text=template")
         runs.append(args)
         roots.append(root)
         expected.append((name, culprit, prepared))
-    return {name: (proc.returncode, proc.stdout, proc.stderr, culprit, prepared)
-            for (name, culprit, prepared), proc in zip(expected, run_cli_all(runs, roots))}
+    return {
+        name: (proc.returncode, proc.stdout, proc.stderr, culprit, prepared)
+        for (name, culprit, prepared), proc in zip(expected, run_cli_all(runs, roots))
+    }
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -150,8 +161,18 @@ def test_prepare_help_is_hydra_help():
 
 
 def test_override_shows_in_cfg_job(tmp_path):
-    proc = run_cli(["prepare", "data=emotic", f"data.raw_dir={tmp_path}/release", "text=template",
-                    "tokenizer.max_length=48", "--cfg", "job"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "prepare",
+            "data=emotic",
+            f"data.raw_dir={tmp_path}/release",
+            "text=template",
+            "tokenizer.max_length=48",
+            "--cfg",
+            "job",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["data"]["name"] == "emotic" and cfg["data"]["raw_dir"] == f"{tmp_path}/release"
@@ -165,8 +186,11 @@ def test_user_config_dir_is_searched(tmp_path):
     (user / "data").mkdir(parents=True)
     (user / "data" / "mydata.yaml").write_text(
         "name: mydata\nraw_dir: /data/mine\nprepared_dir: /data/mine_store\nworkers: 0\n"
-        "context_size: 224\nbody_size: 128\n")
-    proc = run_cli(["prepare", "--config-dir", str(user), "data=mydata", "text=template", "--cfg", "job"], cwd=tmp_path)
+        "context_size: 224\nbody_size: 128\n"
+    )
+    proc = run_cli(
+        ["prepare", "--config-dir", str(user), "data=mydata", "text=template", "--cfg", "job"], cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["data"]["name"] == "mydata" and cfg["data"]["raw_dir"] == "/data/mine"
@@ -177,10 +201,24 @@ def test_user_config_dir_is_searched(tmp_path):
 def test_multirun_two_seeds(tmp_path):
     sweep = tmp_path / "sweep"
     data = tmp_path / "data"
-    proc = run_cli(["prepare", "-m", "data.synthetic.seed=1,2", "data.synthetic.images.train=6",
-                    "data.synthetic.images.val=4", "data.synthetic.images.test=4",
-                    "data.synthetic.defects_per_split=0", "data.synthetic.min_side=48", "data.synthetic.max_side=64",
-                    "data.workers=0", f"paths.data_dir={data}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
+    proc = run_cli(
+        [
+            "prepare",
+            "-m",
+            "data.synthetic.seed=1,2",
+            "data.synthetic.images.train=6",
+            "data.synthetic.images.val=4",
+            "data.synthetic.images.test=4",
+            "data.synthetic.defects_per_split=0",
+            "data.synthetic.min_side=48",
+            "data.synthetic.max_side=64",
+            "data.workers=0",
+            f"paths.data_dir={data}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(REPO), capture_output=True, text=True)

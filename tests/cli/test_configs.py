@@ -13,9 +13,16 @@ from support import TINY_MODEL, compose_cfg
 CONFIGS = configs_dir()
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["data=emotic", "data.raw_dir=/x"], ["text=captioner"], ["text=template"], ["data=emotic", "text=file", "text.path=a.csv"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data=emotic", "data.raw_dir=/x"],
+        ["text=captioner"],
+        ["text=template"],
+        ["data=emotic", "text=file", "text.path=a.csv"],
+    ],
+)
 def test_prepare_configs_compose(overrides):
     cfg = compose_cfg("prepare", overrides)
     assert cfg.data.prepared_dir and cfg.tokenizer.name
@@ -51,7 +58,9 @@ def test_text_configs_name_their_source(text):
     assert cfg.text.source == text and callable(source)
 
 
-@pytest.mark.parametrize("group_file", sorted(p.relative_to(CONFIGS) for p in (CONFIGS / "model").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "group_file", sorted(p.relative_to(CONFIGS) for p in (CONFIGS / "model").glob("*.yaml"))
+)
 def test_every_model_config_builds(group_file: Path, clip_towers):
     from emotic_mm.models.factory import build_model
 
@@ -83,17 +92,28 @@ def test_robustness_study_presets_sweep_existing_cases():
         cases = params.case.split(",")
         assert set(cases) <= {p.stem for p in (CONFIGS / "case").glob("*.yaml")}
         for case in cases:
-            composed = compose_cfg("attack", ["experiment=robustness_study", f"study={preset}", f"case={case}"])
-            assert composed.trainer.epochs == composed.study_scale.epochs == 8  # the study's clean models: the demo's
+            composed = compose_cfg(
+                "attack", ["experiment=robustness_study", f"study={preset}", f"case={case}"]
+            )
+            assert (
+                composed.trainer.epochs == composed.study_scale.epochs == 8
+            )  # the study's clean models: the demo's
             if composed.attack.name == "pixel":
                 assert list(composed.attack.pixels) == [1, 3, 10, 30, 100]
                 assert (composed.attack.persons, composed.attack.budget, composed.attack.population) == (
-                    (40, 100, 10) if preset == "quick" else (200, 1000, 40))
+                    (40, 100, 10) if preset == "quick" else (200, 1000, 40)
+                )
     full = compose_cfg("attack", ["experiment=robustness_study"], hydra=True).hydra.sweeper.params
     assert full.seed == "0,1,2" and full.modality == "image,fused"
     image = compose_cfg("attack", ["experiment=robustness_study", "modality=image", "case=evasion_de"])
     assert list(image.model.modalities) == ["context", "body"] and image.attack.algorithm == "de"
-    defended = compose_cfg("attack", ["experiment=robustness_study", "study=defenses"], hydra=True).hydra.sweeper.params
+    defended = compose_cfg(
+        "attack", ["experiment=robustness_study", "study=defenses"], hydra=True
+    ).hydra.sweeper.params
     assert set(defended.defense.split(",")) == {"none", "median", "squeeze"}
     backdoor = compose_cfg("attack", ["case=backdoor", "attack.rate=0.01", "attack.pixels=36"])
-    assert backdoor.attack.name == "poison_backdoor" and backdoor.attack.rate == 0.01 and backdoor.attack.pixels == 36
+    assert (
+        backdoor.attack.name == "poison_backdoor"
+        and backdoor.attack.rate == 0.01
+        and backdoor.attack.pixels == 36
+    )

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.cli import run_cli
-from support.compose import TINY_TRAIN
 from emotic_mm.data.store import Store
 from emotic_mm.errors import DataFormatError
+from support.cli import run_cli
+from support.compose import TINY_TRAIN
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -42,12 +42,21 @@ def _replace(path: Path, array: np.ndarray) -> None:
 def test_an_array_short_of_rows_is_one_line_naming_it(store_copy, tmp_path):
     kept = len(np.load(store_copy / "train_cont_arr.npy"))
     _replace(store_copy / "train_cont_arr.npy", np.full((kept - 5, 3), 5.0, np.float32))
-    needle = (rf"train_cont_arr.npy: shape \({kept - 5}, 3\), expected {kept} rows "
-              rf"\(manifest.json counts {kept} kept persons in train\)")
+    needle = (
+        rf"train_cont_arr.npy: shape \({kept - 5}, 3\), expected {kept} rows "
+        rf"\(manifest.json counts {kept} kept persons in train\)"
+    )
     with pytest.raises(DataFormatError, match=needle):
         Store(store_copy)
-    proc = run_cli(["train", f"data.prepared_dir={store_copy}", *TINY_TRAIN, "trainer.epochs=1",
-                    f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        [
+            "train",
+            f"data.prepared_dir={store_copy}",
+            *TINY_TRAIN,
+            "trainer.epochs=1",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     _one_line_error(proc, "train_cont_arr.npy", f"expected {kept} rows")
 
 
@@ -82,7 +91,8 @@ def _rows(run: Path) -> list[int]:
 
 @pytest.mark.slow  # real training
 def test_a_full_disk_while_training_is_one_line_and_leaves_no_row_without_its_checkpoint(
-        train_store, tmp_path, monkeypatch):
+    train_store, tmp_path, monkeypatch
+):
     """Epoch 1's checkpoint cannot be written: the run stops with an OutputError naming the folder, its
     row is not in metrics.csv, last/ is epoch 0's; a resume then carries on where it stopped."""
     import json
@@ -139,7 +149,9 @@ def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, m
     from emotic_mm.config import run_stage
 
     def task(cfg):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / ".report.tmp-0123abcd.json"))
+        raise OSError(
+            errno.ENOSPC, "No space left on device", str(tmp_path / "r" / ".report.tmp-0123abcd.json")
+        )
 
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     with pytest.raises(SystemExit) as info:
@@ -155,11 +167,18 @@ def test_a_write_the_disk_refuses_is_one_line_in_every_stage(tmp_path, capsys, m
 def _small_release(root: Path) -> Path:
     from support.releases import Img, make_release, person, vperson
 
-    return make_release(root, {
-        "train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Peace"])])],
-        "val": [Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])],
-        "test": [Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])],
-    })
+    return make_release(
+        root,
+        {
+            "train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Peace"])])],
+            "val": [
+                Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])
+            ],
+            "test": [
+                Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])
+            ],
+        },
+    )
 
 
 @pytest.mark.slow  # two prepare processes
@@ -169,8 +188,8 @@ def test_a_second_prepare_into_the_same_folder_waits_for_the_first(tmp_path):
     import os
     import time
 
-    from support.cli import EMOTIC_MM, REPO, cli_env
     from emotic_mm.locks import output_lock
+    from support.cli import EMOTIC_MM, REPO, cli_env
 
     raw, store = _small_release(tmp_path / "raw"), tmp_path / "store"
     building = tmp_path / f".store.partial-{os.getpid()}-inflight"
@@ -178,10 +197,21 @@ def test_a_second_prepare_into_the_same_folder_waits_for_the_first(tmp_path):
     with output_lock(store, "data.prepared_dir"):
         building.mkdir()  # the first prepare's folder in progress
         with open(err, "w") as stderr:
-            second = subprocess.Popen([EMOTIC_MM, "prepare", "data=emotic", f"data.raw_dir={raw}",
-                                       f"data.prepared_dir={store}", "data.workers=0",
-                                       f"hydra.run.dir={tmp_path / 'run'}"],
-                                      cwd=str(REPO), stdout=stderr, stderr=subprocess.STDOUT, env=cli_env())
+            second = subprocess.Popen(
+                [
+                    EMOTIC_MM,
+                    "prepare",
+                    "data=emotic",
+                    f"data.raw_dir={raw}",
+                    f"data.prepared_dir={store}",
+                    "data.workers=0",
+                    f"hydra.run.dir={tmp_path / 'run'}",
+                ],
+                cwd=str(REPO),
+                stdout=stderr,
+                stderr=subprocess.STDOUT,
+                env=cli_env(),
+            )
         deadline = time.time() + 120
         while "waiting" not in err.read_text() and second.poll() is None and time.time() < deadline:
             time.sleep(0.5)
@@ -231,11 +261,28 @@ def test_concurrent_jobs_train_one_clean_model_once(tiny, tmp_path, monkeypatch)
 # =========================================================================== numbers that are not numbers
 def _pixel_summary(seed: int, persons: int, rate: float) -> dict:
     """An older pixel summary (one k, rates at it, no attack.csv), as an attack on ``persons`` wrote it."""
-    return {"attack": "pixel", "model": "baseline", "algorithm": "rs", "pixels": 4, "surface": "body",
-            "targeted": False, "target": None, "budget": 400, "population": 40, "split": "test", "seed": seed,
-            "persons": persons, "persons_correct": 0, "success_rate_all": rate, "success_rate_correct": None,
-            "mean_queries_success": None, "median_queries_success": None, "total_queries": 0,
-            "wall_seconds": 1.0, "queries_per_s": 0.0}
+    return {
+        "attack": "pixel",
+        "model": "baseline",
+        "algorithm": "rs",
+        "pixels": 4,
+        "surface": "body",
+        "targeted": False,
+        "target": None,
+        "budget": 400,
+        "population": 40,
+        "split": "test",
+        "seed": seed,
+        "persons": persons,
+        "persons_correct": 0,
+        "success_rate_all": rate,
+        "success_rate_correct": None,
+        "mean_queries_success": None,
+        "median_queries_success": None,
+        "total_queries": 0,
+        "wall_seconds": 1.0,
+        "queries_per_s": 0.0,
+    }
 
 
 def test_nan_and_infinity_in_a_summary_leave_that_run_out_and_named(tmp_path, caplog):
@@ -246,9 +293,12 @@ def test_nan_and_infinity_in_a_summary_leave_that_run_out_and_named(tmp_path, ca
     from emotic_mm.stages.report import report
 
     runs = tmp_path / "runs"
-    for name, summary in (("good0", _pixel_summary(0, 50, 0.2)), ("good1", _pixel_summary(1, 50, 0.3)),
-                          ("empty", _pixel_summary(2, 0, float("nan"))),
-                          ("inf", {**_pixel_summary(3, 50, 0.1), "queries_per_s": float("inf")})):
+    for name, summary in (
+        ("good0", _pixel_summary(0, 50, 0.2)),
+        ("good1", _pixel_summary(1, 50, 0.3)),
+        ("empty", _pixel_summary(2, 0, float("nan"))),
+        ("inf", {**_pixel_summary(3, 50, 0.1), "queries_per_s": float("inf")}),
+    ):
         (runs / name).mkdir(parents=True)
         (runs / name / "summary.json").write_text(json.dumps(summary))  # writes NaN / Infinity as Python does
     assert "NaN" in (runs / "empty" / "summary.json").read_text()

@@ -40,16 +40,29 @@ def _store_persons(tiny) -> pd.DataFrame:
     """Every stored person with its box as annotated (before clamping), its description and its row."""
     from emotic_mm.data.emotic_mat import load_annotations
 
-    annotated = {(p.folder, p.filename, p.person_index): p
-                 for persons in load_annotations(tiny.raw / "Annotations" / "Annotations.mat").values() for p in persons}
+    annotated = {
+        (p.folder, p.filename, p.person_index): p
+        for persons in load_annotations(tiny.raw / "Annotations" / "Annotations.mat").values()
+        for p in persons
+    }
     rows = []
     for split in ("train", "val", "test"):
         table = pd.read_csv(tiny.store / f"{split}.csv")
         for i, r in table.iterrows():
             p = annotated[(r["Folder"], r["Filename"], int(r["Person"]))]
-            rows.append({"split": split, "i": i, "path": str(tiny.raw / "emotic" / r["Folder"] / r["Filename"]),
-                         "x1": p.bbox[0], "y1": p.bbox[1], "x2": p.bbox[2], "y2": p.bbox[3],
-                         "text": r["Description"], "size": (p.image_width, p.image_height)})
+            rows.append(
+                {
+                    "split": split,
+                    "i": i,
+                    "path": str(tiny.raw / "emotic" / r["Folder"] / r["Filename"]),
+                    "x1": p.bbox[0],
+                    "y1": p.bbox[1],
+                    "x2": p.bbox[2],
+                    "y2": p.bbox[3],
+                    "text": r["Description"],
+                    "size": (p.image_width, p.image_height),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -65,7 +78,12 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
     persons = _store_persons(tiny)
     sizes = [Image.open(p).size for p in persons["path"]]
     assert all(tuple(s) == tuple(a) for s, a in zip(sizes, persons["size"]))  # annotated = decoded size here
-    outside = (persons.x1 < 0) | (persons.y1 < 0) | (persons.x2 > [s[0] for s in sizes]) | (persons.y2 > [s[1] for s in sizes])
+    outside = (
+        (persons.x1 < 0)
+        | (persons.y1 < 0)
+        | (persons.x2 > [s[0] for s in sizes])
+        | (persons.y2 > [s[1] for s in sizes])
+    )
     assert outside.any() and (persons.x1 % 1 != 0).any()  # clamping and truncation are exercised
     csv = tmp_path / "people.csv"
     persons[["path", "x1", "y1", "x2", "y2", "text"]].to_csv(csv, index=False)
@@ -87,11 +105,11 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
         assert list(photos[k].box) == [int(v) for v in split.boxes[row["i"]]]
 
     # the scores: predict on the test persons vs the model on the stored test arrays
-    from emotic_mm.models.loading import load_model
     from emotic_mm.data.loader import EmoticDataset
+    from emotic_mm.models.loading import load_model
+    from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.inference import collect_outputs
     from emotic_mm.training.runtime import make_loader
-    from emotic_mm.training.distributed import DistInfo
 
     test = persons[persons.split == "test"]
     test[["path", "x1", "y1", "x2", "y2", "text"]].to_csv(tmp_path / "test.csv", index=False)
@@ -106,8 +124,18 @@ def test_same_arrays_tokens_and_outputs_as_prepare(tiny, tmp_path):
 @pytest.mark.slow  # CLI predict
 def test_cli_one_image_with_box_and_text(tiny, photo, tmp_path):
     run = tmp_path / "run"
-    proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[-10,5,50,70]",
-                    "text=a man holding a trophy", "top_k=3", f"hydra.run.dir={run}"], timeout=300)
+    proc = run_cli(
+        [
+            "predict",
+            f"checkpoint={tiny.checkpoint}",
+            f"input={photo}",
+            "bbox=[-10,5,50,70]",
+            "text=a man holding a trophy",
+            "top_k=3",
+            f"hydra.run.dir={run}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((run / "predictions.json").read_text())
     (r,) = result["predictions"]
@@ -118,7 +146,11 @@ def test_cli_one_image_with_box_and_text(tiny, photo, tmp_path):
     assert r["dominant"] == r["top_k"][0]["emotion"] == max(r["scores"], key=r["scores"].get)
     assert set(r["vad"]) == {"valence", "arousal", "dominance"}
     table = pd.read_csv(run / "predictions.csv")
-    assert len(table) == 1 and table.loc[0, "dominant"] == r["dominant"] and list(table.columns[-26:]) == list(CATEGORIES)
+    assert (
+        len(table) == 1
+        and table.loc[0, "dominant"] == r["dominant"]
+        and list(table.columns[-26:]) == list(CATEGORIES)
+    )
     assert f"dominant emotion: {r['dominant']}" in proc.stdout and r["top_k"][2]["emotion"] in proc.stdout
     assert (run / "run.json").is_file()
 
@@ -131,8 +163,17 @@ def test_no_box_is_the_whole_image_and_no_text_is_the_template(tiny, photo, tmp_
     result = _predict(tiny, tmp_path, f"input={photo}")
     (r,) = result["predictions"]
     assert r["bbox"] is None and r["box"] == [0, 0, 90, 60]
-    meta = PersonMeta(folder="holiday", filename="beach.png", person_index=0, image_width=90, image_height=60,
-                      bbox=(0, 0, 90, 60), box=(0, 0, 90, 60), gender="", age="")
+    meta = PersonMeta(
+        folder="holiday",
+        filename="beach.png",
+        person_index=0,
+        image_width=90,
+        image_height=60,
+        bbox=(0, 0, 90, 60),
+        box=(0, 0, 90, 60),
+        gender="",
+        age="",
+    )
     assert r["text"] == template_description(meta) and r["text_source"] == "template"
     assert result["preprocessing"]["trained_text_source"] == "file"
     assert "template" in result["preprocessing"]["without_text"]
@@ -149,12 +190,14 @@ def test_csv_batch_streams_through_the_loader(tiny, photo, tmp_path, monkeypatch
     other.parent.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(other)
     csv = tmp_path / "people.csv"
-    csv.write_text("path,x1,y1,x2,y2,text\n"
-                   f"{photo},10,5,40,55,a woman laughing\n"
-                   "pics/street.jpg,,,,,\n"                      # relative to the CSV, no box, no text
-                   f"{photo},,,,,someone waiting\n"
-                   "pics/street.jpg,0,0,30,30,\n"
-                   f"{photo},10,5,40,55,a woman laughing\n")
+    csv.write_text(
+        "path,x1,y1,x2,y2,text\n"
+        f"{photo},10,5,40,55,a woman laughing\n"
+        "pics/street.jpg,,,,,\n"  # relative to the CSV, no box, no text
+        f"{photo},,,,,someone waiting\n"
+        "pics/street.jpg,0,0,30,30,\n"
+        f"{photo},10,5,40,55,a woman laughing\n"
+    )
     batches = []
     original = stage.collect_outputs
 
@@ -163,6 +206,7 @@ def test_csv_batch_streams_through_the_loader(tiny, photo, tmp_path, monkeypatch
             for batch in loader:
                 batches.append(len(batch["index"]))
                 yield batch
+
         return original(model, counted(), *args, **kw)
 
     monkeypatch.setattr(stage, "collect_outputs", spy)
@@ -171,9 +215,15 @@ def test_csv_batch_streams_through_the_loader(tiny, photo, tmp_path, monkeypatch
     preds = result["predictions"]
     assert [p["row"] for p in preds] == [0, 1, 2, 3, 4]
     assert [p["text_source"] for p in preds] == ["given", "template", "given", "template", "given"]
-    assert preds[1]["path"] == str(other) and preds[1]["box"] == [0, 0, 70, 50] and preds[3]["box"] == [0, 0, 30, 30]
+    assert (
+        preds[1]["path"] == str(other)
+        and preds[1]["box"] == [0, 0, 70, 50]
+        and preds[3]["box"] == [0, 0, 30, 30]
+    )
     assert preds[0]["scores"] == pytest.approx(preds[4]["scores"], abs=1e-6)  # same person, same scores
-    single = _predict(tiny, tmp_path / "one", f"input={photo}", "bbox=[10,5,40,55]", "description=a woman laughing")
+    single = _predict(
+        tiny, tmp_path / "one", f"input={photo}", "bbox=[10,5,40,55]", "description=a woman laughing"
+    )
     assert preds[0]["scores"] == pytest.approx(single["predictions"][0]["scores"], abs=1e-5)
     table = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert len(table) == 5 and table["dominant"].tolist() == [p["dominant"] for p in preds]
@@ -190,24 +240,27 @@ def test_text_only_checkpoint_needs_no_picture(tiny_text_only, tmp_path):
     assert alone["predictions"][0]["scores"] == pytest.approx(result["predictions"][1]["scores"], abs=1e-5)
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing", "no such image file"),
-    ("unreadable", "not a readable image"),
-    ("outside", "lies outside the 90x60 image"),
-    ("empty_box", "is empty (need x1 < x2 and y1 < y2)"),
-    ("no_input", "input is not set"),
-    ("csv_no_path", "unknown column(s) image; expected path"),
-    ("csv_half_box", "row 1 (x.png): give all of x1, y1, x2, y2 or none"),
-    ("csv_and_text", "bbox= and text= go with a single image"),
-    ("no_text_strict", "no text, and the checkpoint reads text"),
-    ("picture_model_no_picture", "no image path, but the checkpoint reads pictures"),
-    ("truncated", "row 1 (cut.png): the image header reads but the pixels do not decode"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing", "no such image file"),
+        ("unreadable", "not a readable image"),
+        ("outside", "lies outside the 90x60 image"),
+        ("empty_box", "is empty (need x1 < x2 and y1 < y2)"),
+        ("no_input", "input is not set"),
+        ("csv_no_path", "unknown column(s) image; expected path"),
+        ("csv_half_box", "row 1 (x.png): give all of x1, y1, x2, y2 or none"),
+        ("csv_and_text", "bbox= and text= go with a single image"),
+        ("no_text_strict", "no text, and the checkpoint reads text"),
+        ("picture_model_no_picture", "no image path, but the checkpoint reads pictures"),
+        ("truncated", "row 1 (cut.png): the image header reads but the pixels do not decode"),
+    ],
+)
 def test_input_mistakes_are_clear(tiny, photo, tmp_path, case, message):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image at all")
     whole = photo.read_bytes()
-    (tmp_path / "cut.png").write_bytes(whole[:len(whole) // 2])  # the header survives, the pixels do not
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])  # the header survives, the pixels do not
     csv = tmp_path / "in.csv"
     over = {
         "missing": [f"input={tmp_path / 'nope.jpg'}"],
@@ -222,20 +275,35 @@ def test_input_mistakes_are_clear(tiny, photo, tmp_path, case, message):
         "picture_model_no_picture": [f"input={csv}"],
         "truncated": [f"input={csv}"],
     }[case]
-    csv.write_text({"csv_no_path": "image,text\nx.png,hi\n", "csv_half_box": "path,x1,y1,x2,y2\nx.png,1,2,,\n",
-                    "picture_model_no_picture": "path,text\n,a person smiling\n",
-                    "truncated": "path\ncut.png\n"}.get(case, f"path\n{photo}\n"))
+    csv.write_text(
+        {
+            "csv_no_path": "image,text\nx.png,hi\n",
+            "csv_half_box": "path,x1,y1,x2,y2\nx.png,1,2,,\n",
+            "picture_model_no_picture": "path,text\n,a person smiling\n",
+            "truncated": "path\ncut.png\n",
+        }.get(case, f"path\n{photo}\n")
+    )
     with pytest.raises(EmoticMMError, match=re.escape(message)):
         _predict(tiny, tmp_path / "run", *over)
 
 
 @pytest.mark.slow  # CLI predict
 def test_cli_error_is_one_line(tiny, photo, tmp_path):
-    proc = run_cli(["predict", f"checkpoint={tiny.checkpoint}", f"input={photo}", "bbox=[100,70,140,90]",
-                    f"hydra.run.dir={tmp_path / 'r'}"], timeout=300)
+    proc = run_cli(
+        [
+            "predict",
+            f"checkpoint={tiny.checkpoint}",
+            f"input={photo}",
+            "bbox=[100,70,140,90]",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        timeout=300,
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-    assert lines[0] == f"emotic-mm predict: error: {photo}: bbox=[100, 70, 140, 90] lies outside the 90x60 image"
+    assert (
+        lines[0] == f"emotic-mm predict: error: {photo}: bbox=[100, 70, 140, 90] lies outside the 90x60 image"
+    )
 
 
 def test_settings_from_the_checkpoint_config_when_its_store_is_gone(tiny):
@@ -249,7 +317,12 @@ def test_settings_from_the_checkpoint_config_when_its_store_is_gone(tiny):
     OmegaConf.update(cfg, "data.body_size", 96)
     prep = trained_preprocessing(cfg)
     assert prep.origin.startswith("checkpoint config") and "64, prepare's default" in prep.origin
-    assert (prep.body_size, prep.max_length, prep.text_source, prep.fallback_source) == (96, 64, "file", "template")
+    assert (prep.body_size, prep.max_length, prep.text_source, prep.fallback_source) == (
+        96,
+        64,
+        "file",
+        "template",
+    )
     assert trained_preprocessing(cfg, max_length=32).max_length == 32
 
 
@@ -259,8 +332,16 @@ def test_a_captioner_store_means_captioning_new_photos(tiny_blip, photo):
     from emotic_mm.prediction.inputs import describe_missing
     from emotic_mm.prediction.preprocessing import Preprocessing
 
-    prep = Preprocessing(["context", "text"], 224, 128, "shipped:all-MiniLM-L6-v2", 48, "captioner",
-                         captioner_cfg(tiny_blip), "test")
+    prep = Preprocessing(
+        ["context", "text"],
+        224,
+        128,
+        "shipped:all-MiniLM-L6-v2",
+        48,
+        "captioner",
+        captioner_cfg(tiny_blip),
+        "test",
+    )
     photos = [Photo(0, "a", photo, bbox=(10, 5, 40, 55)), Photo(1, "b", photo, text="given text")]
     check_photos(photos, needs_image=True)
     describe_missing(photos, prep, "checkpoint")

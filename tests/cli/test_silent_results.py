@@ -15,15 +15,34 @@ def test_an_annotated_size_far_from_the_files_is_counted_and_warned(tmp_path, ca
     but counted in the manifest, warned about in the log and listed in the manifest's warnings."""
     from support.stores import convert
 
-    root = make_release(tmp_path / "raw", {
-        "train": [Img("a.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Peace"])]),
-                  Img("big.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Fear"])],
-                      annotated=(4000, 4000)),
-                  Img("near.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Fear"])],
-                      annotated=(36, 28))],  # a few pixels off: no warning
-        "val": [Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])],
-        "test": [Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])],
-    })
+    root = make_release(
+        tmp_path / "raw",
+        {
+            "train": [
+                Img("a.jpg", "mscoco/images", "rgb_jpg", [person([2, 2, 30, 28], ["Peace"])]),
+                Img(
+                    "big.jpg",
+                    "mscoco/images",
+                    "rgb_jpg",
+                    [person([2, 2, 30, 28], ["Fear"])],
+                    annotated=(4000, 4000),
+                ),
+                Img(
+                    "near.jpg",
+                    "mscoco/images",
+                    "rgb_jpg",
+                    [person([2, 2, 30, 28], ["Fear"])],
+                    annotated=(36, 28),
+                ),
+            ],  # a few pixels off: no warning
+            "val": [
+                Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])
+            ],
+            "test": [
+                Img("c.png", "ade20k/images", "rgb_png", [vperson([0, 0, 40, 30], [["Pain"]], (2, 6, 2))])
+            ],
+        },
+    )
     with caplog.at_level(logging.WARNING):
         manifest = convert(root, tmp_path / "store")
     train = manifest["splits"]["train"]
@@ -34,18 +53,22 @@ def test_an_annotated_size_far_from_the_files_is_counted_and_warned(tmp_path, ca
     assert len(lines) == 1 and "big.jpg: annotated as 4000x4000 but the file is 40x30" in lines[0]
 
 
-@pytest.mark.parametrize(("override", "needle"), [
-    ("data.synthetic.images.train=-5", "data.synthetic.images.train=-5 must be >= 0"),
-    ("data.synthetic.images.val=2.5", "data.synthetic.images.val=2.5 must be a whole number"),
-    ("data.synthetic.cue_hit=1.5", "data.synthetic.cue_hit=1.5 must be <= 1"),
-    ("data.synthetic.max_side=100", "data.synthetic.max_side=100 must be >= data.synthetic.min_side=200"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("data.synthetic.images.train=-5", "data.synthetic.images.train=-5 must be >= 0"),
+        ("data.synthetic.images.val=2.5", "data.synthetic.images.val=2.5 must be a whole number"),
+        ("data.synthetic.cue_hit=1.5", "data.synthetic.cue_hit=1.5 must be <= 1"),
+        ("data.synthetic.max_side=100", "data.synthetic.max_side=100 must be >= data.synthetic.min_side=200"),
+    ],
+)
 @pytest.mark.slow  # CLI prepare x4
 def test_bad_synthetic_settings_are_refused_before_drawing(tmp_path, override, needle):
     from support.cli import run_cli
 
-    proc = run_cli(["prepare", override, f"paths.data_dir={tmp_path / 'data'}",
-                    f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        ["prepare", override, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'r'}"]
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # nothing drawn
@@ -60,15 +83,16 @@ def test_predict_warns_per_row_about_pictures_and_boxes_too_small_to_show_a_pers
     import pandas as pd
     from PIL import Image
 
-    from support.compose import compose_cfg
     from emotic_mm.stages.predict import predict
+    from support.compose import compose_cfg
 
     rng = np.random.default_rng(0)
     for name, (w, h) in (("dot", (1, 1)), ("line", (1, 4000)), ("big", (300, 260))):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
     csv = tmp_path / "people.csv"
-    csv.write_text("path,x1,y1,x2,y2,text\ndot.png,,,,,a\nline.png,,,,,b\nbig.png,10,10,13,14,c\n"
-                   "big.png,,,,,d\n")
+    csv.write_text(
+        "path,x1,y1,x2,y2,text\ndot.png,,,,,a\nline.png,,,,,b\nbig.png,10,10,13,14,c\nbig.png,,,,,d\n"
+    )
     cfg = compose_cfg("predict", [f"checkpoint={tiny.checkpoint}", "device=cpu", f"input={csv}"])
     with caplog.at_level(logging.WARNING):
         result = predict(cfg, run_dir=tmp_path / "run")
@@ -89,13 +113,30 @@ def test_eval_names_the_model_overrides_a_checkpoint_makes_moot(tiny, tmp_path):
     """eval checkpoint=<baseline run> model=joint scores the checkpoint's model and says so once."""
     from support.cli import run_cli
 
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "model=joint", f"data.prepared_dir={tiny.store}",
-                    "split=val", f"hydra.run.dir={tmp_path / 'r'}"], timeout=300)
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            "model=joint",
+            f"data.prepared_dir={tiny.store}",
+            "split=val",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     lines = [line for line in out.splitlines() if "fixes the model" in line]
     assert len(lines) == 1 and "ignoring model=joint (checkpoint: baseline;" in lines[0], out[-3000:]
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["variant"] == "baseline"
-    again = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "split=val",
-                     f"hydra.run.dir={tmp_path / 'r2'}"], timeout=300)
+    again = run_cli(
+        [
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            f"data.prepared_dir={tiny.store}",
+            "split=val",
+            f"hydra.run.dir={tmp_path / 'r2'}",
+        ],
+        timeout=300,
+    )
     assert again.returncode == 0 and "fixes the model" not in again.stdout + again.stderr

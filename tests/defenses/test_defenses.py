@@ -15,8 +15,14 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from emotic_mm.defenses import ablation as abl
-from emotic_mm.defenses.certify import (certified_accuracy, certified_radius, certify, clopper_pearson_lower, delta,
-                                        median_certified_radius)
+from emotic_mm.defenses.certify import (
+    certified_accuracy,
+    certified_radius,
+    certify,
+    clopper_pearson_lower,
+    delta,
+    median_certified_radius,
+)
 from emotic_mm.defenses.detectors import activation_clustering, spectral_signatures
 from emotic_mm.defenses.registry import DEFENSES
 from emotic_mm.defenses.smoothing import BitDepth, MedianFilter
@@ -40,7 +46,9 @@ def test_median_filter_matches_scipy(window):
 
     x = torch.randint(0, 256, (2, 3, 9, 11), generator=torch.Generator().manual_seed(0)).float()
     ours = MedianFilter(window)(x)
-    ref = median_filter(x.numpy(), size=(1, 1, window, window), mode="mirror")  # torch "reflect" = scipy "mirror"
+    ref = median_filter(
+        x.numpy(), size=(1, 1, window, window), mode="mirror"
+    )  # torch "reflect" = scipy "mirror"
     assert ours.shape == x.shape
     np.testing.assert_array_equal(ours.numpy(), ref)
 
@@ -127,8 +135,9 @@ def test_adapted_first_conv_reproduces_the_pretrained_response(which):
     with torch.no_grad():
         all_kept = abl.encode(x, torch.ones(1, 256, dtype=torch.bool))
         torch.testing.assert_close(model(all_kept), before, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(model(abl.ablate(x, 100, positions=positions)), before_ablated,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            model(abl.ablate(x, 100, positions=positions)), before_ablated, rtol=1e-4, atol=1e-4
+        )
 
 
 def _black_classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
@@ -143,7 +152,7 @@ def _black_images(blacks: list[int], side: int = 8, seed: int = 0) -> torch.Tens
     gen = torch.Generator().manual_seed(seed)
     x = torch.full((len(blacks), 3, side, side), 255.0)
     for i, b in enumerate(blacks):
-        where = torch.randperm(side * side, generator=gen)[:b + 1]
+        where = torch.randperm(side * side, generator=gen)[: b + 1]
         x[i].view(3, -1)[:, where[:b]] = 0.0
         x[i].view(3, -1)[:, where[b]] = torch.tensor([255.0, 0.0, 0.0])
     return x
@@ -154,7 +163,9 @@ def test_sample_votes_is_a_per_person_function_of_the_seed():
     votes = abl.sample_votes(_black_classify, x, 10, 300, 64, torch.Generator().manual_seed(7))
     assert votes.shape == (5, 26) and (votes.sum(1) == 300).all() and (votes[:, 2:] == 0).all()
     # chunking and batch composition do not matter: the same person alone gives the same votes
-    assert torch.equal(votes, abl.sample_votes(_black_classify, x, 10, 300, 7, torch.Generator().manual_seed(7)))
+    assert torch.equal(
+        votes, abl.sample_votes(_black_classify, x, 10, 300, 7, torch.Generator().manual_seed(7))
+    )
     alone = abl.sample_votes(_black_classify, x[3:4], 10, 300, 1000, torch.Generator().manual_seed(7))
     assert torch.equal(alone[0], votes[3])
     # against a plain loop over the positions the same seed draws
@@ -167,14 +178,18 @@ def test_sample_votes_is_a_per_person_function_of_the_seed():
     # several position blocks (a 64-pixel block holds 7 samples here): same stream whatever the grouping
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(abl, "DRAW_FLOATS", 64 * 7)
-        small = [abl.sample_votes(_black_classify, x[:k], 10, 300, mb, torch.Generator().manual_seed(7))
-                 for k, mb in ((5, 64), (5, 3), (1, 1000), (2, 50))]
+        small = [
+            abl.sample_votes(_black_classify, x[:k], 10, 300, mb, torch.Generator().manual_seed(7))
+            for k, mb in ((5, 64), (5, 3), (1, 1000), (2, 50))
+        ]
         blocks = abl.draw_positions(300, 64, 10, torch.Generator().manual_seed(7))
     assert torch.equal(small[0], small[1]) and torch.equal(small[2][0], small[0][0])
     assert torch.equal(small[3], small[0][:2])
     regrouped = torch.zeros(5, 26, dtype=torch.long)
     for j in range(300):
-        regrouped[torch.arange(5), _black_classify(abl.ablate(x, 10, positions=blocks[j]), torch.arange(5))] += 1
+        regrouped[
+            torch.arange(5), _black_classify(abl.ablate(x, 10, positions=blocks[j]), torch.arange(5))
+        ] += 1
     assert torch.equal(regrouped, small[0])
     # the vote share estimates the exact probability C(d - b, k) / C(d, k) of keeping no black pixel
     exact = np.array([math.comb(64 - b, 10) / math.comb(64, 10) for b in (0, 1, 2, 3, 5)])
@@ -186,7 +201,9 @@ def test_ablation_bad_settings_are_one_line():
     msg = one_line_error(abl.ablate, x, 60000, match=r"defense\.keep=60000 exceeds the 4096 pixels")
     assert "64x64" in msg
     one_line_error(abl.ablate, x, 0, match=r"defense\.keep=0")
-    one_line_error(abl.sample_votes, _black_classify, x, 10, 0, 8, torch.Generator(), match=r"defense\.samples=0")
+    one_line_error(
+        abl.sample_votes, _black_classify, x, 10, 0, 8, torch.Generator(), match=r"defense\.samples=0"
+    )
     one_line_error(abl.ablation_from_config, {"keep": 45, "samples": 0}, match=r"defense\.samples=0")
     one_line_error(abl.ablation_from_config, {"keep": 45, "alpha": 1.5}, match=r"defense\.alpha=1\.5")
     one_line_error(certified_radius, 0.9, 10, 11, match=r"defense\.keep=11")
@@ -200,8 +217,12 @@ def test_delta_and_radius_by_hand():
     #   rho = 3: C(7, 2) = 21                                 -> Delta = 24/45 ~ 0.5333
     #   rho = 8: C(2, 2) = 1                                  -> Delta = 44/45
     #   rho = 9: only 1 pixel left, fewer than k              -> Delta = 1
-    np.testing.assert_allclose(delta(10, 2, [0, 1, 2, 3, 8, 9, 10]),
-                               [0, 9 / 45, 17 / 45, 24 / 45, 44 / 45, 1, 1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        delta(10, 2, [0, 1, 2, 3, 8, 9, 10]),
+        [0, 9 / 45, 17 / 45, 24 / 45, 44 / 45, 1, 1],
+        rtol=1e-12,
+        atol=1e-15,
+    )
     # certify rho while p_lower - Delta(rho) > 0.5:
     #   p = 0.90: rho=2 -> 0.90 - 0.3778 = 0.522 > 0.5; rho=3 -> 0.367 -> radius 2
     #   p = 0.71: rho=1 -> 0.51 > 0.5; rho=2 -> 0.332               -> radius 1
@@ -221,7 +242,9 @@ def _reference_radius(p: Fraction, d: int, k: int) -> int:
     if p <= Fraction(1, 2):
         return -1
     radius = 0
-    while radius + 1 <= d - k and Fraction(3, 2) - p < Fraction(math.comb(d - radius - 1, k), math.comb(d, k)):
+    while radius + 1 <= d - k and Fraction(3, 2) - p < Fraction(
+        math.comb(d - radius - 1, k), math.comb(d, k)
+    ):
         radius += 1
     return radius
 
@@ -261,18 +284,31 @@ def test_clopper_pearson_bounds():
 def test_certify_two_rounds():
     sel = np.zeros((4, 26), dtype=int)
     est = np.zeros((4, 26), dtype=int)
-    sel[0, 3], est[0, 3] = 100, 1000                  # unanimous: certified
-    sel[1, 5], est[1, 5], est[1, 6] = 100, 400, 600   # selection says 5, estimation prefers 6: bound on 5 -> abstain
-    sel[2, [1, 2]] = 50                               # tie in selection -> lowest index (1)
+    sel[0, 3], est[0, 3] = 100, 1000  # unanimous: certified
+    sel[1, 5], est[1, 5], est[1, 6] = (
+        100,
+        400,
+        600,
+    )  # selection says 5, estimation prefers 6: bound on 5 -> abstain
+    sel[2, [1, 2]] = 50  # tie in selection -> lowest index (1)
     est[2, 1], est[2, 2] = 900, 100
-    sel[3, 0], est[3, 0], est[3, 1] = 60, 520, 480    # share 0.52: lower bound below 0.5 -> abstain
+    sel[3, 0], est[3, 0], est[3, 1] = 60, 520, 480  # share 0.52: lower bound below 0.5 -> abstain
     cert = certify(sel, est, d=64 * 64, k=100, alpha=0.05)
     assert cert.prediction.tolist() == [3, 5, 1, 0]
     assert cert.count.tolist() == [1000, 400, 900, 520] and (cert.n == 1000).all()
     assert cert.abstained.tolist() == [False, True, False, True]
-    assert cert.radius[0] == certified_radius(0.05 ** (1 / 1000), 4096, 100) and cert.radius[0] > cert.radius[2] >= 0
-    assert cert.rows()[1] == {"prediction": 5, "votes": 400, "samples": 1000, "p_lower": cert.p_lower[1],
-                              "radius": -1, "abstained": True}
+    assert (
+        cert.radius[0] == certified_radius(0.05 ** (1 / 1000), 4096, 100)
+        and cert.radius[0] > cert.radius[2] >= 0
+    )
+    assert cert.rows()[1] == {
+        "prediction": 5,
+        "votes": 400,
+        "samples": 1000,
+        "p_lower": cert.p_lower[1],
+        "radius": -1,
+        "abstained": True,
+    }
 
 
 def test_certified_accuracy_and_median_radius():
@@ -301,8 +337,9 @@ def _exact_probabilities(classify, images: torch.Tensor) -> torch.Tensor:
     mask = abl.keep_mask(positions, D_SMALL)
     rows = abl.encode(images.repeat_interleave(sets, 0), mask.repeat(n, 1))
     top1 = classify(rows, torch.arange(n).repeat_interleave(sets))
-    counts = torch.zeros(n, 26).index_put_((torch.arange(n).repeat_interleave(sets), top1),
-                                           torch.ones(n * sets), accumulate=True)
+    counts = torch.zeros(n, 26).index_put_(
+        (torch.arange(n).repeat_interleave(sets), top1), torch.ones(n * sets), accumulate=True
+    )
     return counts / sets
 
 
@@ -349,9 +386,15 @@ def _majority_colour(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor
 @pytest.mark.parametrize("classifier", ["any_black", "majority_colour", "cnn"])
 def test_certificate_is_sound_by_exhaustion(classifier):
     """Exact probabilities (all 220 kept sets), radius from the exact p_A, every neighbour within the radius."""
-    classify = {"any_black": _black_classify, "majority_colour": _majority_colour, "cnn": TinyCNN(3)}[classifier]
+    classify = {"any_black": _black_classify, "majority_colour": _majority_colour, "cnn": TinyCNN(3)}[
+        classifier
+    ]
     gen = torch.Generator().manual_seed(11)
-    images = PALETTE[torch.randint(0, 3, (6, D_SMALL), generator=gen)].permute(0, 2, 1).reshape(6, 3, H_SMALL, W_SMALL)
+    images = (
+        PALETTE[torch.randint(0, 3, (6, D_SMALL), generator=gen)]
+        .permute(0, 2, 1)
+        .reshape(6, 3, H_SMALL, W_SMALL)
+    )
     images[0] = 255.0  # all white: p_A = 1 for any_black
     images[1] = 255.0
     images[1, :, 0, 0] = 0.0
@@ -398,7 +441,9 @@ def test_certificate_survives_the_strongest_seeded_attack():
     seen = abl.keep_mask(positions, d)  # (n, d): the samples the judge will use
 
     def judged(pictures: torch.Tensor) -> torch.Tensor:
-        return abl.sample_votes(_black_classify, pictures, keep, n, 512, torch.Generator().manual_seed(est_seed))
+        return abl.sample_votes(
+            _black_classify, pictures, keep, n, 512, torch.Generator().manual_seed(est_seed)
+        )
 
     def greedy(picture: torch.Tensor, budget: int) -> torch.Tensor:
         y = picture.clone()
@@ -460,8 +505,11 @@ def test_spectral_signatures_find_planted_poisons():
     det = spectral_signatures(torch.tensor(feats), member, epsilon=0.05)
     rates = det.rates(truth)
     assert rates["tpr"] == 1.0 and rates["fpr"] < 0.1
-    assert det.per_category == {0: math.ceil(0.075 * member[:, 0].sum()), 1: math.ceil(0.075 * member[:, 1].sum()),
-                                2: math.ceil(0.075 * member[:, 2].sum())}
+    assert det.per_category == {
+        0: math.ceil(0.075 * member[:, 0].sum()),
+        1: math.ceil(0.075 * member[:, 1].sum()),
+        2: math.ceil(0.075 * member[:, 2].sum()),
+    }
     assert det.scores[truth].min() > np.median(det.scores[~truth])
     only_target = spectral_signatures(feats, member, epsilon=0.1, categories=[2]).rates(truth)
     assert only_target["tpr"] == 1.0 and only_target["fpr"] < 0.05
@@ -552,8 +600,14 @@ def test_threshold_at_frr_rejects_at_most_the_asked_share():
     assert 0.009 <= (h < t).mean() <= 0.01
     assert threshold_at_frr(h, 0.01, "normal") == pytest.approx(3.0 - 2.326 * 0.5, abs=0.1)
     one_line_error(threshold_at_frr, h, 0.0, match=r"defense\.frr=0\.0")
-    one_line_error(strip_entropy, TriggeredToy(), torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 8, 8), 0,
-                   match=r"defense\.samples=0")
+    one_line_error(
+        strip_entropy,
+        TriggeredToy(),
+        torch.zeros(1, 3, 8, 8),
+        torch.zeros(2, 3, 8, 8),
+        0,
+        match=r"defense\.samples=0",
+    )
 
 
 # =========================================================================== registry and configs
@@ -582,8 +636,12 @@ def test_every_defense_config_is_registered_and_builds():
 def test_every_defense_meets_the_contract_of_each_stage_it_acts_in():
     from emotic_mm.defenses.contracts import Certifier, InputDefense, TrainingFilter, TriggerDetector
 
-    contract = {"input": InputDefense, "certify": Certifier, "training": TrainingFilter,
-                "test": TriggerDetector}
+    contract = {
+        "input": InputDefense,
+        "certify": Certifier,
+        "training": TrainingFilter,
+        "test": TriggerDetector,
+    }
     for f in sorted(CONFIGS.glob("*.yaml")):
         block = OmegaConf.load(f)
         kind = DEFENSES.get(block.name)
@@ -601,14 +659,20 @@ def test_input_defenses_fit_the_backbone_through_their_hook():
     """Pixel filters leave the backbone alone; ablation widens its first conv and folds the normalisation."""
     from emotic_mm.models.encoders import ImageEncoder
 
-    for defense, channels, normalised in ((MedianFilter(3), 3, True), (BitDepth(4), 3, True),
-                                          (abl.RandomAblation(45), 6, False)):
+    for defense, channels, normalised in (
+        (MedianFilter(3), 3, True),
+        (BitDepth(4), 3, True),
+        (abl.RandomAblation(45), 6, False),
+    ):
         encoder = ImageEncoder("resnet18", input_size=32)
         encoder.attach_defense(defense)
         assert encoder.backbone.get_submodule(encoder.first_conv).in_channels == channels
         assert encoder.normalise is normalised and encoder.input_defense is defense
-    one_line_error(ImageEncoder("resnet18", input_size=8).attach_defense, abl.RandomAblation(65),
-                   match="defense.keep=65 exceeds the 64 pixels")
+    one_line_error(
+        ImageEncoder("resnet18", input_size=8).attach_defense,
+        abl.RandomAblation(65),
+        match="defense.keep=65 exceeds the 64 pixels",
+    )
 
 
 # --------------------------------------------------------------------------- input defenses inside the models
@@ -617,13 +681,20 @@ def test_input_defenses_fit_the_backbone_through_their_hook():
 @pytest.mark.slow  # real trainings (4)
 def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_path):
     """A defended model trains, saves, loads with its defense, and the defense changes what it sees."""
-    from support import TINY_TRAIN, compose_cfg
-
     from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
+    from support import TINY_TRAIN, compose_cfg
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", f"model={variant}", f"defense={defense}",
-                                *TINY_TRAIN, "trainer.epochs=1"])
+    cfg = compose_cfg(
+        "train",
+        [
+            f"data.prepared_dir={tiny.store}",
+            f"model={variant}",
+            f"defense={defense}",
+            *TINY_TRAIN,
+            "trainer.epochs=1",
+        ],
+    )
     train(cfg, run_dir=tmp_path / "run")
     model, saved, _ = load_model(tmp_path / "run" / "best")
     assert saved.defense.name == defense
@@ -639,20 +710,39 @@ def test_input_defenses_compose_with_both_variants(variant, defense, tiny, tmp_p
 
 @pytest.mark.slow  # real training
 def test_ablation_training_widens_the_first_convolution(tiny, tmp_path):
-    from support import TINY_TRAIN, compose_cfg
-
     from emotic_mm.models.loading import load_model
     from emotic_mm.training.run import train
+    from support import TINY_TRAIN, compose_cfg
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
-                                "defense.keep=100", *TINY_TRAIN, "trainer.epochs=1"])
+    cfg = compose_cfg(
+        "train",
+        [
+            f"data.prepared_dir={tiny.store}",
+            "model=baseline",
+            "defense=ablation",
+            "defense.keep=100",
+            *TINY_TRAIN,
+            "trainer.epochs=1",
+        ],
+    )
     train(cfg, run_dir=tmp_path / "run")
     model = load_model(tmp_path / "run" / "best")[0]
     encoder = model.image_encoders["context"]
     assert encoder.backbone.get_submodule(encoder.first_conv).in_channels == 6
     with pytest.raises(ConfigError, match="defense.keep=5000 exceeds the 1024 pixels"):
-        train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "defense=ablation", "defense.keep=5000",
-                                    *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "bad")
+        train(
+            compose_cfg(
+                "train",
+                [
+                    f"data.prepared_dir={tiny.store}",
+                    "defense=ablation",
+                    "defense.keep=5000",
+                    *TINY_TRAIN,
+                    "trainer.epochs=1",
+                ],
+            ),
+            run_dir=tmp_path / "bad",
+        )
 
 
 @pytest.mark.slow  # training + CLI eval x4
@@ -661,14 +751,36 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     import json
 
     import pandas as pd
-    from support import TINY_TRAIN, compose_cfg, run_cli
 
     from emotic_mm.training.run import train
+    from support import TINY_TRAIN, compose_cfg, run_cli
 
-    train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
-                                "defense.keep=200", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "run")
-    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
-                    "defense.samples=60", "defense.selection_samples=10", "split=test", f"hydra.run.dir={tmp_path / 'ev'}"])
+    train(
+        compose_cfg(
+            "train",
+            [
+                f"data.prepared_dir={tiny.store}",
+                "model=baseline",
+                "defense=ablation",
+                "defense.keep=200",
+                *TINY_TRAIN,
+                "trainer.epochs=1",
+            ],
+        ),
+        run_dir=tmp_path / "run",
+    )
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tmp_path / 'run' / 'best'}",
+            f"data.prepared_dir={tiny.store}",
+            "certify=true",
+            "defense.samples=60",
+            "defense.selection_samples=10",
+            "split=test",
+            f"hydra.run.dir={tmp_path / 'ev'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(tmp_path / "ev" / "certificates.csv")
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -676,11 +788,23 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
     assert set(table.columns) >= {"index", "prediction", "correct", "radius", "abstained", "p_lower"}
     assert (table["radius"] < 0).eq(table["abstained"]).all() and (table["samples"] == 60).all()
     acc = metrics["certified"]["certified_accuracy"]
-    assert list(acc) == ["0", "1", "2", "5", "10", "20"] and all(a >= b for a, b in zip(list(acc.values()), list(acc.values())[1:]))
+    assert list(acc) == ["0", "1", "2", "5", "10", "20"] and all(
+        a >= b for a, b in zip(list(acc.values()), list(acc.values())[1:])
+    )
     # a seeded subset: the same persons' certificates as the whole split gives them, its n stated
-    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
-                    "certify_persons=3", "defense.samples=60", "defense.selection_samples=10", "split=test",
-                    f"hydra.run.dir={tmp_path / 'sub'}"])
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tmp_path / 'run' / 'best'}",
+            f"data.prepared_dir={tiny.store}",
+            "certify=true",
+            "certify_persons=3",
+            "defense.samples=60",
+            "defense.selection_samples=10",
+            "split=test",
+            f"hydra.run.dir={tmp_path / 'sub'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     subset = pd.read_csv(tmp_path / "sub" / "certificates.csv")
     certified = json.loads((tmp_path / "sub" / "metrics.json").read_text())["certified"]
@@ -692,27 +816,57 @@ def test_eval_certify_writes_one_certificate_per_person(tiny, tmp_path):
         assert certified["one_answer"] is None
     whole = table.set_index("index").loc[subset["index"]].reset_index()
     pd.testing.assert_frame_equal(subset, whole, check_dtype=False)
-    proc = run_cli(["eval", f"checkpoint={tmp_path / 'run' / 'best'}", f"data.prepared_dir={tiny.store}", "certify=true",
-                    "certify_persons=0", f"hydra.run.dir={tmp_path / 'zero'}"])
-    assert proc.returncode == 2 and "certify_persons" in proc.stderr and not (tmp_path / "zero" / "metrics.json").exists()
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tmp_path / 'run' / 'best'}",
+            f"data.prepared_dir={tiny.store}",
+            "certify=true",
+            "certify_persons=0",
+            f"hydra.run.dir={tmp_path / 'zero'}",
+        ]
+    )
+    assert (
+        proc.returncode == 2
+        and "certify_persons" in proc.stderr
+        and not (tmp_path / "zero" / "metrics.json").exists()
+    )
     # a model without the ablation defense cannot be certified: one line
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "certify=true",
-                    f"hydra.run.dir={tmp_path / 'no'}"])
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            f"data.prepared_dir={tiny.store}",
+            "certify=true",
+            f"hydra.run.dir={tmp_path / 'no'}",
+        ]
+    )
     assert proc.returncode == 2 and "needs a checkpoint trained with a certifiable defense" in proc.stderr
 
 
 @pytest.mark.slow  # training + certification
 def test_certificates_do_not_depend_on_the_persons_certified_alongside(tiny, tmp_path):
     """A certificate depends on the person, keep, n and seed only: reproducible whatever the chunking."""
-    from support import TINY_TRAIN, compose_cfg
-
-    from emotic_mm.models.loading import load_model
     from emotic_mm.data.access import dataset, store_for_model
+    from emotic_mm.models.loading import load_model
     from emotic_mm.recipes.certification import certify_persons, settings_for
     from emotic_mm.training.run import train
+    from support import TINY_TRAIN, compose_cfg
 
-    train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
-                                "defense.keep=200", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "run")
+    train(
+        compose_cfg(
+            "train",
+            [
+                f"data.prepared_dir={tiny.store}",
+                "model=baseline",
+                "defense=ablation",
+                "defense.keep=200",
+                *TINY_TRAIN,
+                "trainer.epochs=1",
+            ],
+        ),
+        run_dir=tmp_path / "run",
+    )
     model, cfg, _ = load_model(tmp_path / "run" / "best")
     data = dataset(store_for_model(cfg, cfg), "test", cfg.model.modalities)
     settings = settings_for(cfg, {"samples": 30, "selection_samples": 5})
@@ -748,11 +902,17 @@ def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
 
     model, persons, side, keep = BrightPixelDetector(), 4, 16, 8
     pictures = torch.full((persons, 3, side, side), 100.0)
-    certification = abl.AblationSettings(keep=keep, samples=100, selection_samples=1000, max_batch=4096, seed=3)
+    certification = abl.AblationSettings(
+        keep=keep, samples=100, selection_samples=1000, max_batch=4096, seed=3
+    )
     sel, est = certification.generators()
     classify = lambda ablated, owner: model({"context": ablated})["logits"].argmax(1)  # noqa: E731
-    cert = certify(abl.sample_votes(classify, pictures, keep, certification.selection_samples, 4096, sel),
-                   abl.sample_votes(classify, pictures, keep, certification.samples, 4096, est), side * side, keep)
+    cert = certify(
+        abl.sample_votes(classify, pictures, keep, certification.selection_samples, 4096, sel),
+        abl.sample_votes(classify, pictures, keep, certification.samples, 4096, est),
+        side * side,
+        keep,
+    )
     radius = int(cert.radius.min())
     assert (cert.prediction == 0).all() and 10 <= radius == int(cert.radius.max()) < 30
 
@@ -760,12 +920,15 @@ def test_no_attack_within_the_certified_radius_succeeds_and_one_beyond_does():
     judge = vote.judge(model)
     clean_votes = smoothed_votes(judge, pictures, {})
     assert (clean_votes.argmax(1) == 0).all()
-    settings = PixelAttackSettings(pixels=radius, algorithm="rs", budget=600, population=20, max_batch=64, seed=0)
+    settings = PixelAttackSettings(
+        pixels=radius, algorithm="rs", budget=600, population=20, max_batch=64, seed=0
+    )
     engine = PixelAttack(vote.query(model), settings, torch.device("cpu"))
 
     def attack(ks):
-        return engine.run_schedule({"context": pictures}, ks, clean_votes.argmax(1),
-                                   confirm=confirmer(judge, {}, clean_votes, None))
+        return engine.run_schedule(
+            {"context": pictures}, ks, clean_votes.argmax(1), confirm=confirmer(judge, {}, clean_votes, None)
+        )
 
     within = attack([radius // 2, radius])
     assert not within.success.any(), f"certified radius {radius}, yet fooled with <= {radius} pixels"
@@ -782,31 +945,80 @@ def test_attack_on_an_ablation_checkpoint_attacks_its_certified_vote_classifier(
     import json
 
     import pandas as pd
-    from support import TINY_TRAIN, compose_cfg, run_cli
 
     from emotic_mm.training.run import train
+    from support import TINY_TRAIN, compose_cfg, run_cli
 
-    train(compose_cfg("train", [f"data.prepared_dir={tiny.store}", "model=baseline", "defense=ablation",
-                                "defense.keep=150", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=tmp_path / "run")
+    train(
+        compose_cfg(
+            "train",
+            [
+                f"data.prepared_dir={tiny.store}",
+                "model=baseline",
+                "defense=ablation",
+                "defense.keep=150",
+                *TINY_TRAIN,
+                "trainer.epochs=1",
+            ],
+        ),
+        run_dir=tmp_path / "run",
+    )
     best, cert = tmp_path / "run" / "best", ["defense.selection_samples=16", "defense.samples=40"]
-    proc = run_cli(["eval", f"checkpoint={best}", f"data.prepared_dir={tiny.store}", "certify=true", *cert,
-                    "split=test", f"hydra.run.dir={tmp_path / 'ev'}"])
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={best}",
+            f"data.prepared_dir={tiny.store}",
+            "certify=true",
+            *cert,
+            "split=test",
+            f"hydra.run.dir={tmp_path / 'ev'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli(["attack", "attack=pixel", f"checkpoint={best}", f"data.prepared_dir={tiny.store}",
-                    "defense=ablation", "defense.keep=150", *cert,
-                    "attack.resolution=model", "attack.pixels=[1,4]", "attack.persons=6", "attack.budget=24",
-                    "attack.population=6", "attack.vote_samples=8", f"attack.certificates={tmp_path / 'ev'}",
-                    f"hydra.run.dir={tmp_path / 'at'}"])
+    proc = run_cli(
+        [
+            "attack",
+            "attack=pixel",
+            f"checkpoint={best}",
+            f"data.prepared_dir={tiny.store}",
+            "defense=ablation",
+            "defense.keep=150",
+            *cert,
+            "attack.resolution=model",
+            "attack.pixels=[1,4]",
+            "attack.persons=6",
+            "attack.budget=24",
+            "attack.population=6",
+            "attack.vote_samples=8",
+            f"attack.certificates={tmp_path / 'ev'}",
+            f"hydra.run.dir={tmp_path / 'at'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     certificates = pd.read_csv(tmp_path / "ev" / "certificates.csv").set_index("index")
     table = pd.read_csv(tmp_path / "at" / "attack.csv")
     assert table["clean_top1"].tolist() == certificates.loc[table["index"], "prediction"].tolist()
     summary = json.loads((tmp_path / "at" / "summary.json").read_text())
     assert summary["defense"] == "ablation"
-    assert summary["smoothed"] == {"keep": 150, "query_samples": 8, "judged_samples": 16, "seed": 0,
-                                   "query_seed": 1_000_000_001}
+    assert summary["smoothed"] == {
+        "keep": 150,
+        "query_samples": 8,
+        "judged_samples": 16,
+        "seed": 0,
+        "query_seed": 1_000_000_001,
+    }
     assert summary["soundness"]["persons"] == 6 and summary["soundness"]["sound"]
     assert "certificate soundness" in proc.stdout
-    proc = run_cli(["attack", "attack=pixel", f"checkpoint={best}", f"data.prepared_dir={tiny.store}",
-                    "attack.surface=body", "attack.resolution=model", f"hydra.run.dir={tmp_path / 'body'}"])
+    proc = run_cli(
+        [
+            "attack",
+            "attack=pixel",
+            f"checkpoint={best}",
+            f"data.prepared_dir={tiny.store}",
+            "attack.surface=body",
+            "attack.resolution=model",
+            f"hydra.run.dir={tmp_path / 'body'}",
+        ]
+    )
     assert proc.returncode == 2 and "certified for the context view" in proc.stderr.strip().splitlines()[-1]

@@ -19,7 +19,8 @@ def _script():
 def test_committed_tables_equal_the_generated_ones():
     stale = _script().stale()
     assert not stale, "tables differ from their records; run `make docs`: " + ", ".join(
-        str(p.relative_to(ROOT)) for p in stale)
+        str(p.relative_to(ROOT)) for p in stale
+    )
 
 
 def test_every_record_names_command_commit_machine_and_date():

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from emotic_mm.errors import ConfigError
-from emotic_mm.models.backbones import (SHIPPED_WEIGHTS, block_positions, build_backbone, efficientnet_pytorch_to_timm,
-                                        load_state_file, load_strict, resolve_library, shipped_file, shipped_state)
+from emotic_mm.models.backbones import (
+    SHIPPED_WEIGHTS,
+    block_positions,
+    build_backbone,
+    efficientnet_pytorch_to_timm,
+    load_state_file,
+    load_strict,
+    resolve_library,
+    shipped_file,
+    shipped_state,
+)
 from emotic_mm.models.encoders import ImageEncoder
 
 LITE0 = "tf_efficientnet_lite0"
@@ -32,7 +41,9 @@ def test_a_name_resolves_to_one_library():
     assert resolve_library(LITE0) == ("timm", LITE0)  # timm's only
     with pytest.raises(ConfigError) as info:
         resolve_library("no_such_net")
-    assert _one_line(info).startswith("model.image_encoder.name='no_such_net' is neither a torchvision nor a timm")
+    assert _one_line(info).startswith(
+        "model.image_encoder.name='no_such_net' is neither a torchvision nor a timm"
+    )
 
 
 @pytest.mark.parametrize("lite", sorted(SHIPPED_WEIGHTS))
@@ -56,14 +67,17 @@ def test_a_renamed_reshaped_or_unknown_key_is_one_line(tmp_path):
     renamed = {("conv_stem.kernel" if k == "conv_stem.weight" else k): v for k, v in state.items()}
     with pytest.raises(ConfigError) as info:
         load_strict(model, renamed, "f.pth", LITE0)
-    assert "1 missing (conv_stem.weight)" in _one_line(info) and "1 unexpected (conv_stem.kernel)" in str(info.value)
+    assert "1 missing (conv_stem.weight)" in _one_line(info) and "1 unexpected (conv_stem.kernel)" in str(
+        info.value
+    )
     reshaped = {**state, "classifier.weight": torch.zeros(10, 1280)}
     with pytest.raises(ConfigError, match=r"1 of another shape \(classifier.weight\)"):
         load_strict(model, reshaped, "f.pth", LITE0)
     raw = load_state_file(shipped_file(SHIPPED))
     with pytest.raises(ConfigError) as info:
-        efficientnet_pytorch_to_timm({**raw, "_blocks.3._squeeze.weight": torch.zeros(1)}, block_positions(model),
-                                     "f.pth")
+        efficientnet_pytorch_to_timm(
+            {**raw, "_blocks.3._squeeze.weight": torch.zeros(1)}, block_positions(model), "f.pth"
+        )
     assert "1 keys of no EfficientNet-PyTorch block or layer (_blocks.3._squeeze.weight)" in _one_line(info)
     with pytest.raises(ConfigError) as info:  # a block beyond the architecture's
         efficientnet_pytorch_to_timm(raw, block_positions(model)[:-1], "f.pth")
@@ -130,7 +144,9 @@ def test_a_fixed_encoder_memoises_features_and_keeps_pixel_gradients():
     learns = {n.split(".")[0] for n, p in partial.backbone.named_parameters() if p.requires_grad}
     assert learns == {"blocks", "conv_head", "bn2"} and not partial.fixed
     assert partial(x).shape == (3, 1280) and len(partial.memo) == 0
-    with pytest.raises(ConfigError, match=r"^model.image_encoder.trainable_blocks=2: resnet18 has no timm-style"):
+    with pytest.raises(
+        ConfigError, match=r"^model.image_encoder.trainable_blocks=2: resnet18 has no timm-style"
+    ):
         ImageEncoder("resnet18", freeze=True, trainable_blocks=2)
 
 
@@ -169,8 +185,12 @@ def test_a_checkpoint_names_the_frozen_backbone_instead_of_storing_it(tiny, tmp_
     assert meta["rebuilt_from"]["image_encoders.context.backbone."] == SHIPPED
     assert not any(".backbone." in k for k in stored_keys(fixed))
     assert load_model(fixed)[0].image_encoders["body"].rebuilt_from == SHIPPED
-    partial = train_tiny(tiny.store, tmp_path / "partial", "baseline",
-                         ["model.modalities=[body]", "model.image_encoder.trainable_blocks=1"])
+    partial = train_tiny(
+        tiny.store,
+        tmp_path / "partial",
+        "baseline",
+        ["model.modalities=[body]", "model.image_encoder.trainable_blocks=1"],
+    )
     assert "image_encoders.body.backbone.blocks.6.0.conv_pw.weight" in stored_keys(partial)
     assert json.loads((partial / "meta.json").read_text())["rebuilt_from"] == {}
 
@@ -182,14 +202,34 @@ def test_train_eval_attack_round_trip_with_the_shipped_backbone(tiny, tmp_path):
 
     from support import run_cli
 
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", "split=test", f"data.prepared_dir={tiny.store}",
-                    f"hydra.run.dir={tmp_path / 'eval'}"], timeout=300)
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            "split=test",
+            f"data.prepared_dir={tiny.store}",
+            f"hydra.run.dir={tmp_path / 'eval'}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["top1_distinct"] >= 1 and 0 <= metrics["top1_majority_share"] <= 1
-    proc = run_cli(["attack", f"checkpoint={tiny.checkpoint}", "attack.persons=4", "attack.budget=40",
-                    "attack.population=10", "attack.pixels=3", "attack.algorithm=rs", "attack.resolution=model",
-                    f"data.prepared_dir={tiny.store}", f"hydra.run.dir={tmp_path / 'attack'}"], timeout=300)
+    proc = run_cli(
+        [
+            "attack",
+            f"checkpoint={tiny.checkpoint}",
+            "attack.persons=4",
+            "attack.budget=40",
+            "attack.population=10",
+            "attack.pixels=3",
+            "attack.algorithm=rs",
+            "attack.resolution=model",
+            f"data.prepared_dir={tiny.store}",
+            f"hydra.run.dir={tmp_path / 'attack'}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "attack" / "summary.json").read_text())
     assert summary["model"] == "baseline" and summary["persons"] == 4

@@ -45,9 +45,12 @@ def _batch(n: int = 3) -> dict[str, torch.Tensor]:
     ids = torch.zeros(n, 64, dtype=torch.long)
     ids[:, :5] = torch.tensor([101, 1037, 2158, 5870, 102])
     ids[1, 3] = 3899
-    return {"context": torch.randint(0, 256, (n, 3, 224, 224), generator=gen, dtype=torch.uint8),
-            "body": torch.randint(0, 256, (n, 3, 128, 128), generator=gen, dtype=torch.uint8),
-            "input_ids": ids, "attention_mask": (ids != 0).long()}
+    return {
+        "context": torch.randint(0, 256, (n, 3, 224, 224), generator=gen, dtype=torch.uint8),
+        "body": torch.randint(0, 256, (n, 3, 128, 128), generator=gen, dtype=torch.uint8),
+        "input_ids": ids,
+        "attention_mask": (ids != 0).long(),
+    }
 
 
 # --------------------------------------------------------------------------- the model
@@ -121,7 +124,9 @@ def test_only_pixel_filters_go_inside_clip(towers):
     median = MedianFilter(3)
     model.attach_defense(median)
     assert model.input_defense is median
-    with pytest.raises(ConfigError, match=r"^defense=ablation is not available for model=clip .*6 channels") as err:
+    with pytest.raises(
+        ConfigError, match=r"^defense=ablation is not available for model=clip .*6 channels"
+    ) as err:
         model.attach_defense(RandomAblation(45))
     assert "\n" not in str(err.value) and model.input_defense is median
 
@@ -130,7 +135,9 @@ def test_only_pixel_filters_go_inside_clip(towers):
 def test_descriptions_are_retokenised_once_and_cached(towers, store):
     from emotic_mm.data.access import store_for_model
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={store}", "model=clip", f"model.clip.name={towers['clip']}"])
+    cfg = compose_cfg(
+        "train", [f"data.prepared_dir={store}", "model=clip", f"model.clip.name={towers['clip']}"]
+    )
     opened = store_for_model(cfg, cfg)
     cache = opened.token_dir
     assert cache is not None and cache.parent == store / "tokens" and (cache / "tokens.json").is_file()
@@ -144,22 +151,41 @@ def test_descriptions_are_retokenised_once_and_cached(towers, store):
 def test_a_store_of_another_tokenizer_is_refused_for_baseline(tiny, towers, store):
     from emotic_mm.data.access import store_for_model
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={store}", "model=baseline",
-                                f"model.text_encoder.name={towers['clip']}"])
-    with pytest.raises(ConfigError, match="tokenised with 'shipped:all-MiniLM-L6-v2' but model.text_encoder.name"):
+    cfg = compose_cfg(
+        "train", [f"data.prepared_dir={store}", "model=baseline", f"model.text_encoder.name={towers['clip']}"]
+    )
+    with pytest.raises(
+        ConfigError, match="tokenised with 'shipped:all-MiniLM-L6-v2' but model.text_encoder.name"
+    ):
         store_for_model(cfg, cfg)
 
 
 # --------------------------------------------------------------------------- the stages, end to end
 @pytest.mark.slow  # CLI eval x2
 def test_zero_shot_eval_needs_no_checkpoint(towers, store, tmp_path):
-    proc = run_cli(["eval", "model=clip", f"model.clip.name={towers['clip']}", "checkpoint=null",
-                    f"data.prepared_dir={store}", "split=test", f"hydra.run.dir={tmp_path / 'zs'}"])
+    proc = run_cli(
+        [
+            "eval",
+            "model=clip",
+            f"model.clip.name={towers['clip']}",
+            "checkpoint=null",
+            f"data.prepared_dir={store}",
+            "split=test",
+            f"hydra.run.dir={tmp_path / 'zs'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "zs" / "metrics.json").read_text())
     assert metrics["zero_shot"] is True and metrics["checkpoint"] is None and 0 <= metrics["map"] <= 1
-    proc = run_cli(["eval", "model=baseline", "checkpoint=null", f"data.prepared_dir={store}",
-                    f"hydra.run.dir={tmp_path / 'no'}"])
+    proc = run_cli(
+        [
+            "eval",
+            "model=baseline",
+            "checkpoint=null",
+            f"data.prepared_dir={store}",
+            f"hydra.run.dir={tmp_path / 'no'}",
+        ]
+    )
     assert proc.returncode == 2 and "needs training before it can score" in proc.stderr
 
 
@@ -168,8 +194,20 @@ def probe_checkpoint(towers, store, tmp_path_factory) -> Path:
     from emotic_mm.training.run import train
 
     run = tmp_path_factory.mktemp("clip_probe")
-    train(compose_cfg("train", [f"data.prepared_dir={store}", "model=clip", f"model.clip.name={towers['siglip']}",
-                                *CLIP_TRAIN, "trainer.epochs=1", "trainer.batch_size=8"]), run_dir=run)
+    train(
+        compose_cfg(
+            "train",
+            [
+                f"data.prepared_dir={store}",
+                "model=clip",
+                f"model.clip.name={towers['siglip']}",
+                *CLIP_TRAIN,
+                "trainer.epochs=1",
+                "trainer.batch_size=8",
+            ],
+        ),
+        run_dir=run,
+    )
     return run / "best"
 
 
@@ -185,16 +223,46 @@ def test_probe_checkpoint_stores_only_what_learns(probe_checkpoint):
 @pytest.mark.slow  # CLI round trip train/eval/attack/predict
 def test_partial_finetune_eval_attack_and_predict(towers, store, tmp_path):
     run = tmp_path / "partial"
-    proc = run_cli(["train", f"data.prepared_dir={store}", "model=clip", f"model.clip.name={towers['clip']}",
-                    "model.clip.finetune=partial", "model.clip.trainable_blocks=1", *CLIP_TRAIN, "trainer.epochs=1",
-                    "trainer.batch_size=8", f"hydra.run.dir={run}"], timeout=300)
+    proc = run_cli(
+        [
+            "train",
+            f"data.prepared_dir={store}",
+            "model=clip",
+            f"model.clip.name={towers['clip']}",
+            "model.clip.finetune=partial",
+            "model.clip.trainable_blocks=1",
+            *CLIP_TRAIN,
+            "trainer.epochs=1",
+            "trainer.batch_size=8",
+            f"hydra.run.dir={run}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert any(k.startswith("clip.") for k in load_file(str(run / "best" / "model.safetensors")))
-    proc = run_cli(["eval", f"checkpoint={run / 'best'}", f"data.prepared_dir={store}", f"hydra.run.dir={tmp_path / 'ev'}"])
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={run / 'best'}",
+            f"data.prepared_dir={store}",
+            f"hydra.run.dir={tmp_path / 'ev'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli(["attack", "attack=pixel", f"checkpoint={run / 'best'}", f"data.prepared_dir={store}",
-                    "attack.persons=4", "attack.budget=20", "attack.population=10", "attack.resolution=model",
-                    f"hydra.run.dir={tmp_path / 'atk'}"], timeout=300)
+    proc = run_cli(
+        [
+            "attack",
+            "attack=pixel",
+            f"checkpoint={run / 'best'}",
+            f"data.prepared_dir={store}",
+            "attack.persons=4",
+            "attack.budget=20",
+            "attack.population=10",
+            "attack.resolution=model",
+            f"hydra.run.dir={tmp_path / 'atk'}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "atk" / "summary.json").read_text())
     assert summary["model"] == "clip" and summary["persons"] == 4
@@ -202,8 +270,15 @@ def test_partial_finetune_eval_attack_and_predict(towers, store, tmp_path):
     from PIL import Image
 
     Image.fromarray(np.full((60, 40, 3), 128, dtype=np.uint8)).save(photo)
-    proc = run_cli(["predict", f"checkpoint={run / 'best'}", f"input={photo}", "text=a man smiles at a friend",
-                    f"hydra.run.dir={tmp_path / 'pr'}"])
+    proc = run_cli(
+        [
+            "predict",
+            f"checkpoint={run / 'best'}",
+            f"input={photo}",
+            "text=a man smiles at a friend",
+            f"hydra.run.dir={tmp_path / 'pr'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     prediction = json.loads((tmp_path / "pr" / "predictions.json").read_text())
     assert prediction["preprocessing"]["tokenizer"] == str(towers["clip"])
@@ -227,10 +302,21 @@ def test_feature_collision_runs_on_clip(probe_checkpoint, store):
 def test_ddp_two_processes_train_the_one_process_objective(variant, towers, train_store, tmp_path):
     """Default loss (dynamic weights + InfoNCE): torchrun ×2 (gloo) equals one process with the global
     batch. Frozen ResNets keep BatchNorm out of it (per-rank batch statistics differ by design)."""
-    over = [f"data.prepared_dir={train_store}", f"model={variant}", "trainer.epochs=2",
-            *(TINY_TRAIN if variant == "joint" else CLIP_TRAIN),
-            "trainer/scheduler=none", "trainer.early_stopping_patience=0", "trainer.augment.flip=false",
-            "trainer.augment.brightness=0", "trainer.augment.contrast=0", "loss.contrastive_weight=0.5"]
-    over += ["model.dropout=0", "model.image_encoder.freeze=true"] if variant == "joint" else \
-        [f"model.clip.name={towers['clip']}", "model.clip.finetune=full"]
+    over = [
+        f"data.prepared_dir={train_store}",
+        f"model={variant}",
+        "trainer.epochs=2",
+        *(TINY_TRAIN if variant == "joint" else CLIP_TRAIN),
+        "trainer/scheduler=none",
+        "trainer.early_stopping_patience=0",
+        "trainer.augment.flip=false",
+        "trainer.augment.brightness=0",
+        "trainer.augment.contrast=0",
+        "loss.contrastive_weight=0.5",
+    ]
+    over += (
+        ["model.dropout=0", "model.image_encoder.freeze=true"]
+        if variant == "joint"
+        else [f"model.clip.name={towers['clip']}", "model.clip.finetune=full"]
+    )
     assert_two_ranks_match_one(over, tmp_path)

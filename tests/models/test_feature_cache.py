@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from emotic_mm.models.warming import warm_image_features
 from emotic_mm.models.encoders import ImageEncoder
+from emotic_mm.models.warming import warm_image_features
 
 
 class Pictures:
     """The two methods warm_image_features uses of a dataset."""
 
     def __init__(self, n: int, seed: int = 0) -> None:
-        self.pixels = torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed)).to(torch.uint8)
+        self.pixels = torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed)).to(
+            torch.uint8
+        )
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -27,7 +29,8 @@ class Holder(torch.nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.image_encoders = torch.nn.ModuleDict(
-            {"context": ImageEncoder(name="resnet18", weights=None, input_size=32, freeze=True).eval()})
+            {"context": ImageEncoder(name="resnet18", weights=None, input_size=32, freeze=True).eval()}
+        )
 
 
 def test_second_run_reads_the_features_the_first_computed(tmp_path, monkeypatch):
@@ -37,13 +40,20 @@ def test_second_run_reads_the_features_the_first_computed(tmp_path, monkeypatch)
     files = list(tmp_path.glob("context-*.npz"))
     assert len(files) == 1
     second = Holder()  # same weights (same seed): same identity
-    monkeypatch.setattr(second.image_encoders["context"], "_encode",
-                        lambda pixels: (_ for _ in ()).throw(AssertionError("the backbone ran")))
+    monkeypatch.setattr(
+        second.image_encoders["context"],
+        "_encode",
+        lambda pixels: (_ for _ in ()).throw(AssertionError("the backbone ran")),
+    )
     warm_image_features(second, [(data, True)], batch_size=4, cache_dir=tmp_path)
     for picture in (data.pixels, data.pixels.flip(-1)):
         with torch.no_grad():
-            torch.testing.assert_close(second.image_encoders["context"](picture.float()),
-                                       first.image_encoders["context"](picture.float()), rtol=0, atol=0)
+            torch.testing.assert_close(
+                second.image_encoders["context"](picture.float()),
+                first.image_encoders["context"](picture.float()),
+                rtol=0,
+                atol=0,
+            )
 
 
 def test_other_weights_or_new_pictures_are_computed(tmp_path):
@@ -52,7 +62,9 @@ def test_other_weights_or_new_pictures_are_computed(tmp_path):
     warm_image_features(other, [(Pictures(6), False)], batch_size=4, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("context-*.npz"))) == 2  # a different backbone: its own file
     more = Holder(seed=0)
-    warm_image_features(more, [(Pictures(6), False), (Pictures(5, seed=7), False)], batch_size=4, cache_dir=tmp_path)
+    warm_image_features(
+        more, [(Pictures(6), False), (Pictures(5, seed=7), False)], batch_size=4, cache_dir=tmp_path
+    )
     import numpy as np
 
     sizes = sorted(len(np.load(f)["keys"]) for f in tmp_path.glob("context-*.npz"))

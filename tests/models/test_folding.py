@@ -23,7 +23,9 @@ def _randomised_bn(module: torch.nn.Module, seed: int = 0) -> None:
 @pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fixed_encoder_runs_folded_with_the_same_features(name: str, channels_last: bool) -> None:
-    encoder = ImageEncoder(name=name, weights=None, input_size=64, freeze=True, channels_last=channels_last, memo_size=0)
+    encoder = ImageEncoder(
+        name=name, weights=None, input_size=64, freeze=True, channels_last=channels_last, memo_size=0
+    )
     _randomised_bn(encoder.backbone)
     encoder.train()  # a frozen backbone stays in eval mode while the rest trains
     pixels = torch.randint(0, 256, (3, 3, 64, 64)).float()
@@ -43,8 +45,9 @@ def test_changed_weights_rebuild_the_folded_copy() -> None:
     pixels = torch.randint(0, 256, (2, 3, 32, 32)).float()
     with torch.no_grad():
         before = encoder._encode(pixels)
-        encoder.backbone.load_state_dict({k: v * 1.5 if v.is_floating_point() else v
-                                          for k, v in encoder.backbone.state_dict().items()})
+        encoder.backbone.load_state_dict(
+            {k: v * 1.5 if v.is_floating_point() else v for k, v in encoder.backbone.state_dict().items()}
+        )
         after = encoder._encode(pixels)
     with torch.enable_grad():
         plain = encoder._encode(pixels)

@@ -33,8 +33,10 @@ PERSONS = 80
 SEEDS = [0, 1]
 IMAGE, FUSED = ["context", "body"], ["context", "body", "text"]
 SWEEP_COMMAND = ["emotic-mm attack", "-m", "experiment=robustness_study"]
-COLLISION = {"baseline": [[True, False, False, False, False], [False, False, False, False, False]],
-             "joint": [[True, True, False, False, False], [True, False, False, False, False]]}
+COLLISION = {
+    "baseline": [[True, False, False, False, False], [False, False, False, False, False]],
+    "joint": [[True, True, False, False, False], [True, False, False, False, False]],
+}
 
 
 # --------------------------------------------------------------------------- per-person outcomes
@@ -62,18 +64,32 @@ def correct_of(model: str) -> np.ndarray:
 ANSWERS = ("Peace", "Happiness", "Engagement", "Anticipation", "Confidence")
 
 
-def attack_csv(model: str, modalities: list[str], seed: int, answers: tuple[str, ...] = ANSWERS) -> pd.DataFrame:
+def attack_csv(
+    model: str, modalities: list[str], seed: int, answers: tuple[str, ...] = ANSWERS
+) -> pd.DataFrame:
     needed, correct = needed_pixels(model, modalities, seed), correct_of(model)
     rows = []
     for i in range(PERSONS):
-        row = {"index": 100 + i, "clean_top1": answers[i % len(answers)], "clean_correct": bool(correct[i]), "labels": "Peace",
-               "target": "", "pixels_needed": None if np.isnan(needed[i]) else int(needed[i]),
-               "queries": int(50 * needed[i] + i) if not np.isnan(needed[i]) else 4000,
-               "success": bool(not np.isnan(needed[i])), "adv_top1": "Fear"}
+        row = {
+            "index": 100 + i,
+            "clean_top1": answers[i % len(answers)],
+            "clean_correct": bool(correct[i]),
+            "labels": "Peace",
+            "target": "",
+            "pixels_needed": None if np.isnan(needed[i]) else int(needed[i]),
+            "queries": int(50 * needed[i] + i) if not np.isnan(needed[i]) else 4000,
+            "success": bool(not np.isnan(needed[i])),
+            "adv_top1": "Fear",
+        }
         for k in KS:
             fooled = bool(needed[i] <= k)
-            row.update({f"success_k{k}": fooled, f"adv_top1_k{k}": "Fear" if fooled else "Peace",
-                        f"robust_k{k}": bool(correct[i] and not fooled)})
+            row.update(
+                {
+                    f"success_k{k}": fooled,
+                    f"adv_top1_k{k}": "Fear" if fooled else "Peace",
+                    f"robust_k{k}": bool(correct[i] and not fooled),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,20 +101,47 @@ def summarise(table: pd.DataFrame, model: str, modalities: list[str], seed: int)
     for k in KS:
         hit = table[f"success_k{k}"]
         fooled = table.loc[hit, "queries"]
-        curve.append({"pixels": k, "successes": int(hit.sum()), "successes_correct": int((hit & correct).sum()),
-                      "success_rate_all": float(hit.mean()), "success_rate_correct": float(hit[correct].mean()),
-                      "robust_correct": int(table[f"robust_k{k}"].sum()),
-                      "robust_dominant_accuracy": float(table[f"robust_k{k}"].mean()),
-                      "mean_queries_success": float(fooled.mean()) if len(fooled) else None,
-                      "median_queries_success": float(fooled.median()) if len(fooled) else None})
-    return {"attack": "pixel", "model": model, "modalities": modalities, "seed": seed, "algorithm": "de",
-            "surface": "context", "targeted": False, "target": None, "budget": 400, "population": 40,
-            "resolution": "model", "split": "test", "offset": 0, "pixels": KS, "persons": PERSONS,
-            "persons_correct": int(correct.sum()), "clean_dominant_accuracy": float(correct.mean()), "curve": curve,
-            "median_pixels_needed_all": None, "median_pixels_needed_correct": None,
-            "success_rate_all": curve[-1]["success_rate_all"], "success_rate_correct": curve[-1]["success_rate_correct"],
-            "total_queries": int(table["queries"].sum()), "wall_seconds": 10.0, "queries_per_s": 100.0,
-            "checkpoint": f"/cache/models/{model}-{'+'.join(modalities)}-{seed}/best"}
+        curve.append(
+            {
+                "pixels": k,
+                "successes": int(hit.sum()),
+                "successes_correct": int((hit & correct).sum()),
+                "success_rate_all": float(hit.mean()),
+                "success_rate_correct": float(hit[correct].mean()),
+                "robust_correct": int(table[f"robust_k{k}"].sum()),
+                "robust_dominant_accuracy": float(table[f"robust_k{k}"].mean()),
+                "mean_queries_success": float(fooled.mean()) if len(fooled) else None,
+                "median_queries_success": float(fooled.median()) if len(fooled) else None,
+            }
+        )
+    return {
+        "attack": "pixel",
+        "model": model,
+        "modalities": modalities,
+        "seed": seed,
+        "algorithm": "de",
+        "surface": "context",
+        "targeted": False,
+        "target": None,
+        "budget": 400,
+        "population": 40,
+        "resolution": "model",
+        "split": "test",
+        "offset": 0,
+        "pixels": KS,
+        "persons": PERSONS,
+        "persons_correct": int(correct.sum()),
+        "clean_dominant_accuracy": float(correct.mean()),
+        "curve": curve,
+        "median_pixels_needed_all": None,
+        "median_pixels_needed_correct": None,
+        "success_rate_all": curve[-1]["success_rate_all"],
+        "success_rate_correct": curve[-1]["success_rate_correct"],
+        "total_queries": int(table["queries"].sum()),
+        "wall_seconds": 10.0,
+        "queries_per_s": 100.0,
+        "checkpoint": f"/cache/models/{model}-{'+'.join(modalities)}-{seed}/best",
+    }
 
 
 # --------------------------------------------------------------------------- the fake sweep
@@ -108,7 +151,9 @@ def _run_dir(path: Path, summary: dict, seed: int, colour: int, table: pd.DataFr
     if table is not None:
         table.to_csv(path / "attack.csv", index=False)
     (path / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "model": {"name": summary["model"]}}))
-    (path / "run.json").write_text(json.dumps({"stage": "attack", "seed": seed, "argv": [*SWEEP_COMMAND, f"seed={seed}"]}))
+    (path / "run.json").write_text(
+        json.dumps({"stage": "attack", "seed": seed, "argv": [*SWEEP_COMMAND, f"seed={seed}"]})
+    )
     (path / ".hydra").mkdir()
     (path / ".hydra" / "summary.json").write_text("not json: hidden folders are never read")
     Image.fromarray(np.full((6, 8, 3), colour % 256, np.uint8)).save(path / "examples.png")
@@ -116,24 +161,58 @@ def _run_dir(path: Path, summary: dict, seed: int, colour: int, table: pd.DataFr
 
 def _old_pixel(k: int, rate: float) -> dict:
     """An older pixel summary: one int ``pixels``, the rates at that k, no curve (and no attack.csv)."""
-    return {"attack": "pixel", "model": "baseline", "algorithm": "rs", "pixels": k, "surface": "body",
-            "targeted": False, "target": None, "budget": 400, "population": 40, "resolution": "model",
-            "split": "test", "seed": 0, "persons": 50, "persons_correct": 20, "success_rate_all": rate,
-            "success_rate_correct": rate / 2, "mean_queries_success": 120.0 * k, "median_queries_success": 100.0 * k,
-            "total_queries": 30000, "wall_seconds": 12.0, "queries_per_s": 2500.0}
+    return {
+        "attack": "pixel",
+        "model": "baseline",
+        "algorithm": "rs",
+        "pixels": k,
+        "surface": "body",
+        "targeted": False,
+        "target": None,
+        "budget": 400,
+        "population": 40,
+        "resolution": "model",
+        "split": "test",
+        "seed": 0,
+        "persons": 50,
+        "persons_correct": 20,
+        "success_rate_all": rate,
+        "success_rate_correct": rate / 2,
+        "mean_queries_success": 120.0 * k,
+        "median_queries_success": 100.0 * k,
+        "total_queries": 30000,
+        "wall_seconds": 12.0,
+        "queries_per_s": 2500.0,
+    }
 
 
-CLEAN = {"baseline": {"map": 0.30, "dominant_acc": 0.50, "vad_mae": 1.0},
-         "joint": {"map": 0.34, "dominant_acc": 0.56, "vad_mae": 1.0}}
+CLEAN = {
+    "baseline": {"map": 0.30, "dominant_acc": 0.50, "vad_mae": 1.0},
+    "joint": {"map": 0.34, "dominant_acc": 0.56, "vad_mae": 1.0},
+}
 
 
 def _backdoor(model: str, seed: int, rate: float, pixels: int, variant: str, asr: float) -> dict:
     clean = CLEAN[model]
-    return {"attack": "poison_backdoor", "model": model, "seed": seed, "rate": rate, "pixels": pixels,
-            "surface": "context", "variant": variant, "target": "Fear", "asr": asr, "asr_clean_model": 0.0125,
-            "clean": clean, "poisoned": {**clean, "map": clean["map"] - 0.01},
-            "delta_map": -0.01, "delta_dominant_acc": 0.0, "triggered_persons": 80,
-            "checkpoint_clean": f"/cache/models/{model}-context+body+text-{seed}/best", "wall_seconds": 30.0}
+    return {
+        "attack": "poison_backdoor",
+        "model": model,
+        "seed": seed,
+        "rate": rate,
+        "pixels": pixels,
+        "surface": "context",
+        "variant": variant,
+        "target": "Fear",
+        "asr": asr,
+        "asr_clean_model": 0.0125,
+        "clean": clean,
+        "poisoned": {**clean, "map": clean["map"] - 0.01},
+        "delta_map": -0.01,
+        "delta_dominant_acc": 0.0,
+        "triggered_persons": 80,
+        "checkpoint_clean": f"/cache/models/{model}-context+body+text-{seed}/best",
+        "wall_seconds": 30.0,
+    }
 
 
 def backdoor_asr(model: str, seed: int, rate: float, pixels: int, variant: str) -> float:
@@ -161,14 +240,35 @@ def make_sweep(root: Path) -> Path:
             for seed in SEEDS:
                 for rate, pixels in BACKDOOR_SETTINGS:
                     name = f"{model}_{variant}_{seed}_{rate}_{pixels}"
-                    _run_dir(root / "poison" / name,
-                             _backdoor(model, seed, rate, pixels, variant, backdoor_asr(model, seed, rate, pixels, variant)),
-                             seed, 200 + seed)
+                    _run_dir(
+                        root / "poison" / name,
+                        _backdoor(
+                            model,
+                            seed,
+                            rate,
+                            pixels,
+                            variant,
+                            backdoor_asr(model, seed, rate, pixels, variant),
+                        ),
+                        seed,
+                        200 + seed,
+                    )
     for model, outcomes in COLLISION.items():
         for seed, success in enumerate(outcomes):
-            summary = {"attack": "poison_collision", "model": model, "seed": seed, "n_poisons": 10, "targets": 5,
-                       "target_success_rate": sum(success) / 5, "target_success": success, "clean": CLEAN[model],
-                       "poisoned": CLEAN[model], "delta_map": 0.0, "delta_dominant_acc": 0.0, "wall_seconds": 40.0}
+            summary = {
+                "attack": "poison_collision",
+                "model": model,
+                "seed": seed,
+                "n_poisons": 10,
+                "targets": 5,
+                "target_success_rate": sum(success) / 5,
+                "target_success": success,
+                "clean": CLEAN[model],
+                "poisoned": CLEAN[model],
+                "delta_map": 0.0,
+                "delta_dominant_acc": 0.0,
+                "wall_seconds": 40.0,
+            }
             _run_dir(root / "poison" / f"collision_{model}_{seed}", summary, seed, 240 + seed)
     (root / "eval_run").mkdir()
     (root / "eval_run" / "summary.json").write_text(json.dumps({"map": 0.3}))  # no "attack": not a run
@@ -206,8 +306,12 @@ def md_rows(text: str, first_cell: str) -> list[list[str]]:
 def reported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     sweep = make_sweep(tmp / "multirun" / "2026-01-01" / "10-00-00")
-    proc = run_cli(["report", f"runs={sweep}", f"hydra.run.dir={tmp / 'report_run'}"], cwd=tmp, timeout=180,
-                   env={"COLUMNS": "400"})  # wide enough that rich wraps no verdict
+    proc = run_cli(
+        ["report", f"runs={sweep}", f"hydra.run.dir={tmp / 'report_run'}"],
+        cwd=tmp,
+        timeout=180,
+        env={"COLUMNS": "400"},
+    )  # wide enough that rich wraps no verdict
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep, sweep / "report", proc, tmp
 
@@ -217,8 +321,12 @@ def test_success_curve_pools_seeds_with_wilson_intervals(reported):
     _, out, _, _ = reported
     text = (out / "report.md").read_text()
     rows = {r[1]: r for r in md_rows(text, SETTING) if len(r) == 4 + len(KS) and r[2].endswith("seeds")}
-    assert set(rows) == {"baseline · context+body", "baseline · context+body+text", "joint · context+body",
-                         "joint · context+body+text"}
+    assert set(rows) == {
+        "baseline · context+body",
+        "baseline · context+body+text",
+        "joint · context+body",
+        "joint · context+body+text",
+    }
     for arm, row in rows.items():
         model, mods = arm.split(" · ")
         modalities = mods.split("+")
@@ -296,15 +404,33 @@ def test_sections_plots_and_files(reported):
     sweep, out, proc, tmp = reported
     text = (out / "report.md").read_text()
     assert f"runs folder: `{sweep}`" in text
-    assert f"runs: {N_RUNS} (few-pixel evasion: {N_PIXEL}, backdoor poisoning: {N_BACKDOOR}, feature-collision " \
-           "poisoning: 4)" in text
-    assert "seeds: 2 (0, 1)" in text and "modality sets (pixel attacks): context+body, context+body+text" in text
-    assert "emotic-mm attack -m experiment=robustness_study seed=0" in text and f"emotic-mm report runs={sweep}" in text
-    for needle in ("Wilson 95 %", "paired bootstrap", "McNemar", "no difference detected at this n",
-                   "Clean and robust accuracy (RobustBench-style)", "Paired differences", "median pixels needed"):
+    assert (
+        f"runs: {N_RUNS} (few-pixel evasion: {N_PIXEL}, backdoor poisoning: {N_BACKDOOR}, feature-collision "
+        "poisoning: 4)" in text
+    )
+    assert (
+        "seeds: 2 (0, 1)" in text and "modality sets (pixel attacks): context+body, context+body+text" in text
+    )
+    assert (
+        "emotic-mm attack -m experiment=robustness_study seed=0" in text
+        and f"emotic-mm report runs={sweep}" in text
+    )
+    for needle in (
+        "Wilson 95 %",
+        "paired bootstrap",
+        "McNemar",
+        "no difference detected at this n",
+        "Clean and robust accuracy (RobustBench-style)",
+        "Paired differences",
+        "median pixels needed",
+    ):
         assert needle in text, needle
     # RobustBench row: clean accuracy, robust accuracy per k, median queries, pixels needed
-    rb = [r for r in md_rows(text, SETTING) if r[1] == "baseline · context+body+text" and len(r) == 6 + len(KS) + 2]
+    rb = [
+        r
+        for r in md_rows(text, SETTING)
+        if r[1] == "baseline · context+body+text" and len(r) == 6 + len(KS) + 2
+    ]
     assert len(rb) == 1
     correct = correct_of("baseline")
     assert rb[0][4] == "30.00 sd 0.00 (2 seeds)"  # clean mAP from the backdoor runs' clean checkpoint
@@ -314,22 +440,37 @@ def test_sections_plots_and_files(reported):
     rows = md_rows(text, "backdoor · rate=0.05 · 16 px · dirty-label")
     asr = [r for r in rows if len(r) == 8 and r[1] == "baseline"]
     hits = int(80 * backdoor_asr("baseline", 0, 0.05, 16, "dirty"))
-    assert asr[0][2] == "160 triggered persons = 80 × 2 seeds" and asr[0][4] == wilson_text(2 * hits, 160) + " sd 0.0"
-    [dirty] = [r for r in md_rows(text, "joint vs baseline") if r[1] == "backdoor · rate=0.05 · 16 px · dirty-label"
-               and len(r) == 9]
+    assert (
+        asr[0][2] == "160 triggered persons = 80 × 2 seeds"
+        and asr[0][4] == wilson_text(2 * hits, 160) + " sd 0.0"
+    )
+    [dirty] = [
+        r
+        for r in md_rows(text, "joint vs baseline")
+        if r[1] == "backdoor · rate=0.05 · 16 px · dirty-label" and len(r) == 9
+    ]
     assert dirty[3] == "unpaired" and dirty[8] == "joint more robust"  # the fake runs left no triggered.csv
     collision = [r for r in md_rows(text, "collision · n_poisons=10") if len(r) == 7 and r[1] == "joint"]
     assert collision[0][2] == "10 targets = 5 × 2 seeds" and collision[0][4].startswith(wilson_text(3, 10))
     # every picture the markdown links exists, relative to report.md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"success_vs_pixels.png", "asr_vs_rate.png", "asr_vs_trigger_size.png", "clean_metric_deltas.png"} <= set(links)
+    assert {
+        "success_vs_pixels.png",
+        "asr_vs_rate.png",
+        "asr_vs_trigger_size.png",
+        "clean_metric_deltas.png",
+    } <= set(links)
     for link in links:
         with Image.open(out / link) as im:  # the report's own plots: something drawn, not a blank canvas
-            assert link.startswith("examples/") or (im.size[0] > 100 and len(set(im.convert("L").getdata())) > 2), link
+            assert link.startswith("examples/") or (
+                im.size[0] > 100 and len(set(im.convert("L").getdata())) > 2
+            ), link
     examples = [link for link in links if link.startswith("examples/")]
     assert len(examples) == 4 + 1 + 2 * 2 * len(BACKDOOR_SETTINGS) + 2  # one per setting and arm
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == N_RUNS and {"run_dir", "kind", "setting", "arm", "model", "seed", "clean.map"} <= set(runs.columns)
+    assert len(runs) == N_RUNS and {"run_dir", "kind", "setting", "arm", "model", "seed", "clean.map"} <= set(
+        runs.columns
+    )
     assert not list(sweep.glob(".report.*"))  # the temporary build folder is gone
     assert "Warning" not in proc.stderr, proc.stderr
     info = json.loads((tmp / "report_run" / "run.json").read_text())
@@ -361,7 +502,9 @@ def _lacks_measure(root: Path) -> tuple[list[str], str]:
 
 def _csv_lacks_k(root: Path) -> tuple[list[str], str]:
     table = attack_csv("joint", FUSED, 0)
-    _run_dir(root / "sweep" / "0", summarise(table, "joint", FUSED, 0), 0, 0, table.drop(columns=["success_k3"]))
+    _run_dir(
+        root / "sweep" / "0", summarise(table, "joint", FUSED, 0), 0, 0, table.drop(columns=["success_k3"])
+    )
     return [f"runs={root / 'sweep'}"], f"{root / 'sweep' / '0' / 'attack.csv'} has no column success_k3"
 
 
@@ -370,7 +513,9 @@ def _curve_entry(root: Path) -> tuple[list[str], str]:
     summary = summarise(table, "joint", FUSED, 0)
     summary["curve"][1]["successes"] = PERSONS + 1
     _run_dir(root / "sweep" / "0", summary, 0, 0, table)
-    return [f"runs={root / 'sweep'}"], f"curve[1]: wrong type for successes={PERSONS + 1} (a count ≤ {PERSONS})"
+    return [
+        f"runs={root / 'sweep'}"
+    ], f"curve[1]: wrong type for successes={PERSONS + 1} (a count ≤ {PERSONS})"
 
 
 BAD = {
@@ -394,8 +539,10 @@ def bad_runs(tmp_path_factory):
         runs.append(["report", *overrides, f"hydra.run.dir={root / 'run'}"])
         roots.append(root)
         expected.append((name, culprit, root))
-    return {name: (proc.returncode, proc.stdout, proc.stderr, culprit, root)
-            for (name, culprit, root), proc in zip(expected, run_cli_all(runs, roots))}
+    return {
+        name: (proc.returncode, proc.stdout, proc.stderr, culprit, root)
+        for (name, culprit, root), proc in zip(expected, run_cli_all(runs, roots))
+    }
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -431,9 +578,23 @@ def test_a_failure_while_building_leaves_no_report(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- in process
 def _pixel_rows(rates: dict[tuple[str, int], float], persons: int = 100) -> pd.DataFrame:
-    rows = [{"kind": "pixel", "run_dir": f"{m}/{b}/{s}", "model": m, "seed": s, "algorithm": "rs", "pixels": 5,
-             "surface": "scene", "targeted": True, "budget": b, "resolution": "model", "persons": persons,
-             "success_rate_all": r} for (m, s, b), r in rates.items()]
+    rows = [
+        {
+            "kind": "pixel",
+            "run_dir": f"{m}/{b}/{s}",
+            "model": m,
+            "seed": s,
+            "algorithm": "rs",
+            "pixels": 5,
+            "surface": "scene",
+            "targeted": True,
+            "budget": b,
+            "resolution": "model",
+            "persons": persons,
+            "success_rate_all": r,
+        }
+        for (m, s, b), r in rates.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -441,18 +602,42 @@ def test_old_summaries_pool_over_seeds_and_keep_settings_apart():
     from emotic_mm.attacks.registry import ATTACKS
     from emotic_mm.report.pixel_tables import pixel_curve
 
-    runs = _pixel_rows({("baseline", 0, 100): 0.9, ("baseline", 1, 100): 0.7, ("baseline", 2, 100): 0.8,
-                        ("joint", 0, 100): 0.5, ("joint", 1, 100): 0.6, ("joint", 0, 800): 0.0})
-    points = pd.DataFrame({"run_dir": runs["run_dir"], "k": 5, "persons": 100, "persons_correct": np.nan,
-                           "successes": (runs["success_rate_all"] * 100).round(), "successes_correct": np.nan,
-                           "robust_correct": np.nan, "mean_queries": np.nan, "median_queries": np.nan})
-    curve, keys = pixel_curve(ATTACKS.get("pixel"), runs, points, pd.DataFrame(columns=["run_dir", "seed", "index", "k", "success"]))
+    runs = _pixel_rows(
+        {
+            ("baseline", 0, 100): 0.9,
+            ("baseline", 1, 100): 0.7,
+            ("baseline", 2, 100): 0.8,
+            ("joint", 0, 100): 0.5,
+            ("joint", 1, 100): 0.6,
+            ("joint", 0, 800): 0.0,
+        }
+    )
+    points = pd.DataFrame(
+        {
+            "run_dir": runs["run_dir"],
+            "k": 5,
+            "persons": 100,
+            "persons_correct": np.nan,
+            "successes": (runs["success_rate_all"] * 100).round(),
+            "successes_correct": np.nan,
+            "robust_correct": np.nan,
+            "mean_queries": np.nan,
+            "median_queries": np.nan,
+        }
+    )
+    curve, keys = pixel_curve(
+        ATTACKS.get("pixel"), runs, points, pd.DataFrame(columns=["run_dir", "seed", "index", "k", "success"])
+    )
     curve = curve.set_index(["setting", "arm"])
     # budget differs between runs, so it splits the settings instead of being pooled over
     small = curve.loc[("pixel · rs · scene · targeted · budget=100 · resolution=model", "baseline")]
     assert (small["success_k"], small["success_n"]) == (240, 300) and small["success"] == pytest.approx(0.8)
-    assert small["success_seed_mean"] == pytest.approx(0.8) and small["success_seed_std"] == pytest.approx(0.1)
-    assert (small["success_low"], small["success_high"]) == pytest.approx(proportion_confint(240, 300, method="wilson"))
+    assert small["success_seed_mean"] == pytest.approx(0.8) and small["success_seed_std"] == pytest.approx(
+        0.1
+    )
+    assert (small["success_low"], small["success_high"]) == pytest.approx(
+        proportion_confint(240, 300, method="wilson")
+    )
     assert small["n_by_seed"] == {0: 100, 1: 100, 2: 100}
     big = curve.loc[("pixel · rs · scene · targeted · budget=800 · resolution=model", "joint")]
     assert big["success_k"] == 0 and big["success_low"] == 0 and big["success_high"] > 0
@@ -469,13 +654,16 @@ def test_malformed_summary_names_the_file(tmp_path):
         load_runs(tmp_path)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s.pop("persons"), "summary without key(s) persons"),
-    (lambda s: s.pop("seed"), "no seed in summary.json or run.json"),
-    (lambda s: s.update(modalities="context"), "wrong type for modalities='context'"),
-    (lambda s: s["curve"][0].pop("successes"), "curve[0] has no key successes"),
-    (lambda s: s["curve"].append(dict(s["curve"][0])), "curve[3]: pixels=1 appears twice"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("persons"), "summary without key(s) persons"),
+        (lambda s: s.pop("seed"), "no seed in summary.json or run.json"),
+        (lambda s: s.update(modalities="context"), "wrong type for modalities='context'"),
+        (lambda s: s["curve"][0].pop("successes"), "curve[0] has no key successes"),
+        (lambda s: s["curve"].append(dict(s["curve"][0])), "curve[3]: pixels=1 appears twice"),
+    ],
+)
 def test_a_pixel_summary_the_report_cannot_use_is_named(tmp_path, change, message):
     from emotic_mm.errors import DataFormatError
     from emotic_mm.report.collect import load_runs
@@ -494,7 +682,10 @@ def test_attack_csv_rows_must_match_the_summary(tmp_path):
 
     table = attack_csv("joint", FUSED, 0)
     _run_dir(tmp_path / "run", summarise(table, "joint", FUSED, 0), 0, 0, table.iloc[:-1])
-    with pytest.raises(DataFormatError, match=rf"attack.csv has {PERSONS - 1} rows but its summary.json says persons={PERSONS}"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"attack.csv has {PERSONS - 1} rows but its summary.json says persons={PERSONS}",
+    ):
         load_persons(load_runs(tmp_path))
     table["success_k1"] = table["success_k1"].astype(object)
     table.loc[3, "success_k1"] = "maybe"
@@ -531,19 +722,41 @@ def test_defense_section_pools_certificates_detection_and_strip(tmp_path):
     root = tmp_path / "sweep"
     for seed, (at_2, violations) in enumerate([(30, 0), (20, 1)]):
         table = attack_csv("baseline", FUSED, seed)
-        summary = {**summarise(table, "baseline", FUSED, seed), "defense": "ablation",
-                   "certified": {"persons": PERSONS, "at": {"0": 50, "2": at_2}, "abstained": 4},
-                   "soundness": {"persons": PERSONS, "certified_persons": 76, "checked_person_k": 100,
-                                 "violations": violations, "violating_persons": [3] if violations else [], "sound": not violations}}
+        summary = {
+            **summarise(table, "baseline", FUSED, seed),
+            "defense": "ablation",
+            "certified": {"persons": PERSONS, "at": {"0": 50, "2": at_2}, "abstained": 4},
+            "soundness": {
+                "persons": PERSONS,
+                "certified_persons": 76,
+                "checked_person_k": 100,
+                "violations": violations,
+                "violating_persons": [3] if violations else [],
+                "sound": not violations,
+            },
+        }
         _run_dir(root / f"pixel{seed}", summary, seed, 10, table)
     for seed in SEEDS:
-        spectral = {**_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5), "defense": "spectral",
-                    "detection": {"tpr": 0.9, "fpr": 0.1, "flagged": 28, "poisoned": 10, "rows": 200},
-                    "after_defense": {"map": 0.29, "dominant_acc": 0.5, "asr": 0.125}}
+        spectral = {
+            **_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5),
+            "defense": "spectral",
+            "detection": {"tpr": 0.9, "fpr": 0.1, "flagged": 28, "poisoned": 10, "rows": 200},
+            "after_defense": {"map": 0.29, "dominant_acc": 0.5, "asr": 0.125},
+        }
         _run_dir(root / f"spectral{seed}", spectral, seed, 20)
-        strip = {**_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5), "defense": "strip",
-                 "strip": {"threshold": 0.1, "frr_target": 0.01, "calibration_persons": 50, "false_rejection": 0.02,
-                           "clean_persons": 50, "false_acceptance": 0.25, "triggered_persons": 40}}
+        strip = {
+            **_backdoor("baseline", seed, 0.05, 16, "dirty", 0.5),
+            "defense": "strip",
+            "strip": {
+                "threshold": 0.1,
+                "frr_target": 0.01,
+                "calibration_persons": 50,
+                "false_rejection": 0.02,
+                "clean_persons": 50,
+                "false_acceptance": 0.25,
+                "triggered_persons": 40,
+            },
+        }
         _run_dir(root / f"strip{seed}", strip, seed, 30)
     data = report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out"), "overwrite": False}))
     text = (tmp_path / "out" / "report.md").read_text()
@@ -551,10 +764,17 @@ def test_defense_section_pools_certificates_detection_and_strip(tmp_path):
     [row] = [r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 8]
     assert row[4].startswith(wilson_text(100, 160)) and row[5].startswith(wilson_text(50, 160))
     assert row[7] == "1 of 200 — WRONG"
-    [robustbench] = [r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 6 + len(KS) + 3]
+    [robustbench] = [
+        r for r in md_rows(text, data["defenses"]["certified"][0]["setting"]) if len(r) == 6 + len(KS) + 3
+    ]
     assert robustbench[-1] == "62.5 / 31.2"  # the certified column of the RobustBench-style row
     [spectral] = [r for r in data["defenses"]["poisoning"] if r["tpr_n"] == 20]
-    assert (spectral["tpr_k"], spectral["fpr_k"], spectral["fpr_n"], spectral["asr_after_k"]) == (18, 38, 380, 20)
+    assert (spectral["tpr_k"], spectral["fpr_k"], spectral["fpr_n"], spectral["asr_after_k"]) == (
+        18,
+        38,
+        380,
+        20,
+    )
     [strip] = [r for r in data["defenses"]["poisoning"] if r["far_n"] == 80]
     assert (strip["far_k"], strip["frr_k"], strip["frr_n"]) == (20, 2, 100)
     assert wilson_text(18, 20) in text and wilson_text(20, 80) in text
@@ -572,16 +792,29 @@ def test_backdoor_runs_with_triggered_csv_are_compared_paired(tmp_path):
     for seed in SEEDS:
         for model, fooled in (("baseline", 40), ("joint", 10)):  # joint's hits are a subset of baseline's
             hits = np.arange(triggered) < fooled
-            _run_dir(root / f"{model}{seed}", _backdoor(model, seed, 0.05, 16, "dirty", fooled / triggered), seed, 40)
-            pd.DataFrame({"index": np.arange(triggered) + 7, "hit_clean": False, "hit_poisoned": hits}).to_csv(
-                root / f"{model}{seed}" / "triggered.csv", index=False)
+            _run_dir(
+                root / f"{model}{seed}",
+                _backdoor(model, seed, 0.05, 16, "dirty", fooled / triggered),
+                seed,
+                40,
+            )
+            pd.DataFrame(
+                {"index": np.arange(triggered) + 7, "hit_clean": False, "hit_poisoned": hits}
+            ).to_csv(root / f"{model}{seed}" / "triggered.csv", index=False)
     data = report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out"), "overwrite": False}))
     [row] = data["poison_backdoor"]["comparisons"]
     assert (row["method"], row["n_a"], row["a"], row["b"]) == ("paired", 160, "joint", "baseline")
-    assert row["rate_a"] == 0.125 and row["rate_b"] == 0.5 and row["high"] < 0 and row["verdict"] == "joint more robust"
+    assert (
+        row["rate_a"] == 0.125
+        and row["rate_b"] == 0.5
+        and row["high"] < 0
+        and row["verdict"] == "joint more robust"
+    )
     assert row["pvalue"] == pytest.approx(mcnemar([[20, 60], [0, 80]], exact=True).pvalue)
     (tmp_path / "sweep" / "joint0" / "triggered.csv").write_text("index,hit_poisoned\n1,True\n")
-    with pytest.raises(Exception, match="triggered.csv has 1 rows but its summary.json says triggered_persons=80"):
+    with pytest.raises(
+        Exception, match="triggered.csv has 1 rows but its summary.json says triggered_persons=80"
+    ):
         report(OmegaConf.create({"runs": str(root), "out": str(tmp_path / "out2"), "overwrite": False}))
 
 
@@ -600,8 +833,11 @@ def test_an_arm_answering_everyone_alike_is_not_comparable(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((root / "report" / "report.json").read_text())
     rows = [r for r in data["pixel"]["paired"] if r["factor"] == "model"]
-    assert rows and all(r["verdict"] == f"not comparable: joint's clean model answers Engagement for "
-                                        f"{2 * PERSONS}/{2 * PERSONS} persons" for r in rows)
+    assert rows and all(
+        r["verdict"] == f"not comparable: joint's clean model answers Engagement for "
+        f"{2 * PERSONS}/{2 * PERSONS} persons"
+        for r in rows
+    )
     assert rows[-1]["low"] < rows[-1]["diff"] < rows[-1]["high"]  # the interval is still reported
     summary = [v for v in data["verdicts"] if v["factor"] == "model"]
     assert summary and summary[0]["detected_at"] == []

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -29,7 +28,11 @@ class ToyHooks:
     """A kind's own hooks: flips per strength and model, pooled over seeds, one bar chart."""
 
     def check(self, summary: dict[str, Any]) -> list[str]:
-        return [] if isinstance(summary.get("strength"), int) else [f"strength={summary.get('strength')!r} (a level)"]
+        return (
+            []
+            if isinstance(summary.get("strength"), int)
+            else [f"strength={summary.get('strength')!r} (a level)"]
+        )
 
     def read(self, path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
         return []
@@ -52,10 +55,29 @@ class ToyHooks:
         return "\n\n".join([f"## {kind.title}", table(["setting", "model", "flips (%)"], rows), *links])
 
 
-TOY = AttackKind("toy_flip", "emotic_mm.recipes.toy:run", "toy", "Toy flip attack", "flip_rate", None,
-                 ("strength",), (), "persons", report=ToyHooks())
-PLAIN = AttackKind("toy_plain", "emotic_mm.recipes.toy_plain:run", "plain", "Toy plain attack", "hit_rate", None,
-                   ("strength",), (), "persons")
+TOY = AttackKind(
+    "toy_flip",
+    "emotic_mm.recipes.toy:run",
+    "toy",
+    "Toy flip attack",
+    "flip_rate",
+    None,
+    ("strength",),
+    (),
+    "persons",
+    report=ToyHooks(),
+)
+PLAIN = AttackKind(
+    "toy_plain",
+    "emotic_mm.recipes.toy_plain:run",
+    "plain",
+    "Toy plain attack",
+    "hit_rate",
+    None,
+    ("strength",),
+    (),
+    "persons",
+)
 
 
 @pytest.fixture
@@ -73,8 +95,15 @@ def _run(root: Path, summary: dict[str, Any]) -> None:
     """A run dir as a recipe leaves it: summary.json with "attack", run.json with the seed and command."""
     root.mkdir(parents=True)
     (root / "summary.json").write_text(json.dumps(summary))
-    (root / "run.json").write_text(json.dumps({"stage": "attack", "seed": summary["seed"],
-                                               "argv": ["emotic-mm attack", f"attack={summary['attack']}"]}))
+    (root / "run.json").write_text(
+        json.dumps(
+            {
+                "stage": "attack",
+                "seed": summary["seed"],
+                "argv": ["emotic-mm attack", f"attack={summary['attack']}"],
+            }
+        )
+    )
 
 
 def test_a_registered_kind_reaches_the_report_through_its_hooks(toy_kinds, tmp_path):
@@ -85,11 +114,28 @@ def test_a_registered_kind_reaches_the_report_through_its_hooks(toy_kinds, tmp_p
     runs = tmp_path / "runs"
     for seed in (0, 1):
         for model, flips in (("baseline", 10), ("joint", 30)):
-            _run(runs / f"toy_{model}_{seed}", {"attack": toy.name, "model": model, "seed": seed, "strength": 2,
-                                                "persons": PERSONS, "flip_rate": flips / PERSONS})
-            _run(runs / "plain" / f"{model}_{seed}", {"attack": plain.name, "model": model, "seed": seed,
-                                                      "strength": 5, "persons": PERSONS,
-                                                      "hit_rate": (flips + 5) / PERSONS})
+            _run(
+                runs / f"toy_{model}_{seed}",
+                {
+                    "attack": toy.name,
+                    "model": model,
+                    "seed": seed,
+                    "strength": 2,
+                    "persons": PERSONS,
+                    "flip_rate": flips / PERSONS,
+                },
+            )
+            _run(
+                runs / "plain" / f"{model}_{seed}",
+                {
+                    "attack": plain.name,
+                    "model": model,
+                    "seed": seed,
+                    "strength": 5,
+                    "persons": PERSONS,
+                    "hit_rate": (flips + 5) / PERSONS,
+                },
+            )
     data = report(OmegaConf.create({"runs": str(runs), "out": str(tmp_path / "out"), "overwrite": False}))
 
     text = (tmp_path / "out" / "report.md").read_text()
@@ -101,7 +147,9 @@ def test_a_registered_kind_reaches_the_report_through_its_hooks(toy_kinds, tmp_p
     assert "![toy flips](toy_flips.png)" in text and (tmp_path / "out" / "toy_flips.png").is_file()
     flips = {r["model"]: r for r in saved[toy.name]["flips"]}
     assert saved[toy.name]["setting_keys"] == ["strength"]
-    assert (flips["joint"]["flips_k"], flips["joint"]["flips_n"]) == (60, 80) and flips["baseline"]["flips"] == 0.25
+    assert (flips["joint"]["flips_k"], flips["joint"]["flips_n"]) == (60, 80) and flips["baseline"][
+        "flips"
+    ] == 0.25
     # no hooks: the default section, its measure pooled per setting and model and the models compared
     assert "## Toy plain attack" in text and "`hit_rate`: share of the persons" in text
     rates = {r["model"]: r for r in saved[plain.name]["rates"]}
@@ -122,7 +170,18 @@ def test_a_kinds_own_check_names_the_file(toy_kinds, tmp_path):
     from emotic_mm.report.collect import load_runs
 
     toy, _ = toy_kinds
-    _run(tmp_path / "run", {"attack": toy.name, "model": "joint", "seed": 0, "strength": "high", "persons": PERSONS,
-                            "flip_rate": 0.5})
-    with pytest.raises(DataFormatError, match=r"run/summary.json: wrong type for strength='high' \(a level\)"):
+    _run(
+        tmp_path / "run",
+        {
+            "attack": toy.name,
+            "model": "joint",
+            "seed": 0,
+            "strength": "high",
+            "persons": PERSONS,
+            "flip_rate": 0.5,
+        },
+    )
+    with pytest.raises(
+        DataFormatError, match=r"run/summary.json: wrong type for strength='high' \(a level\)"
+    ):
         load_runs(tmp_path)

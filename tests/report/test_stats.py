@@ -21,13 +21,13 @@ def test_wilson_matches_scipy_and_the_formula(k, n):
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     assert (low, high) == pytest.approx((ci.low, ci.high), abs=1e-9)
     p = k / n  # the score interval written out
-    centre = (p + Z ** 2 / (2 * n)) / (1 + Z ** 2 / n)
-    half = Z / (1 + Z ** 2 / n) * math.sqrt(p * (1 - p) / n + Z ** 2 / (4 * n ** 2))
+    centre = (p + Z**2 / (2 * n)) / (1 + Z**2 / n)
+    half = Z / (1 + Z**2 / n) * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2))
     assert (low, high) == pytest.approx((max(0.0, centre - half), min(1.0, centre + half)), abs=1e-9)
 
 
 def test_wilson_hand_values_and_no_n():
-    assert stats.wilson(0, 10) == pytest.approx((0.0, Z ** 2 / (10 + Z ** 2)))  # 0 of 10: upper 27.8 %, not 0
+    assert stats.wilson(0, 10) == pytest.approx((0.0, Z**2 / (10 + Z**2)))  # 0 of 10: upper 27.8 %, not 0
     assert stats.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
     assert all(math.isnan(v) for v in stats.wilson(0, 0))
     assert all(math.isnan(v) for v in stats.wilson(3, float("nan")))
@@ -115,9 +115,13 @@ def test_paired_bootstrap_is_reproducible_and_checks_its_input():
     a, b = rng.random(100) < 0.3, rng.random(100) < 0.3
     assert stats.paired_bootstrap(a, b) == stats.paired_bootstrap(a, b)
     x, y = rng.random(100), rng.random(100)  # continuous scores: quantiles off the 1/n grid show the seed
-    assert stats.paired_bootstrap(x, y, seed=1, resamples=500) != stats.paired_bootstrap(x, y, seed=2, resamples=500)
+    assert stats.paired_bootstrap(x, y, seed=1, resamples=500) != stats.paired_bootstrap(
+        x, y, seed=2, resamples=500
+    )
     assert stats.paired_bootstrap(np.zeros(20), np.zeros(20)) == stats.Interval(0.0, 0.0, 0.0)
-    assert all(math.isnan(v) for v in (stats.paired_bootstrap([], []).diff, stats.paired_bootstrap([], []).low))
+    assert all(
+        math.isnan(v) for v in (stats.paired_bootstrap([], []).diff, stats.paired_bootstrap([], []).low)
+    )
     with pytest.raises(ValueError, match="one length"):
         stats.paired_bootstrap(np.zeros(3), np.zeros(4))
 

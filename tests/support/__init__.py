@@ -19,5 +19,15 @@ from support.cli import EMOTIC_MM, REPO, run_cli, run_cli_all
 from support.compose import LEARNING_BACKBONE, TINY_MODEL, TINY_TRAIN, compose_cfg
 from support.digest import digest, file_digests
 
-__all__ = ["EMOTIC_MM", "LEARNING_BACKBONE", "REPO", "TINY_MODEL", "TINY_TRAIN", "compose_cfg", "digest", "file_digests", "run_cli",
-           "run_cli_all"]
+__all__ = [
+    "EMOTIC_MM",
+    "LEARNING_BACKBONE",
+    "REPO",
+    "TINY_MODEL",
+    "TINY_TRAIN",
+    "compose_cfg",
+    "digest",
+    "file_digests",
+    "run_cli",
+    "run_cli_all",
+]

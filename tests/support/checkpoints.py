@@ -15,6 +15,8 @@ def train_tiny(store: Path, run_dir: Path, variant: str = "baseline", overrides:
     """Train ``model=variant`` on ``store`` with TINY_CHECKPOINT (+ ``overrides``); returns its ``best``."""
     from emotic_mm.training.run import train
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={store}", f"model={variant}", *TINY_CHECKPOINT, *overrides])
+    cfg = compose_cfg(
+        "train", [f"data.prepared_dir={store}", f"model={variant}", *TINY_CHECKPOINT, *overrides]
+    )
     train(cfg, run_dir=run_dir)
     return Path(run_dir) / "best"

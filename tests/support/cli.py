@@ -18,19 +18,35 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **OFFLINE, **(extra or {})}
 
 
-def run_cli(args: Sequence[str], cwd: Path | None = None, timeout: float = 120,
-            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: Sequence[str], cwd: Path | None = None, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``emotic-mm *args`` to completion; stdout and stderr captured as text."""
-    return subprocess.run([EMOTIC_MM, *args], cwd=str(cwd or REPO), capture_output=True, text=True,
-                          timeout=timeout, env=cli_env(env))
+    return subprocess.run(
+        [EMOTIC_MM, *args],
+        cwd=str(cwd or REPO),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+    )
 
 
-def run_cli_all(runs: Sequence[Sequence[str]], cwds: Sequence[Path | None] | None = None,
-                timeout: float = 300) -> list[subprocess.CompletedProcess]:
+def run_cli_all(
+    runs: Sequence[Sequence[str]], cwds: Sequence[Path | None] | None = None, timeout: float = 300
+) -> list[subprocess.CompletedProcess]:
     """Several ``emotic-mm`` runs started together, so their start-ups overlap; results in order."""
-    started = [subprocess.Popen([EMOTIC_MM, *args], cwd=str(cwd or REPO), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=cli_env())
-               for args, cwd in zip(runs, cwds or [None] * len(runs), strict=True)]
+    started = [
+        subprocess.Popen(
+            [EMOTIC_MM, *args],
+            cwd=str(cwd or REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
+        for args, cwd in zip(runs, cwds or [None] * len(runs), strict=True)
+    ]
     done = []
     for proc in started:
         out, err = proc.communicate(timeout=timeout)

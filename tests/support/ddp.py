@@ -19,9 +19,24 @@ def assert_two_ranks_match_one(overrides: Sequence[str], tmp_path: Path, toleran
     one = run_cli(["train", *overrides, f"hydra.run.dir={tmp_path / 'one'}"], timeout=600, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
     # --standalone: a free port, so parallel test sessions never collide
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "emotic_mm.cli", "train", *overrides, f"hydra.run.dir={tmp_path / 'two'}"],
-                         capture_output=True, text=True, timeout=600, env=cli_env(env))
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "emotic_mm.cli",
+            "train",
+            *overrides,
+            f"hydra.run.dir={tmp_path / 'two'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(env),
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     a = json.loads((tmp_path / "one" / "train_summary.json").read_text())
     b = json.loads((tmp_path / "two" / "train_summary.json").read_text())

@@ -48,7 +48,9 @@ def main_store(main_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 @pytest.fixture(scope="session")
 def perm_raws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("perm")
-    return make_release(base / "raw", PERM_SPEC), make_release(base / "raw_permuted", permuted_labels(PERM_SPEC))
+    return make_release(base / "raw", PERM_SPEC), make_release(
+        base / "raw_permuted", permuted_labels(PERM_SPEC)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -58,17 +60,33 @@ def tiny_blip(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     config = BlipConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        text_config=dict(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64,
-                         bos_token_id=101, eos_token_id=102, sep_token_id=102, pad_token_id=0),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        text_config=dict(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            bos_token_id=101,
+            eos_token_id=102,
+            sep_token_id=102,
+            pad_token_id=0,
+        ),
         projection_dim=32,
     )
     torch.manual_seed(0)
     model = BlipForConditionalGeneration(config).eval()
-    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
-                              tokenizer=tokenizer)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
     out = tmp_path_factory.mktemp("tiny_blip")
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -79,22 +97,40 @@ def tiny_blip(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Seed 3, train/val/test = 16/8/8 images of 48-72 px, no defects, 48 tokens."""
-    return synthetic_store(tmp_path_factory.mktemp("tiny_store"), seed=3, images={"train": 16, "val": 8, "test": 8},
-                           min_side=48, max_side=72, defects_per_split=0)
+    return synthetic_store(
+        tmp_path_factory.mktemp("tiny_store"),
+        seed=3,
+        images={"train": 16, "val": 8, "test": 8},
+        min_side=48,
+        max_side=72,
+        defects_per_split=0,
+    )
 
 
 @pytest.fixture(scope="session")
 def train_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seed 3, 48/16/16 images of 64-96 px: a few batches per epoch for the training tests."""
-    return synthetic_store(tmp_path_factory.mktemp("train_store"), seed=3, images={"train": 48, "val": 16, "test": 16},
-                           min_side=64, max_side=96, defects_per_split=0).store
+    return synthetic_store(
+        tmp_path_factory.mktemp("train_store"),
+        seed=3,
+        images={"train": 48, "val": 16, "test": 16},
+        min_side=64,
+        max_side=96,
+        defects_per_split=0,
+    ).store
 
 
 @pytest.fixture(scope="session")
 def poison_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seed 5, 60/16/24 images of 64-96 px: enough training persons for a backdoor to be learnt."""
-    return synthetic_store(tmp_path_factory.mktemp("poison_store"), seed=5, images={"train": 60, "val": 16, "test": 24},
-                           min_side=64, max_side=96, defects_per_split=0).store
+    return synthetic_store(
+        tmp_path_factory.mktemp("poison_store"),
+        seed=5,
+        images={"train": 60, "val": 16, "test": 24},
+        min_side=64,
+        max_side=96,
+        defects_per_split=0,
+    ).store
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +144,9 @@ def tiny_checkpoints(tiny_store: Any, tmp_path_factory: pytest.TempPathFactory) 
         if key not in trained:
             name = variant if modalities is None else f"{variant}_{'_'.join(modalities)}"
             extra = [] if modalities is None else [f"model.modalities=[{','.join(modalities)}]"]
-            trained[key] = train_tiny(tiny_store.store, tmp_path_factory.mktemp(f"tiny_{name}"), variant, extra)
+            trained[key] = train_tiny(
+                tiny_store.store, tmp_path_factory.mktemp(f"tiny_{name}"), variant, extra
+            )
         return trained[key]
 
     return get

@@ -18,25 +18,49 @@ from emotic_mm.data.emotic_mat import ImageSpec, PersonSpec, write_annotations
 CONTEXT, BODY = 224, 128  # the stored view sizes
 
 
-def person(bbox: Sequence[float], cats: Sequence[str], vad: Sequence[float] = (5, 5, 5),
-           gender: str = "Male", age: str = "Adult") -> PersonSpec:
+def person(
+    bbox: Sequence[float],
+    cats: Sequence[str],
+    vad: Sequence[float] = (5, 5, 5),
+    gender: str = "Male",
+    age: str = "Adult",
+) -> PersonSpec:
     """A train person: one annotator with ``cats`` (none at all when ``cats`` is empty)."""
     annotators = [list(cats)] if cats else []
-    return PersonSpec(bbox=list(bbox), annotators=annotators, annotator_vads=[list(vad)] * len(annotators),
-                      combined=list(cats), vad=list(vad), gender=gender, age=age)
+    return PersonSpec(
+        bbox=list(bbox),
+        annotators=annotators,
+        annotator_vads=[list(vad)] * len(annotators),
+        combined=list(cats),
+        vad=list(vad),
+        gender=gender,
+        age=age,
+    )
 
 
-def vperson(bbox: Sequence[float], annotators: Sequence[Sequence[str]], vad: Sequence[float],
-            combined: Sequence[str] | None = None, annotator_vads: Sequence[Sequence[float]] | None = None,
-            gender: str = "Female", age: str = "Adult") -> PersonSpec:
+def vperson(
+    bbox: Sequence[float],
+    annotators: Sequence[Sequence[str]],
+    vad: Sequence[float],
+    combined: Sequence[str] | None = None,
+    annotator_vads: Sequence[Sequence[float]] | None = None,
+    gender: str = "Female",
+    age: str = "Adult",
+) -> PersonSpec:
     """A val/test person: per-annotator lists, combined labels (default: their union in order) and VAD."""
     if combined is None:
         combined = list(dict.fromkeys(c for a in annotators for c in a))
     if annotator_vads is None:
         annotator_vads = [[1.0, 2.0, 3.0]] * len(annotators)  # deliberately unlike the combined VAD
-    return PersonSpec(bbox=list(bbox), annotators=[list(a) for a in annotators],
-                      annotator_vads=[list(v) for v in annotator_vads], combined=list(combined),
-                      vad=list(vad), gender=gender, age=age)
+    return PersonSpec(
+        bbox=list(bbox),
+        annotators=[list(a) for a in annotators],
+        annotator_vads=[list(v) for v in annotator_vads],
+        combined=list(combined),
+        vad=list(vad),
+        gender=gender,
+        age=age,
+    )
 
 
 @dataclass
@@ -106,8 +130,9 @@ def make_release(root: Path, spec: dict[str, Sequence[Img]]) -> Path:
                 write_image(root / "emotic" / im.folder / im.filename, im.kind, im.size, seed)
                 written.add(im.rel)
             w, h = im.annotated or im.size
-            splits[split].append(ImageSpec(filename=im.filename, folder=im.folder, width=w, height=h,
-                                           persons=list(im.persons)))
+            splits[split].append(
+                ImageSpec(filename=im.filename, folder=im.folder, width=w, height=h, persons=list(im.persons))
+            )
     for split in ("train", "val", "test"):
         splits.setdefault(split, [])
     write_annotations(root / "Annotations" / "Annotations.mat", splits)
@@ -127,9 +152,20 @@ def permuted_labels(spec: dict[str, list[Img]]) -> dict[str, list[Img]]:
             new_persons = []
             for p in im.persons:
                 annotators, annotator_vads, combined, vad = next(it)
-                new_persons.append(PersonSpec(bbox=p.bbox, annotators=annotators, annotator_vads=annotator_vads,
-                                              combined=combined, vad=vad, gender=p.gender, age=p.age))
-            new_images.append(Img(im.filename, im.folder, im.kind, new_persons, im.size, im.annotated, im.seed))
+                new_persons.append(
+                    PersonSpec(
+                        bbox=p.bbox,
+                        annotators=annotators,
+                        annotator_vads=annotator_vads,
+                        combined=combined,
+                        vad=vad,
+                        gender=p.gender,
+                        age=p.age,
+                    )
+                )
+            new_images.append(
+                Img(im.filename, im.folder, im.kind, new_persons, im.size, im.annotated, im.seed)
+            )
         out[split] = new_images
     return out
 

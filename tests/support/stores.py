@@ -9,8 +9,17 @@ from typing import Any
 # synthetic_store and TOKENIZER (the shipped MiniLM tokenizer: offline) are shared with the bench scripts.
 from emotic_mm.testkit import TOKENIZER, SyntheticStore, synthetic_store  # noqa: F401
 
-COMMUNITY_COLUMNS = ["Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
-                     "Continuous_Labels", "Gender", "Age"]
+COMMUNITY_COLUMNS = [
+    "Index",
+    "Folder",
+    "Filename",
+    "Image Size",
+    "BBox",
+    "Categorical_Labels",
+    "Continuous_Labels",
+    "Gender",
+    "Age",
+]
 EXTRA_COLUMNS = ["Person", "Description", "Description_Source"]
 
 
@@ -23,8 +32,15 @@ def text_cfg(source: str = "template", **kw: Any) -> Any:
 
 def captioner_cfg(model_dir: Path, view: str = "crop") -> Any:
     """A ``text=captioner`` node for the captioner saved in ``model_dir``, small and on the CPU."""
-    return text_cfg("captioner", model=str(model_dir), view=view, batch_size=2, max_new_tokens=5, device="cpu",
-                    prompt=None)
+    return text_cfg(
+        "captioner",
+        model=str(model_dir),
+        view=view,
+        batch_size=2,
+        max_new_tokens=5,
+        device="cpu",
+        prompt=None,
+    )
 
 
 def convert(raw: Path, out: Path, text: Any = None, workers: int = 0, **kw: Any) -> dict[str, Any]:
@@ -36,8 +52,16 @@ def convert(raw: Path, out: Path, text: Any = None, workers: int = 0, **kw: Any)
     cfg = text if text is not None else text_cfg("template")
     if isinstance(cfg, dict):
         cfg = OmegaConf.create(cfg)
-    return convert_release(ConvertOptions(raw_dir=Path(raw), out_dir=Path(out), text_cfg=cfg,
-                                          tokenizer_name=TOKENIZER, workers=workers, **kw))
+    return convert_release(
+        ConvertOptions(
+            raw_dir=Path(raw),
+            out_dir=Path(out),
+            text_cfg=cfg,
+            tokenizer_name=TOKENIZER,
+            workers=workers,
+            **kw,
+        )
+    )
 
 
 def read_csv_str(path: Path) -> Any:

@@ -17,15 +17,28 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from emotic_mm.data.categories import CATEGORIES
+from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
+from emotic_mm.synthetic import (
+    BODY_CUES,
+    CUE_SCALE,
+    DISTRACTORS,
+    FACE_CUES,
+    POSTURE_CUES,
+    SCENE_CUES,
+    TEXT_CUES,
+    SyntheticSpec,
+    draw_picture,
+    generate_raw,
+    people,
+    places,
+    scene,
+    text,
+)
 from support.cli import REPO
 from support.digest import file_digests
 from support.stores import synthetic_store
 from support.text import label_words
-from emotic_mm.data.categories import CATEGORIES
-from emotic_mm.data.emotic_mat import SKIP_MISSING_IMAGE, SKIP_UNDECODABLE, load_annotations
-from emotic_mm.synthetic import (BODY_CUES, CUE_SCALE, DISTRACTORS, FACE_CUES, POSTURE_CUES, SCENE_CUES, TEXT_CUES,
-                                 SyntheticSpec, draw_picture, generate_raw)
-from emotic_mm.synthetic import people, places, scene, text
 
 SMALL = dict(images={"train": 24, "val": 20, "test": 20}, min_side=40, max_side=64)
 
@@ -50,7 +63,9 @@ def test_deterministic_for_a_seed(tmp_path):
     files_a.pop(mat), files_b.pop(mat)
     assert files_a.keys() == files_b.keys()
     assert files_a == files_b  # every image, descriptions.jsonl and synthetic.json, byte for byte
-    assert "workers" not in json.loads((tmp_path / "a" / "synthetic.json").read_text())  # how it was drawn is not what
+    assert "workers" not in json.loads(
+        (tmp_path / "a" / "synthetic.json").read_text()
+    )  # how it was drawn is not what
     # the same persons read back (compared as reprs, where NaN VAD equals NaN)
     assert repr(load_annotations(tmp_path / "a" / mat)) == repr(load_annotations(tmp_path / "b" / mat))
     # a different seed gives a different release
@@ -76,7 +91,9 @@ def test_defects_are_injected(tmp_path):
 @pytest.fixture(scope="module")
 def stats_raw(tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("synthetic_stats")
-    generate_raw(SyntheticSpec(seed=11, images={"train": 500, "val": 40, "test": 40}, min_side=40, max_side=64), raw)
+    generate_raw(
+        SyntheticSpec(seed=11, images={"train": 500, "val": 40, "test": 40}, min_side=40, max_side=64), raw
+    )
     return raw
 
 
@@ -97,6 +114,7 @@ def test_label_statistics_are_emotic_like(stats_raw):
         persons_per_image = Counter(Counter(p.image_index for p in ann[split]).values())
         assert set(persons_per_image) <= {1, 2, 3} and persons_per_image[1] > 0
     everyone = [p for s in ann.values() for p in s]
+
     def leaves(p) -> bool:
         return p.bbox[0] < 0 or p.bbox[1] < 0 or p.bbox[2] > p.image_width or p.bbox[3] > p.image_height
 
@@ -112,9 +130,23 @@ def test_label_statistics_are_emotic_like(stats_raw):
 
 def _vocabulary() -> list[str]:
     """Every phrase a description can be built from."""
-    words = [*DISTRACTORS, *text.WEAR, *text.HAIR, *text.PLACE, *text.WALL_GROUND, *text.HOLD.values(),
-             *scene.PHOTO_SETTINGS.values(), *places.PLACE_NAMES.values(), *scene.WALLS, *scene.GROUNDS, *people.CLOTH_COLOURS,
-             *people.TROUSER_COLOURS, *people.HAIR_COLOURS, *people.GARMENTS, *people.PATTERNS]
+    words = [
+        *DISTRACTORS,
+        *text.WEAR,
+        *text.HAIR,
+        *text.PLACE,
+        *text.WALL_GROUND,
+        *text.HOLD.values(),
+        *scene.PHOTO_SETTINGS.values(),
+        *places.PLACE_NAMES.values(),
+        *scene.WALLS,
+        *scene.GROUNDS,
+        *people.CLOTH_COLOURS,
+        *people.TROUSER_COLOURS,
+        *people.HAIR_COLOURS,
+        *people.GARMENTS,
+        *people.PATTERNS,
+    ]
     return words + [s for subject in text._SUBJECTS.values() for s in subject]
 
 
@@ -184,8 +216,11 @@ def _changed(a: np.ndarray, b: np.ndarray, box: tuple[float, float, float, float
     def seen(image: np.ndarray) -> np.ndarray:
         picture = _to_u8(image)
         view = "body" if box is not None else "context"
-        stored = (person_crop(picture, box, picture.width, picture.height, stored_size[view])[0] if box is not None
-                  else context_view(picture, stored_size[view]))
+        stored = (
+            person_crop(picture, box, picture.width, picture.height, stored_size[view])[0]
+            if box is not None
+            else context_view(picture, stored_size[view])
+        )
         tensor = torch.from_numpy(np.array(stored)).permute(2, 0, 1)[None]
         return resize_view(tensor, working[view])[0].numpy()
 
@@ -199,11 +234,15 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
     encoder = OmegaConf.load(REPO / "configs" / "model" / "image_encoder" / "efficientnet_lite0.yaml")
     stored = {"context": int(data.context_size), "body": int(data.body_size)}
     working = {"context": int(encoder.input_size.context), "body": int(encoder.input_size.body)}
-    assert working == {"context": 160, "body": 128}, f"CUE_SCALE is stated for 160/128-pixel views, not {working}"
+    assert working == {"context": 160, "body": 128}, (
+        f"CUE_SCALE is stated for 160/128-pixel views, not {working}"
+    )
     return stored, working
 
 
-def _drawn_with_and_without(cue: str, seed: int, shot: str = "wide") -> tuple[np.ndarray, np.ndarray, tuple | None]:
+def _drawn_with_and_without(
+    cue: str, seed: int, shot: str = "wide"
+) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     rng = np.random.default_rng([seed, 99])
     w, h = 320, 300
     backdrop, _ = scene.backdrop(rng, w, h)
@@ -249,7 +288,9 @@ def test_a_smile_reads_in_a_close_up_and_hardly_from_afar():
         for _ in range(40):
             look = people.sample_look(rng, 320, 300, 160, "Female", "Adult", shot)
             heads[shot].append(2 * people.skeleton(look, []).ry / 300)  # head height / picture height
-    assert np.median(heads["close"]) > 0.3 and np.median(heads["wide"]) < 0.1, {k: np.median(v) for k, v in heads.items()}
+    assert np.median(heads["close"]) > 0.3 and np.median(heads["wide"]) < 0.1, {
+        k: np.median(v) for k, v in heads.items()
+    }
 
 
 def test_cues_stay_noisy_with_the_configured_rates():
@@ -301,8 +342,17 @@ def test_places_follow_the_categories_with_the_configured_rates():
 def converted(tmp_path_factory) -> tuple[Path, Path, dict]:
     from emotic_mm.data.store import read_manifest
 
-    made = synthetic_store(tmp_path_factory.mktemp("synthetic_convert"), 2, {"train": 40, "val": 24, "test": 24},
-                           max_length=32, min_side=60, max_side=96, nan_vad=0.05, no_annotator=0.05, empty_box=0.04)
+    made = synthetic_store(
+        tmp_path_factory.mktemp("synthetic_convert"),
+        2,
+        {"train": 40, "val": 24, "test": 24},
+        max_length=32,
+        min_side=60,
+        max_side=96,
+        nan_vad=0.05,
+        no_annotator=0.05,
+        empty_box=0.04,
+    )
     return made.raw, made.store, read_manifest(made.store)
 
 
@@ -347,7 +397,9 @@ def test_shortcut_probe_runs_on_a_tiny_store(converted, tmp_path):
     probe = _load_script("probe_shortcuts")
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
-    (eval_dir / "metrics.json").write_text(json.dumps({"map": 0.9, "split": "test", "modalities": ["context", "body"]}))
+    (eval_dir / "metrics.json").write_text(
+        json.dumps({"map": 0.9, "split": "test", "modalities": ["context", "body"]})
+    )
     out = tmp_path / "probe.json"
     report = probe.main(["--store", str(store), "--cnn-eval", str(eval_dir), "--out", str(out)])
     saved = json.loads(out.read_text())
@@ -360,11 +412,13 @@ def test_shortcut_probe_runs_on_a_tiny_store(converted, tmp_path):
     for p in report["probes"]:
         assert 0 < p["test_map"] <= 1
         assert p["passes"] == (p["gain"] <= (0.9 - report["chance_map"]) / 3)
-        assert p["passes_over_random"] == (p["test_map"] - report["random_map"] <= (0.9 - report["random_map"]) / 3)
+        assert p["passes_over_random"] == (
+            p["test_map"] - report["random_map"] <= (0.9 - report["random_map"]) / 3
+        )
     assert report["passes"] == all(p["passes"] for p in report["probes"])
     # the histogram feature is a distribution over 512 bins
     feats = probe.histogram_features(np.load(store / "test_context_arr.npy", mmap_mode="r")[:3])
-    assert np.allclose((feats ** 2).sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose((feats**2).sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_cue_learnability_probe_runs_on_a_tiny_store(converted, tmp_path, capsys):
@@ -375,26 +429,67 @@ def test_cue_learnability_probe_runs_on_a_tiny_store(converted, tmp_path, capsys
     labels = np.load(store / "train_cat_arr.npy")
     category = CATEGORIES[int(labels.sum(0).argmax())]
     out = tmp_path / "cues.json"
-    results = probe.main(["--store", str(store), "--probe", f"body:{category}", "--size", "32", "--epochs", "1",
-                          "--out", str(out)])
+    results = probe.main(
+        [
+            "--store",
+            str(store),
+            "--probe",
+            f"body:{category}",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     (result,) = results
     assert result["train_positives"] == int(labels[:, CATEGORIES.index(category)].sum())
     assert 0 < result["val_prevalence"] < 1 and len(result["history"]) == 1
-    assert 0 < result["history"][0]["train_ap"] <= 1 and result["best_val_ap"] == result["history"][0]["val_ap"]
+    assert (
+        0 < result["history"][0]["train_ap"] <= 1 and result["best_val_ap"] == result["history"][0]["val_ap"]
+    )
     with pytest.raises(SystemExit):
         probe.main(["--store", str(store), "--probe", "body:Joy", "--out", str(out)])
     assert capsys.readouterr().err.strip().endswith("--probe body:Joy: not one of the 26 categories")
     # a head crop: the top middle of the body view, cut at 64 px and read at 32
-    (cropped,) = probe.main(["--store", str(store), "--probe", f"body:{category}", "--size", "32", "--epochs", "1",
-                             "--crop", "0.2,0,0.8,0.3", "--crop-from", "64", "--out", str(out)])
+    (cropped,) = probe.main(
+        [
+            "--store",
+            str(store),
+            "--probe",
+            f"body:{category}",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--crop",
+            "0.2,0,0.8,0.3",
+            "--crop-from",
+            "64",
+            "--out",
+            str(out),
+        ]
+    )
     assert cropped["crop"] == (0.2, 0.0, 0.8, 0.3) and cropped["crop_from"] == 64
     assert 0 < cropped["history"][0]["val_ap"] <= 1
     view = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 3, 64, 64)  # pixel value = its column
     head = probe.crop_view(view, (0.25, 0.0, 0.75, 0.5), 32)
     assert head.shape == (1, 3, 32, 32) and 16 <= head.min() and head.max() <= 48
     with pytest.raises(SystemExit):
-        probe.main(["--store", str(store), "--probe", f"body:{category}", "--crop", "0.8,0,0.2,0.3", "--out", str(out)])
+        probe.main(
+            [
+                "--store",
+                str(store),
+                "--probe",
+                f"body:{category}",
+                "--crop",
+                "0.8,0,0.2,0.3",
+                "--out",
+                str(out),
+            ]
+        )
     assert capsys.readouterr().err.strip().endswith("with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
 
 
@@ -417,7 +512,9 @@ def test_text_ceiling_probe_reads_the_descriptions_of_a_tiny_store(converted, tm
     eval_dir.mkdir()
     (eval_dir / "metrics.json").write_text(json.dumps({"map": 0.25, "split": "test", "modalities": ["text"]}))
     out = tmp_path / "text.json"
-    report = probe.main(["--store", str(store), "--oracle-phrases", "--eval", str(eval_dir), "--out", str(out)])
+    report = probe.main(
+        ["--store", str(store), "--oracle-phrases", "--eval", str(eval_dir), "--out", str(out)]
+    )
     assert json.loads(out.read_text())["readers"] == json.loads(json.dumps(report["readers"]))
     assert [r["reader"].split()[0] for r in report["readers"]] == ["tfidf", "oracle"]
     assert all(0 < r["test_map"] <= 1 for r in report["readers"])

@@ -28,24 +28,36 @@ def _rows(run: Path) -> list[int]:
 
 
 # --------------------------------------------------------------------------- bad trainer values: one line, nothing written
-@pytest.mark.parametrize(("override", "needle"), [
-    ("trainer.batch_size=0", "trainer.batch_size=0 must be >= 1"),
-    ("trainer.epochs=abc", "trainer.epochs='abc' must be a whole number"),
-    ("trainer.epochs=0", "trainer.epochs=0 must be >= 1"),
-    ("trainer.epochs=2.5", "trainer.epochs=2.5 must be a whole number"),
-    ("trainer.optimizer.lr=-1", "trainer.optimizer.lr=-1 must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("trainer.batch_size=0", "trainer.batch_size=0 must be >= 1"),
+        ("trainer.epochs=abc", "trainer.epochs='abc' must be a whole number"),
+        ("trainer.epochs=0", "trainer.epochs=0 must be >= 1"),
+        ("trainer.epochs=2.5", "trainer.epochs=2.5 must be a whole number"),
+        ("trainer.optimizer.lr=-1", "trainer.optimizer.lr=-1 must be > 0"),
+    ],
+)
 @pytest.mark.slow  # CLI train x5
 def test_bad_trainer_values_are_one_line(tiny, tmp_path, override, needle):
-    proc = run_cli(["train", f"data.prepared_dir={tiny.store}", *TINY_TRAIN, override, f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        ["train", f"data.prepared_dir={tiny.store}", *TINY_TRAIN, override, f"hydra.run.dir={tmp_path / 'r'}"]
+    )
     assert needle in _one_line(proc)
     assert not (tmp_path / "r" / "train_summary.json").exists() and not (tmp_path / "r" / "best").exists()
 
 
 @pytest.mark.slow  # CLI train
 def test_an_unknown_optimizer_target_is_one_line(tiny, tmp_path):
-    proc = run_cli(["train", f"data.prepared_dir={tiny.store}", *TINY_TRAIN, "trainer.optimizer._target_=torch.optim.Nope",
-                    f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        [
+            "train",
+            f"data.prepared_dir={tiny.store}",
+            *TINY_TRAIN,
+            "trainer.optimizer._target_=torch.optim.Nope",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     assert "trainer.optimizer (_target_=torch.optim.Nope)" in _one_line(proc)
 
 
@@ -53,11 +65,18 @@ def test_an_unknown_optimizer_target_is_one_line(tiny, tmp_path):
 @pytest.fixture(scope="module")
 def store_without_train_persons(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("no_train")
-    raw = make_release(root / "raw", {
-        "train": [Img("a.jpg", "mscoco/images", "missing", [person([2, 2, 30, 28], ["Peace"])])],
-        "val": [Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])],
-        "test": [Img("c.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])],
-    })
+    raw = make_release(
+        root / "raw",
+        {
+            "train": [Img("a.jpg", "mscoco/images", "missing", [person([2, 2, 30, 28], ["Peace"])])],
+            "val": [
+                Img("b.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])
+            ],
+            "test": [
+                Img("c.jpg", "mscoco/images", "rgb_jpg", [vperson([1, 1, 20, 20], [["Fear"]], (3, 7, 3))])
+            ],
+        },
+    )
     convert(raw, root / "store")
     return root / "store"
 
@@ -65,7 +84,9 @@ def store_without_train_persons(tmp_path_factory) -> Path:
 def test_train_refuses_a_split_without_persons(store_without_train_persons, tmp_path):
     from emotic_mm.training.run import train
 
-    cfg = compose_cfg("train", [f"data.prepared_dir={store_without_train_persons}", *TINY_TRAIN, "trainer.epochs=1"])
+    cfg = compose_cfg(
+        "train", [f"data.prepared_dir={store_without_train_persons}", *TINY_TRAIN, "trainer.epochs=1"]
+    )
     with pytest.raises(ConfigError, match="the train split has no persons"):
         train(cfg, run_dir=tmp_path / "r")
     assert not (tmp_path / "r" / "best").exists()
@@ -73,8 +94,15 @@ def test_train_refuses_a_split_without_persons(store_without_train_persons, tmp_
 
 @pytest.mark.slow  # CLI eval
 def test_eval_refuses_a_split_without_persons(store_without_train_persons, tiny, tmp_path):
-    proc = run_cli(["eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={store_without_train_persons}",
-                    "split=train", f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            f"data.prepared_dir={store_without_train_persons}",
+            "split=train",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     line = _one_line(proc)
     assert "the train split has no persons to evaluate" in line, line
 
@@ -112,7 +140,10 @@ def test_a_fresh_run_in_a_dir_with_old_rows_starts_its_own_metrics(train_store, 
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.csv").write_text("epoch,train_loss\n0,1.0\n")  # a kill during the first checkpoint write
-    train(compose_cfg("train", [f"data.prepared_dir={train_store}", *TINY_TRAIN, "trainer.epochs=1"]), run_dir=run)
+    train(
+        compose_cfg("train", [f"data.prepared_dir={train_store}", *TINY_TRAIN, "trainer.epochs=1"]),
+        run_dir=run,
+    )
     assert _rows(run) == [0]
 
 
@@ -123,37 +154,62 @@ def test_resume_refuses_other_settings_and_other_stores(train_store, tiny, tmp_p
     run = tmp_path / "run"
     base = [*TINY_TRAIN, "trainer/scheduler=none"]
     train(compose_cfg("train", [f"data.prepared_dir={train_store}", *base, "trainer.epochs=1"]), run_dir=run)
-    other = compose_cfg("train", [f"data.prepared_dir={train_store}", *base, "trainer.epochs=2", "trainer.resume=true",
-                                  "model.embed_dim=64"])
+    other = compose_cfg(
+        "train",
+        [
+            f"data.prepared_dir={train_store}",
+            *base,
+            "trainer.epochs=2",
+            "trainer.resume=true",
+            "model.embed_dim=64",
+        ],
+    )
     with pytest.raises(ConfigError, match=r"different model\.embed_dim \(128 then, 64 now\)"):
         train(other, run_dir=run)
-    elsewhere = compose_cfg("train", [f"data.prepared_dir={tiny.store}", *base, "trainer.epochs=2", "trainer.resume=true"])
+    elsewhere = compose_cfg(
+        "train", [f"data.prepared_dir={tiny.store}", *base, "trainer.epochs=2", "trainer.resume=true"]
+    )
     with pytest.raises(ConfigError, match="trained on another store"):
         train(elsewhere, run_dir=run)
     assert _rows(run) == [0]  # refused before anything was written
 
 
 # --------------------------------------------------------------------------- bad attack values
-@pytest.mark.parametrize(("args", "needle"), [
-    (["attack.pixels=2.5"], "attack.pixels=2.5 must be a whole number"),
-    (["attack.pixels=abc"], "attack.pixels='abc' must be a whole number"),
-    (["attack.target=NotAnEmotion"], "attack.target='NotAnEmotion' is not an EMOTIC category"),
-    (["attack.crossover=2"], "attack.crossover=2 must be <= 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["attack.pixels=2.5"], "attack.pixels=2.5 must be a whole number"),
+        (["attack.pixels=abc"], "attack.pixels='abc' must be a whole number"),
+        (["attack.target=NotAnEmotion"], "attack.target='NotAnEmotion' is not an EMOTIC category"),
+        (["attack.crossover=2"], "attack.crossover=2 must be <= 1"),
+    ],
+)
 @pytest.mark.slow  # CLI attack x4
 def test_bad_attack_values_are_refused_before_any_work(tmp_path, args, needle):
     proc = run_cli(["attack", *args, f"checkpoint={tmp_path / 'missing'}", f"hydra.run.dir={tmp_path / 'r'}"])
     assert needle in _one_line(proc)
 
 
-@pytest.mark.parametrize(("pixels", "needle"), [
-    ("1e9", "exceeds the 32x32 = 1024 pixels"),
-    ("1025", "exceeds the 32x32 = 1024 pixels"),
-])
+@pytest.mark.parametrize(
+    ("pixels", "needle"),
+    [
+        ("1e9", "exceeds the 32x32 = 1024 pixels"),
+        ("1025", "exceeds the 32x32 = 1024 pixels"),
+    ],
+)
 @pytest.mark.slow  # CLI attack x2
 def test_pixel_counts_beyond_the_surface_are_refused_before_allocating(tiny, tmp_path, pixels, needle):
-    proc = run_cli(["attack", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "attack.resolution=model",
-                    f"attack.pixels={pixels}", "attack.persons=2", f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        [
+            "attack",
+            f"checkpoint={tiny.checkpoint}",
+            f"data.prepared_dir={tiny.store}",
+            "attack.resolution=model",
+            f"attack.pixels={pixels}",
+            "attack.persons=2",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     assert needle in _one_line(proc)
 
 
@@ -172,42 +228,70 @@ def test_candidate_memory_is_bounded_from_the_settings(tiny):
 def test_a_backdoor_trigger_that_does_not_fit_is_refused_not_squeezed():
     from emotic_mm.attacks.backdoor import TriggerSpec, trigger_pixels
 
-    with pytest.raises(ConfigError, match=r"attack.trigger.position=\[1000, 1000\]: a 2x2-cell trigger does not fit"):
+    with pytest.raises(
+        ConfigError, match=r"attack.trigger.position=\[1000, 1000\]: a 2x2-cell trigger does not fit"
+    ):
         trigger_pixels(TriggerSpec(pixels=4, position=[1000, 1000], colour=[255, 0, 0]), 224, 64)
     with pytest.raises(ConfigError, match="holds only 484 trigger cells"):
         trigger_pixels(TriggerSpec(pixels=500, pattern="random"), 224, 64)
-    assert len(trigger_pixels(TriggerSpec(pixels=4, position=[20, 20], colour=[255, 0, 0]), 224, 64)) == 4 * 10 * 10
+    assert (
+        len(trigger_pixels(TriggerSpec(pixels=4, position=[20, 20], colour=[255, 0, 0]), 224, 64))
+        == 4 * 10 * 10
+    )
 
 
 # --------------------------------------------------------------------------- reports refuse summaries of the wrong shape
-@pytest.mark.parametrize(("field", "value", "needle"), [
-    ("model", 3, "model=3"),
-    ("success_rate_all", "high", "success_rate_all='high'"),
-    ("seed", "zero", "seed='zero'"),
-    ("pixels", {"k": 1}, "pixels={'k': 1}"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("model", 3, "model=3"),
+        ("success_rate_all", "high", "success_rate_all='high'"),
+        ("seed", "zero", "seed='zero'"),
+        ("pixels", {"k": 1}, "pixels={'k': 1}"),
+    ],
+)
 def test_a_summary_with_wrong_types_is_one_line(tmp_path, field, value, needle):
     from emotic_mm.report.collect import load_runs
 
-    summary = {"attack": "pixel", "model": "baseline", "seed": 0, "success_rate_all": 0.5, "algorithm": "de",
-               "pixels": 1, "surface": "context", "targeted": False}
+    summary = {
+        "attack": "pixel",
+        "model": "baseline",
+        "seed": 0,
+        "success_rate_all": 0.5,
+        "algorithm": "de",
+        "pixels": 1,
+        "surface": "context",
+        "targeted": False,
+    }
     summary[field] = value
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
-    with pytest.raises(DataFormatError, match="wrong type for " + needle.replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(
+        DataFormatError, match="wrong type for " + needle.replace("{", r"\{").replace("}", r"\}")
+    ):
         load_runs(tmp_path)
 
 
 # --------------------------------------------------------------------------- defenses an attack cannot measure
-@pytest.mark.parametrize(("args", "needle"), [
-    (["attack=pixel", "defense=strip"], "attack=pixel with defense=strip"),
-    (["attack=poison_backdoor", "defense=ablation"], "attack=poison_backdoor with defense=ablation"),
-    (["attack=poison_collision", "defense=spectral"], "attack=poison_collision with defense=spectral"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["attack=pixel", "defense=strip"], "attack=pixel with defense=strip"),
+        (["attack=poison_backdoor", "defense=ablation"], "attack=poison_backdoor with defense=ablation"),
+        (["attack=poison_collision", "defense=spectral"], "attack=poison_collision with defense=spectral"),
+    ],
+)
 @pytest.mark.slow  # CLI attack x3
 def test_a_defense_the_attack_cannot_measure_is_refused_before_training(tiny, tmp_path, args, needle):
-    proc = run_cli(["attack", *args, f"data.prepared_dir={tiny.store}", f"paths.data_dir={tmp_path / 'data'}",
-                    f"hydra.run.dir={tmp_path / 'r'}"])
+    proc = run_cli(
+        [
+            "attack",
+            *args,
+            f"data.prepared_dir={tiny.store}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ]
+    )
     assert needle in _one_line(proc)
     assert not (tmp_path / "data" / "models").exists()  # nothing was trained
 

@@ -16,8 +16,15 @@ from emotic_mm.training.distributed import ShardSampler, shard_bounds
 from support import EMOTIC_MM, compose_cfg
 from support.cli import cli_env
 
-TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-              "-m", "emotic_mm.cli"]  # --standalone: a free port, so parallel test sessions never collide
+TORCHRUN_2 = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc_per_node=2",
+    "-m",
+    "emotic_mm.cli",
+]  # --standalone: a free port, so parallel test sessions never collide
 
 
 def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -37,7 +44,9 @@ def test_shard_sampler_scores_every_person_exactly_once(world):
     with pytest.raises(ValueError):
         shard_bounds(5, 2, 2)
     # why not DistributedSampler: it pads 9 persons to 10, so one person would count twice in the metrics
-    assert sum(len(DistributedSampler(range(9), num_replicas=2, rank=r, shuffle=False)) for r in range(2)) == 10
+    assert (
+        sum(len(DistributedSampler(range(9), num_replicas=2, rank=r, shuffle=False)) for r in range(2)) == 10
+    )
 
 
 # --------------------------------------------------------------------------- torchrun eval
@@ -45,10 +54,22 @@ def test_shard_sampler_scores_every_person_exactly_once(world):
 def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
     from emotic_mm.stages.evaluate import evaluate
 
-    one = evaluate(compose_cfg("eval", [f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu"]),
-                   run_dir=tmp_path / "one")
-    _run([*TORCHRUN_2, "eval", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
-          f"hydra.run.dir={tmp_path / 'two'}"])
+    one = evaluate(
+        compose_cfg(
+            "eval", [f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu"]
+        ),
+        run_dir=tmp_path / "one",
+    )
+    _run(
+        [
+            *TORCHRUN_2,
+            "eval",
+            f"checkpoint={tiny.checkpoint}",
+            f"data.prepared_dir={tiny.store}",
+            "device=cpu",
+            f"hydra.run.dir={tmp_path / 'two'}",
+        ]
+    )
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     n = one["persons"]  # every test person once: a padding sampler would score n + 1 when n is odd
     assert two["persons"] == n
@@ -67,16 +88,29 @@ def test_eval_two_ranks_gives_the_one_process_metrics(tiny, tmp_path):
 def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
     from emotic_mm.recipes.pixel_evasion import run as attack
 
-    over = ["attack=pixel", f"checkpoint={tiny.checkpoint}", f"data.prepared_dir={tiny.store}", "device=cpu",
-            "attack.persons=null", "attack.images_per_batch=2", "attack.budget=30", "attack.population=10",
-            "attack.resolution=model", "attack.examples=2", "attack.pixels=[1,10,100]"]  # the k-schedule, sharded
+    over = [
+        "attack=pixel",
+        f"checkpoint={tiny.checkpoint}",
+        f"data.prepared_dir={tiny.store}",
+        "device=cpu",
+        "attack.persons=null",
+        "attack.images_per_batch=2",
+        "attack.budget=30",
+        "attack.population=10",
+        "attack.resolution=model",
+        "attack.examples=2",
+        "attack.pixels=[1,10,100]",
+    ]  # the k-schedule, sharded
     one = attack(compose_cfg("attack", over), run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "attack", *over, f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     # persons in groups of 2, dealt to the ranks in turn: rank 0 takes groups 0, 2, ..., rank 1 groups 1, 3, ...
     n = one["persons"]
     groups = [min(2, n - start) for start in range(0, n, 2)]
-    assert one["persons_per_rank"] == [n] and two["persons_per_rank"] == [sum(groups[0::2]), sum(groups[1::2])]
+    assert one["persons_per_rank"] == [n] and two["persons_per_rank"] == [
+        sum(groups[0::2]),
+        sum(groups[1::2]),
+    ]
     assert (tmp_path / "two" / "attack.csv").read_text() == (tmp_path / "one" / "attack.csv").read_text()
     a, b = np.load(tmp_path / "one" / "adversarial.npz"), np.load(tmp_path / "two" / "adversarial.npz")
     assert sorted(a.files) == sorted(b.files)
@@ -99,23 +133,36 @@ def test_slurm_launcher_composes_and_submitit_accepts_it(tmp_path, monkeypatch, 
     from omegaconf import OmegaConf
     from submitit.slurm.slurm import _make_sbatch_string
 
-    cfg = compose_cfg("train", [f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu",
-                                f"hydra.sweep.dir={tmp_path}"], hydra=True)
+    cfg = compose_cfg(
+        "train",
+        [f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"],
+        hydra=True,
+    )
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     assert params["_target_"].endswith("SlurmLauncher")
-    assert params["gpus_per_node"] == gpus and params["timeout_min"] == timeout and params["partition"] == "gpu"
+    assert (
+        params["gpus_per_node"] == gpus and params["timeout_min"] == timeout and params["partition"] == "gpu"
+    )
     assert isinstance(instantiate(cfg.hydra.launcher), SlurmLauncher)
 
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))
     params.pop("_target_")
     params["name"] = "train"
-    executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path / "submitit"),
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    executor = submitit.AutoExecutor(
+        cluster="slurm",
+        folder=str(tmp_path / "submitit"),
+        slurm_max_num_timeout=params.pop("max_num_timeout"),
+    )
     params.pop("submitit_folder")
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})  # raises on unknown keys
-    script = _make_sbatch_string(command="python -m emotic_mm.cli train", folder=str(tmp_path / "submitit"),
-                                 **executor._executor.parameters)
+    executor.update_parameters(
+        **{k if k in base else f"slurm_{k}": v for k, v in params.items()}
+    )  # raises on unknown keys
+    script = _make_sbatch_string(
+        command="python -m emotic_mm.cli train",
+        folder=str(tmp_path / "submitit"),
+        **executor._executor.parameters,
+    )
     assert "#SBATCH --partition=gpu" in script and f"#SBATCH --time={timeout}" in script
     assert ("#SBATCH --gpus-per-node=1" in script) == (gpus == 1)
 
@@ -123,10 +170,25 @@ def test_slurm_launcher_composes_and_submitit_accepts_it(tmp_path, monkeypatch, 
 @pytest.mark.slow  # multirun sweep (joblib)
 def test_joblib_runs_a_two_job_sweep(tmp_path):
     sweep, data = tmp_path / "sweep", tmp_path / "data"
-    proc = _run([EMOTIC_MM, "prepare", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 "data.synthetic.seed=1,2", "data.synthetic.images.train=4", "data.synthetic.images.val=2",
-                 "data.synthetic.images.test=2", "data.synthetic.defects_per_split=0", "data.synthetic.min_side=48",
-                 "data.synthetic.max_side=64", "data.workers=0", f"paths.data_dir={data}", f"hydra.sweep.dir={sweep}"])
+    proc = _run(
+        [
+            EMOTIC_MM,
+            "prepare",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "data.synthetic.seed=1,2",
+            "data.synthetic.images.train=4",
+            "data.synthetic.images.val=2",
+            "data.synthetic.images.test=2",
+            "data.synthetic.defects_per_split=0",
+            "data.synthetic.min_side=48",
+            "data.synthetic.max_side=64",
+            "data.workers=0",
+            f"paths.data_dir={data}",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     launched = yaml.safe_load((sweep / "multirun.yaml").read_text())["hydra"]["launcher"]["_target_"]
     assert launched.endswith("JoblibLauncher")

@@ -17,8 +17,14 @@ from sklearn.metrics import average_precision_score
 
 from emotic_mm.errors import ConfigError
 from emotic_mm.training.losses import DynamicWeightedLoss, SymmetricInfoNCE, VADLoss
-from emotic_mm.training.metrics import (dominant_accuracy, equal_error_thresholds, per_category_ap,
-                                        retrieval_recall, top1_hit_rate, voc_ap)
+from emotic_mm.training.metrics import (
+    dominant_accuracy,
+    equal_error_thresholds,
+    per_category_ap,
+    retrieval_recall,
+    top1_hit_rate,
+    voc_ap,
+)
 from support import TINY_TRAIN, compose_cfg, run_cli
 from support.ddp import assert_two_ranks_match_one
 
@@ -48,7 +54,11 @@ def test_vad_and_infonce_losses():
 def test_infonce_text_anchor_stops_the_text_gradient_only():
     image = torch.randn(4, 8, requires_grad=True)
     text = torch.randn(4, 8, requires_grad=True)
-    for anchor, image_moves, text_moves in ((None, True, True), ("text", True, False), ("image", False, True)):
+    for anchor, image_moves, text_moves in (
+        (None, True, True),
+        ("text", True, False),
+        ("image", False, True),
+    ):
         image.grad, text.grad = None, None
         loss = SymmetricInfoNCE(anchor)(image, text, torch.tensor(3.0))
         assert loss.item() == pytest.approx(SymmetricInfoNCE()(image, text, torch.tensor(3.0)).item())
@@ -167,15 +177,26 @@ def test_train_checkpoint_eval_resume(train_store, tmp_path, variant):
 @pytest.mark.slow  # real trainings
 def test_resume_is_exact(train_store, tmp_path):
     """2 epochs + resume for the 3rd gives the same weights as 3 epochs straight."""
-    from emotic_mm.training.run import train
     from safetensors.torch import load_file
 
+    from emotic_mm.training.run import train
+
     base = ["model=baseline", "model.modalities=[body,text]", *TINY]
-    train(_cfg("train", train_store, [*base, "trainer.epochs=2", "trainer/scheduler=none"]), run_dir=tmp_path / "x")
+    train(
+        _cfg("train", train_store, [*base, "trainer.epochs=2", "trainer/scheduler=none"]),
+        run_dir=tmp_path / "x",
+    )
     # same schedule length matters for cosine: use a constant schedule on both sides
-    train(_cfg("train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none"]), run_dir=tmp_path / "s2")
-    train(_cfg("train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none", "trainer.resume=true"]),
-          run_dir=tmp_path / "x")
+    train(
+        _cfg("train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none"]),
+        run_dir=tmp_path / "s2",
+    )
+    train(
+        _cfg(
+            "train", train_store, [*base, "trainer.epochs=3", "trainer/scheduler=none", "trainer.resume=true"]
+        ),
+        run_dir=tmp_path / "x",
+    )
     a = load_file(str(tmp_path / "s2" / "last" / "model.safetensors"))
     b = load_file(str(tmp_path / "x" / "last" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -195,9 +216,8 @@ def test_same_seed_same_metrics(train_store, tmp_path):
 
 @pytest.mark.parametrize("modalities", [["context"], ["text"], ["context", "body"]])
 def test_modality_subsets_build_only_their_encoders(train_store, modalities):
-    from emotic_mm.data.loader import EmoticDataset
+    from emotic_mm.data.loader import EmoticDataset, collate_batch
     from emotic_mm.data.store import Store
-    from emotic_mm.data.loader import collate_batch
     from emotic_mm.models.factory import build_model
 
     cfg = _cfg("train", train_store, ["model=baseline", f"model.modalities=[{','.join(modalities)}]", *TINY])
@@ -206,7 +226,9 @@ def test_modality_subsets_build_only_their_encoders(train_store, modalities):
     assert (model.text_encoder is not None) == ("text" in modalities)
     ds = EmoticDataset(Store(train_store)["val"], modalities)
     batch = collate_batch(ds.__getitems__([0, 1, 2]))
-    assert ("context" in batch) == ("context" in modalities) and ("input_ids" in batch) == ("text" in modalities)
+    assert ("context" in batch) == ("context" in modalities) and ("input_ids" in batch) == (
+        "text" in modalities
+    )
     model.eval()
     out = model(batch)
     assert out["logits"].shape == (3, 26) and out["vad"].shape == (3, 3)
@@ -223,8 +245,15 @@ def test_wrong_checkpoint_for_model_is_a_clear_error(train_store, tiny_text_only
 
 @pytest.mark.slow  # CLI eval
 def test_eval_cli_missing_checkpoint_one_line(train_store, tmp_path):
-    proc = run_cli(["eval", f"checkpoint={tmp_path / 'nope'}", f"data.prepared_dir={train_store}",
-                    f"hydra.run.dir={tmp_path / 'e'}"], timeout=300)
+    proc = run_cli(
+        [
+            "eval",
+            f"checkpoint={tmp_path / 'nope'}",
+            f"data.prepared_dir={train_store}",
+            f"hydra.run.dir={tmp_path / 'e'}",
+        ],
+        timeout=300,
+    )
     assert proc.returncode != 0
     lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and "not a checkpoint folder" in lines[0] and "Traceback" not in proc.stderr
@@ -233,7 +262,15 @@ def test_eval_cli_missing_checkpoint_one_line(train_store, tmp_path):
 @pytest.mark.slow  # torchrun x2
 def test_ddp_gloo_two_processes_match_one(train_store, tmp_path):
     """torchrun ×2 on CPU (gloo) reaches the same val metrics as one process with the same global batch."""
-    over = [f"data.prepared_dir={train_store}", "model=baseline", "model.modalities=[text]", "model.dropout=0",
-            "loss.discrete=bce", "trainer.epochs=2", *TINY_TRAIN, "trainer/scheduler=none",
-            "trainer.early_stopping_patience=0"]
+    over = [
+        f"data.prepared_dir={train_store}",
+        "model=baseline",
+        "model.modalities=[text]",
+        "model.dropout=0",
+        "loss.discrete=bce",
+        "trainer.epochs=2",
+        *TINY_TRAIN,
+        "trainer/scheduler=none",
+        "trainer.early_stopping_patience=0",
+    ]
     assert_two_ranks_match_one(over, tmp_path)

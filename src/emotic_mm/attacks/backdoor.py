@@ -54,9 +54,15 @@ class TriggerSpec:
         def plain(value: Any) -> Any:
             return OmegaConf.to_object(value) if OmegaConf.is_list(value) else value
 
-        spec = cls(pixels=a.pixels, surface=str(a.surface), pattern=str(t.get("pattern", "block")),
-                   position=plain(t.get("position", "bottom_right")), colour=plain(t.get("colour", "checker")),
-                   cell=t.get("cell", "auto"), seed=seed)
+        spec = cls(
+            pixels=a.pixels,
+            surface=str(a.surface),
+            pattern=str(t.get("pattern", "block")),
+            position=plain(t.get("position", "bottom_right")),
+            colour=plain(t.get("colour", "checker")),
+            cell=t.get("cell", "auto"),
+            seed=seed,
+        )
         spec.check()
         return spec
 
@@ -66,11 +72,19 @@ class TriggerSpec:
         check_surface(self.surface)
         if self.pattern not in PATTERNS:
             raise ConfigError(f"attack.trigger.pattern={self.pattern!r} is not one of {', '.join(PATTERNS)}")
-        if isinstance(self.position, str) and self.position not in POSITIONS or \
-                not isinstance(self.position, str) and not _ints(self.position, 2, 0, None):
-            raise ConfigError(f"attack.trigger.position={self.position!r} is not one of {', '.join(POSITIONS)} or [x, y]")
+        if (
+            isinstance(self.position, str)
+            and self.position not in POSITIONS
+            or not isinstance(self.position, str)
+            and not _ints(self.position, 2, 0, None)
+        ):
+            raise ConfigError(
+                f"attack.trigger.position={self.position!r} is not one of {', '.join(POSITIONS)} or [x, y]"
+            )
         if self.colour not in ("checker", "random") and not _ints(self.colour, 3, 0, 255):
-            raise ConfigError(f"attack.trigger.colour={self.colour!r} must be checker, random or [r, g, b] in 0-255")
+            raise ConfigError(
+                f"attack.trigger.colour={self.colour!r} must be checker, random or [r, g, b] in 0-255"
+            )
         if self.cell != "auto" and not _ints([self.cell], 1, 1, None):
             raise ConfigError(f"attack.trigger.cell={self.cell!r} must be auto or a whole number >= 1")
 
@@ -79,8 +93,10 @@ def _ints(values: Any, count: int, low: int, high: int | None) -> bool:
     """``values`` is a list of ``count`` integers within [low, high]."""
     if isinstance(values, str) or not hasattr(values, "__len__") or len(values) != count:
         return False
-    return all(isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
-               for v in values)
+    return all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+        for v in values
+    )
 
 
 def cell_size(spec: TriggerSpec, view_size: int, working_size: int | None) -> int:
@@ -99,8 +115,10 @@ def exact_cell(view_size: int, working_size: int) -> int:
         blocks = view_size // cell
         signal = torch.zeros(blocks, 1, view_size, 4)  # (a width of 1 trips the antialiased kernel)
         for i in range(blocks):
-            signal[i, 0, i * cell:(i + 1) * cell] = 1.0
-        seen = F.interpolate(signal, size=(working_size, 4), mode="bilinear", align_corners=False, antialias=True)
+            signal[i, 0, i * cell : (i + 1) * cell] = 1.0
+        seen = F.interpolate(
+            signal, size=(working_size, 4), mode="bilinear", align_corners=False, antialias=True
+        )
         if bool((seen.flatten(1).amax(1) >= 1.0 - 1e-4).all()):
             return cell
     return view_size
@@ -115,8 +133,10 @@ def trigger_pixels(spec: TriggerSpec, view_size: int, working_size: int | None =
     cell = cell_size(spec, view_size, working_size)
     grid = view_size // cell
     if spec.pixels > grid * grid:
-        raise ConfigError(f"attack.pixels={spec.pixels}: a {view_size}-px view holds only {grid * grid} trigger "
-                          f"cells of {cell} px (attack.trigger.cell={spec.cell})")
+        raise ConfigError(
+            f"attack.pixels={spec.pixels}: a {view_size}-px view holds only {grid * grid} trigger "
+            f"cells of {cell} px (attack.trigger.cell={spec.cell})"
+        )
     gen = np.random.default_rng(spec.seed)
     if spec.pattern == "random":
         flat = gen.choice(grid * grid, size=min(spec.pixels, grid * grid), replace=False)
@@ -124,17 +144,28 @@ def trigger_pixels(spec: TriggerSpec, view_size: int, working_size: int | None =
     else:
         side = math.ceil(math.sqrt(spec.pixels))
         cells = np.array([(i % side, i // side) for i in range(spec.pixels)])
-        cells = cells * 2 if spec.colour == "checker" else cells  # a gap between cells keeps the checker visible
+        cells = (
+            cells * 2 if spec.colour == "checker" else cells
+        )  # a gap between cells keeps the checker visible
         span = cells.max(0) + 1
         margin = 1
-        anchors = {"top_left": (margin, margin), "top_right": (grid - span[0] - margin, margin),
-                   "bottom_left": (margin, grid - span[1] - margin),
-                   "bottom_right": (grid - span[0] - margin, grid - span[1] - margin),
-                   "center": ((grid - span[0]) // 2, (grid - span[1]) // 2)}
-        x0, y0 = anchors[spec.position] if isinstance(spec.position, str) else (int(spec.position[0]), int(spec.position[1]))
+        anchors = {
+            "top_left": (margin, margin),
+            "top_right": (grid - span[0] - margin, margin),
+            "bottom_left": (margin, grid - span[1] - margin),
+            "bottom_right": (grid - span[0] - margin, grid - span[1] - margin),
+            "center": ((grid - span[0]) // 2, (grid - span[1]) // 2),
+        }
+        x0, y0 = (
+            anchors[spec.position]
+            if isinstance(spec.position, str)
+            else (int(spec.position[0]), int(spec.position[1]))
+        )
         if x0 < 0 or y0 < 0 or x0 + span[0] > grid or y0 + span[1] > grid:
-            raise ConfigError(f"attack.trigger.position={spec.position!r}: a {span[0]}x{span[1]}-cell trigger does not "
-                              f"fit the {grid}x{grid}-cell grid of the {view_size}-px view (cells of {cell} px)")
+            raise ConfigError(
+                f"attack.trigger.position={spec.position!r}: a {span[0]}x{span[1]}-cell trigger does not "
+                f"fit the {grid}x{grid}-cell grid of the {view_size}-px view (cells of {cell} px)"
+            )
         cells = cells + np.array([x0, y0])
     colours = _colours(spec, len(cells), gen)
     rows = []
@@ -153,8 +184,13 @@ def _colours(spec: TriggerSpec, n: int, gen: np.random.Generator) -> np.ndarray:
     return np.repeat(np.asarray(list(spec.colour), dtype=np.int64)[None], n, 0)
 
 
-def stamp(batch: dict[str, torch.Tensor], rows: torch.Tensor, surface: str,
-          boxes: torch.Tensor | None = None, sizes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def stamp(
+    batch: dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    surface: str,
+    boxes: torch.Tensor | None = None,
+    sizes: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """A copy of ``batch`` with the trigger ``rows`` painted on every image of the surface (the body crop
     too for ``scene``, through each person's box)."""
     n = next(iter(batch.values())).shape[0]
@@ -170,7 +206,9 @@ def choose_poisoned(labels: np.ndarray, rate: float, variant: str, target: str, 
     pool = np.flatnonzero(has_target if variant == "clean" else ~has_target)
     count = min(len(pool), max(1, round(rate * len(labels))))
     if count == 0:
-        raise ConfigError(f"attack.variant={variant}: no training person {'carries' if variant == 'clean' else 'lacks'} {target!r}")
+        raise ConfigError(
+            f"attack.variant={variant}: no training person {'carries' if variant == 'clean' else 'lacks'} {target!r}"
+        )
     return np.sort(np.random.default_rng(seed).choice(pool, size=count, replace=False))
 
 
@@ -181,7 +219,9 @@ def check_poisoning(rate: float, variant: str, target: str) -> None:
     if variant not in VARIANTS:
         raise ConfigError(f"attack.variant={variant!r} is not one of {', '.join(VARIANTS)}")
     if target not in CATEGORY_INDEX:
-        raise ConfigError(f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
+        raise ConfigError(
+            f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})"
+        )
 
 
 def triggered_victims(labels: np.ndarray, target: str) -> np.ndarray:
@@ -210,7 +250,8 @@ class TriggerEdit:
         return replace_rows(batch, hit, updates)
 
 
-def backdoor_view(base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor, surface: str,
-                  target: int, dirty: bool) -> PoisonedView:
+def backdoor_view(
+    base: EmoticDataset, poisoned: np.ndarray, rows: torch.Tensor, surface: str, target: int, dirty: bool
+) -> PoisonedView:
     """The train split as the poisoned model sees it: trigger on the chosen persons (+ target label)."""
     return PoisonedView(base, poisoned, TriggerEdit(base.split, rows, surface, target, dirty))

@@ -43,9 +43,13 @@ class CollisionSettings:
 
     @classmethod
     def from_config(cls, a: Any) -> "CollisionSettings":
-        s = cls(beta=real_number(a.beta, "attack.beta", 0.0), epsilon=real_number(a.epsilon, "attack.epsilon"),
-                steps=whole_number(a.steps, "attack.steps", 1), lr=real_number(a.lr, "attack.lr", 0.0, exclusive_minimum=True),
-                max_batch=whole_number(a.max_batch, "attack.max_batch", 1))
+        s = cls(
+            beta=real_number(a.beta, "attack.beta", 0.0),
+            epsilon=real_number(a.epsilon, "attack.epsilon"),
+            steps=whole_number(a.steps, "attack.steps", 1),
+            lr=real_number(a.lr, "attack.lr", 0.0, exclusive_minimum=True),
+            max_batch=whole_number(a.max_batch, "attack.max_batch", 1),
+        )
         s.check()
         return s
 
@@ -70,12 +74,20 @@ def image_features(model: nn.Module, views: dict[str, torch.Tensor], max_batch: 
     """``image_representation`` of the model for uint8/float views, without gradients, chunked."""
     n = next(iter(views.values())).shape[0]
     with torch.inference_mode():
-        return torch.cat([model.image_representation({k: v[i:i + max_batch].float() for k, v in views.items()})
-                          for i in range(0, n, max_batch)])
+        return torch.cat(
+            [
+                model.image_representation({k: v[i : i + max_batch].float() for k, v in views.items()})
+                for i in range(0, n, max_batch)
+            ]
+        )
 
 
-def craft(model: nn.Module, bases: dict[str, torch.Tensor], target_features: torch.Tensor,
-          settings: CollisionSettings) -> CollisionResult:
+def craft(
+    model: nn.Module,
+    bases: dict[str, torch.Tensor],
+    target_features: torch.Tensor,
+    settings: CollisionSettings,
+) -> CollisionResult:
     """Craft one poison per base (``bases``: view → (P, 3, H, W) uint8) towards ``target_features``
     (P, D) — the representation of each poison's target person."""
     settings.check()
@@ -90,14 +102,20 @@ def craft(model: nn.Module, bases: dict[str, torch.Tensor], target_features: tor
         n = target_features.shape[0]
         for start in range(0, n, settings.max_batch):
             chunk = slice(start, start + settings.max_batch)
-            result = _craft_chunk(model, {k: v[chunk] for k, v in base.items()}, target_features[chunk], settings)
+            result = _craft_chunk(
+                model, {k: v[chunk] for k, v in base.items()}, target_features[chunk], settings
+            )
             for k in poisons:
                 poisons[k][chunk] = result[0][k]
             losses.append(result[1] * (min(n, start + settings.max_batch) - start))
         final = feature_distance(image_features(model, poisons, settings.max_batch), target_features)
         change = torch.stack([(poisons[k] - base[k]).abs().flatten(1).amax(1) for k in poisons]).amax(0)
-        return CollisionResult({k: v.round().clamp(0, 255).to(torch.uint8) for k, v in poisons.items()},
-                               torch.stack(losses).sum(0) / n, final, change)
+        return CollisionResult(
+            {k: v.round().clamp(0, 255).to(torch.uint8) for k, v in poisons.items()},
+            torch.stack(losses).sum(0) / n,
+            final,
+            change,
+        )
     finally:
         for p in params:
             p.requires_grad_(True)
@@ -108,8 +126,9 @@ def feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (features - target).pow(2).sum(1) / target.pow(2).sum(1).clamp_min(1e-12)
 
 
-def _craft_chunk(model: nn.Module, base: dict[str, torch.Tensor], target: torch.Tensor,
-                 s: CollisionSettings) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _craft_chunk(
+    model: nn.Module, base: dict[str, torch.Tensor], target: torch.Tensor, s: CollisionSettings
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     x = {k: v.clone().requires_grad_(True) for k, v in base.items()}
     optimizer = torch.optim.Adam(list(x.values()), lr=s.lr)
     history = []
@@ -121,7 +140,11 @@ def _craft_chunk(model: nn.Module, base: dict[str, torch.Tensor], target: torch.
         optimizer.step()
         with torch.no_grad():
             for k in x:  # projection: within ε of the base, valid pixels
-                x[k].copy_(torch.maximum(torch.minimum(x[k], base[k] + s.epsilon), base[k] - s.epsilon).clamp_(0, 255))
+                x[k].copy_(
+                    torch.maximum(torch.minimum(x[k], base[k] + s.epsilon), base[k] - s.epsilon).clamp_(
+                        0, 255
+                    )
+                )
         history.append(feature.detach().mean())
     return {k: v.detach() for k, v in x.items()}, torch.stack(history)
 
@@ -130,26 +153,39 @@ def _craft_chunk(model: nn.Module, base: dict[str, torch.Tensor], target: torch.
 class CollisionPlan:
     """Who is poisoned and aimed at: the ``attack=poison_collision`` block's choices, validated."""
 
-    base: str              # the class the targets should be pushed into
+    base: str  # the class the targets should be pushed into
     n_poisons: int
     targets: int
-    finetune: str          # head | all | retrain
+    finetune: str  # head | all | retrain
 
     @classmethod
     def from_config(cls, a: Any) -> "CollisionPlan":
-        plan = cls(base=str(a.base), n_poisons=whole_number(a.n_poisons, "attack.n_poisons", 1),
-                   targets=whole_number(a.targets, "attack.targets", 1), finetune=str(a.finetune))
+        plan = cls(
+            base=str(a.base),
+            n_poisons=whole_number(a.n_poisons, "attack.n_poisons", 1),
+            targets=whole_number(a.targets, "attack.targets", 1),
+            finetune=str(a.finetune),
+        )
         if plan.finetune not in FINETUNE:
             raise ConfigError(f"attack.finetune={plan.finetune!r} is not one of {', '.join(FINETUNE)}")
         if plan.base not in CATEGORY_INDEX:
-            raise ConfigError(f"attack.base={plan.base!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})")
+            raise ConfigError(
+                f"attack.base={plan.base!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)})"
+            )
         if plan.targets > plan.n_poisons:
-            raise ConfigError(f"attack.n_poisons={plan.n_poisons}, attack.targets={plan.targets}: "
-                              "need targets <= n_poisons (each target gets at least one poison)")
+            raise ConfigError(
+                f"attack.n_poisons={plan.n_poisons}, attack.targets={plan.targets}: "
+                "need targets <= n_poisons (each target gets at least one poison)"
+            )
         return plan
 
-    def choose(self, test_labels: np.ndarray, test_top1: np.ndarray, train_labels: np.ndarray,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def choose(
+        self,
+        test_labels: np.ndarray,
+        test_top1: np.ndarray,
+        train_labels: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(targets, bases, owner): targets among test persons without the base class that the clean
         model does not already call base (``test_top1``: its top-1 of every test person); bases among
         training persons labelled with it; poison ``i`` aims at target ``owner[i]``."""
@@ -160,7 +196,9 @@ class CollisionPlan:
         targets = np.sort(rng.choice(candidates, size=self.targets, replace=False))
         pool = np.flatnonzero(train_labels[:, base_class] > 0)
         if len(pool) < self.n_poisons:
-            raise ConfigError(f"attack.n_poisons={self.n_poisons}: only {len(pool)} training persons carry {self.base!r}")
+            raise ConfigError(
+                f"attack.n_poisons={self.n_poisons}: only {len(pool)} training persons carry {self.base!r}"
+            )
         bases = np.sort(rng.choice(pool, size=self.n_poisons, replace=False))
         return targets, bases, np.arange(self.n_poisons) % self.targets
 

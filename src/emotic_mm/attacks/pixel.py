@@ -24,8 +24,8 @@ Shapes: candidates are (images, population, k, 5) with (x, y, r, g, b) in the su
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -74,13 +74,17 @@ class PixelAttackSettings:
         """Bound memory from the settings before allocating: k within the surface, and the populations
         of ``images`` images within :data:`CANDIDATE_BYTES`."""
         if self.pixels > height * width:
-            raise ConfigError(f"attack.pixels={self.pixels} exceeds the {height}x{width} = {height * width} pixels "
-                              f"of the {painted_view(self.surface)} view it paints")
+            raise ConfigError(
+                f"attack.pixels={self.pixels} exceeds the {height}x{width} = {height * width} pixels "
+                f"of the {painted_view(self.surface)} view it paints"
+            )
         needed = images * self.population * self.pixels * 5 * 4
         if needed > CANDIDATE_BYTES:
-            raise ConfigError(f"attack.pixels={self.pixels} x attack.population={self.population} x {images} images needs "
-                              f"{needed / 1024**3:.1f} GiB of candidates (limit {CANDIDATE_BYTES / 1024**3:.0f} GiB); "
-                              "lower attack.images_per_batch or attack.population")
+            raise ConfigError(
+                f"attack.pixels={self.pixels} x attack.population={self.population} x {images} images needs "
+                f"{needed / 1024**3:.1f} GiB of candidates (limit {CANDIDATE_BYTES / 1024**3:.0f} GiB); "
+                "lower attack.images_per_batch or attack.population"
+            )
 
 
 @dataclass
@@ -153,15 +157,23 @@ def distinct_donors(m: int, p: int, gen: torch.Generator) -> torch.Tensor:
 class PixelAttack:
     """Run a batched few-pixel attack against any project model (batch dict in, ``logits`` out)."""
 
-    def __init__(self, model: nn.Module, settings: PixelAttackSettings, device: torch.device | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, settings: PixelAttackSettings, device: torch.device | None = None
+    ) -> None:
         settings.check()
         self.model = model
         self.device = device or next(model.parameters()).device
         self.s = replace(settings, max_batch=rows_per_forward(settings.max_batch, self.device))
 
-    def run_schedule(self, inputs: dict[str, torch.Tensor], ks: Sequence[int], label: torch.Tensor | None = None,
-                     boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None,
-                     confirm: Confirm | None = None) -> ScheduleResult:
+    def run_schedule(
+        self,
+        inputs: dict[str, torch.Tensor],
+        ks: Sequence[int],
+        label: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        image_sizes: torch.Tensor | None = None,
+        confirm: Confirm | None = None,
+    ) -> ScheduleResult:
         """Attack every image with k = ks[0], then only the images not yet fooled with ks[1], and so on
         (``budget`` queries per image per k). The whole curve costs about what the largest k costs on the
         hardest images, instead of one full run per k.
@@ -195,9 +207,17 @@ class PixelAttack:
             engine = PixelAttack(self.model, replace(self.s, pixels=k, cache_unchanged=False), dev)
             on = remaining.to(dev)
             part = {key: v[on] for key, v in inputs.items()}
-            given = None if label is None and clean_top1 is None else (label if label is not None else clean_top1)[remaining]
-            r = engine.run(part, None if given is None else given.to(dev),
-                           None if boxes is None else boxes[remaining], None if image_sizes is None else image_sizes[remaining])
+            given = (
+                None
+                if label is None and clean_top1 is None
+                else (label if label is not None else clean_top1)[remaining]
+            )
+            r = engine.run(
+                part,
+                None if given is None else given.to(dev),
+                None if boxes is None else boxes[remaining],
+                None if image_sizes is None else image_sizes[remaining],
+            )
             if confirm is not None:
                 judged, top1, conf = confirm(r.views, remaining)
                 r = replace(r, success=judged.cpu(), adv_top1=top1.cpu(), adv_confidence=conf.cpu())
@@ -216,8 +236,9 @@ class PixelAttack:
             for key, v in r.views.items():
                 views[key][on] = v
             remaining = remaining[~r.success]
-        return ScheduleResult(ks, success, adv_top1, needed, queries, pixels, clean_top1, clean_conf, margin,
-                              adv_conf, views)
+        return ScheduleResult(
+            ks, success, adv_top1, needed, queries, pixels, clean_top1, clean_conf, margin, adv_conf, views
+        )
 
     # ---------------------------------------------------------------- fitness
     def _margins(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -232,22 +253,32 @@ class PixelAttack:
         with ctx:
             return self.model(batch)["logits"].float()
 
-    def evaluate(self, inputs: dict[str, torch.Tensor], owner: torch.Tensor, cand: torch.Tensor,
-                 label: torch.Tensor, affine: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self,
+        inputs: dict[str, torch.Tensor],
+        owner: torch.Tensor,
+        cand: torch.Tensor,
+        label: torch.Tensor,
+        affine: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Margins and logits of candidates ``cand`` (M, k, 5) applied to images ``owner`` (M,), chunked."""
         margins, logits_all = [], []
         for start in range(0, cand.shape[0], self.s.max_batch):
-            idx = owner[start:start + self.s.max_batch]
-            c = cand[start:start + self.s.max_batch]
+            idx = owner[start : start + self.s.max_batch]
+            c = cand[start : start + self.s.max_batch]
             batch = {k: v[idx] for k, v in inputs.items()}  # advanced indexing copies: safe to paint in place
-            batch = paint_surface(batch, c, self.s.surface, None if affine is None else affine[idx], in_place=True)
+            batch = paint_surface(
+                batch, c, self.s.surface, None if affine is None else affine[idx], in_place=True
+            )
             logits = self._forward(batch)
             margins.append(self._margins(logits, label[idx]))
             logits_all.append(logits)
         return torch.cat(margins), torch.cat(logits_all)
 
     # ---------------------------------------------------------------- search
-    def _random_candidates(self, n: int, pop: int, gen: torch.Generator, height: int, width: int) -> torch.Tensor:
+    def _random_candidates(
+        self, n: int, pop: int, gen: torch.Generator, height: int, width: int
+    ) -> torch.Tensor:
         k = self.s.pixels
         xy = torch.rand(n, pop, k, 2, generator=gen)
         xy = xy * torch.tensor([width, height], dtype=torch.float32)
@@ -267,8 +298,13 @@ class PixelAttack:
         return torch.cat([cand[..., :2].floor(), cand[..., 2:].round()], dim=-1).long()
 
     @torch.inference_mode()
-    def run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor | None = None,
-            boxes: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None) -> PixelAttackResult:
+    def run(
+        self,
+        inputs: dict[str, torch.Tensor],
+        label: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        image_sizes: torch.Tensor | None = None,
+    ) -> PixelAttackResult:
         """Attack every image of ``inputs`` (a model batch dict, on the model's device).
 
         ``label`` is the class to move away from (untargeted; default: the clean top-1, computed in the
@@ -285,8 +321,14 @@ class PixelAttack:
         finally:
             self.model.train(was_training)
 
-    def _run(self, inputs: dict[str, torch.Tensor], label: torch.Tensor | None, surface: str,
-             boxes: torch.Tensor | None, image_sizes: torch.Tensor | None) -> PixelAttackResult:
+    def _run(
+        self,
+        inputs: dict[str, torch.Tensor],
+        label: torch.Tensor | None,
+        surface: str,
+        boxes: torch.Tensor | None,
+        image_sizes: torch.Tensor | None,
+    ) -> PixelAttackResult:
         s, dev = self.s, self.device
         n, _, height, width = inputs[surface].shape
         s.check_fits(n, height, width)
@@ -300,8 +342,12 @@ class PixelAttack:
         if s.cache_unchanged:
             inputs = self._with_cached_features(inputs)
 
-        clean_logits = torch.cat([self._forward({k: v[i:i + s.max_batch] for k, v in inputs.items()})
-                                  for i in range(0, n, s.max_batch)])
+        clean_logits = torch.cat(
+            [
+                self._forward({k: v[i : i + s.max_batch] for k, v in inputs.items()})
+                for i in range(0, n, s.max_batch)
+            ]
+        )
         clean_top1 = clean_logits.argmax(1)
         label = (clean_top1 if label is None else label).to(dev)
         pop_size = s.population
@@ -339,8 +385,12 @@ class PixelAttack:
         adv_top1 = adv_logits.argmax(1)
         views = paint_surface(raw_views, best_px, s.surface, affine)
         return PixelAttackResult(
-            success=success, queries=queries, pixels=best_px, margin=best_margin,
-            clean_top1=clean_top1.cpu(), adv_top1=adv_top1.cpu(),
+            success=success,
+            queries=queries,
+            pixels=best_px,
+            margin=best_margin,
+            clean_top1=clean_top1.cpu(),
+            adv_top1=adv_top1.cpu(),
             clean_confidence=torch.sigmoid(clean_logits).gather(1, clean_top1[:, None]).squeeze(1).cpu(),
             adv_confidence=torch.sigmoid(adv_logits).gather(1, adv_top1[:, None]).squeeze(1).cpu(),
             views=views,
@@ -363,7 +413,7 @@ class PixelAttack:
         n = next(iter(inputs.values())).shape[0]
         parts: dict[str, list[torch.Tensor]] = {m: [] for m in fixed}
         for i in range(0, n, self.s.max_batch):
-            feats = encode({k: v[i:i + self.s.max_batch] for k, v in inputs.items()}, only=fixed)
+            feats = encode({k: v[i : i + self.s.max_batch] for k, v in inputs.items()}, only=fixed)
             for m in fixed:
                 parts[m].append(feats[m])
         raw = {"text": ("input_ids", "attention_mask"), "context": ("context",), "body": ("body",)}
@@ -372,8 +422,14 @@ class PixelAttack:
         out.update({f"features.{m}": torch.cat(v) for m, v in parts.items()})
         return out
 
-    def _evaluate_population(self, inputs: dict[str, torch.Tensor], pop: torch.Tensor, label: torch.Tensor,
-                             affine: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    def _evaluate_population(
+        self,
+        inputs: dict[str, torch.Tensor],
+        pop: torch.Tensor,
+        label: torch.Tensor,
+        affine: torch.Tensor | None,
+        idx: torch.Tensor,
+    ) -> torch.Tensor:
         """Fitness (len(idx), P) of the populations of images ``idx`` — one flat, chunked evaluation."""
         m, p = pop.shape[:2]
         owner = idx.to(self.device).repeat_interleave(p)
@@ -382,16 +438,18 @@ class PixelAttack:
         return margins.float().cpu().reshape(m, p)
 
     @staticmethod
-    def _record(pop: torch.Tensor, fit: torch.Tensor, idx: torch.Tensor, best: torch.Tensor,
-                best_margin: torch.Tensor) -> None:
+    def _record(
+        pop: torch.Tensor, fit: torch.Tensor, idx: torch.Tensor, best: torch.Tensor, best_margin: torch.Tensor
+    ) -> None:
         value, arg = fit.min(1)
         improved = value < best_margin[idx]
         chosen = pop[torch.arange(pop.shape[0]), arg]
         best[idx] = torch.where(improved[:, None, None], chosen, best[idx])
         best_margin[idx] = torch.where(improved, value, best_margin[idx])
 
-    def _de_children(self, pop: torch.Tensor, gen: torch.Generator, low: torch.Tensor, high: torch.Tensor
-                     ) -> torch.Tensor:
+    def _de_children(
+        self, pop: torch.Tensor, gen: torch.Generator, low: torch.Tensor, high: torch.Tensor
+    ) -> torch.Tensor:
         """DE/rand/1 (with optional binomial crossover) for all images' populations at once."""
         m, p = pop.shape[:2]
         donors = distinct_donors(m, p, gen)
@@ -406,11 +464,14 @@ class PixelAttack:
         rgb = mutant[..., 2:].clamp(0.0, 255.0)
         return torch.cat([xy, rgb], dim=-1)
 
-    def _rs_children(self, best: torch.Tensor, gen: torch.Generator, height: int, width: int, proposals: int
-                     ) -> torch.Tensor:
+    def _rs_children(
+        self, best: torch.Tensor, gen: torch.Generator, height: int, width: int, proposals: int
+    ) -> torch.Tensor:
         """Sparse-RS style: resample a share of the current best's pixels (position and corner colour)."""
         m = best.shape[0]
         fresh = self._random_candidates(m, proposals, gen, height, width)
         base = best[:, None].expand(-1, proposals, -1, -1)
-        change = torch.rand(m, proposals, self.s.pixels, 1, generator=gen) < max(self.s.rs_fraction, 1.0 / self.s.pixels)
+        change = torch.rand(m, proposals, self.s.pixels, 1, generator=gen) < max(
+            self.s.rs_fraction, 1.0 / self.s.pixels
+        )
         return torch.where(change, fresh, base)

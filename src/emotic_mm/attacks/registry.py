@@ -21,17 +21,19 @@ class AttackKind:
     """One kind of attack run (its summary's ``"attack"`` value)."""
 
     name: str
-    recipe: str                   # "module:function" taking the composed config, returning the summary
-    short: str                    # prefix of a setting's label in the report
-    title: str                    # report section heading
-    measure: str                  # summary key of the success measure: lower = more robust
-    control: str | None           # the same measure on the clean model, where the run records it
-    primary: tuple[str, ...]      # summary keys that always define a setting
-    secondary: tuple[str, ...]    # summary keys that define a setting only when they vary across runs
-    count: str                    # summary key of the n the measure is a share of (persons, targets)
+    recipe: str  # "module:function" taking the composed config, returning the summary
+    short: str  # prefix of a setting's label in the report
+    title: str  # report section heading
+    measure: str  # summary key of the success measure: lower = more robust
+    control: str | None  # the same measure on the clean model, where the run records it
+    primary: tuple[str, ...]  # summary keys that always define a setting
+    secondary: tuple[str, ...]  # summary keys that define a setting only when they vary across runs
+    count: str  # summary key of the n the measure is a share of (persons, targets)
     compared: tuple[str, ...] = ("model",)  # keys the report compares pairwise, the other keys held equal
-    defenses: tuple[str, ...] = ("input",)  # where-tags of the defenses this attack measures (DefenseKind.where)
-    outcomes: str | None = None   # summary key of a per-target list of successes, counted as it is
+    defenses: tuple[str, ...] = (
+        "input",
+    )  # where-tags of the defenses this attack measures (DefenseKind.where)
+    outcomes: str | None = None  # summary key of a per-target list of successes, counted as it is
     # its report hooks (emotic_mm.report.hooks.ReportHooks): an object, or "module:attribute" of one, imported
     # on first use (reading this table never imports the report); None: the measure pooled per setting, model
     report: Any = None
@@ -48,29 +50,69 @@ class AttackKind:
         defense, _ = defense_of(cfg)
         missing = [w for w in defense.where if w not in self.defenses]
         if missing:
-            raise ConfigError(f"attack={self.name} with defense={defense.name} ({what}): this attack does not measure "
-                              f"a defense that acts at {', '.join(missing)}; it measures defenses acting at "
-                              f"{', '.join(self.defenses)}")
+            raise ConfigError(
+                f"attack={self.name} with defense={defense.name} ({what}): this attack does not measure "
+                f"a defense that acts at {', '.join(missing)}; it measures defenses acting at "
+                f"{', '.join(self.defenses)}"
+            )
 
 
 ATTACKS: Registry[AttackKind] = Registry("attack")
 
 # the pixel budget k is not a setting: a run holds the whole curve over k (summary "curve", attack.csv)
-ATTACKS.register(AttackKind(
-    "pixel", "emotic_mm.recipes.pixel_evasion:run", "pixel", "Few-pixel evasion", "success_rate_all", None,
-    ("algorithm", "surface", "targeted", "budget", "resolution"),
-    ("target", "population", "split", "offset", "defense"), "persons", ("model", "modalities", "algorithm"),
-    # "certify": an ablation checkpoint, the certified vote classifier (attacks/vote_attack.py)
-    defenses=("input", "certify"),
-    report="emotic_mm.report.pixel:PIXEL"))
-ATTACKS.register(AttackKind(
-    "poison_backdoor", "emotic_mm.recipes.backdoor:run", "backdoor", "Backdoor poisoning", "asr", "asr_clean_model",
-    ("rate", "pixels", "variant"),
-    ("surface", "target", "trigger_pattern", "trigger_position", "trigger_colour", "trigger_cell", "defense"),
-    "triggered_persons", defenses=("input", "training", "test"), report="emotic_mm.report.rates:BACKDOOR"))
+ATTACKS.register(
+    AttackKind(
+        "pixel",
+        "emotic_mm.recipes.pixel_evasion:run",
+        "pixel",
+        "Few-pixel evasion",
+        "success_rate_all",
+        None,
+        ("algorithm", "surface", "targeted", "budget", "resolution"),
+        ("target", "population", "split", "offset", "defense"),
+        "persons",
+        ("model", "modalities", "algorithm"),
+        # "certify": an ablation checkpoint, the certified vote classifier (attacks/vote_attack.py)
+        defenses=("input", "certify"),
+        report="emotic_mm.report.pixel:PIXEL",
+    )
+)
+ATTACKS.register(
+    AttackKind(
+        "poison_backdoor",
+        "emotic_mm.recipes.backdoor:run",
+        "backdoor",
+        "Backdoor poisoning",
+        "asr",
+        "asr_clean_model",
+        ("rate", "pixels", "variant"),
+        (
+            "surface",
+            "target",
+            "trigger_pattern",
+            "trigger_position",
+            "trigger_colour",
+            "trigger_cell",
+            "defense",
+        ),
+        "triggered_persons",
+        defenses=("input", "training", "test"),
+        report="emotic_mm.report.rates:BACKDOOR",
+    )
+)
 # no control: targets are chosen among persons the clean model does not call the base class
-ATTACKS.register(AttackKind(
-    "poison_collision", "emotic_mm.recipes.collision:run", "collision", "Feature-collision poisoning",
-    "target_success_rate", None,
-    ("n_poisons",), ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune", "defense"), "targets",
-    outcomes="target_success", report="emotic_mm.report.rates:COLLISION"))
+ATTACKS.register(
+    AttackKind(
+        "poison_collision",
+        "emotic_mm.recipes.collision:run",
+        "collision",
+        "Feature-collision poisoning",
+        "target_success_rate",
+        None,
+        ("n_poisons",),
+        ("targets", "base", "beta", "epsilon", "steps", "lr", "finetune", "defense"),
+        "targets",
+        outcomes="target_success",
+        report="emotic_mm.report.rates:COLLISION",
+    )
+)

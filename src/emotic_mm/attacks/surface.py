@@ -41,13 +41,16 @@ def check_surface(surface: str, modalities: Sequence[str] | None = None, key: st
     if surface not in SURFACES:
         raise ConfigError(f"{key}={surface!r} is not one of {', '.join(SURFACES)}")
     if modalities is not None and painted_view(surface) not in modalities:
-        raise ConfigError(f"{key}={surface!r}: the model has no {painted_view(surface)!r} stream "
-                          f"(modalities {list(modalities)})")
+        raise ConfigError(
+            f"{key}={surface!r}: the model has no {painted_view(surface)!r} stream "
+            f"(modalities {list(modalities)})"
+        )
     return surface
 
 
-def context_to_body_affine(boxes: torch.Tensor, image_sizes: torch.Tensor, context_size: int, body_size: int
-                           ) -> torch.Tensor:
+def context_to_body_affine(
+    boxes: torch.Tensor, image_sizes: torch.Tensor, context_size: int, body_size: int
+) -> torch.Tensor:
     """Affine map context-view pixel → body-crop pixels: (N, 4) = (sx, ox, sy, oy) with
     body_x = (ctx_x * W / C - x1) * B / (x2 - x1), likewise for y (W, H: the photo's size)."""
     x1, y1, x2, y2 = boxes.float().unbind(-1)
@@ -71,7 +74,7 @@ def paint_through_box(bodies: torch.Tensor, pixels: torch.Tensor, affine: torch.
     size_y, size_x = bodies.shape[-2:]
     gx = torch.arange(size_x, device=bodies.device, dtype=torch.float32)
     gy = torch.arange(size_y, device=bodies.device, dtype=torch.float32)
-    sx, ox, sy, oy = (affine[:, i:i + 1] for i in range(4))  # (B, 1)
+    sx, ox, sy, oy = (affine[:, i : i + 1] for i in range(4))  # (B, 1)
     for j in range(pixels.shape[1]):  # k is a handful of pixels; images and candidates stay batched
         x = pixels[:, j, 0:1].float()
         y = pixels[:, j, 1:2].float()
@@ -85,8 +88,9 @@ def paint_through_box(bodies: torch.Tensor, pixels: torch.Tensor, affine: torch.
     return bodies
 
 
-def scene_affine(batch: dict[str, torch.Tensor], boxes: torch.Tensor | None, image_sizes: torch.Tensor | None
-                 ) -> torch.Tensor | None:
+def scene_affine(
+    batch: dict[str, torch.Tensor], boxes: torch.Tensor | None, image_sizes: torch.Tensor | None
+) -> torch.Tensor | None:
     """The context→body map of ``batch``'s views, or ``None`` when the batch has no body crop."""
     if "body" not in batch or "context" not in batch:
         return None
@@ -95,8 +99,13 @@ def scene_affine(batch: dict[str, torch.Tensor], boxes: torch.Tensor | None, ima
     return context_to_body_affine(boxes, image_sizes, batch["context"].shape[-1], batch["body"].shape[-1])
 
 
-def paint_surface(batch: dict[str, torch.Tensor], pixels: torch.Tensor, surface: str,
-                  affine: torch.Tensor | None = None, in_place: bool = False) -> dict[str, torch.Tensor]:
+def paint_surface(
+    batch: dict[str, torch.Tensor],
+    pixels: torch.Tensor,
+    surface: str,
+    affine: torch.Tensor | None = None,
+    in_place: bool = False,
+) -> dict[str, torch.Tensor]:
     """``batch`` with ``pixels`` (B, k, 5) painted on ``surface``; other keys are passed through.
 
     ``affine`` (B, 4) from :func:`scene_affine` is needed for ``scene`` when the batch has a body crop.

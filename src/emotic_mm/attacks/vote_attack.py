@@ -57,7 +57,9 @@ class VoteClassifier(nn.Module):
         fixed = {k: v for k, v in batch.items() if k != "context"}
 
         def classify(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-            return self.model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)
+            return self.model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})[
+                "logits"
+            ].argmax(1)
 
         generator = torch.Generator().manual_seed(self.seed)  # the same positions for every query
         return sample_votes(classify, view, self.keep, self.samples, self.max_batch, generator)
@@ -76,26 +78,37 @@ class VoteTarget:
     query_seed: int
 
     @classmethod
-    def from_config(cls, certification: AblationSettings, query_samples: Any, attack_seed: int) -> "VoteTarget":
+    def from_config(
+        cls, certification: AblationSettings, query_samples: Any, attack_seed: int
+    ) -> "VoteTarget":
         from emotic_mm.config import whole_number
 
-        n = certification.selection_samples if query_samples is None else whole_number(query_samples, "attack.vote_samples", 1)
+        n = (
+            certification.selection_samples
+            if query_samples is None
+            else whole_number(query_samples, "attack.vote_samples", 1)
+        )
         # odd offsets of 2·seed + 1e9: apart from the certification's streams (2·seed, 2·seed + 1) for any seeds
         return cls(certification, int(n), 1_000_000_001 + 2 * int(attack_seed))
 
     def query(self, model: nn.Module) -> VoteClassifier:
         """The classifier the search queries: ``query_samples`` views from the attack's own stream."""
-        return VoteClassifier(model, self.certification.keep, self.query_samples, self.query_seed,
-                              self.certification.max_batch)
+        return VoteClassifier(
+            model, self.certification.keep, self.query_samples, self.query_seed, self.certification.max_batch
+        )
 
     def judge(self, model: nn.Module) -> VoteClassifier:
         """The certified classifier's selection round: n0 views from the certification's selection stream."""
         c = self.certification
-        return VoteClassifier(model, c.keep, c.selection_samples, int(c.generators()[0].initial_seed()), c.max_batch)
+        return VoteClassifier(
+            model, c.keep, c.selection_samples, int(c.generators()[0].initial_seed()), c.max_batch
+        )
 
 
 @torch.inference_mode()
-def smoothed_votes(judge: VoteClassifier, context: torch.Tensor, fixed: dict[str, torch.Tensor]) -> torch.Tensor:
+def smoothed_votes(
+    judge: VoteClassifier, context: torch.Tensor, fixed: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """The certified classifier's selection votes (B, C) on CPU for working views ``context``; their argmax
     (ties → lowest index) is its prediction, as in :func:`~emotic_mm.defenses.certify.certify`."""
     return judge.votes({"context": context, **fixed}).cpu()
@@ -109,22 +122,32 @@ def vote_share(votes: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
 def check_vote_attack(surface: str, resolution: str) -> None:
     """The certificate's threat model is the context view's pixels at the model's working resolution."""
     if surface != "context":
-        raise ConfigError(f"attack.surface={surface}: a randomized-ablation checkpoint is certified for the context "
-                          f"view's pixels; attack it with attack.surface=context")
+        raise ConfigError(
+            f"attack.surface={surface}: a randomized-ablation checkpoint is certified for the context "
+            f"view's pixels; attack it with attack.surface=context"
+        )
     if resolution != "model":
-        raise ConfigError(f"attack.resolution={resolution}: the certificate counts pixels of the picture the model "
-                          f"sees; attack a randomized-ablation checkpoint with attack.resolution=model")
+        raise ConfigError(
+            f"attack.resolution={resolution}: the certificate counts pixels of the picture the model "
+            f"sees; attack a randomized-ablation checkpoint with attack.resolution=model"
+        )
 
 
-def confirmer(judge: VoteClassifier, fixed: dict[str, torch.Tensor], clean_votes: torch.Tensor,
-              target: torch.Tensor | None) -> Confirm:
+def confirmer(
+    judge: VoteClassifier,
+    fixed: dict[str, torch.Tensor],
+    clean_votes: torch.Tensor,
+    target: torch.Tensor | None,
+) -> Confirm:
     """The engine's ``confirm`` for the vote classifier: a level's adversarial pictures classified by the
     certification's selection round; fooled = that prediction left the certified one (untargeted) or is the
     target. A picture that fooled only the query votes is not a success, and its person goes on to the
     next k."""
     clean = clean_votes.argmax(1)
 
-    def confirm(views: dict[str, torch.Tensor], persons: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def confirm(
+        views: dict[str, torch.Tensor], persons: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         on = persons.to(views["context"].device)
         votes = smoothed_votes(judge, views["context"], {k: v[on] for k, v in fixed.items()})
         top1 = votes.argmax(1)
@@ -157,9 +180,14 @@ def soundness(certificates: pd.DataFrame, attack: pd.DataFrame, ks: list[int]) -
         checked += int(within.sum())
         violations += int(fooled.sum())
         violating.update(int(i) for i in both.loc[fooled, "index"])
-    return {"persons": int(len(both)), "certified_persons": int((both["radius"] >= 0).sum()),
-            "checked_person_k": checked, "violations": violations, "violating_persons": sorted(violating),
-            "sound": violations == 0}
+    return {
+        "persons": int(len(both)),
+        "certified_persons": int((both["radius"] >= 0).sum()),
+        "checked_person_k": checked,
+        "violations": violations,
+        "violating_persons": sorted(violating),
+        "sound": violations == 0,
+    }
 
 
 def certified_counts(certificates: pd.DataFrame, attack: pd.DataFrame) -> dict[str, Any]:
@@ -170,8 +198,11 @@ def certified_counts(certificates: pd.DataFrame, attack: pd.DataFrame) -> dict[s
 
     both = attack[["index"]].merge(certificates, on="index", how="inner")
     correct = both["correct"].astype(bool) if "correct" in both else pd.Series(False, index=both.index)
-    return {"persons": int(len(both)), "at": {str(r): int((correct & (both["radius"] >= r)).sum()) for r in REPORT_RADII},
-            "abstained": int((both["radius"] < 0).sum())}
+    return {
+        "persons": int(len(both)),
+        "at": {str(r): int((correct & (both["radius"] >= r)).sum()) for r in REPORT_RADII},
+        "abstained": int((both["radius"] < 0).sum()),
+    }
 
 
 def read_certificates(path: Any) -> pd.DataFrame:
@@ -186,7 +217,9 @@ def read_certificates(path: Any) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"attack.certificates={path}: cannot read a certificates.csv ({type(exc).__name__})") from None
+        raise ConfigError(
+            f"attack.certificates={path}: cannot read a certificates.csv ({type(exc).__name__})"
+        ) from None
     missing = {"index", "radius", "correct"} - set(table.columns)
     if missing:
         raise DataFormatError(f"{path}: not a certificates.csv (no {', '.join(sorted(missing))} column)")

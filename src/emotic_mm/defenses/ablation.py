@@ -37,7 +37,6 @@ the certificate needs), as the reference code's ``reuse_noise`` option does.
 from __future__ import annotations
 
 import copy
-
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from emotic_mm.data.categories import NUM_CATEGORIES
 from emotic_mm.errors import ConfigError
 
 DRAW_FLOATS = 1 << 22  # uniforms per position draw (16 MiB): a block of samples, sized only by d
-MASK_BOOLS = 1 << 26   # kept-pixel masks held at once by the vote sampler (64 MiB)
+MASK_BOOLS = 1 << 26  # kept-pixel masks held at once by the vote sampler (64 MiB)
 
 
 def ablation_channels(colour_channels: int = 3) -> int:
@@ -73,8 +72,13 @@ def _draw_block(d: int) -> int:
     return max(1, DRAW_FLOATS // max(int(d), 1))
 
 
-def draw_positions(count: int, d: int, keep: int, generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+def draw_positions(
+    count: int,
+    d: int,
+    keep: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """(count, keep) kept pixel indices in ``0 .. d-1``: ``count`` independent uniform ``keep``-subsets.
 
     The top-``keep`` of d i.i.d. uniforms is a uniform random subset. Draws happen on the generator's
@@ -109,8 +113,12 @@ def encode(pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x * m, (1.0 - x) * m], dim=1)
 
 
-def ablate(pixels: torch.Tensor, keep: int, generator: torch.Generator | None = None,
-           positions: torch.Tensor | None = None) -> torch.Tensor:
+def ablate(
+    pixels: torch.Tensor,
+    keep: int,
+    generator: torch.Generator | None = None,
+    positions: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Ablated views (B, 2C, H, W) of pixels (B, C, H, W) in [0, 255]: each image keeps ``keep`` uniformly
     random pixel positions (the same in every colour channel); the rest are absent.
 
@@ -156,12 +164,15 @@ class RandomAblation(nn.Module):
         if pixels.shape[1] == self.out_channels:
             return pixels
         if pixels.shape[1] != self.colour_channels:
-            raise ValueError(f"RandomAblation expects {self.colour_channels} colour channels or an ablated view "
-                             f"of {self.out_channels}, got shape {tuple(pixels.shape)}")
+            raise ValueError(
+                f"RandomAblation expects {self.colour_channels} colour channels or an ablated view "
+                f"of {self.out_channels}, got shape {tuple(pixels.shape)}"
+            )
         return ablate(pixels, self.keep)
 
-    def adapt_backbone(self, backbone: nn.Module, view_size: int | None, mean: Sequence[float],
-                       std: Sequence[float]) -> bool:
+    def adapt_backbone(
+        self, backbone: nn.Module, view_size: int | None, mean: Sequence[float], std: Sequence[float]
+    ) -> bool:
         """Check ``keep`` against the working view, then widen ``backbone``'s first convolution to the
         ablated view, initialised from its pretrained weights with the normalisation folded in
         (:func:`adapt_first_conv`): the encoder feeds the encoding unnormalised (True)."""
@@ -171,8 +182,12 @@ class RandomAblation(nn.Module):
         return True
 
 
-def adapt_first_conv(model: nn.Module, colour_channels: int = 3, mean: Sequence[float] | None = None,
-                     std: Sequence[float] | None = None) -> nn.Conv2d:
+def adapt_first_conv(
+    model: nn.Module,
+    colour_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Conv2d:
     """Replace ``model``'s first ``Conv2d`` taking ``colour_channels`` inputs by one taking the ablated
     view's ``2·colour_channels``, in place; return the new conv.
 
@@ -186,15 +201,19 @@ def adapt_first_conv(model: nn.Module, colour_channels: int = 3, mean: Sequence[
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             if module.in_channels != colour_channels:
-                raise ConfigError(f"defense=ablation: the first convolution ({name or 'model'}) takes "
-                                  f"{module.in_channels} channels, not {colour_channels}")
+                raise ConfigError(
+                    f"defense=ablation: the first convolution ({name or 'model'}) takes "
+                    f"{module.in_channels} channels, not {colour_channels}"
+                )
             target = name, module
             break
     if target is None:
         raise ConfigError("defense=ablation: the image backbone has no Conv2d to widen for the ablated view")
     name, old = target
     if not name:
-        raise ConfigError("defense=ablation: adapt_first_conv needs a model that contains the conv, not the conv")
+        raise ConfigError(
+            "defense=ablation: adapt_first_conv needs a model that contains the conv, not the conv"
+        )
     if old.groups != 1:
         raise ConfigError(f"defense=ablation: cannot widen a grouped first convolution ({name})")
     c = colour_channels
@@ -207,8 +226,9 @@ def adapt_first_conv(model: nn.Module, colour_channels: int = 3, mean: Sequence[
         w = old.weight
         scale_x = ((1.0 - mu) / sigma).to(w).view(1, c, 1, 1)
         scale_not_x = (-mu / sigma).to(w).view(1, c, 1, 1)
-        new.weight = nn.Parameter(torch.cat([w * scale_x, w * scale_not_x], dim=1),
-                                  requires_grad=old.weight.requires_grad)
+        new.weight = nn.Parameter(
+            torch.cat([w * scale_x, w * scale_not_x], dim=1), requires_grad=old.weight.requires_grad
+        )
     new.in_channels = 2 * c
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -220,9 +240,16 @@ Classify = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, max_batch: int | None,
-                 generator: torch.Generator, num_classes: int = NUM_CATEGORIES,
-                 advance: Callable[[int], None] | None = None) -> torch.Tensor:
+def sample_votes(
+    classify: Classify,
+    pixels: torch.Tensor,
+    keep: int,
+    n: int,
+    max_batch: int | None,
+    generator: torch.Generator,
+    num_classes: int = NUM_CATEGORIES,
+    advance: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """Vote counts (B, num_classes) of the base classifier's top-1 over ``n`` ablated samples per image.
 
     ``pixels`` (B, C, H, W) in [0, 255] is the picture the model sees (the encoder's working view).
@@ -255,7 +282,9 @@ def sample_votes(classify: Classify, pixels: torch.Tensor, keep: int, n: int, ma
             top1 = classify(encode(pixels[owner], mask[sample]), owner)
             top1 = top1.reshape(-1).long().cpu()
             if top1.numel() != r.numel():
-                raise ValueError(f"classify returned {top1.numel()} predictions for {r.numel()} ablated views")
+                raise ValueError(
+                    f"classify returned {top1.numel()} predictions for {r.numel()} ablated views"
+                )
             votes.index_put_((owner.cpu(), top1), torch.ones_like(top1), accumulate=True)
             if advance is not None:
                 advance(int(r.numel()))
@@ -268,11 +297,11 @@ class AblationSettings:
     ``keep`` and the certification's sampling."""
 
     keep: int = 45
-    samples: int = 1000            # n: estimation round (the vote share bounded by Clopper–Pearson)
-    selection_samples: int = 100   # n0: selection round (which class to certify)
-    alpha: float = 0.05            # the certificate holds with probability >= 1 - alpha per person
-    max_batch: int | None = None   # ablated views per forward pass (None: by device, rows_per_forward)
-    seed: int = 0                  # certification seed (selection and estimation draw from distinct streams)
+    samples: int = 1000  # n: estimation round (the vote share bounded by Clopper–Pearson)
+    selection_samples: int = 100  # n0: selection round (which class to certify)
+    alpha: float = 0.05  # the certificate holds with probability >= 1 - alpha per person
+    max_batch: int | None = None  # ablated views per forward pass (None: by device, rows_per_forward)
+    seed: int = 0  # certification seed (selection and estimation draw from distinct streams)
 
     def check(self) -> "AblationSettings":
         for key in ("keep", "samples", "selection_samples", "max_batch"):
@@ -289,8 +318,10 @@ class AblationSettings:
     def generators(self) -> tuple[torch.Generator, torch.Generator]:
         """(selection, estimation) generators: fixed by ``seed``, independent of each other, so the
         estimation round's positions do not depend on ``selection_samples``."""
-        return (torch.Generator().manual_seed(2 * int(self.seed)),
-                torch.Generator().manual_seed(2 * int(self.seed) + 1))
+        return (
+            torch.Generator().manual_seed(2 * int(self.seed)),
+            torch.Generator().manual_seed(2 * int(self.seed) + 1),
+        )
 
 
 def ablation_from_config(block: Any) -> AblationSettings:

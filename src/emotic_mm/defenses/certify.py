@@ -105,11 +105,11 @@ def certified_radius(p_lower: Any, d: int, k: int) -> np.ndarray:
 class Certificates:
     """Per-person outcome of :func:`certify` (arrays of length B)."""
 
-    prediction: np.ndarray   # selected class (top of the selection round)
-    count: np.ndarray        # its votes in the estimation round
-    n: np.ndarray            # estimation samples
-    p_lower: np.ndarray      # Clopper–Pearson lower bound of its probability
-    radius: np.ndarray       # certified L0 radius in pixels; −1 = abstained
+    prediction: np.ndarray  # selected class (top of the selection round)
+    count: np.ndarray  # its votes in the estimation round
+    n: np.ndarray  # estimation samples
+    p_lower: np.ndarray  # Clopper–Pearson lower bound of its probability
+    radius: np.ndarray  # certified L0 radius in pixels; −1 = abstained
     d: int
     k: int
     alpha: float
@@ -120,9 +120,17 @@ class Certificates:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per person (for ``certificates.csv``; the caller adds the person index)."""
-        return [{"prediction": int(c), "votes": int(v), "samples": int(n), "p_lower": float(p),
-                 "radius": int(r), "abstained": bool(r < 0)}
-                for c, v, n, p, r in zip(self.prediction, self.count, self.n, self.p_lower, self.radius)]
+        return [
+            {
+                "prediction": int(c),
+                "votes": int(v),
+                "samples": int(n),
+                "p_lower": float(p),
+                "radius": int(r),
+                "abstained": bool(r < 0),
+            }
+            for c, v, n, p, r in zip(self.prediction, self.count, self.n, self.p_lower, self.radius)
+        ]
 
 
 def certify(votes_selection: Any, votes_estimation: Any, d: int, k: int, alpha: float = 0.05) -> Certificates:
@@ -139,9 +147,16 @@ def certify(votes_selection: Any, votes_estimation: Any, d: int, k: int, alpha: 
     count = est[np.arange(est.shape[0]), prediction]
     p_lower = clopper_pearson_lower(count, n, alpha) if sel.shape[0] else np.zeros(0)
     radius = certified_radius(p_lower, d, k)
-    return Certificates(prediction=prediction.astype(np.int64), count=count.astype(np.int64),
-                        n=n.astype(np.int64), p_lower=p_lower, radius=radius, d=int(d), k=int(k),
-                        alpha=float(alpha))
+    return Certificates(
+        prediction=prediction.astype(np.int64),
+        count=count.astype(np.int64),
+        n=n.astype(np.int64),
+        p_lower=p_lower,
+        radius=radius,
+        d=int(d),
+        k=int(k),
+        alpha=float(alpha),
+    )
 
 
 def certified_accuracy(radius: Any, correct: Any, radii: Sequence[int] = REPORT_RADII) -> dict[int, float]:

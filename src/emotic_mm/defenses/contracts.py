@@ -27,13 +27,14 @@ class InputDefense(Protocol):
     goes out has ``out_channels`` channels (3 for a pixel filter, more for an encoding such as the
     ablated view, which the backbone's first convolution must be widened to read)."""
 
-    name: str          # the ``defense=`` choice it implements, for messages
+    name: str  # the ``defense=`` choice it implements, for messages
     out_channels: int  # channels of what it hands the backbone
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
-    def adapt_backbone(self, backbone: nn.Module, view_size: int | None, mean: Sequence[float],
-                       std: Sequence[float]) -> bool:
+    def adapt_backbone(
+        self, backbone: nn.Module, view_size: int | None, mean: Sequence[float], std: Sequence[float]
+    ) -> bool:
         """Fit ``backbone`` (in place) to read this defense's output at the encoder's ``view_size``;
         ``mean``/``std`` are the backbone's normalisation. True when the output now carries that
         normalisation itself (the encoder must not normalise it again)."""
@@ -88,8 +89,16 @@ class TriggerDetector(Protocol):
 
     name: str  # the ``defense=`` choice, and the summary key of its findings
 
-    def examine(self, model: nn.Module, view: str, val: Any, test: Any, victims: np.ndarray,
-                triggered: Callable[[Batch], Batch], device: torch.device) -> dict[str, Any]:
+    def examine(
+        self,
+        model: nn.Module,
+        view: str,
+        val: Any,
+        test: Any,
+        victims: np.ndarray,
+        triggered: Callable[[Batch], Batch],
+        device: torch.device,
+    ) -> dict[str, Any]:
         """How well it separates the ``victims`` of ``test`` stamped by ``triggered`` from clean test
         persons, its threshold set on held-out ``val`` persons only; ``view`` is the stamped image view."""
         ...

@@ -51,9 +51,13 @@ class Detection:
         if truth.shape != self.flagged.shape:
             raise ValueError("poisoned must have one entry per row")
         pos, neg = truth.sum(), (~truth).sum()
-        return {"tpr": float((self.flagged & truth).sum() / pos) if pos else float("nan"),
-                "fpr": float((self.flagged & ~truth).sum() / neg) if neg else float("nan"),
-                "flagged": int(self.flagged.sum()), "poisoned": int(pos), "rows": int(truth.size)}
+        return {
+            "tpr": float((self.flagged & truth).sum() / pos) if pos else float("nan"),
+            "fpr": float((self.flagged & ~truth).sum() / neg) if neg else float("nan"),
+            "flagged": int(self.flagged.sum()),
+            "poisoned": int(pos),
+            "rows": int(truth.size),
+        }
 
 
 def _features(features: Any) -> np.ndarray:
@@ -92,8 +96,13 @@ def _categories(member: np.ndarray, categories: Sequence[int] | None) -> list[in
     return cats
 
 
-def _per_category(features: Any, membership: Any, categories: Sequence[int] | None, min_rows: int,
-                  judge: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> Detection:
+def _per_category(
+    features: Any,
+    membership: Any,
+    categories: Sequence[int] | None,
+    min_rows: int,
+    judge: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> Detection:
     """Run ``judge(features of a category's rows) -> (flagged, scores)`` on every category with at least
     ``min_rows`` members; a row is flagged if any of its categories flags it, and keeps its highest score."""
     x = _features(features)
@@ -113,8 +122,14 @@ def _per_category(features: Any, membership: Any, categories: Sequence[int] | No
     return Detection(flagged=flagged, scores=scores, per_category=per_category)
 
 
-def spectral_signatures(features: Any, membership: Any, epsilon: float = 0.05, factor: float = 1.5,
-                        categories: Sequence[int] | None = None, min_rows: int = 2) -> Detection:
+def spectral_signatures(
+    features: Any,
+    membership: Any,
+    epsilon: float = 0.05,
+    factor: float = 1.5,
+    categories: Sequence[int] | None = None,
+    min_rows: int = 2,
+) -> Detection:
     """Spectral-signature detection per category (see the module docstring).
 
     ``epsilon``: upper bound on the poisoned share of a category's rows; ``ceil(factor · epsilon · n)``
@@ -152,15 +167,24 @@ def _reduce(x: np.ndarray, dims: int, method: str, seed: int) -> np.ndarray:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return FastICA(n_components=dims, whiten="unit-variance", max_iter=1000,
-                           random_state=seed).fit_transform(centred)
+            return FastICA(
+                n_components=dims, whiten="unit-variance", max_iter=1000, random_state=seed
+            ).fit_transform(centred)
     raise ConfigError(f"defense.reduce={method!r} is not one of ica, pca")
 
 
-def activation_clustering(features: Any, membership: Any, dims: int = 10, reduce: str = "ica",
-                          analysis: str = "size", size_threshold: float = 0.35,
-                          silhouette_threshold: float = 0.25, categories: Sequence[int] | None = None,
-                          min_rows: int = 10, seed: int = 0) -> Detection:
+def activation_clustering(
+    features: Any,
+    membership: Any,
+    dims: int = 10,
+    reduce: str = "ica",
+    analysis: str = "size",
+    size_threshold: float = 0.35,
+    silhouette_threshold: float = 0.25,
+    categories: Sequence[int] | None = None,
+    min_rows: int = 10,
+    seed: int = 0,
+) -> Detection:
     """Activation clustering per category (see the module docstring).
 
     ``analysis``: ``size`` flags the smaller of the two k-means clusters when it holds less than
@@ -198,7 +222,7 @@ def activation_clustering(features: Any, membership: Any, dims: int = 10, reduce
 class SpectralSettings:
     epsilon: float = 0.05
     factor: float = 1.5
-    representation: str = "image"   # image (``image_representation``) | fused (``fused_embedding``)
+    representation: str = "image"  # image (``image_representation``) | fused (``fused_embedding``)
 
     def detect(self, features: Any, membership: Any, categories: Sequence[int] | None = None) -> Detection:
         return spectral_signatures(features, membership, self.epsilon, self.factor, categories)
@@ -216,9 +240,18 @@ class ActivationClusteringSettings:
     representation: str = "image"
 
     def detect(self, features: Any, membership: Any, categories: Sequence[int] | None = None) -> Detection:
-        return activation_clustering(features, membership, self.dims, self.reduce, self.analysis,
-                                     self.size_threshold, self.silhouette_threshold, categories,
-                                     self.min_rows, self.seed)
+        return activation_clustering(
+            features,
+            membership,
+            self.dims,
+            self.reduce,
+            self.analysis,
+            self.size_threshold,
+            self.silhouette_threshold,
+            categories,
+            self.min_rows,
+            self.seed,
+        )
 
 
 REPRESENTATIONS = ("image", "fused")
@@ -229,8 +262,9 @@ def _settings(cls: type, block: Any) -> Any:
 
     settings = from_block(cls, block)
     if settings.representation not in REPRESENTATIONS:
-        raise ConfigError(f"defense.representation={settings.representation!r} is not one of "
-                          f"{', '.join(REPRESENTATIONS)}")
+        raise ConfigError(
+            f"defense.representation={settings.representation!r} is not one of {', '.join(REPRESENTATIONS)}"
+        )
     return settings
 
 

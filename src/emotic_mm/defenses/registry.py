@@ -34,9 +34,11 @@ class DefenseKind:
 
     name: str
     where: tuple[str, ...]  # stages that act on it, from WHERE; () for ``none``
-    build: str              # "module:function" taking the defense config block, returning the defense object
-    title: str              # a readable name
-    weight_keys: tuple[str, ...] = ()  # config keys that change the weights a model trains to (input defenses)
+    build: str  # "module:function" taking the defense config block, returning the defense object
+    title: str  # a readable name
+    weight_keys: tuple[
+        str, ...
+    ] = ()  # config keys that change the weights a model trains to (input defenses)
 
     def __post_init__(self) -> None:
         unknown = [w for w in self.where if w not in WHERE]
@@ -62,7 +64,9 @@ def defense_of(cfg: Any) -> tuple[DefenseKind, dict[str, Any]]:
     from omegaconf import DictConfig, OmegaConf
 
     block = cfg.get("defense") if cfg is not None else None
-    block = OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block or {})
+    block = (
+        OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block or {})
+    )
     return DEFENSES.get(str(block.get("name") or "none")), block
 
 
@@ -84,16 +88,41 @@ def no_defense(block: Any) -> None:
 DEFENSES: Registry[DefenseKind] = Registry("defense")
 
 DEFENSES.register(DefenseKind("none", (), "emotic_mm.defenses.registry:no_defense", "No defense"))
-DEFENSES.register(DefenseKind("median", ("input",), "emotic_mm.defenses.smoothing:median_from_config",
-                              "Median filter", ("window",)))
-DEFENSES.register(DefenseKind("squeeze", ("input",), "emotic_mm.defenses.smoothing:squeeze_from_config",
-                              "Bit-depth reduction (feature squeezing)", ("bits",)))
+DEFENSES.register(
+    DefenseKind(
+        "median", ("input",), "emotic_mm.defenses.smoothing:median_from_config", "Median filter", ("window",)
+    )
+)
+DEFENSES.register(
+    DefenseKind(
+        "squeeze",
+        ("input",),
+        "emotic_mm.defenses.smoothing:squeeze_from_config",
+        "Bit-depth reduction (feature squeezing)",
+        ("bits",),
+    )
+)
 # certify: the vote certificate (AblationSettings); input: its encoder_hook, RandomAblation, for training
-DEFENSES.register(DefenseKind("ablation", ("input", "certify"), "emotic_mm.defenses.ablation:ablation_from_config",
-                              "Randomized ablation (certified L0)", ("keep",)))
-DEFENSES.register(DefenseKind("spectral", ("training",), "emotic_mm.defenses.detectors:spectral_from_config",
-                              "Spectral signatures"))
-DEFENSES.register(DefenseKind("activation_clustering", ("training",),
-                              "emotic_mm.defenses.detectors:activation_clustering_from_config",
-                              "Activation clustering"))
+DEFENSES.register(
+    DefenseKind(
+        "ablation",
+        ("input", "certify"),
+        "emotic_mm.defenses.ablation:ablation_from_config",
+        "Randomized ablation (certified L0)",
+        ("keep",),
+    )
+)
+DEFENSES.register(
+    DefenseKind(
+        "spectral", ("training",), "emotic_mm.defenses.detectors:spectral_from_config", "Spectral signatures"
+    )
+)
+DEFENSES.register(
+    DefenseKind(
+        "activation_clustering",
+        ("training",),
+        "emotic_mm.defenses.detectors:activation_clustering_from_config",
+        "Activation clustering",
+    )
+)
 DEFENSES.register(DefenseKind("strip", ("test",), "emotic_mm.defenses.strip:strip_from_config", "STRIP"))

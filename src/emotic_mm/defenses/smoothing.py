@@ -36,8 +36,9 @@ class PixelFilter(nn.Module):
     name = "pixel filter"
     out_channels = 3
 
-    def adapt_backbone(self, backbone: nn.Module, view_size: int | None, mean: Sequence[float],
-                       std: Sequence[float]) -> bool:
+    def adapt_backbone(
+        self, backbone: nn.Module, view_size: int | None, mean: Sequence[float], std: Sequence[float]
+    ) -> bool:
         return False
 
 
@@ -61,8 +62,10 @@ class MedianFilter(PixelFilter):
         b, c, h, w = pixels.shape
         pad = self.window // 2
         if pad >= h or pad >= w:
-            raise ConfigError(f"defense.window={self.window} is too large for the {h}x{w} picture the encoder sees "
-                              f"(at most {2 * min(h, w) - 1})")
+            raise ConfigError(
+                f"defense.window={self.window} is too large for the {h}x{w} picture the encoder sees "
+                f"(at most {2 * min(h, w) - 1})"
+            )
         x = F.pad(pixels.float(), (pad, pad, pad, pad), mode="reflect")
         # (B, C, H, W, window, window): every pixel's neighbourhood, as a view (no copy until median)
         patches = x.unfold(2, self.window, 1).unfold(3, self.window, 1)
@@ -78,7 +81,7 @@ class BitDepth(PixelFilter):
     def __init__(self, bits: int = 4) -> None:
         super().__init__()
         self.bits = whole_number(bits, "defense.bits", 1, 8)
-        self.levels = float(2 ** self.bits - 1)
+        self.levels = float(2**self.bits - 1)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"

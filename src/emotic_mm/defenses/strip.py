@@ -42,8 +42,10 @@ def _draw_overlays(count: int, pool: int, n: int, generator: torch.Generator | N
     dev = generator.device if generator is not None else torch.device("cpu")
     if n <= pool:
         block = max(1, DRAW_FLOATS // pool)
-        parts = [torch.rand(min(block, count - s), pool, generator=generator, device=dev).argsort(dim=1)[:, :n]
-                 for s in range(0, count, block)]
+        parts = [
+            torch.rand(min(block, count - s), pool, generator=generator, device=dev).argsort(dim=1)[:, :n]
+            for s in range(0, count, block)
+        ]
         return torch.cat(parts) if parts else torch.empty(0, n, dtype=torch.long, device=dev)
     return torch.randint(0, pool, (count, n), generator=generator, device=dev)
 
@@ -55,8 +57,15 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def strip_entropy(model_fn: ModelFn, inputs: torch.Tensor, clean_pool: torch.Tensor, n: int = 100,
-                  generator: torch.Generator | None = None, alpha: float = 0.5, max_batch: int = 512) -> torch.Tensor:
+def strip_entropy(
+    model_fn: ModelFn,
+    inputs: torch.Tensor,
+    clean_pool: torch.Tensor,
+    n: int = 100,
+    generator: torch.Generator | None = None,
+    alpha: float = 0.5,
+    max_batch: int = 512,
+) -> torch.Tensor:
     """Mean prediction entropy (B,) of each input (B, C, H, W) in [0, 255] blended with ``n`` pictures of
     ``clean_pool`` (P, C, H, W). ``model_fn(blended (M, C, H, W), owner (M,)) -> logits (M, classes)``
     gets at most ``max_batch`` rows at a time and the input index of each row."""
@@ -67,8 +76,9 @@ def strip_entropy(model_fn: ModelFn, inputs: torch.Tensor, clean_pool: torch.Ten
     if clean_pool.shape[0] < 1:
         raise ConfigError("defense=strip needs at least one clean held-out picture to superimpose")
     if clean_pool.shape[1:] != inputs.shape[1:]:
-        raise ValueError(f"clean pool pictures {tuple(clean_pool.shape[1:])} differ from inputs "
-                         f"{tuple(inputs.shape[1:])}")
+        raise ValueError(
+            f"clean pool pictures {tuple(clean_pool.shape[1:])} differ from inputs {tuple(inputs.shape[1:])}"
+        )
     b = inputs.shape[0]
     overlays = _draw_overlays(b, clean_pool.shape[0], n, generator).cpu()  # (B, n) pool indices
     total = torch.zeros(b, dtype=torch.float64)
@@ -89,14 +99,18 @@ def threshold_at_frr(clean_entropies: Any, frr: float = 0.01, method: str = "emp
     ``empirical``: the ``frr`` quantile; ``normal``: the ``frr`` percentile of a fitted normal (the paper)."""
     if not 0.0 < float(frr) < 1.0:
         raise ConfigError(f"defense.frr={frr!r} must lie strictly between 0 and 1")
-    h = np.asarray(clean_entropies.detach().cpu() if isinstance(clean_entropies, torch.Tensor) else clean_entropies,
-                   dtype=np.float64).reshape(-1)
+    h = np.asarray(
+        clean_entropies.detach().cpu() if isinstance(clean_entropies, torch.Tensor) else clean_entropies,
+        dtype=np.float64,
+    ).reshape(-1)
     if h.size == 0:
         raise ConfigError("defense=strip: no clean held-out entropies to set the threshold on")
     if method == "empirical":
         return float(np.quantile(h, float(frr), method="lower"))
     if method == "normal":
-        return float(norm.ppf(float(frr), loc=h.mean(), scale=max(h.std(ddof=1) if h.size > 1 else 0.0, 1e-12)))
+        return float(
+            norm.ppf(float(frr), loc=h.mean(), scale=max(h.std(ddof=1) if h.size > 1 else 0.0, 1e-12))
+        )
     raise ConfigError(f"defense.threshold_method={method!r} is not one of empirical, normal")
 
 
@@ -119,7 +133,7 @@ class StripSettings:
     threshold_method: str = "empirical"
     max_batch: int = 512
     seed: int = 0
-    persons: int = 200   # val persons (overlays, threshold) and test persons (clean, triggered) examined
+    persons: int = 200  # val persons (overlays, threshold) and test persons (clean, triggered) examined
 
     def check(self) -> "StripSettings":
         for key in ("samples", "max_batch", "persons"):
@@ -129,25 +143,49 @@ class StripSettings:
         if not 0.0 < float(self.frr) < 1.0:
             raise ConfigError(f"defense.frr={self.frr!r} must lie strictly between 0 and 1")
         if self.threshold_method not in ("empirical", "normal"):
-            raise ConfigError(f"defense.threshold_method={self.threshold_method!r} is not one of empirical, normal")
+            raise ConfigError(
+                f"defense.threshold_method={self.threshold_method!r} is not one of empirical, normal"
+            )
         return self
 
     def entropy(self, model_fn: ModelFn, inputs: torch.Tensor, clean_pool: torch.Tensor) -> torch.Tensor:
-        return strip_entropy(model_fn, inputs, clean_pool, self.samples, torch.Generator().manual_seed(int(self.seed)),
-                             self.alpha, self.max_batch)
+        return strip_entropy(
+            model_fn,
+            inputs,
+            clean_pool,
+            self.samples,
+            torch.Generator().manual_seed(int(self.seed)),
+            self.alpha,
+            self.max_batch,
+        )
 
     def threshold(self, clean_entropies: Any) -> float:
         return threshold_at_frr(clean_entropies, self.frr, self.threshold_method)
 
-    def examine(self, model: nn.Module, view: str, val: Any, test: Any, victims: np.ndarray,
-                triggered: Callable[[Batch], Batch], device: torch.device) -> dict[str, Any]:
+    def examine(
+        self,
+        model: nn.Module,
+        view: str,
+        val: Any,
+        test: Any,
+        victims: np.ndarray,
+        triggered: Callable[[Batch], Batch],
+        device: torch.device,
+    ) -> dict[str, Any]:
         """The :class:`~emotic_mm.defenses.contracts.TriggerDetector` hook: :func:`examine_backdoor`."""
         return examine_backdoor(self, model, view, val, test, victims, triggered, device)
 
 
-def examine_backdoor(settings: StripSettings, model: nn.Module, view: str, val: Any, test: Any,
-                     victims: np.ndarray, triggered: Callable[[Batch], Batch], device: torch.device
-                     ) -> dict[str, Any]:
+def examine_backdoor(
+    settings: StripSettings,
+    model: nn.Module,
+    view: str,
+    val: Any,
+    test: Any,
+    victims: np.ndarray,
+    triggered: Callable[[Batch], Batch],
+    device: torch.device,
+) -> dict[str, Any]:
     """STRIP on a backdoored model: the entropy threshold is set at the target false rejection on
     held-out *val* persons (never on test); reported are the false rejection on clean test persons and
     the false acceptance (triggered persons not flagged), each with its n. ``view`` is the image view
@@ -173,19 +211,26 @@ def examine_backdoor(settings: StripSettings, model: nn.Module, view: str, val: 
     rng = np.random.default_rng(int(settings.seed))
     val_ids = np.sort(rng.choice(len(val), size=min(persons, len(val)), replace=False))
     pool_ids = val_ids[: max(1, len(val_ids) // 2)]  # overlays from half of the held-out persons,
-    calib_ids = val_ids[len(pool_ids):] if len(val_ids) > 1 else val_ids  # the threshold from the other half
+    calib_ids = val_ids[len(pool_ids) :] if len(val_ids) > 1 else val_ids  # the threshold from the other half
     pool = val.__getitems__(pool_ids.tolist())[view].float()
     threshold = settings.threshold(entropies(val, calib_ids, pool))
     clean_ids = np.sort(rng.choice(len(test), size=min(persons, len(test)), replace=False))
-    hit_ids = (np.sort(rng.choice(victims, size=min(persons, len(victims)), replace=False)) if len(victims)
-               else victims)
+    hit_ids = (
+        np.sort(rng.choice(victims, size=min(persons, len(victims)), replace=False))
+        if len(victims)
+        else victims
+    )
     clean_h = entropies(test, clean_ids, pool)
     trig_h = entropies(test, hit_ids, pool, triggered) if len(hit_ids) else np.zeros(0)
-    return {"threshold": float(threshold), "frr_target": float(settings.frr),
-            "calibration_persons": int(len(calib_ids)),
-            "false_rejection": float((clean_h < threshold).mean()), "clean_persons": int(len(clean_ids)),
-            "false_acceptance": float((trig_h >= threshold).mean()) if len(trig_h) else None,
-            "triggered_persons": int(len(hit_ids))}
+    return {
+        "threshold": float(threshold),
+        "frr_target": float(settings.frr),
+        "calibration_persons": int(len(calib_ids)),
+        "false_rejection": float((clean_h < threshold).mean()),
+        "clean_persons": int(len(clean_ids)),
+        "false_acceptance": float((trig_h >= threshold).mean()) if len(trig_h) else None,
+        "triggered_persons": int(len(hit_ids)),
+    }
 
 
 def strip_from_config(block: Any) -> StripSettings:

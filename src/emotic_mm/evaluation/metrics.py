@@ -11,16 +11,20 @@ import torch
 from emotic_mm.training.metrics import emotion_metrics, equal_error_thresholds, f1_at, retrieval_recall
 
 
-def split_metrics(out: dict[str, torch.Tensor], val: dict[str, torch.Tensor]
-                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def split_metrics(
+    out: dict[str, torch.Tensor], val: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The metrics of ``out``, its per-category F1 and the val thresholds the F1 was read at."""
-    metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
+    metrics = emotion_metrics(
+        out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes")
+    )
     thresholds = equal_error_thresholds(val["logits"].numpy(), val["categories"].numpy())
     f1 = f1_at(out["logits"].numpy(), out["categories"].numpy(), thresholds)
     metrics["f1"] = float(np.nanmean(f1))
     if "image_embedding" in out and "text_embedding" in out:
         metrics["retrieval"] = retrieval_recall(out["image_embedding"], out["text_embedding"])
     if "zero_shot" in out:
-        metrics["zero_shot_map"] = emotion_metrics(out["zero_shot"], out["categories"], out["vad_pred"],
-                                                   out["vad_true"])["map"]
+        metrics["zero_shot_map"] = emotion_metrics(
+            out["zero_shot"], out["categories"], out["vad_pred"], out["vad_true"]
+        )["map"]
     return metrics, f1, thresholds

@@ -15,8 +15,9 @@ from emotic_mm.models.factory import build_model
 from emotic_mm.models.loading import load_model
 
 
-def load_or_build(cfg: DictConfig, device: torch.device
-                  ) -> tuple[torch.nn.Module, DictConfig, dict[str, Any], Path | None]:
+def load_or_build(
+    cfg: DictConfig, device: torch.device
+) -> tuple[torch.nn.Module, DictConfig, dict[str, Any], Path | None]:
     """The checkpoint's model, or (``checkpoint=null`` with a ``model``) one that scores without training:
     a pretrained vision–language model's zero-shot prompts (``model=clip``)."""
     if has_checkpoint(cfg):
@@ -27,6 +28,8 @@ def load_or_build(cfg: DictConfig, device: torch.device
         return model, model_cfg, meta, checkpoint
     model = build_model(cfg.model, cfg.get("defense"))
     if not getattr(model, "zero_shot", False):
-        raise ConfigError(f"model={cfg.model.name} needs training before it can score: pass checkpoint=<run>/best "
-                          "(zero-shot evaluation is for model=clip)")
+        raise ConfigError(
+            f"model={cfg.model.name} needs training before it can score: pass checkpoint=<run>/best "
+            "(zero-shot evaluation is for model=clip)"
+        )
     return model.to(device), cfg, {"zero_shot": True}, None

@@ -15,15 +15,25 @@ from emotic_mm.training.inference import collect_outputs
 from emotic_mm.training.runtime import make_loader
 
 
-def split_outputs(model: nn.Module, store: Store, split: str, modalities: list[str], device: torch.device,
-                  dist: DistInfo, batch_size: int, workers: int, precision: str
-                  ) -> tuple[dict[str, torch.Tensor] | None, list[int]]:
+def split_outputs(
+    model: nn.Module,
+    store: Store,
+    split: str,
+    modalities: list[str],
+    device: torch.device,
+    dist: DistInfo,
+    batch_size: int,
+    workers: int,
+    precision: str,
+) -> tuple[dict[str, torch.Tensor] | None, list[int]]:
     """This split's outputs in store order on rank 0 (``None`` on the other ranks), and how many persons
     each rank scored."""
     data = dataset(store, split, modalities)
     if len(data) == 0:
-        raise ConfigError(f"{store.path}: the {split} split has no persons to evaluate "
-                          "(see the store's manifest.json for why persons were skipped)")
+        raise ConfigError(
+            f"{store.path}: the {split} split has no persons to evaluate "
+            "(see the store's manifest.json for why persons were skipped)"
+        )
     warm_text_features(model, [data])  # whole split, fixed batching: same features on every rank
     loader = make_loader(data, batch_size, workers, device, False, 0, dist, exact=True)
     parts = gather_to_main(collect_outputs(model, loader, device, precision), dist)

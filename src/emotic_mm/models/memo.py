@@ -52,8 +52,9 @@ class FeatureMemo:
         return held, torch.stack([self._cache[k] for k in held]) if held else None
 
     @torch.no_grad()
-    def __call__(self, keys: list[bytes], encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device
-                 ) -> torch.Tensor:
+    def __call__(
+        self, keys: list[bytes], encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+    ) -> torch.Tensor:
         """``encode(rows)`` receives the positions (a long tensor on ``device``) of the first occurrence
         of each unseen key and returns their features."""
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))

@@ -32,19 +32,26 @@ MODALITIES = ("context", "body", "text")
 class MultiModalBase(nn.Module):
     """Builds the encoders of the requested modalities and runs them on a batch."""
 
-    def __init__(self, modalities: Sequence[str], image_encoders: dict[str, ImageEncoder],
-                 text_encoder: TextEncoder | None) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        image_encoders: dict[str, ImageEncoder],
+        text_encoder: TextEncoder | None,
+    ) -> None:
         super().__init__()
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.image_encoders = nn.ModuleDict(image_encoders)
         self.text_encoder = text_encoder
 
-    def encode(self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         return encode_batch(self, batch, only)
 
 
-def encode_batch(model: nn.Module, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None
-                 ) -> dict[str, torch.Tensor]:
+def encode_batch(
+    model: nn.Module, batch: dict[str, torch.Tensor], only: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
     """Encoder features per modality of ``model`` (its ``image_encoders`` and ``text_encoder``). A batch may
     carry precomputed ``features.<modality>`` (B, D): that encoder is then skipped — the attack engine
     uses this for the views it does not change, certification for the inputs it holds fixed."""
@@ -70,11 +77,19 @@ class BaselineModel(MultiModalBase):
 
     variant = "baseline"
 
-    def __init__(self, modalities: Sequence[str], image_encoders: dict[str, ImageEncoder],
-                 text_encoder: TextEncoder | None, embed_dim: int = 128, fusion_dim: int = 256,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        image_encoders: dict[str, ImageEncoder],
+        text_encoder: TextEncoder | None,
+        embed_dim: int = 128,
+        fusion_dim: int = 256,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__(modalities, image_encoders, text_encoder)
-        dims = {m: (text_encoder.out_dim if m == "text" else image_encoders[m].out_dim) for m in self.modalities}
+        dims = {
+            m: (text_encoder.out_dim if m == "text" else image_encoders[m].out_dim) for m in self.modalities
+        }
         self.embedders = nn.ModuleDict({m: _mlp(dims[m], embed_dim, dropout) for m in self.modalities})
         self.fusion = _mlp(embed_dim * len(self.modalities), fusion_dim, dropout)
         self.category_head = nn.Linear(fusion_dim, NUM_CATEGORIES)
@@ -85,8 +100,12 @@ class BaselineModel(MultiModalBase):
         feats = self.encode(batch)
         embeddings = {m: self.embedders[m](feats[m]) for m in self.modalities}
         fused = self.fusion(torch.cat([embeddings[m] for m in self.modalities], dim=1))
-        return {"logits": self.category_head(fused), "vad": self.vad_head(fused),
-                "embeddings": embeddings, "fused_embedding": fused}
+        return {
+            "logits": self.category_head(fused),
+            "vad": self.vad_head(fused),
+            "embeddings": embeddings,
+            "fused_embedding": fused,
+        }
 
     def image_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The part of the fused input that depends on the pictures: the image streams' embeddings,
@@ -100,10 +119,17 @@ class JointModel(MultiModalBase):
 
     variant = "joint"
 
-    def __init__(self, modalities: Sequence[str], image_encoders: dict[str, ImageEncoder],
-                 text_encoder: TextEncoder, category_tokens: dict[str, torch.Tensor],
-                 embed_dim: int = 256, dropout: float = 0.1, temperature: float = 0.07,
-                 category_offsets: bool = True) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        image_encoders: dict[str, ImageEncoder],
+        text_encoder: TextEncoder,
+        category_tokens: dict[str, torch.Tensor],
+        embed_dim: int = 256,
+        dropout: float = 0.1,
+        temperature: float = 0.07,
+        category_offsets: bool = True,
+    ) -> None:
         super().__init__(modalities, image_encoders, text_encoder)
         dims = {m: image_encoders[m].out_dim for m in self.modalities if m != "text"}
         self.projections = nn.ModuleDict({m: _projection(d, embed_dim, dropout) for m, d in dims.items()})
@@ -116,7 +142,9 @@ class JointModel(MultiModalBase):
         self.category_bias = nn.Parameter(torch.zeros(NUM_CATEGORIES))
         # Learnable offsets (zero at start) let the name vectors move apart where the frozen text
         # encoder places two emotions too close; the names still anchor each category in the space.
-        self.category_offsets = nn.Parameter(torch.zeros(NUM_CATEGORIES, embed_dim), requires_grad=category_offsets)
+        self.category_offsets = nn.Parameter(
+            torch.zeros(NUM_CATEGORIES, embed_dim), requires_grad=category_offsets
+        )
         self.vad_head = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, 3))
         nn.init.constant_(self.vad_head[-1].bias, 5.5)
 
@@ -166,10 +194,17 @@ class JointModel(MultiModalBase):
 
 
 def _projection(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(out_dim, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, out_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(out_dim, out_dim)
+    )
 
 
 def category_token_batch(tokenizer, max_length: int = 48) -> dict[str, torch.Tensor]:
-    enc = tokenizer([category_prompt(c) for c in CATEGORIES], padding="max_length", truncation=True,
-                    max_length=max_length, return_tensors="pt")
+    enc = tokenizer(
+        [category_prompt(c) for c in CATEGORIES],
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

@@ -30,21 +30,29 @@ def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
         text.warm(ids, mask)
 
 
-def warm_image_features(model: Any, datasets: list[tuple[Any, bool]], batch_size: int = 64,
-                        cache_dir: Path | None = None) -> None:
+def warm_image_features(
+    model: Any, datasets: list[tuple[Any, bool]], batch_size: int = 64, cache_dir: Path | None = None
+) -> None:
     """Compute each fixed image encoder's features (``encoder.fixed``: a frozen backbone, memoised) for
     every picture of each ``(dataset, mirrored)`` up front — and of its mirror image when ``mirrored``
     (training flips) — in dataset order and fixed batches, so that a memoised feature never depends on
     how training batches happened to be composed (exact resume, identical runs). Skipped when the
     pictures would not fit the memo. With ``cache_dir``, features an earlier run computed are read from
     there and new ones written back (:mod:`emotic_mm.models.feature_cache`)."""
-    encoders = {m: e for m, e in getattr(model, "image_encoders", {}).items()
-                if getattr(e, "fixed", False) and e.memo.size > 0 and e.input_defense is None}
+    encoders = {
+        m: e
+        for m, e in getattr(model, "image_encoders", {}).items()
+        if getattr(e, "fixed", False) and e.memo.size > 0 and e.input_defense is None
+    }
     needed = sum(len(ds) * (2 if mirrored else 1) for ds, mirrored in datasets)
     if not encoders or needed > min(e.memo.size for e in encoders.values()):
         return
     device = next(iter(encoders.values())).mean.device
-    files = {view: feature_cache.cache_file(cache_dir, view, e, device) for view, e in encoders.items()} if cache_dir else {}
+    files = (
+        {view: feature_cache.cache_file(cache_dir, view, e, device) for view, e in encoders.items()}
+        if cache_dir
+        else {}
+    )
     loaded = {view: feature_cache.load(file, encoders[view], device) for view, file in files.items()}
     warmed: dict[str, list[bytes]] = {view: [] for view in encoders}
     with progress_bar("image features", needed, "persons") as advance:

@@ -22,21 +22,31 @@ def read_input(cfg: DictConfig, prep: Preprocessing) -> list[Photo]:
     text = cfg.get("description")  # text=... on the command line
     if given in (None, ""):
         if prep.needs_image or text in (None, ""):
-            raise ConfigError("input is not set: pass input=photo.jpg (optionally bbox=[x1,y1,x2,y2] text=\"...\") "
-                              "or input=people.csv")
+            raise ConfigError(
+                'input is not set: pass input=photo.jpg (optionally bbox=[x1,y1,x2,y2] text="...") '
+                "or input=people.csv"
+            )
         return [Photo(row=0, where="text", path=None, text=str(text))]
     path = Path(str(given)).expanduser()
     if path.suffix.lower() == ".csv":
         if cfg.get("bbox") is not None or text not in (None, ""):
-            raise ConfigError("bbox= and text= go with a single image; in a CSV input give them as columns "
-                              "x1, y1, x2, y2, text")
+            raise ConfigError(
+                "bbox= and text= go with a single image; in a CSV input give them as columns "
+                "x1, y1, x2, y2, text"
+            )
         if not path.is_file():
             raise DataFormatError(f"{path}: input CSV not found")
         return read_csv_input(path)
     bbox = cfg.get("bbox")
-    return [Photo(row=0, where=str(path), path=path,
-                  bbox=parse_box(list(bbox) if bbox is not None else None, str(path)),
-                  text=str(text) if text not in (None, "") else None)]
+    return [
+        Photo(
+            row=0,
+            where=str(path),
+            path=path,
+            bbox=parse_box(list(bbox) if bbox is not None else None, str(path)),
+            text=str(text) if text not in (None, "") else None,
+        )
+    ]
 
 
 def flag_small(photos: list[Photo], prep: Preprocessing, min_side: Any = None) -> list[Photo]:
@@ -62,8 +72,10 @@ def describe_missing(photos: list[Photo], prep: Preprocessing, fallback: str) ->
     if not missing or "text" not in prep.modalities:
         return
     if fallback == "none":
-        raise DataFormatError(f"{missing[0].where}: no text, and the checkpoint reads text "
-                              f"(text_fallback=none; trained on {prep.text_source!r} descriptions)")
+        raise DataFormatError(
+            f"{missing[0].where}: no text, and the checkpoint reads text "
+            f"(text_fallback=none; trained on {prep.text_source!r} descriptions)"
+        )
     if fallback != "checkpoint":
         raise ConfigError(f"text_fallback={fallback!r} is not one of checkpoint, none")
     if prep.fallback_source == SOURCE_CAPTIONER:

@@ -46,9 +46,11 @@ class Preprocessing:
             return f"captioned by {self.text_cfg.get('model')}, as the checkpoint's training store was"
         if self.text_source == SOURCE_TEMPLATE:
             return "described by the template (no gender/age known), as the checkpoint's training store was"
-        return (f"described by the template (no gender/age known): the checkpoint was trained on "
-                f"{self.text_source!r} descriptions, and prepare uses the template for persons a description "
-                f"file lacks")
+        return (
+            f"described by the template (no gender/age known): the checkpoint was trained on "
+            f"{self.text_source!r} descriptions, and prepare uses the template for persons a description "
+            f"file lacks"
+        )
 
 
 def trained_manifest(store: Any, store_id: str | None) -> dict[str, Any] | None:
@@ -65,8 +67,9 @@ def trained_manifest(store: Any, store_id: str | None) -> dict[str, Any] | None:
     return manifest if same else None
 
 
-def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None,
-                          store_id: str | None = None) -> Preprocessing:
+def trained_preprocessing(
+    model_cfg: DictConfig, max_length: int | None = None, store_id: str | None = None
+) -> Preprocessing:
     """Settings from the store's ``manifest.json`` when the checkpoint's ``data.prepared_dir`` holds the
     store it was trained on (``store_id``; it records what prepare really did), else from its config."""
     data = model_cfg.get("data") or {}
@@ -75,7 +78,10 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None,
     text_cfg = model_cfg.get("text") or OmegaConf.create({"source": SOURCE_TEMPLATE})
     if manifest is not None:
         sizes = manifest.get("sizes", {})
-        context, body = sizes.get("context", data.get("context_size", CONTEXT_SIZE)), sizes.get("body", data.get("body_size", BODY_SIZE))
+        context, body = (
+            sizes.get("context", data.get("context_size", CONTEXT_SIZE)),
+            sizes.get("body", data.get("body_size", BODY_SIZE)),
+        )
         stored_length = manifest.get("tokenizer", {}).get("max_length")
         prepared_text = (manifest.get("config") or {}).get("text")
         text_cfg = OmegaConf.create(prepared_text) if prepared_text else text_cfg
@@ -86,17 +92,23 @@ def trained_preprocessing(model_cfg: DictConfig, max_length: int | None = None,
         stored_length = None  # a training config does not record the token length; prepare's default
         source = str(text_cfg.get("source", SOURCE_TEMPLATE))
         origin = "checkpoint config (its store is not reachable here" + (
-            ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)")
+            ")" if max_length else f"; token length {DEFAULT_MAX_LENGTH}, prepare's default)"
+        )
     own = model_cfg.model.get("tokenizer")  # a model that reads its own tokenizer's ids (model=clip)
     if own is not None:
         tokenizer_name, stored_length = str(own.name), _model_length(str(own.name), own.get("max_length"))
     else:
         tokenizer_name = str(model_cfg.model.text_encoder.name)
     return Preprocessing(
-        modalities=[str(m) for m in model_cfg.model.modalities], context_size=int(context), body_size=int(body),
+        modalities=[str(m) for m in model_cfg.model.modalities],
+        context_size=int(context),
+        body_size=int(body),
         tokenizer=tokenizer_name,
         max_length=int(max_length or stored_length or DEFAULT_MAX_LENGTH),
-        text_source=source, text_cfg=text_cfg, origin=origin)
+        text_source=source,
+        text_cfg=text_cfg,
+        origin=origin,
+    )
 
 
 def _model_length(tokenizer: str, max_length: Any = None) -> int:

@@ -17,8 +17,15 @@ from emotic_mm.progress import progress_bar
 from emotic_mm.training.inference import collect_outputs
 
 
-def score(model: nn.Module, photos: list[Photo], prep: Preprocessing, device: torch.device, batch_size: int,
-          workers: int, precision: str) -> dict[str, Any]:
+def score(
+    model: nn.Module,
+    photos: list[Photo],
+    prep: Preprocessing,
+    device: torch.device,
+    batch_size: int,
+    workers: int,
+    precision: str,
+) -> dict[str, Any]:
     """The model's outputs (``logits``, ``vad_pred``, ...) for every photo, in input order."""
     ids = lengths = None
     if "text" in prep.modalities:

@@ -17,27 +17,47 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from emotic_mm.attacks.backdoor import (TriggerSpec, backdoor_view, check_poisoning, choose_poisoned, stamp,
-                                        trigger_pixels, triggered_victims)
+from emotic_mm import figures
+from emotic_mm.attacks.backdoor import (
+    TriggerSpec,
+    backdoor_view,
+    check_poisoning,
+    choose_poisoned,
+    stamp,
+    trigger_pixels,
+    triggered_victims,
+)
 from emotic_mm.attacks.surface import check_surface, painted_view
-from emotic_mm.models.loading import load_model
+from emotic_mm.data.access import dataset, person_boxes
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.contracts import TrainingFilter, TriggerDetector
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.fsutil import atomic_file, write_json_atomic
+from emotic_mm.models.loading import load_model
 from emotic_mm.progress import share_text
-from emotic_mm.recipes.poisoning import (clean_side, print_summary, single_process_reason,
-                                         summary_core, train_poisoned)
-from emotic_mm import figures
-from emotic_mm.runinfo import output_dir
-from emotic_mm.data.access import dataset, person_boxes
 from emotic_mm.recipes.clean_model import clean_split_metrics
+from emotic_mm.recipes.poisoning import (
+    clean_side,
+    print_summary,
+    single_process_reason,
+    summary_core,
+    train_poisoned,
+)
+from emotic_mm.runinfo import output_dir
 from emotic_mm.training.inference import clean_metrics, top1
 from emotic_mm.training.runtime import runtime
 
 
-def filter_and_retrain(cfg: DictConfig, clean: Any, view: Any, poisoned_ids: np.ndarray, target: int,
-                       poisoned_model: torch.nn.Module, run_dir: Path, device: torch.device) -> dict[str, Any] | None:
+def filter_and_retrain(
+    cfg: DictConfig,
+    clean: Any,
+    view: Any,
+    poisoned_ids: np.ndarray,
+    target: int,
+    poisoned_model: torch.nn.Module,
+    run_dir: Path,
+    device: torch.device,
+) -> dict[str, Any] | None:
     """``defense=spectral|activation_clustering``: detect the poisons in the poisoned model's representation,
     drop the flagged rows and retrain as the clean model was trained; ``None`` without such a defense."""
     from emotic_mm.data.poisoned import KeptRows
@@ -57,8 +77,12 @@ def write_triggered_csv(path: Path, victims: np.ndarray, hit: dict[str, np.ndarr
     made its top-1 the target on each model — the per-person outcomes that let the report pair two
     variants poisoned with the same seed (same poisoned rows, same triggered persons) instead of
     comparing their counts."""
-    table = pd.DataFrame({"index": np.asarray(victims, dtype=np.int64),
-                          **{f"hit_{name}": np.asarray(v, dtype=bool) for name, v in hit.items()}})
+    table = pd.DataFrame(
+        {
+            "index": np.asarray(victims, dtype=np.int64),
+            **{f"hit_{name}": np.asarray(v, dtype=bool) for name, v in hit.items()},
+        }
+    )
     with atomic_file(path) as tmp:
         table.to_csv(tmp, index=False)
 
@@ -78,9 +102,16 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         view_name = painted_view(spec.surface)
         target = CATEGORY_INDEX[str(a.target)]
         train_set = dataset(clean.store, "train", clean.modalities)
-        poisoned_ids = choose_poisoned(np.asarray(train_set.split.categories[:]), float(a.rate), str(a.variant),
-                                       str(a.target), int(cfg.seed))
-        view_size = int(train_set.split.context.shape[1] if view_name == "context" else train_set.split.body.shape[1])
+        poisoned_ids = choose_poisoned(
+            np.asarray(train_set.split.categories[:]),
+            float(a.rate),
+            str(a.variant),
+            str(a.target),
+            int(cfg.seed),
+        )
+        view_size = int(
+            train_set.split.context.shape[1] if view_name == "context" else train_set.split.body.shape[1]
+        )
         clean_model = load_model(clean.path, "cpu")[0]
         rows = trigger_pixels(spec, view_size, clean_model.image_encoders[view_name].input_size)
         view = backdoor_view(train_set, poisoned_ids, rows, spec.surface, target, str(a.variant) == "dirty")
@@ -92,24 +123,41 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         victims = triggered_victims(np.asarray(test.split.categories[:]), str(a.target))
 
         def triggered(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            boxes = person_boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
+            boxes = (
+                person_boxes(test.split, batch["index"].numpy()) if spec.surface == "scene" else (None, None)
+            )
             return stamp(batch, rows, spec.surface, *boxes)
 
         scores, asr, hit = {}, {}, {}
         for name, model in (("clean", clean_model.to(device)), ("poisoned", poisoned_model)):
             model.eval()
-            scores[name] = (clean_split_metrics(cfg, clean.path, model, test, device) if name == "clean"
-                            else clean_metrics(model, test, device))
+            scores[name] = (
+                clean_split_metrics(cfg, clean.path, model, test, device)
+                if name == "clean"
+                else clean_metrics(model, test, device)
+            )
             hit[name] = top1(model, test, victims, device, triggered) == target
             asr[name] = float(hit[name].mean()) if len(hit[name]) else None
-        summary = {**summary_core(cfg, clean, scores["clean"], scores["poisoned"], started),
-                   "rate": float(a.rate), "pixels": spec.pixels, "surface": spec.surface, "variant": str(a.variant),
-                   "target": str(a.target), "asr": asr["poisoned"], "asr_clean_model": asr["clean"],
-                   "trigger_pattern": spec.pattern, "trigger_position": str(spec.position),
-                   "trigger_colour": str(spec.colour), "trigger_cell": str(spec.cell),
-                   "poisoned_persons": int(len(poisoned_ids)), "train_persons": int(len(train_set)),
-                   "triggered_persons": int(len(victims)), "trigger_stored_pixels": int(len(rows)),
-                   "split": str(a.split), "poisoned_checkpoint": str(poisoned_path)}
+        summary = {
+            **summary_core(cfg, clean, scores["clean"], scores["poisoned"], started),
+            "rate": float(a.rate),
+            "pixels": spec.pixels,
+            "surface": spec.surface,
+            "variant": str(a.variant),
+            "target": str(a.target),
+            "asr": asr["poisoned"],
+            "asr_clean_model": asr["clean"],
+            "trigger_pattern": spec.pattern,
+            "trigger_position": str(spec.position),
+            "trigger_colour": str(spec.colour),
+            "trigger_cell": str(spec.cell),
+            "poisoned_persons": int(len(poisoned_ids)),
+            "train_persons": int(len(train_set)),
+            "triggered_persons": int(len(victims)),
+            "trigger_stored_pixels": int(len(rows)),
+            "split": str(a.split),
+            "poisoned_checkpoint": str(poisoned_path),
+        }
         kind, block = defense_of(cfg)
         if kind.acts("test"):
             detector: TriggerDetector = kind.make(block)
@@ -120,18 +168,32 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             model = load_model(defended["checkpoint"], device)[0].eval()
             hit["after_defense"] = top1(model, test, victims, device, triggered) == target
             summary["detection"] = defended["detection"]
-            summary["after_defense"] = {**clean_metrics(model, test, device),
-                                        "asr": float(hit["after_defense"].mean()) if len(victims) else None,
-                                        "checkpoint": str(defended["checkpoint"])}
+            summary["after_defense"] = {
+                **clean_metrics(model, test, device),
+                "asr": float(hit["after_defense"].mean()) if len(victims) else None,
+                "checkpoint": str(defended["checkpoint"]),
+            }
         write_triggered_csv(run_dir / "triggered.csv", victims, hit)
         write_json_atomic(run_dir / "summary.json", summary)
         shown = victims[: int(a.examples)]
         if len(shown):
             batch = test.__getitems__(shown.tolist())
             figures.backdoor_examples(
-                run_dir / "examples.png", batch[view_name], triggered(batch)[view_name],
+                run_dir / "examples.png",
+                batch[view_name],
+                triggered(batch)[view_name],
                 [CATEGORIES[c] for c in top1(poisoned_model, test, shown, device)],
-                [CATEGORIES[c] for c in top1(poisoned_model, test, shown, device, triggered)], view_name)
-        print_summary(summary, [["ASR (poisoned model)", share_text(summary["asr"], summary["triggered_persons"])],
-                                ["ASR (clean model, control)", share_text(summary["asr_clean_model"], summary["triggered_persons"])]])
+                [CATEGORIES[c] for c in top1(poisoned_model, test, shown, device, triggered)],
+                view_name,
+            )
+        print_summary(
+            summary,
+            [
+                ["ASR (poisoned model)", share_text(summary["asr"], summary["triggered_persons"])],
+                [
+                    "ASR (clean model, control)",
+                    share_text(summary["asr_clean_model"], summary["triggered_persons"]),
+                ],
+            ],
+        )
         return summary

@@ -24,12 +24,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from emotic_mm.config import whole_number
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.defenses.ablation import ablate, sample_votes
-from emotic_mm.defenses.certify import (REPORT_RADII, Certificates, certified_accuracy, certify,
-                                        median_certified_radius)
+from emotic_mm.defenses.certify import (
+    REPORT_RADII,
+    Certificates,
+    certified_accuracy,
+    certify,
+    median_certified_radius,
+)
 from emotic_mm.defenses.contracts import Certifier
-from emotic_mm.config import whole_number
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file
 from emotic_mm.progress import print_table, progress_bar
@@ -42,19 +47,26 @@ def settings_for(trained_cfg: Any, overrides: Any) -> Certifier:
 
     kind, block = defense_of(trained_cfg)
     if not kind.acts("certify"):
-        raise ConfigError(f"certify=true needs a checkpoint trained with a certifiable defense such as defense=ablation "
-                          f"(this one: defense={kind.name})")
-    merged = {**{k: v for k, v in block.items() if k != "name"},
-              **{k: v for k, v in (overrides or {}).items() if v is not None and k != "name"}}
+        raise ConfigError(
+            f"certify=true needs a checkpoint trained with a certifiable defense such as defense=ablation "
+            f"(this one: defense={kind.name})"
+        )
+    merged = {
+        **{k: v for k, v in block.items() if k != "name"},
+        **{k: v for k, v in (overrides or {}).items() if v is not None and k != "name"},
+    }
     if merged.get("keep") != block.get("keep"):
-        raise ConfigError(f"defense.keep={merged.get('keep')}: the certificate is for the keep the model was trained "
-                          f"with ({block.get('keep')})")
+        raise ConfigError(
+            f"defense.keep={merged.get('keep')}: the certificate is for the keep the model was trained "
+            f"with ({block.get('keep')})"
+        )
     certifier: Certifier = kind.make(merged)
     return certifier
 
 
-def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int, ids: list[int]
-                   ) -> dict[str, torch.Tensor]:
+def fixed_features(
+    model: nn.Module, inputs: dict[str, torch.Tensor], keep: int, seed: int, ids: list[int]
+) -> dict[str, torch.Tensor]:
     """Features of the inputs the attacker cannot change: the description, and the body crop under one
     fixed ablation seeded by (seed, person), so it never depends on the persons certified alongside."""
     out: dict[str, torch.Tensor] = {}
@@ -63,8 +75,14 @@ def fixed_features(model: nn.Module, inputs: dict[str, torch.Tensor], keep: int,
     if "body" in model.modalities:
         encoder = model.image_encoders["body"]
         view = encoder.working_view(inputs["body"]).cpu()
-        ablated = torch.cat([ablate(view[i:i + 1], keep, torch.Generator().manual_seed(10_007 + 1_000_003 * int(seed) + p))
-                             for i, p in enumerate(ids)])
+        ablated = torch.cat(
+            [
+                ablate(
+                    view[i : i + 1], keep, torch.Generator().manual_seed(10_007 + 1_000_003 * int(seed) + p)
+                )
+                for i, p in enumerate(ids)
+            ]
+        )
         out["features.body"] = encoder(ablated.to(inputs["body"].device))
     return out
 
@@ -79,34 +97,53 @@ def chosen_persons(total: int, persons: int | None, seed: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def certify_persons(model: nn.Module, data: Any, settings: Certifier, device: torch.device,
-                    chunk: int = 64, indices: Sequence[int] | None = None) -> tuple[Certificates, np.ndarray]:
+def certify_persons(
+    model: nn.Module,
+    data: Any,
+    settings: Certifier,
+    device: torch.device,
+    chunk: int = 64,
+    indices: Sequence[int] | None = None,
+) -> tuple[Certificates, np.ndarray]:
     """Certificates of the persons ``indices`` of ``data`` (default: all) and whether each prediction is in
     the label set. A progress bar counts ablated views (persons done, views/s, time left)."""
     if "context" not in getattr(model, "modalities", ()):
-        raise ConfigError("certify=true certifies the context view; the checkpoint's model has no context stream")
+        raise ConfigError(
+            "certify=true certifies the context view; the checkpoint's model has no context stream"
+        )
     model.eval()
     chosen = list(range(len(data))) if indices is None else [int(i) for i in indices]
     per_person = settings.selection_samples + settings.samples
     selection, estimation, correct = [], [], []
     d = None
-    with progress_bar(f"certify {len(chosen)} persons (n0 = {settings.selection_samples}, n = {settings.samples})",
-                      len(chosen) * per_person, "views",
-                      detail=lambda done: f"{int(done) // per_person}/{len(chosen)} persons' worth") as advance:
+    with progress_bar(
+        f"certify {len(chosen)} persons (n0 = {settings.selection_samples}, n = {settings.samples})",
+        len(chosen) * per_person,
+        "views",
+        detail=lambda done: f"{int(done) // per_person}/{len(chosen)} persons' worth",
+    ) as advance:
         for start in range(0, len(chosen), chunk):
-            ids = chosen[start:start + chunk]
+            ids = chosen[start : start + chunk]
             sel, est, labels, d = _certify_chunk(model, data, ids, settings, device, advance)
             selection.append(sel)
             estimation.append(est)
             correct.append(labels)
-    certificates = certify(torch.cat(selection).numpy(), torch.cat(estimation).numpy(), d, settings.keep, settings.alpha)
+    certificates = certify(
+        torch.cat(selection).numpy(), torch.cat(estimation).numpy(), d, settings.keep, settings.alpha
+    )
     labels = torch.cat(correct).numpy() > 0
     hit = labels[np.arange(len(labels)), certificates.prediction] & ~certificates.abstained
     return certificates, hit
 
 
-def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: Certifier, device: torch.device,
-                   advance: Callable[[int], None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def _certify_chunk(
+    model: nn.Module,
+    data: Any,
+    ids: list[int],
+    settings: Certifier,
+    device: torch.device,
+    advance: Callable[[int], None],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Selection and estimation votes of the persons ``ids``, their labels and the view's pixel count."""
     batch = data.__getitems__(ids)
     inputs = to_device(model_inputs(batch), device)
@@ -117,10 +154,18 @@ def _certify_chunk(model: nn.Module, data: Any, ids: list[int], settings: Certif
         return model({"context": ablated, **{k: v[owner] for k, v in fixed.items()}})["logits"].argmax(1)
 
     sel_gen, est_gen = settings.generators()  # restarted per chunk: votes never depend on the chunk
-    selection = sample_votes(classify, view, settings.keep, settings.selection_samples, settings.max_batch, sel_gen,
-                             advance=advance)
-    estimation = sample_votes(classify, view, settings.keep, settings.samples, settings.max_batch, est_gen,
-                              advance=advance)
+    selection = sample_votes(
+        classify,
+        view,
+        settings.keep,
+        settings.selection_samples,
+        settings.max_batch,
+        sel_gen,
+        advance=advance,
+    )
+    estimation = sample_votes(
+        classify, view, settings.keep, settings.samples, settings.max_batch, est_gen, advance=advance
+    )
     return selection, estimation, batch["categories"], view.shape[-1] * view.shape[-2]
 
 
@@ -135,8 +180,9 @@ class SplitCertificates:
     pixels: int  # d: the pixels of the certified view
 
 
-def certify_split(cfg: DictConfig, model: nn.Module, model_cfg: DictConfig, data: Any, device: torch.device,
-                  run_dir: Path) -> SplitCertificates:
+def certify_split(
+    cfg: DictConfig, model: nn.Module, model_cfg: DictConfig, data: Any, device: torch.device, run_dir: Path
+) -> SplitCertificates:
     """Certify the persons ``certify_persons`` draws from ``data`` and write ``certificates.csv`` (one row
     per person)."""
     settings = settings_for(model_cfg, OmegaConf.to_container(cfg.get("defense") or {}, resolve=True))
@@ -149,21 +195,32 @@ def certify_split(cfg: DictConfig, model: nn.Module, model_cfg: DictConfig, data
     with atomic_file(run_dir / "certificates.csv") as tmp:
         table.to_csv(tmp, index=False)
     accuracy = certified_accuracy(certificates.radius, correct, REPORT_RADII)
-    figures = {"persons": len(table), "persons_of_split": len(data),
-               "subset": (None if len(persons) == len(data)
-                          else f"{len(persons)} drawn with defense.seed={settings.seed}"),
-               "keep": settings.keep, "pixels": certificates.d, "samples": settings.samples,
-               "selection_samples": settings.selection_samples, "alpha": settings.alpha,
-               "seed": settings.seed, "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
-               "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
-               "abstained": float(certificates.abstained.mean()),
-               "clean_vote_accuracy": float(correct.mean())}
+    figures = {
+        "persons": len(table),
+        "persons_of_split": len(data),
+        "subset": (
+            None if len(persons) == len(data) else f"{len(persons)} drawn with defense.seed={settings.seed}"
+        ),
+        "keep": settings.keep,
+        "pixels": certificates.d,
+        "samples": settings.samples,
+        "selection_samples": settings.selection_samples,
+        "alpha": settings.alpha,
+        "seed": settings.seed,
+        "certified_accuracy": {str(r): float(a) for r, a in accuracy.items()},
+        "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
+        "abstained": float(certificates.abstained.mean()),
+        "clean_vote_accuracy": float(correct.mean()),
+    }
     return SplitCertificates(table, figures, accuracy, settings, certificates.d)
 
 
 def print_certified(certified: SplitCertificates) -> None:
     """The certified accuracy at each reported radius."""
     s, table = certified.settings, certified.table
-    print_table(f"certified few-pixel robustness (randomized ablation, keep {s.keep} of {certified.pixels}, "
-                f"n = {s.samples}, alpha = {s.alpha})", ["radius r (pixels)", "certified dominant accuracy"],
-                [[str(r), f"{a:.3f} of {len(table)}"] for r, a in certified.accuracy.items()])
+    print_table(
+        f"certified few-pixel robustness (randomized ablation, keep {s.keep} of {certified.pixels}, "
+        f"n = {s.samples}, alpha = {s.alpha})",
+        ["radius r (pixels)", "certified dominant accuracy"],
+        [[str(r), f"{a:.3f} of {len(table)}"] for r, a in certified.accuracy.items()],
+    )

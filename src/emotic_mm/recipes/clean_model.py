@@ -13,23 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.attacks.registry import ATTACKS
 from emotic_mm.checkpoint import checkpoint_dir, load_config
-from emotic_mm.errors import ConfigError
-from emotic_mm.fixed_keys import warn_fixed
-from emotic_mm.locks import output_lock
 from emotic_mm.data.access import has_checkpoint, open_store
 from emotic_mm.data.store import store_fingerprint
 from emotic_mm.defenses.registry import weights_defense
-from emotic_mm.training.trainer import RUNTIME_KEYS
+from emotic_mm.errors import ConfigError
+from emotic_mm.fixed_keys import warn_fixed
+from emotic_mm.locks import output_lock
 from emotic_mm.training.runtime import under_torchrun
+from emotic_mm.training.trainer import RUNTIME_KEYS
 
 log = logging.getLogger(__name__)
 TRAINING_KEYS = ("model", "defense", "trainer", "loss", "seed")
@@ -37,8 +37,10 @@ TRAINING_KEYS = ("model", "defense", "trainer", "loss", "seed")
 
 def cache_key(cfg: DictConfig) -> str:
     """Hash of what determines the trained weights: model, trainer, loss, seed and the store."""
-    settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
-                for k in TRAINING_KEYS}
+    settings = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
+        for k in TRAINING_KEYS
+    }
     settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in RUNTIME_KEYS}
     settings["defense"] = weights_defense(cfg)
     manifest = Path(str(cfg.data.prepared_dir)) / "manifest.json"
@@ -53,7 +55,9 @@ def training_config(cfg: DictConfig, clean_cfg: DictConfig) -> DictConfig:
     for key in TRAINING_KEYS:
         value = clean_cfg.get(key)
         if value is not None:
-            merged[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+            merged[key] = (
+                OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+            )
     merged["trainer"].update({k: cfg.trainer[k] for k in RUNTIME_KEYS if k in cfg.trainer})  # this machine's
     merged["trainer"]["resume"] = False  # a fresh model, whatever the clean run resumed from
     return OmegaConf.create(merged)
@@ -70,7 +74,9 @@ def clean_checkpoint(cfg: DictConfig) -> tuple[Path, DictConfig]:
         warn_fixed(cfg, clean_cfg, path, "model")  # model=... on the command line names another model
         return path, clean_cfg
     if under_torchrun():
-        raise ConfigError("under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)")
+        raise ConfigError(
+            "under torchrun pass checkpoint=<run>/best (train the clean model first with emotic-mm train)"
+        )
     open_store(cfg)  # a missing store fails here, with its own one-line message, before any training
     home = Path(str(cfg.paths.data_dir)) / "models" / f"{cfg.model.name}-{cache_key(cfg)}"
     with output_lock(home, "the clean-model cache"):  # concurrent jobs of a sweep: one trains, the rest wait

@@ -19,24 +19,32 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from emotic_mm import figures
 from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
 from emotic_mm.attacks.surface import check_surface, painted_view
-from emotic_mm.attacks.vote_attack import (VoteTarget, certified_counts, check_vote_attack, confirmer, read_certificates,
-                                           smoothed_votes, soundness, with_certified_clean)
-from emotic_mm.models.loading import load_model
+from emotic_mm.attacks.vote_attack import (
+    VoteTarget,
+    certified_counts,
+    check_vote_attack,
+    confirmer,
+    read_certificates,
+    smoothed_votes,
+    soundness,
+    with_certified_clean,
+)
 from emotic_mm.config import real_number, whole_number
+from emotic_mm.data.access import dataset, person_boxes, store_for_model
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
-from emotic_mm.progress import print_table, progress_bar, share_text
-from emotic_mm import figures
 from emotic_mm.measures import median_needed, median_pixels
-from emotic_mm.runinfo import output_dir
-from emotic_mm.data.access import dataset, person_boxes, store_for_model
+from emotic_mm.models.loading import load_model
 from emotic_mm.models.warming import warm_text_features
-from emotic_mm.training.distributed import gather_to_main
+from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.recipes.clean_model import clean_checkpoint, clean_split_metrics
+from emotic_mm.runinfo import output_dir
+from emotic_mm.training.distributed import gather_to_main
 from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.runtime import runtime
 
@@ -58,14 +66,20 @@ def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
     """The engine's settings from the ``attack`` block, validated (``pixels``: the largest k of the schedule,
     which bounds memory)."""
     settings = PixelAttackSettings(
-        pixels=pixel_schedule(cfg)[-1], surface=str(cfg.surface), algorithm=str(cfg.algorithm),
-        targeted=bool(cfg.targeted), budget=whole_number(cfg.budget, "attack.budget", 1),
+        pixels=pixel_schedule(cfg)[-1],
+        surface=str(cfg.surface),
+        algorithm=str(cfg.algorithm),
+        targeted=bool(cfg.targeted),
+        budget=whole_number(cfg.budget, "attack.budget", 1),
         population=whole_number(cfg.population, "attack.population", 1),
         mutation=real_number(cfg.mutation, "attack.mutation", 0.0),
         crossover=real_number(cfg.crossover, "attack.crossover", 0.0, 1.0),
         rs_fraction=real_number(cfg.rs_fraction, "attack.rs_fraction", 0.0, 1.0),
         max_batch=None if cfg.max_batch is None else whole_number(cfg.max_batch, "attack.max_batch", 1),
-        seed=int(seed), amp=bool(cfg.amp), cache_unchanged=bool(cfg.get("cache_unchanged", True)))
+        seed=int(seed),
+        amp=bool(cfg.amp),
+        cache_unchanged=bool(cfg.get("cache_unchanged", True)),
+    )
     whole_number(cfg.images_per_batch, "attack.images_per_batch", 1)
     whole_number(cfg.offset, "attack.offset", 0)
     if cfg.persons is not None:
@@ -81,7 +95,9 @@ def check_target(target: Any) -> str:
     if target is None:
         raise ConfigError("attack.targeted=true needs attack.target=<category name> or attack.target=random")
     if str(target) != "random" and str(target) not in CATEGORY_INDEX:
-        raise ConfigError(f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)}) or 'random'")
+        raise ConfigError(
+            f"attack.target={target!r} is not an EMOTIC category (one of {', '.join(CATEGORIES)}) or 'random'"
+        )
     return str(target)
 
 
@@ -112,7 +128,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         return _run(cfg, run_dir, settings, rt.device, rt.dist)
 
 
-def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: torch.device, dist: Any) -> dict[str, Any]:
+def _run(
+    cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: torch.device, dist: Any
+) -> dict[str, Any]:
     a = cfg.attack
     clean_path = clean_checkpoint(cfg)[0]
     model, model_cfg, _ = load_model(clean_path, device)
@@ -124,30 +142,39 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     start = int(a.offset)
     stop = len(data) if a.persons is None else min(len(data), start + int(a.persons))
     if stop <= start:
-        raise ConfigError(f"attack.offset={start}/attack.persons={a.persons}: no persons selected from {len(data)}")
+        raise ConfigError(
+            f"attack.offset={start}/attack.persons={a.persons}: no persons selected from {len(data)}"
+        )
     indices = list(range(start, stop))
     warm_text_features(model, [data])
     split = store[str(a.split)]
     surface = painted_view(settings.surface)
-    vote = vote_target(cfg, model_cfg, settings)  # an ablation checkpoint: attack its certified vote classifier
+    vote = vote_target(
+        cfg, model_cfg, settings
+    )  # an ablation checkpoint: attack its certified vote classifier
     certificates = None
     if a.get("certificates") is not None:  # read first: a bad file is one line before any query
         if vote is None:
-            raise ConfigError(f"attack.certificates={a.certificates}: the checkpoint has no certified (randomized-ablation) "
-                              f"classifier to check the certificates against")
+            raise ConfigError(
+                f"attack.certificates={a.certificates}: the checkpoint has no certified (randomized-ablation) "
+                f"classifier to check the certificates against"
+            )
         certificates = read_certificates(a.certificates)
 
     rows, adversarial, pixels = [], [], []
     started = time.time()
     group = int(a.images_per_batch)
     # rank r attacks groups r, r+W, ...: each group is seeded by itself, so sharding changes no result
-    mine = list(range(0, len(indices), group))[dist.rank::dist.world_size]
+    mine = list(range(0, len(indices), group))[dist.rank :: dist.world_size]
     engine = PixelAttack(vote.query(model) if vote else model, settings, device)  # stateless between groups
     ks = pixel_schedule(a)
-    with progress_bar(f"attack {settings.algorithm} k={','.join(map(str, ks))}",
-                      total=sum(len(indices[g:g + group]) for g in mine), unit="images") as advance:
+    with progress_bar(
+        f"attack {settings.algorithm} k={','.join(map(str, ks))}",
+        total=sum(len(indices[g : g + group]) for g in mine),
+        unit="images",
+    ) as advance:
         for g in mine:
-            ids = indices[g:g + group]
+            ids = indices[g : g + group]
             batch = data.__getitems__(ids)
             inputs = to_device(model_inputs(batch), device)
             if str(a.resolution) == "model":
@@ -156,7 +183,9 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
             boxes, sizes = person_boxes(split, np.asarray(ids))
             target = choose_targets(a, labels, int(cfg.seed) + g) if settings.targeted else None
             if vote is None:
-                result = engine.run_schedule(inputs, ks, target, boxes, sizes)  # untargeted: away from the clean top-1
+                result = engine.run_schedule(
+                    inputs, ks, target, boxes, sizes
+                )  # untargeted: away from the clean top-1
                 margins = clean_margins(model, inputs)
             else:
                 result = attack_votes(engine, vote, model, inputs, ids, ks, target)
@@ -169,36 +198,66 @@ def _run(cfg: DictConfig, run_dir: Path, settings: PixelAttackSettings, device: 
     if parts is None:  # not rank 0: rank 0 writes the files
         return {}
     order = sorted((g, p, i) for p, part in enumerate(parts) for i, g in enumerate(part[0]))  # person order
-    adv = {k: np.concatenate([parts[p][2][i][k] for _, p, i in order]) for k in parts[0][2][0]} if order else {}
+    adv = (
+        {k: np.concatenate([parts[p][2][i][k] for _, p, i in order]) for k in parts[0][2][0]} if order else {}
+    )
     pixel_array = np.concatenate([parts[p][3][i] for _, p, i in order])
     rows = sorted((r for part in parts for r in part[1]), key=lambda r: r["index"])
     wall = time.time() - started
     table = pd.DataFrame(rows)
     summary = summarise(table, ks, wall, settings, cfg)
     summary["persons_per_rank"] = [len(part[1]) for part in parts]  # torchrun: how the persons were sharded
-    summary.update({"model": str(model_cfg.model.name), "modalities": modalities, "checkpoint": str(clean_path),
-                    "resolution": str(a.resolution), "defense": defense_of(model_cfg)[0].name,
-                    "clean_map": clean_split_metrics(cfg, clean_path, model, data, device)["map"],
-                    "clean_map_persons": len(data)})
+    summary.update(
+        {
+            "model": str(model_cfg.model.name),
+            "modalities": modalities,
+            "checkpoint": str(clean_path),
+            "resolution": str(a.resolution),
+            "defense": defense_of(model_cfg)[0].name,
+            "clean_map": clean_split_metrics(cfg, clean_path, model, data, device)["map"],
+            "clean_map_persons": len(data),
+        }
+    )
     if certificates is not None:  # the certificate's soundness check, person by person
         summary["soundness"] = soundness(certificates, table, ks)
         summary["certified"] = certified_counts(certificates, table)
     if vote is not None:
-        summary["smoothed"] = {"keep": vote.certification.keep, "query_samples": vote.query_samples,
-                               "judged_samples": vote.certification.selection_samples,
-                               "seed": vote.certification.seed, "query_seed": vote.query_seed}
+        summary["smoothed"] = {
+            "keep": vote.certification.keep,
+            "query_samples": vote.query_samples,
+            "judged_samples": vote.certification.selection_samples,
+            "seed": vote.certification.seed,
+            "query_seed": vote.query_seed,
+        }
     with atomic_file(run_dir / "attack.csv") as tmp:
         table.to_csv(tmp, index=False)
-    with atomic_file(run_dir / "adversarial.npz") as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
-        np.savez_compressed(tmp, index=np.array(indices), pixels=pixel_array, pixels_needed=table["pixels_needed"].fillna(0).to_numpy(int),
-                            **{f"adv_{k}": v for k, v in adv.items()})
+    with atomic_file(
+        run_dir / "adversarial.npz"
+    ) as tmp:  # pixels: (N, max k, 5), rows of -1 where k was smaller
+        np.savez_compressed(
+            tmp,
+            index=np.array(indices),
+            pixels=pixel_array,
+            pixels_needed=table["pixels_needed"].fillna(0).to_numpy(int),
+            **{f"adv_{k}": v for k, v in adv.items()},
+        )
     write_json_atomic(run_dir / "summary.json", summary)
-    chosen = table.index[table["success"]].tolist()[: int(a.examples)] or table.index.tolist()[: int(a.examples)]
-    clean = to_device(model_inputs(data.__getitems__([indices[i] for i in chosen])), device)  # only what is drawn
+    chosen = (
+        table.index[table["success"]].tolist()[: int(a.examples)] or table.index.tolist()[: int(a.examples)]
+    )
+    clean = to_device(
+        model_inputs(data.__getitems__([indices[i] for i in chosen])), device
+    )  # only what is drawn
     clean = working_views(model, clean) if str(a.resolution) == "model" else clean
-    figures.pixel_examples(run_dir / "examples.png", clean[surface].cpu().numpy(), adv[surface][chosen],
-                           [p[p[:, 0] >= 0] for p in pixel_array[chosen]],
-                           table.loc[chosen, "clean_top1"].tolist(), table.loc[chosen, "adv_top1"].tolist(), surface)
+    figures.pixel_examples(
+        run_dir / "examples.png",
+        clean[surface].cpu().numpy(),
+        adv[surface][chosen],
+        [p[p[:, 0] >= 0] for p in pixel_array[chosen]],
+        table.loc[chosen, "clean_top1"].tolist(),
+        table.loc[chosen, "adv_top1"].tolist(),
+        surface,
+    )
     _print(summary)
     return summary
 
@@ -214,11 +273,20 @@ def vote_target(cfg: Any, model_cfg: Any, settings: PixelAttackSettings) -> Vote
 
     check_vote_attack(settings.surface, str(cfg.attack.resolution))
     overrides = OmegaConf.to_container(cfg.get("defense") or {}, resolve=True)
-    return VoteTarget.from_config(settings_for(model_cfg, overrides), cfg.attack.get("vote_samples"), settings.seed)
+    return VoteTarget.from_config(
+        settings_for(model_cfg, overrides), cfg.attack.get("vote_samples"), settings.seed
+    )
 
 
-def attack_votes(engine: PixelAttack, vote: VoteTarget, model: Any, inputs: dict[str, torch.Tensor], ids: list[int],
-                 ks: list[int], target: torch.Tensor | None) -> Any:
+def attack_votes(
+    engine: PixelAttack,
+    vote: VoteTarget,
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    ids: list[int],
+    ks: list[int],
+    target: torch.Tensor | None,
+) -> Any:
     """The k-schedule against the vote classifier: the body crop and description enter as the certificate's
     fixed features, the search moves away from the certified prediction (untargeted), and every level's
     outcome is judged again with the certification's sampling."""
@@ -228,8 +296,12 @@ def attack_votes(engine: PixelAttack, vote: VoteTarget, model: Any, inputs: dict
     judge = vote.judge(model)
     clean_votes = smoothed_votes(judge, inputs["context"], fixed)
     label = target if target is not None else clean_votes.argmax(1)
-    result = engine.run_schedule({"context": inputs["context"], **fixed}, ks, label.to(inputs["context"].device),
-                                 confirm=confirmer(judge, fixed, clean_votes, target))
+    result = engine.run_schedule(
+        {"context": inputs["context"], **fixed},
+        ks,
+        label.to(inputs["context"].device),
+        confirm=confirmer(judge, fixed, clean_votes, target),
+    )
     return with_certified_clean(result, clean_votes)
 
 
@@ -252,8 +324,13 @@ def clean_margins(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> to
     return top1_margins(model(inputs)["logits"]).cpu()
 
 
-def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch.Tensor | None,
-                margins: torch.Tensor | None = None) -> list[dict[str, Any]]:
+def person_rows(
+    ids: list[int],
+    labels: torch.Tensor,
+    result: Any,
+    target: torch.Tensor | None,
+    margins: torch.Tensor | None = None,
+) -> list[dict[str, Any]]:
     """attack.csv: one row per person, with its outcome at every k of the schedule."""
     rows = []
     for i, person in enumerate(ids):
@@ -261,20 +338,33 @@ def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch
         clean_top1 = CATEGORIES[int(result.clean_top1[i])]
         needed = int(result.pixels_needed[i])
         px = result.pixels[i].numpy()
-        row = {"index": person, "clean_top1": clean_top1, "clean_correct": clean_top1 in label_set,
-               "labels": ";".join(label_set), "target": CATEGORIES[int(target[i])] if target is not None else "",
-               "pixels_needed": needed if needed else None, "queries": int(result.queries[i]),
-               "success": bool(result.success[i, -1]), "adv_top1": CATEGORIES[int(result.adv_top1[i, -1])],
-               "pixels": format_pixels(px[px[:, 0] >= 0]), "margin": float(result.margin[i]),
-               "confidence_before": float(result.clean_confidence[i]),
-               "confidence_after": float(result.adv_confidence[i]),
-               "clean_margin": float(margins[i]) if margins is not None else None}
+        row = {
+            "index": person,
+            "clean_top1": clean_top1,
+            "clean_correct": clean_top1 in label_set,
+            "labels": ";".join(label_set),
+            "target": CATEGORIES[int(target[i])] if target is not None else "",
+            "pixels_needed": needed if needed else None,
+            "queries": int(result.queries[i]),
+            "success": bool(result.success[i, -1]),
+            "adv_top1": CATEGORIES[int(result.adv_top1[i, -1])],
+            "pixels": format_pixels(px[px[:, 0] >= 0]),
+            "margin": float(result.margin[i]),
+            "confidence_before": float(result.clean_confidence[i]),
+            "confidence_after": float(result.adv_confidence[i]),
+            "clean_margin": float(margins[i]) if margins is not None else None,
+        }
         for j, k in enumerate(result.ks):
             top1 = CATEGORIES[int(result.adv_top1[i, j])]
             # robust: right on the clean picture and still right under the attack (a person the model already
             # gets wrong is not robust, even when the search happens to move its answer into the label set)
-            row.update({f"success_k{k}": bool(result.success[i, j]), f"adv_top1_k{k}": top1,
-                        f"robust_k{k}": row["clean_correct"] and top1 in label_set})
+            row.update(
+                {
+                    f"success_k{k}": bool(result.success[i, j]),
+                    f"adv_top1_k{k}": top1,
+                    f"robust_k{k}": row["clean_correct"] and top1 in label_set,
+                }
+            )
         rows.append(row)
     return rows
 
@@ -282,28 +372,48 @@ def person_rows(ids: list[int], labels: torch.Tensor, result: Any, target: torch
 def _print(summary: dict[str, Any]) -> None:
     rows = []
     for point in summary["curve"]:
-        rows.append([str(point["pixels"]), share_text(point["success_rate_all"], summary["persons"]),
-                     share_text(point["success_rate_correct"], summary["persons_correct"]),
-                     f"{point['robust_dominant_accuracy']:.3f}",
-                     "–" if point["median_queries_success"] is None else f"{point['median_queries_success']:.0f}"])
+        rows.append(
+            [
+                str(point["pixels"]),
+                share_text(point["success_rate_all"], summary["persons"]),
+                share_text(point["success_rate_correct"], summary["persons_correct"]),
+                f"{point['robust_dominant_accuracy']:.3f}",
+                "–" if point["median_queries_success"] is None else f"{point['median_queries_success']:.0f}",
+            ]
+        )
     sound = summary.get("soundness")
     if sound:
-        print(f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
-              f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
-              + ("" if sound["sound"] else f" — the certificate is WRONG for persons {sound['violating_persons']}"))
-    needed = summary["median_pixels_needed_all"]  # None: the median person was not fooled within the largest k
-    print_table(f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
-                f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
-                f"{summary['clean_dominant_accuracy']:.3f} of {summary['persons']} · median pixels needed "
-                f"{median_pixels(math.inf if needed is None else needed, max(summary['pixels']))}",
-                ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"], rows)
+        print(
+            f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
+            f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
+            + (
+                ""
+                if sound["sound"]
+                else f" — the certificate is WRONG for persons {sound['violating_persons']}"
+            )
+        )
+    needed = summary[
+        "median_pixels_needed_all"
+    ]  # None: the median person was not fooled within the largest k
+    print_table(
+        f"pixel attack · {summary['algorithm']} · {summary['surface']} · "
+        f"{'targeted' if summary['targeted'] else 'untargeted'} · clean dominant acc "
+        f"{summary['clean_dominant_accuracy']:.3f} of {summary['persons']} · median pixels needed "
+        f"{median_pixels(math.inf if needed is None else needed, max(summary['pixels']))}",
+        ["k", "success (all)", "success (clean-correct)", "robust dominant acc", "median queries"],
+        rows,
+    )
     quartiles = summary.get("clean_margin_quartiles")
     if quartiles:
-        print(f"clean top-1 margin (logits) of the {summary['persons']} persons: quartiles "
-              + " / ".join(f"{q:.3f}" for q in quartiles))
+        print(
+            f"clean top-1 margin (logits) of the {summary['persons']} persons: quartiles "
+            + " / ".join(f"{q:.3f}" for q in quartiles)
+        )
 
 
-def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSettings, cfg: Any) -> dict[str, Any]:
+def summarise(
+    table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSettings, cfg: Any
+) -> dict[str, Any]:
     """summary.json: the settings, then the curve (per k: success on all and on the clean-correct persons,
     robust dominant accuracy, queries to success) and the median pixels needed, each with its n."""
     correct = table["clean_correct"].astype(bool)
@@ -311,29 +421,47 @@ def summarise(table: pd.DataFrame, ks: list[int], wall: float, s: PixelAttackSet
     for k in ks:
         hit = table[f"success_k{k}"].astype(bool)
         fooled = table.loc[hit]
-        curve.append({
-            "pixels": k, "successes": int(hit.sum()), "successes_correct": int((hit & correct).sum()),
-            "success_rate_all": float(hit.mean()),
-            "success_rate_correct": float(hit[correct].mean()) if correct.any() else None,
-            "robust_correct": int(table[f"robust_k{k}"].sum()),
-            "robust_dominant_accuracy": float(table[f"robust_k{k}"].mean()),
-            "mean_queries_success": float(fooled["queries"].mean()) if len(fooled) else None,
-            "median_queries_success": float(fooled["queries"].median()) if len(fooled) else None,
-        })
+        curve.append(
+            {
+                "pixels": k,
+                "successes": int(hit.sum()),
+                "successes_correct": int((hit & correct).sum()),
+                "success_rate_all": float(hit.mean()),
+                "success_rate_correct": float(hit[correct].mean()) if correct.any() else None,
+                "robust_correct": int(table[f"robust_k{k}"].sum()),
+                "robust_dominant_accuracy": float(table[f"robust_k{k}"].mean()),
+                "mean_queries_success": float(fooled["queries"].mean()) if len(fooled) else None,
+                "median_queries_success": float(fooled["queries"].median()) if len(fooled) else None,
+            }
+        )
     last = curve[-1]
     return {
-        "attack": "pixel", "algorithm": s.algorithm, "pixels": ks, "surface": s.surface,
-        "targeted": s.targeted, "target": cfg.attack.target if s.targeted else None, "budget": s.budget,
-        "population": s.population, "split": str(cfg.attack.split), "offset": int(cfg.attack.offset),
-        "seed": int(cfg.seed), "persons": int(len(table)), "persons_correct": int(correct.sum()),
+        "attack": "pixel",
+        "algorithm": s.algorithm,
+        "pixels": ks,
+        "surface": s.surface,
+        "targeted": s.targeted,
+        "target": cfg.attack.target if s.targeted else None,
+        "budget": s.budget,
+        "population": s.population,
+        "split": str(cfg.attack.split),
+        "offset": int(cfg.attack.offset),
+        "seed": int(cfg.seed),
+        "persons": int(len(table)),
+        "persons_correct": int(correct.sum()),
         "clean_dominant_accuracy": float(correct.mean()),
         "clean_margin_quartiles": _quartiles(table.get("clean_margin")),
         "curve": curve,
         "median_pixels_needed_all": _finite(median_needed(table["pixels_needed"].to_numpy(float))),
-        "median_pixels_needed_correct": _finite(median_needed(table.loc[correct, "pixels_needed"].to_numpy(float))),
-        "success_rate_all": last["success_rate_all"], "success_rate_correct": last["success_rate_correct"],
-        "mean_queries_success": last["mean_queries_success"], "median_queries_success": last["median_queries_success"],
-        "total_queries": int(table["queries"].sum()), "wall_seconds": wall,
+        "median_pixels_needed_correct": _finite(
+            median_needed(table.loc[correct, "pixels_needed"].to_numpy(float))
+        ),
+        "success_rate_all": last["success_rate_all"],
+        "success_rate_correct": last["success_rate_correct"],
+        "mean_queries_success": last["mean_queries_success"],
+        "median_queries_success": last["median_queries_success"],
+        "total_queries": int(table["queries"].sum()),
+        "wall_seconds": wall,
         "queries_per_s": float(table["queries"].sum() / max(wall, 1e-9)),
     }
 

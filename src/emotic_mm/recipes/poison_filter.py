@@ -20,8 +20,9 @@ from emotic_mm.training.inference import model_inputs, to_device
 
 
 @torch.inference_mode()
-def representations(model: nn.Module, view: Any, device: torch.device, which: str = "image",
-                    chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def representations(
+    model: nn.Module, view: Any, device: torch.device, which: str = "image", chunk: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D), labels (N, 26)) of every row of ``view``, in row order."""
     model.eval()
     feats, labels = [], []
@@ -34,8 +35,14 @@ def representations(model: nn.Module, view: Any, device: torch.device, which: st
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def detect_and_filter(settings: TrainingFilter, model: nn.Module, view: Any, poisoned_rows: np.ndarray,
-                      target: int, device: torch.device) -> tuple[np.ndarray, dict[str, Any]]:
+def detect_and_filter(
+    settings: TrainingFilter,
+    model: nn.Module,
+    view: Any,
+    poisoned_rows: np.ndarray,
+    target: int,
+    device: torch.device,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Rows to keep, and the detection's TPR/FPR against the known poisoned rows (with its n's)."""
     features, labels = representations(model, view, device, settings.representation)
     detection = settings.detect(features, labels, categories=[target])

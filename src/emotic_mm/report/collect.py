@@ -34,9 +34,29 @@ from emotic_mm.report.hooks import hooks_of
 
 log = logging.getLogger(__name__)
 
-POINT_COLUMNS = ["run_dir", "k", "persons", "persons_correct", "successes", "successes_correct", "robust_correct",
-                 "mean_queries", "median_queries"]
-PERSON_COLUMNS = ["run_dir", "seed", "index", "k", "correct", "success", "robust", "queries", "pixels_needed", "clean_top1"]
+POINT_COLUMNS = [
+    "run_dir",
+    "k",
+    "persons",
+    "persons_correct",
+    "successes",
+    "successes_correct",
+    "robust_correct",
+    "mean_queries",
+    "median_queries",
+]
+PERSON_COLUMNS = [
+    "run_dir",
+    "seed",
+    "index",
+    "k",
+    "correct",
+    "success",
+    "robust",
+    "queries",
+    "pixels_needed",
+    "clean_top1",
+]
 
 
 @dataclass
@@ -47,7 +67,7 @@ class Collection:
     runs: pd.DataFrame
     points: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=POINT_COLUMNS))
     commands: list[str] = field(default_factory=list)  # distinct command lines from the runs' run.json
-    unknown: list[str] = field(default_factory=list)   # summary.json files of a kind the report does not know
+    unknown: list[str] = field(default_factory=list)  # summary.json files of a kind the report does not know
     not_finite: list[str] = field(default_factory=list)  # runs left out: a figure is NaN or Infinity
 
 
@@ -135,7 +155,9 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
     for key in (spec.measure, spec.control):
         if key is not None and summary.get(key) is not None and not _number(summary[key]):
             problems.append(f"{key}={summary[key]!r} (a number or null)")
-    if summary.get("seed") is not None and (not isinstance(summary["seed"], int) or isinstance(summary["seed"], bool)):
+    if summary.get("seed") is not None and (
+        not isinstance(summary["seed"], int) or isinstance(summary["seed"], bool)
+    ):
         problems.append(f"seed={summary['seed']!r} (a whole number)")
     for key in (*spec.primary, *spec.secondary):
         if isinstance(summary.get(key), (dict, list)):
@@ -143,8 +165,9 @@ def check_summary(path: Path, summary: dict[str, Any], kind: str) -> None:
     if summary.get(spec.count) is not None and not _whole(summary[spec.count]):
         problems.append(f"{spec.count}={summary[spec.count]!r} (a count)")
     modalities = summary.get("modalities")
-    if modalities is not None and not (isinstance(modalities, list) and modalities
-                                       and all(isinstance(m, str) for m in modalities)):
+    if modalities is not None and not (
+        isinstance(modalities, list) and modalities and all(isinstance(m, str) for m in modalities)
+    ):
         problems.append(f"modalities={modalities!r} (a list of view names)")
     problems += hooks_of(spec).check(summary)
     if problems:
@@ -170,19 +193,33 @@ def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict
     persons = summary["persons"]
     correct = summary.get("persons_correct")
     if correct is not None and not (_whole(correct) and correct <= persons):
-        raise DataFormatError(f"{path}: wrong type for persons_correct={correct!r} (a count ≤ persons={persons})")
+        raise DataFormatError(
+            f"{path}: wrong type for persons_correct={correct!r} (a count ≤ persons={persons})"
+        )
     curve = summary.get("curve")
     if curve is None:
         if isinstance(summary["pixels"], list):
             raise DataFormatError(f"{path}: pixels is a list but the summary has no curve")
         rate, rate_correct = summary.get("success_rate_all"), summary.get("success_rate_correct")
-        return [{"run_dir": run_dir, "k": int(summary["pixels"]), "persons": persons, "persons_correct": correct,
-                 "successes": None if rate is None else round(rate * persons),
-                 "successes_correct": None if rate_correct is None or correct is None else round(rate_correct * correct),
-                 "robust_correct": None, "mean_queries": summary.get("mean_queries_success"),
-                 "median_queries": summary.get("median_queries_success")}]
+        return [
+            {
+                "run_dir": run_dir,
+                "k": int(summary["pixels"]),
+                "persons": persons,
+                "persons_correct": correct,
+                "successes": None if rate is None else round(rate * persons),
+                "successes_correct": None
+                if rate_correct is None or correct is None
+                else round(rate_correct * correct),
+                "robust_correct": None,
+                "mean_queries": summary.get("mean_queries_success"),
+                "median_queries": summary.get("median_queries_success"),
+            }
+        ]
     if not isinstance(curve, list) or not curve:
-        raise DataFormatError(f"{path}: wrong type for curve={curve!r} (a list with one entry per pixel budget)")
+        raise DataFormatError(
+            f"{path}: wrong type for curve={curve!r} (a list with one entry per pixel budget)"
+        )
     points, seen = [], set()
     for i, entry in enumerate(curve):
         where = f"{path}: curve[{i}]"
@@ -191,8 +228,12 @@ def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict
         for key in ("pixels", "successes"):
             if key not in entry:
                 raise DataFormatError(f"{where} has no key {key}")
-        for key, bound in (("pixels", None), ("successes", persons), ("successes_correct", correct),
-                           ("robust_correct", persons)):
+        for key, bound in (
+            ("pixels", None),
+            ("successes", persons),
+            ("successes_correct", correct),
+            ("robust_correct", persons),
+        ):
             value = entry.get(key)
             if value is not None and not (_whole(value) and (bound is None or value <= bound)):
                 limit = "" if bound is None else f" ≤ {bound}"
@@ -203,10 +244,19 @@ def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict
         if entry["pixels"] in seen:
             raise DataFormatError(f"{where}: pixels={entry['pixels']} appears twice in the curve")
         seen.add(entry["pixels"])
-        points.append({"run_dir": run_dir, "k": int(entry["pixels"]), "persons": persons, "persons_correct": correct,
-                       "successes": entry["successes"], "successes_correct": entry.get("successes_correct"),
-                       "robust_correct": entry.get("robust_correct"), "mean_queries": entry.get("mean_queries_success"),
-                       "median_queries": entry.get("median_queries_success")})
+        points.append(
+            {
+                "run_dir": run_dir,
+                "k": int(entry["pixels"]),
+                "persons": persons,
+                "persons_correct": correct,
+                "successes": entry["successes"],
+                "successes_correct": entry.get("successes_correct"),
+                "robust_correct": entry.get("robust_correct"),
+                "mean_queries": entry.get("mean_queries_success"),
+                "median_queries": entry.get("median_queries_success"),
+            }
+        )
     return points
 
 
@@ -225,14 +275,19 @@ def counts(summary: dict[str, Any], kind: Any) -> dict[str, Any]:
         rate = summary.get(kind.measure)
         successes = round(rate * n) if rate is not None and n is not None else math.nan
     control = summary.get(kind.control) if kind.control else None
-    return {"report.n": math.nan if n is None else n, "report.successes": successes,
-            "report.control_successes": round(control * n) if control is not None and n is not None else math.nan}
+    return {
+        "report.n": math.nan if n is None else n,
+        "report.successes": successes,
+        "report.control_successes": round(control * n) if control is not None and n is not None else math.nan,
+    }
 
 
 def _record(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary as one flat row: nested objects as ``a.b`` columns, lists as text."""
     flat: dict[str, Any] = {}
-    for key, value in pd.json_normalize({k: v for k, v in summary.items() if k != "curve"}, sep=".").iloc[0].items():
+    for key, value in (
+        pd.json_normalize({k: v for k, v in summary.items() if k != "curve"}, sep=".").iloc[0].items()
+    ):
         if key == "modalities" and isinstance(value, list):
             flat[key] = "+".join(value)
         else:
@@ -276,7 +331,9 @@ def load_runs(root: Path) -> Collection:
         record["model"] = str(summary["model"])
         seed = summary["seed"] if summary.get("seed") is not None else info.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise DataFormatError(f"{path}: no seed in summary.json or run.json (the report pools and pairs runs by seed)")
+            raise DataFormatError(
+                f"{path}: no seed in summary.json or run.json (the report pools and pairs runs by seed)"
+            )
         record["seed"] = seed
         record["run_dir"] = run_dir
         record.update(counts(summary, ATTACKS.get(kind)))
@@ -292,8 +349,9 @@ def load_runs(root: Path) -> Collection:
     table = pd.DataFrame.from_records(points, columns=POINT_COLUMNS)
     for column in POINT_COLUMNS[1:]:
         table[column] = pd.to_numeric(table[column], errors="coerce")
-    return Collection(root=root, runs=runs, points=table, commands=commands, unknown=unknown,
-                      not_finite=not_finite)
+    return Collection(
+        root=root, runs=runs, points=table, commands=commands, unknown=unknown, not_finite=not_finite
+    )
 
 
 # --------------------------------------------------------------------------- attack.csv
@@ -308,8 +366,10 @@ def _flags(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
     out = values.astype(str).str.strip().str.lower().map(FLAGS)
     bad = values.notna() & out.isna()
     if bad.any():
-        raise DataFormatError(f"{path}: column {column} holds {values[bad].iloc[0]!r} (row {int(bad.idxmax()) + 2}); "
-                              "expected True or False")
+        raise DataFormatError(
+            f"{path}: column {column} holds {values[bad].iloc[0]!r} (row {int(bad.idxmax()) + 2}); "
+            "expected True or False"
+        )
     return out.to_numpy(float)
 
 
@@ -332,21 +392,46 @@ def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFr
         raise DataFormatError(f"{path}: person index {int(index[index.duplicated()].iloc[0])} appears twice")
     if persons is not None and len(frame) != persons:
         raise DataFormatError(f"{path} has {len(frame)} rows but its summary.json says persons={persons}")
-    correct = _flags(path, frame, "clean_correct") if "clean_correct" in frame else np.full(len(frame), math.nan)
-    queries = pd.to_numeric(frame["queries"], errors="coerce").to_numpy(float) if "queries" in frame \
+    correct = (
+        _flags(path, frame, "clean_correct") if "clean_correct" in frame else np.full(len(frame), math.nan)
+    )
+    queries = (
+        pd.to_numeric(frame["queries"], errors="coerce").to_numpy(float)
+        if "queries" in frame
         else np.full(len(frame), math.nan)
-    needed = pd.to_numeric(frame["pixels_needed"], errors="coerce").to_numpy(float) if "pixels_needed" in frame \
+    )
+    needed = (
+        pd.to_numeric(frame["pixels_needed"], errors="coerce").to_numpy(float)
+        if "pixels_needed" in frame
         else np.full(len(frame), math.nan)
-    answers = frame["clean_top1"].astype(str).to_numpy() if "clean_top1" in frame else np.full(len(frame), None)
+    )
+    answers = (
+        frame["clean_top1"].astype(str).to_numpy() if "clean_top1" in frame else np.full(len(frame), None)
+    )
     parts = []
     for k in ks:
         column = f"success_k{k}" if f"success_k{k}" in frame or len(ks) > 1 else "success"
         if column not in frame:
-            raise DataFormatError(f"{path} has no column success_k{k} (its summary.json has a curve point at k={k})")
-        robust = _flags(path, frame, f"robust_k{k}") if f"robust_k{k}" in frame else np.full(len(frame), math.nan)
-        parts.append(pd.DataFrame({"index": index.astype(int).to_numpy(), "k": k, "correct": correct,
-                                   "success": _flags(path, frame, column), "robust": robust, "queries": queries,
-                                   "pixels_needed": needed, "clean_top1": answers}))
+            raise DataFormatError(
+                f"{path} has no column success_k{k} (its summary.json has a curve point at k={k})"
+            )
+        robust = (
+            _flags(path, frame, f"robust_k{k}") if f"robust_k{k}" in frame else np.full(len(frame), math.nan)
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "index": index.astype(int).to_numpy(),
+                    "k": k,
+                    "correct": correct,
+                    "success": _flags(path, frame, column),
+                    "robust": robust,
+                    "queries": queries,
+                    "pixels_needed": needed,
+                    "clean_top1": answers,
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     if out["success"].isna().any():
         raise DataFormatError(f"{path}: an empty success value (every attacked person has an outcome)")
@@ -397,7 +482,17 @@ def load_triggered(collection: Collection, kind: AttackKind) -> pd.DataFrame:
                 raise DataFormatError(f"{path} has no column {column}")
         n = run.get("triggered_persons")
         if not pd.isna(n) and len(frame) != int(n):
-            raise DataFormatError(f"{path} has {len(frame)} rows but its summary.json says triggered_persons={int(n)}")
-        parts.append(pd.DataFrame({"run_dir": run["run_dir"], "seed": run["seed"], "index": frame["index"].astype(int),
-                                   "success": _flags(path, frame, "hit_poisoned")}))
+            raise DataFormatError(
+                f"{path} has {len(frame)} rows but its summary.json says triggered_persons={int(n)}"
+            )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "run_dir": run["run_dir"],
+                    "seed": run["seed"],
+                    "index": frame["index"].astype(int),
+                    "success": _flags(path, frame, "hit_poisoned"),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TRIGGERED_COLUMNS)

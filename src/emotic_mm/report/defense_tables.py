@@ -26,8 +26,8 @@ import pandas as pd
 from emotic_mm.attacks.registry import ATTACKS, AttackKind
 from emotic_mm.report.tables import arm_keys, natural_order, pooled, seed_counts, with_settings
 
-CERTIFIED = ("certify",)            # where-tags whose runs carry certificates
-POISONING = ("training", "test")    # where-tags of the training-set filters and test-time detectors
+CERTIFIED = ("certify",)  # where-tags whose runs carry certificates
+POISONING = ("training", "test")  # where-tags of the training-set filters and test-time detectors
 
 
 @dataclass
@@ -77,15 +77,22 @@ def certified_rates(kind: AttackKind, runs: pd.DataFrame) -> tuple[pd.DataFrame,
         return pd.DataFrame(), []
     radii = sorted(int(c.rsplit(".", 1)[1]) for c in df.columns if c.startswith("certified.at."))
     by = [*keys, *arms, "setting", "arm"]
-    df = df.assign(**{f"_r{r}": _numeric(df, f"certified.at.{r}") for r in radii},
-                   _n=_numeric(df, "certified.persons"), _abstained=_numeric(df, "certified.abstained"),
-                   _violations=_numeric(df, "soundness.violations"), _checked=_numeric(df, "soundness.checked_person_k"))
+    df = df.assign(
+        **{f"_r{r}": _numeric(df, f"certified.at.{r}") for r in radii},
+        _n=_numeric(df, "certified.persons"),
+        _abstained=_numeric(df, "certified.abstained"),
+        _violations=_numeric(df, "soundness.violations"),
+        _checked=_numeric(df, "soundness.checked_person_k"),
+    )
     out = seed_counts(df, by, "_n")
     for r in radii:
         out = out.join(pooled(df, by, f"_r{r}", "_n", f"r{r}"))
     out = out.join(pooled(df, by, "_abstained", "_n", "abstained"))
-    out = out.join(df.groupby(by, sort=True)[["_violations", "_checked"]].sum(min_count=1)
-                   .rename(columns={"_violations": "violations", "_checked": "checked"}))
+    out = out.join(
+        df.groupby(by, sort=True)[["_violations", "_checked"]]
+        .sum(min_count=1)
+        .rename(columns={"_violations": "violations", "_checked": "checked"})
+    )
     return natural_order(out.reset_index(), [*keys, *arms]), radii
 
 
@@ -101,18 +108,34 @@ def poison_defense_rates(kind: AttackKind, runs: pd.DataFrame) -> pd.DataFrame:
     by = [*keys, "model", "setting", "arm"]
     poisoned, rows = _numeric(df, "detection.poisoned"), _numeric(df, "detection.rows")
     triggered = _numeric(df, "triggered_persons")
-    df = df.assign(_tp=_count(df, "detection.tpr", poisoned), _poisoned=poisoned,
-                   _fp=_count(df, "detection.fpr", rows - poisoned), _clean_rows=rows - poisoned,
-                   _asr=_count(df, "asr", triggered), _asr_after=_count(df, "after_defense.asr", triggered),
-                   _triggered=triggered, _strip_n=_numeric(df, "strip.triggered_persons"),
-                   _strip_clean=_numeric(df, "strip.clean_persons"), _map_after=_numeric(df, "after_defense.map"))
-    df = df.assign(_far=_count(df, "strip.false_acceptance", df["_strip_n"]),
-                   _frr=_count(df, "strip.false_rejection", df["_strip_clean"]))
+    df = df.assign(
+        _tp=_count(df, "detection.tpr", poisoned),
+        _poisoned=poisoned,
+        _fp=_count(df, "detection.fpr", rows - poisoned),
+        _clean_rows=rows - poisoned,
+        _asr=_count(df, "asr", triggered),
+        _asr_after=_count(df, "after_defense.asr", triggered),
+        _triggered=triggered,
+        _strip_n=_numeric(df, "strip.triggered_persons"),
+        _strip_clean=_numeric(df, "strip.clean_persons"),
+        _map_after=_numeric(df, "after_defense.map"),
+    )
+    df = df.assign(
+        _far=_count(df, "strip.false_acceptance", df["_strip_n"]),
+        _frr=_count(df, "strip.false_rejection", df["_strip_clean"]),
+    )
     out = seed_counts(df, by, "_triggered")
-    for num, den, name in (("_tp", "_poisoned", "tpr"), ("_fp", "_clean_rows", "fpr"), ("_asr", "_triggered", "asr"),
-                           ("_asr_after", "_triggered", "asr_after"), ("_far", "_strip_n", "far"),
-                           ("_frr", "_strip_clean", "frr")):
+    for num, den, name in (
+        ("_tp", "_poisoned", "tpr"),
+        ("_fp", "_clean_rows", "fpr"),
+        ("_asr", "_triggered", "asr"),
+        ("_asr_after", "_triggered", "asr_after"),
+        ("_far", "_strip_n", "far"),
+        ("_frr", "_strip_clean", "frr"),
+    ):
         out = out.join(pooled(df, by, num, den, name))
     maps = df.groupby(by, sort=True)["_map_after"].agg(map_after_mean="mean", map_after_std="std")
-    clean_map = df.assign(_m=_numeric(df, "clean.map")).groupby(by, sort=True)["_m"].mean().rename("clean_map_mean")
+    clean_map = (
+        df.assign(_m=_numeric(df, "clean.map")).groupby(by, sort=True)["_m"].mean().rename("clean_map_mean")
+    )
     return natural_order(out.join(maps).join(clean_map).reset_index(), [*keys, "model"])

@@ -37,8 +37,11 @@ def rate(value: Any, low: Any, high: Any, std: Any = math.nan, seeds: Any = 0, d
     or more seeds) — all in %."""
     if unmeasured(value):
         return MISSING
-    text = f"{pct(value, digits)} [{pct(low, digits)}, {pct(high, digits)}]" if not unmeasured(low) \
+    text = (
+        f"{pct(value, digits)} [{pct(low, digits)}, {pct(high, digits)}]"
+        if not unmeasured(low)
         else pct(value, digits)
+    )
     if not unmeasured(seeds) and int(seeds) >= 2 and not unmeasured(std):
         text += f" sd {std * 100:.{digits}f}"
     return text
@@ -87,6 +90,7 @@ def seeds_text(seeds: Any) -> str:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table; ``|`` in cells is escaped so a label cannot break the layout."""
+
     def cell(v: Any) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -96,10 +100,19 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 # --------------------------------------------------------------------------- header and verdicts
-def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, commands: list[str],
-           unknown: list[str], not_finite: Sequence[str] = ()) -> str:
+def header(
+    root: str,
+    runs: pd.DataFrame,
+    models: list[str],
+    generated: str,
+    commands: list[str],
+    unknown: list[str],
+    not_finite: Sequence[str] = (),
+) -> str:
     counts = runs["kind"].value_counts()
-    by_kind = ", ".join(f"{ATTACKS.get(k).title.lower()}: {int(counts[k])}" for k in ATTACKS.names() if k in counts)
+    by_kind = ", ".join(
+        f"{ATTACKS.get(k).title.lower()}: {int(counts[k])}" for k in ATTACKS.names() if k in counts
+    )
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
     modalities = sorted({str(m) for m in runs.get("modalities", pd.Series(dtype=object)).dropna()})
     lines = [
@@ -131,13 +144,30 @@ def header(root: str, runs: pd.DataFrame, models: list[str], generated: str, com
         lines.append(f"- left out (unknown attack kind): {', '.join(f'`{u}`' for u in unknown)}")
     if not_finite:
         lines.append(f"- left out (a figure is NaN or Infinity): {', '.join(f'`{u}`' for u in not_finite)}")
-    lines += ["", "## Reproduce", "", "Command lines recorded in the runs' `run.json`, then this report:", "",
-              "```bash", *commands, f"emotic-mm report runs={root}", "```"]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "Command lines recorded in the runs' `run.json`, then this report:",
+        "",
+        "```bash",
+        *commands,
+        f"emotic-mm report runs={root}",
+        "```",
+    ]
     return "\n".join(lines)
 
 
-VERDICT_COLUMNS = ["comparison", "setting", "held equal", "n", "A − B (pts) [95 % CI]", "p", "verdict",
-                   "difference detected at"]
+VERDICT_COLUMNS = [
+    "comparison",
+    "setting",
+    "held equal",
+    "n",
+    "A − B (pts) [95 % CI]",
+    "p",
+    "verdict",
+    "difference detected at",
+]
 
 
 def verdict_rows(summary: pd.DataFrame) -> list[list[str]]:
@@ -147,30 +177,48 @@ def verdict_rows(summary: pd.DataFrame) -> list[list[str]]:
         at = f" at {r['at']}" if r["at"] else ""
         seeds = f", seeds {seeds_text(r['seeds'])}" if isinstance(r["seeds"], list) else ""
         detected = "; ".join(f"k={d['k']}: {d['verdict']}" for d in r["detected_at"])
-        rows.append([r["comparison"], r["setting"], r["held"] or MISSING, f"{r['n']}{at}{seeds}",
-                     difference(r["diff"], r["low"], r["high"]), pvalue(r["pvalue"]), r["verdict"],
-                     detected or (MISSING if r["at"] else "")])  # a row taken at a point: detected nowhere
+        rows.append(
+            [
+                r["comparison"],
+                r["setting"],
+                r["held"] or MISSING,
+                f"{r['n']}{at}{seeds}",
+                difference(r["diff"], r["low"], r["high"]),
+                pvalue(r["pvalue"]),
+                r["verdict"],
+                detected or (MISSING if r["at"] else ""),
+            ]
+        )  # a row taken at a point: detected nowhere
     return rows
 
 
 def verdict_section(summary: pd.DataFrame) -> str:
     if summary.empty:
-        return ("## Which is more robust?\n\nNo two variants, modality sets or algorithms were run in the same setting "
-                "(pixel comparisons also need the runs' attack.csv, to pair the persons).")
-    return "\n".join([
-        "## Which is more robust?", "",
-        "Each comparison A vs B in its setting, the other keys held equal. Pixel attacks: the difference of "
-        "success rates (all persons) on the persons attacked under both, at the largest k, and every k at which "
-        "a difference was detected (all k are in *Paired differences* below). `de` vs `rs` compares attack "
-        "algorithms: there the verdict says which one finds more.", "",
-        table(VERDICT_COLUMNS, verdict_rows(summary))])
-
+        return (
+            "## Which is more robust?\n\nNo two variants, modality sets or algorithms were run in the same setting "
+            "(pixel comparisons also need the runs' attack.csv, to pair the persons)."
+        )
+    return "\n".join(
+        [
+            "## Which is more robust?",
+            "",
+            "Each comparison A vs B in its setting, the other keys held equal. Pixel attacks: the difference of "
+            "success rates (all persons) on the persons attacked under both, at the largest k, and every k at which "
+            "a difference was detected (all k are in *Paired differences* below). `de` vs `rs` compares attack "
+            "algorithms: there the verdict says which one finds more.",
+            "",
+            table(VERDICT_COLUMNS, verdict_rows(summary)),
+        ]
+    )
 
 
 def examples_section(examples: list[tuple[str, str]]) -> str:
     """One example picture per setting and arm, copied from the run dirs."""
-    lines = ["## Examples", "",
-             "One `examples.png` per setting, model and modality set (its lowest seed), copied from the run dirs."]
+    lines = [
+        "## Examples",
+        "",
+        "One `examples.png` per setting, model and modality set (its lowest seed), copied from the run dirs.",
+    ]
     for caption, path in examples:
         lines += ["", f"### {caption}", "", f"![{caption}]({path})"]
     return "\n".join(lines)

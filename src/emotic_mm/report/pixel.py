@@ -30,10 +30,18 @@ class PixelReport:
         curve, keys = pixel_curve(kind, runs, ctx.collection.points, persons)
         arms = pixel_arms(kind, runs, curve, keys)
         paired = paired_comparisons(kind, runs, persons)
-        return Aggregate(data={"setting_keys": keys, "curve": curve, "arms": arms, "paired": paired},
-                         tables={"keys": keys, "curve": curve, "arms": arms, "paired": paired,
-                                 "certified": ctx.defenses.certified, "radii": ctx.defenses.radii},
-                         verdicts=pixel_verdicts(kind, paired))
+        return Aggregate(
+            data={"setting_keys": keys, "curve": curve, "arms": arms, "paired": paired},
+            tables={
+                "keys": keys,
+                "curve": curve,
+                "arms": arms,
+                "paired": paired,
+                "certified": ctx.defenses.certified,
+                "radii": ctx.defenses.radii,
+            },
+            verdicts=pixel_verdicts(kind, paired),
+        )
 
     def plot(self, kind: AttackKind, agg: Aggregate, folder: Path) -> list[tuple[str, str]]:
         file = "success_vs_pixels.png"

@@ -21,12 +21,15 @@ def success_vs_pixels(kind: AttackKind, curve: pd.DataFrame, keys: list[str], pa
         return False
     plt = pyplot()
     row_keys = [k for k in keys if k != "surface"]
-    rows = sorted((values for values, _ in groups(curve, row_keys)),
-                  key=lambda v: tuple(natural_key(x) for x in v.values()))
+    rows = sorted(
+        (values for values, _ in groups(curve, row_keys)),
+        key=lambda v: tuple(natural_key(x) for x in v.values()),
+    )
     surfaces = sorted(curve["surface"].unique()) if "surface" in curve else [None]
     colour = colours(curve["arm"])
-    fig, axes = plt.subplots(len(rows), len(surfaces), figsize=(4.2 * len(surfaces), 3.4 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(surfaces), figsize=(4.2 * len(surfaces), 3.4 * len(rows)), squeeze=False
+    )
     for i, values in enumerate(rows):
         for j, surface in enumerate(surfaces):
             ax = axes[i][j]
@@ -51,4 +54,3 @@ def success_vs_pixels(kind: AttackKind, curve: pd.DataFrame, keys: list[str], pa
     fig.suptitle(f"{kind.title}: success vs k (pooled over seeds, band = Wilson 95 %)", fontsize=9)
     save(fig, path, dpi=REPORT_DPI)
     return True
-

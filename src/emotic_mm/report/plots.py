@@ -38,8 +38,9 @@ def colours(names) -> dict[str, str]:
     return {n: f"C{i % 10}" for i, n in enumerate(names)}
 
 
-def rate_line(ax: Any, x: np.ndarray, line: pd.DataFrame, name: str, colour: str, label: str,
-              style: str = "-o") -> None:
+def rate_line(
+    ax: Any, x: np.ndarray, line: pd.DataFrame, name: str, colour: str, label: str, style: str = "-o"
+) -> None:
     """A rate against x with its Wilson band (percent)."""
     y = line[name].to_numpy(float) * 100
     ax.plot(x, y, style, color=colour, label=label, ms=4)
@@ -55,7 +56,7 @@ def rate_line(ax: Any, x: np.ndarray, line: pd.DataFrame, name: str, colour: str
 def wrap(label: str, per_line: int = 4) -> str:
     """A setting label over several lines of ``per_line`` parts, so panel titles do not run into each other."""
     parts = label.split(" · ")
-    return "\n".join(" · ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
+    return "\n".join(" · ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line))
 
 
 def x_axis(ax: Any, values: np.ndarray, label: str) -> None:
@@ -77,8 +78,10 @@ def copy_examples(runs: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, 
     report readable for sweeps of many seeds; the rest stay in their run dirs."""
     shown: list[tuple[str, str]] = []
     target = out / "examples"
-    order = runs.assign(_seed=pd.to_numeric(runs["seed"], errors="coerce"),
-                        _kind_order=runs["kind"].map({k: i for i, k in enumerate(ATTACKS.names())}))
+    order = runs.assign(
+        _seed=pd.to_numeric(runs["seed"], errors="coerce"),
+        _kind_order=runs["kind"].map({k: i for i, k in enumerate(ATTACKS.names())}),
+    )
     order = order.sort_values(["_kind_order", "setting", "arm", "_seed"], kind="stable")
     for (_, setting, arm), group in order.groupby(["_kind_order", "setting", "arm"], sort=False):
         for _, run in group.iterrows():

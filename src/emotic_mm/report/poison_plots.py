@@ -14,8 +14,15 @@ from emotic_mm.report.plots import colours, groups, rate_line, wrap, x_axis
 from emotic_mm.report.tables import natural_key, setting_label
 
 
-def asr_vs(kind: AttackKind, table: pd.DataFrame, keys: list[str], x_key: str, path: Path, xlabel: str,
-           scale: float = 1.0) -> bool:
+def asr_vs(
+    kind: AttackKind,
+    table: pd.DataFrame,
+    keys: list[str],
+    x_key: str,
+    path: Path,
+    xlabel: str,
+    scale: float = 1.0,
+) -> bool:
     """Backdoor ASR against ``x_key`` (poison rate, trigger size) with Wilson bands, one panel per label
     variant (dirty/clean), one line per model × the other settings, dashed: the clean-model control.
     Only lines with two or more x values are drawn; False (nothing written) if there is none."""
@@ -32,8 +39,9 @@ def asr_vs(kind: AttackKind, table: pd.DataFrame, keys: list[str], x_key: str, p
     names = {}
     for values, _ in lines:
         rest = {k: v for k, v in values.items() if k in line_keys and k != "model"}
-        names[tuple(values.items())] = " · ".join([values["model"], *setting_label(kind, rest)
-                                                   .split(" · ")[1:]])
+        names[tuple(values.items())] = " · ".join(
+            [values["model"], *setting_label(kind, rest).split(" · ")[1:]]
+        )
     colour = colours(names.values())
     for ax, panel in zip(axes[0], panels):
         for values, line in lines:
@@ -44,7 +52,14 @@ def asr_vs(kind: AttackKind, table: pd.DataFrame, keys: list[str], x_key: str, p
             x = line["_x"].to_numpy(float)
             rate_line(ax, x, line, "success", colour[name], name)
             if "control" in line and line["control"].notna().any():
-                ax.plot(x, line["control"] * 100, "--x", color=colour[name], alpha=0.7, label=f"{name} (clean model)")
+                ax.plot(
+                    x,
+                    line["control"] * 100,
+                    "--x",
+                    color=colour[name],
+                    alpha=0.7,
+                    label=f"{name} (clean model)",
+                )
         title = setting_label(kind, dict(zip(panel_keys, panel)))
         ax.set_title(wrap(title), fontsize=8)
         x_axis(ax, table["_x"].to_numpy(float), xlabel)
@@ -69,11 +84,22 @@ def clean_metric_deltas(table: pd.DataFrame, path: Path) -> bool:
     x = np.arange(len(settings))
     for ax, metric, title in zip(axes, ("map", "dominant_acc"), ("mAP", "dominant accuracy")):
         for i, model in enumerate(models):
-            sub = table[table["model"] == model].drop_duplicates("setting").set_index("setting").reindex(settings)
+            sub = (
+                table[table["model"] == model]
+                .drop_duplicates("setting")
+                .set_index("setting")
+                .reindex(settings)
+            )
             err = sub[f"delta_{metric}_std"].to_numpy(float) * 100
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, sub[f"delta_{metric}_mean"] * 100, width,
-                   yerr=None if np.all(np.isnan(err)) else np.nan_to_num(err), capsize=2, color=colour[model],
-                   label=model)
+            ax.bar(
+                x + (i - (len(models) - 1) / 2) * width,
+                sub[f"delta_{metric}_mean"] * 100,
+                width,
+                yerr=None if np.all(np.isnan(err)) else np.nan_to_num(err),
+                capsize=2,
+                color=colour[model],
+                label=model,
+            )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, [label.replace(" · ", "\n") for label in settings], fontsize=6)
         ax.set_title(f"Δ {title}, poisoned − clean", fontsize=9)
@@ -82,4 +108,3 @@ def clean_metric_deltas(table: pd.DataFrame, path: Path) -> bool:
     axes[0].legend(fontsize=7)
     save(fig, path, dpi=REPORT_DPI)
     return True
-

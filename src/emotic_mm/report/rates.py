@@ -52,15 +52,21 @@ class RatesReport:
         persons = load_triggered(ctx.collection, kind) if self.per_person else None
         comparisons = poison_comparisons(kind, tab, runs, persons)
         costs = bool(tab["clean_map_mean"].notna().any()) if self.clean_costs is None else self.clean_costs
-        return Aggregate(data={"setting_keys": keys, "rates": tab, "comparisons": comparisons},
-                         tables={"keys": keys, "rates": tab, "comparisons": comparisons,
-                                 "clean_costs": costs},
-                         verdicts=poison_verdicts(comparisons), clean_costs=tab if costs else None)
+        return Aggregate(
+            data={"setting_keys": keys, "rates": tab, "comparisons": comparisons},
+            tables={"keys": keys, "rates": tab, "comparisons": comparisons, "clean_costs": costs},
+            verdicts=poison_verdicts(comparisons),
+            clean_costs=tab if costs else None,
+        )
 
     def plot(self, kind: AttackKind, agg: Aggregate, folder: Path) -> list[tuple[str, str]]:
         tab, keys = agg.tables["rates"], agg.tables["keys"]
-        drawn = [f for f in self.figures if f.x_key in keys
-                 and poison_plots.asr_vs(kind, tab, keys, f.x_key, folder / f.file, f.xlabel, f.scale)]
+        drawn = [
+            f
+            for f in self.figures
+            if f.x_key in keys
+            and poison_plots.asr_vs(kind, tab, keys, f.x_key, folder / f.file, f.xlabel, f.scale)
+        ]
         return [(f"ASR vs {f.xlabel}", f.file) for f in drawn]
 
     def section(self, kind: AttackKind, agg: Aggregate, figures: list[tuple[str, str]]) -> str:
@@ -72,16 +78,28 @@ class RatesReport:
 DEFAULT = RatesReport()
 
 BACKDOOR = RatesReport(
-    Wording("Attack success rate: share of triggered test persons without the target whose top-1 becomes "
-            "the target. The clean model under the same trigger is the control: the gap is what the poison "
-            "bought. n = triggered persons × seeds.",
-            "triggered persons", "ASR, poisoned model (%)", "ASR, clean model — control (%)"),
-    clean_costs=True, per_person=True,
-    figures=(RateFigure("rate", "asr_vs_rate.png", "poisoned training persons (%)", 100.0),
-             RateFigure("pixels", "asr_vs_trigger_size.png", "trigger size (pixels)")))
+    Wording(
+        "Attack success rate: share of triggered test persons without the target whose top-1 becomes "
+        "the target. The clean model under the same trigger is the control: the gap is what the poison "
+        "bought. n = triggered persons × seeds.",
+        "triggered persons",
+        "ASR, poisoned model (%)",
+        "ASR, clean model — control (%)",
+    ),
+    clean_costs=True,
+    per_person=True,
+    figures=(
+        RateFigure("rate", "asr_vs_rate.png", "poisoned training persons (%)", 100.0),
+        RateFigure("pixels", "asr_vs_trigger_size.png", "trigger size (pixels)"),
+    ),
+)
 
 COLLISION = RatesReport(
-    Wording("Share of target persons classified as their base class after training on the poisons (targets "
-            "are chosen among persons the clean model does not call the base class). n = targets × seeds.",
-            "targets", "target success, poisoned model (%)"),
-    clean_costs=True)
+    Wording(
+        "Share of target persons classified as their base class after training on the poisons (targets "
+        "are chosen among persons the clean model does not call the base class). n = targets × seeds.",
+        "targets",
+        "target success, poisoned model (%)",
+    ),
+    clean_costs=True,
+)

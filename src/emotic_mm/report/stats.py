@@ -30,9 +30,9 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from emotic_mm.measures import median_needed  # noqa: F401  (recorded by the pixel recipe; one statistics namespace)
 
-ALPHA = 0.05          # every interval is 95 %, every test at 5 %
-RESAMPLES = 10_000    # bootstrap resamples: the 2.5 % quantile then rests on 250 resamples
-BOOTSTRAP_SEED = 0    # fixed, so the same runs always give the same report
+ALPHA = 0.05  # every interval is 95 %, every test at 5 %
+RESAMPLES = 10_000  # bootstrap resamples: the 2.5 % quantile then rests on 250 resamples
+BOOTSTRAP_SEED = 0  # fixed, so the same runs always give the same report
 NO_DIFFERENCE = "no difference detected at this n"
 
 
@@ -83,9 +83,14 @@ class Interval:
     high: float
 
 
-def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
-                     clusters: Sequence | np.ndarray | None = None, resamples: int = RESAMPLES,
-                     seed: int = BOOTSTRAP_SEED, alpha: float = ALPHA) -> Interval:
+def paired_bootstrap(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    clusters: Sequence | np.ndarray | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    alpha: float = ALPHA,
+) -> Interval:
     """Percentile bootstrap interval of ``mean(a) − mean(b)`` over pairs ``(a[i], b[i])``.
 
     Why paired: both variants were attacked on the same persons, so a hard person is hard for both;
@@ -104,7 +109,9 @@ def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
         raise ValueError(f"paired outcomes need two 1-d arrays of one length, got {a.shape} and {b.shape}")
     if len(a) == 0:
         return Interval(math.nan, math.nan, math.nan)
-    groups = np.zeros(len(a), int) if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1]
+    groups = (
+        np.zeros(len(a), int) if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1]
+    )
     diff = a - b
     rng = np.random.default_rng(seed)
     total = np.zeros(resamples)
@@ -128,8 +135,9 @@ class Independent:
     pvalue: float
 
 
-def independent_difference(successes_a: float, n_a: float, successes_b: float, n_b: float,
-                           alpha: float = ALPHA) -> Independent:
+def independent_difference(
+    successes_a: float, n_a: float, successes_b: float, n_b: float, alpha: float = ALPHA
+) -> Independent:
     """Difference of two proportions measured on different persons or only known as counts.
 
     Why Newcombe (hybrid score, his method 10): it combines the two Wilson intervals, so it inherits

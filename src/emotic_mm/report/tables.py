@@ -29,7 +29,7 @@ from emotic_mm.attacks.registry import ATTACKS, AttackKind
 from emotic_mm.report import stats
 
 COMPARED = ("baseline", "joint")  # the variants the study is about, first in every table
-ATTACKER_KEYS = ("algorithm",)    # compared keys that choose the attacker: a higher success rate is theirs
+ATTACKER_KEYS = ("algorithm",)  # compared keys that choose the attacker: a higher success rate is theirs
 MISSING_TEXT = "n/a"
 
 
@@ -92,13 +92,17 @@ def _value_text(key: str, value: str) -> str:
 def setting_label(kind: AttackKind, values: dict[str, Any]) -> str:
     """A short readable name of one setting, e.g. ``pixel · de · context · untargeted · budget=400 · …``
     (an untargeted attack's absent target is left out: ``untargeted`` already says it)."""
-    shown = {k: canonical(v) for k, v in values.items() if not (k == "target" and canonical(v) == MISSING_TEXT)}
+    shown = {
+        k: canonical(v) for k, v in values.items() if not (k == "target" and canonical(v) == MISSING_TEXT)
+    }
     return " · ".join([kind.short, *(_value_text(k, v) for k, v in shown.items())])
 
 
 def arm_label(values: dict[str, Any]) -> str:
     """``joint · context+body+text`` (the modality set left out where the runs do not record it)."""
-    return " · ".join(canonical(v) for k, v in values.items() if not (k == "modalities" and canonical(v) == MISSING_TEXT))
+    return " · ".join(
+        canonical(v) for k, v in values.items() if not (k == "modalities" and canonical(v) == MISSING_TEXT)
+    )
 
 
 def with_settings(runs: pd.DataFrame, kind: AttackKind) -> tuple[pd.DataFrame, list[str]]:
@@ -110,8 +114,10 @@ def with_settings(runs: pd.DataFrame, kind: AttackKind) -> tuple[pd.DataFrame, l
     for key in keys + arms:
         if key not in df:
             df[key] = None
-    df["settings"] = [dict(zip(keys, (None if isinstance(v, float) and math.isnan(v) else v for v in row)))
-                      for row in df[keys].itertuples(index=False)]
+    df["settings"] = [
+        dict(zip(keys, (None if isinstance(v, float) and math.isnan(v) else v for v in row)))
+        for row in df[keys].itertuples(index=False)
+    ]
     for key in keys + arms:
         df[key] = df[key].map(canonical)
     df["setting"] = [setting_label(kind, dict(zip(keys, row))) for row in df[keys].itertuples(index=False)]
@@ -150,13 +156,19 @@ def ordered(key: str, values: Iterable[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- pooled rates
-def _strict_sums(frame: pd.DataFrame, by: list[str] | None, columns: list[str], levels: list[int] | None = None) -> pd.DataFrame:
+def _strict_sums(
+    frame: pd.DataFrame, by: list[str] | None, columns: list[str], levels: list[int] | None = None
+) -> pd.DataFrame:
     """Counts summed per group (of columns ``by``, or of index ``levels``), NaN where any run of the group
     did not record the count: a partial sum would be a wrong n."""
     keys = {"by": by} if by is not None else {"level": levels}
     sums = frame.groupby(**keys, sort=True)[columns].sum()
     missing = frame[columns].isna()
-    missing = (pd.concat([frame[by], missing], axis=1) if by is not None else missing).groupby(**keys, sort=True)[columns].any()
+    missing = (
+        (pd.concat([frame[by], missing], axis=1) if by is not None else missing)
+        .groupby(**keys, sort=True)[columns]
+        .any()
+    )
     return sums.where(~missing)
 
 
@@ -167,7 +179,9 @@ def pooled(df: pd.DataFrame, by: list[str], num: str, den: str, name: str) -> pd
     per_seed = _strict_sums(df, [*by, "seed"], [num, den])
     per_seed["rate"] = per_seed[num] / per_seed[den].where(per_seed[den] > 0)
     levels = list(range(len(by)))
-    out = _strict_sums(per_seed, None, [num, den], levels).rename(columns={num: f"{name}_k", den: f"{name}_n"})
+    out = _strict_sums(per_seed, None, [num, den], levels).rename(
+        columns={num: f"{name}_k", den: f"{name}_n"}
+    )
     out[name] = out[f"{name}_k"] / out[f"{name}_n"].where(out[f"{name}_n"] > 0)
     bounds = [stats.wilson(k, n) for k, n in zip(out[f"{name}_k"], out[f"{name}_n"])]
     out[f"{name}_low"] = [b[0] for b in bounds]
@@ -183,7 +197,11 @@ def seed_counts(df: pd.DataFrame, by: list[str], den: str) -> pd.DataFrame:
     """Per group: the sorted seeds and the n of each (``{seed: n}``), for the "n = persons × seeds" text."""
     per_seed = _strict_sums(df, [*by, "seed"], [den])[den]
     out = per_seed.groupby(level=list(range(len(by))), sort=True).agg(
-        lambda s: {int(seed): (None if math.isnan(v) else int(v)) for seed, v in zip(s.index.get_level_values("seed"), s)})
+        lambda s: {
+            int(seed): (None if math.isnan(v) else int(v))
+            for seed, v in zip(s.index.get_level_values("seed"), s)
+        }
+    )
     return out.rename("n_by_seed").to_frame().assign(seeds=lambda t: t["n_by_seed"].map(sorted))
 
 
@@ -196,8 +214,22 @@ def verdict_texts(factor: str, a: str, b: str) -> tuple[str, str]:
     return f"{a} more robust", f"{b} more robust"
 
 
-VERDICT_KEYS = ["kind", "factor", "comparison", "setting", "held", "at", "n", "seeds", "diff", "low", "high",
-                "pvalue", "verdict", "detected_at"]
+VERDICT_KEYS = [
+    "kind",
+    "factor",
+    "comparison",
+    "setting",
+    "held",
+    "at",
+    "n",
+    "seeds",
+    "diff",
+    "low",
+    "high",
+    "pvalue",
+    "verdict",
+    "detected_at",
+]
 
 
 def verdict_summary(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -42,8 +42,10 @@ def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(f"split={cfg.split!r} is not one of val, test, train")
     if not has_checkpoint(cfg) and cfg.get("model") is None:
-        raise ConfigError("checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best "
-                          "(or model=clip checkpoint=null for a zero-shot evaluation)")
+        raise ConfigError(
+            "checkpoint is not set: pass checkpoint=outputs/train/<date>/<time>/best "
+            "(or model=clip checkpoint=null for a zero-shot evaluation)"
+        )
     if cfg.get("certify_persons") is not None:  # before any work: a bad subset size is one line
         whole_number(cfg.certify_persons, "certify_persons", 1)
     with runtime(str(cfg.device)) as rt:
@@ -56,21 +58,37 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
     store = store_for_model(cfg, model_cfg, checkpoint)
 
     def outputs(split: str) -> tuple[dict[str, torch.Tensor] | None, list[int]]:
-        return split_outputs(model, store, split, modalities, device, dist, int(cfg.batch_size),
-                             int(cfg.workers), str(cfg.precision))
+        return split_outputs(
+            model,
+            store,
+            split,
+            modalities,
+            device,
+            dist,
+            int(cfg.batch_size),
+            int(cfg.workers),
+            str(cfg.precision),
+        )
 
     out, per_rank = outputs(str(cfg.split))
     val = out if cfg.split == "val" else outputs("val")[0]
     if not dist.is_main:
         return {}
     metrics, f1, thresholds = split_metrics(out, val)
-    metrics.update({"split": str(cfg.split), "persons": int(out["logits"].shape[0]),
-                    "checkpoint": str(checkpoint) if checkpoint else None,
-                    "zero_shot": bool(meta.get("zero_shot", False)),
-                    "variant": str(model_cfg.model.name), "modalities": modalities,
-                    "trained_epoch": meta.get("epoch"), "world_size": dist.world_size,
-                    "persons_per_rank": per_rank,
-                    "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP"})
+    metrics.update(
+        {
+            "split": str(cfg.split),
+            "persons": int(out["logits"].shape[0]),
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "zero_shot": bool(meta.get("zero_shot", False)),
+            "variant": str(model_cfg.model.name),
+            "modalities": modalities,
+            "trained_epoch": meta.get("epoch"),
+            "world_size": dist.world_size,
+            "persons_per_rank": per_rank,
+            "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP",
+        }
+    )
     if bool(cfg.get("certify", False)):
         data = dataset(store, str(cfg.split), modalities)
         metrics["certified"] = _certify(cfg, model, model_cfg, data, device, run_dir)
@@ -79,8 +97,14 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
     return metrics
 
 
-def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, data: Any, device: torch.device,
-             run_dir: Path) -> dict[str, Any]:
+def _certify(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    model_cfg: DictConfig,
+    data: Any,
+    device: torch.device,
+    run_dir: Path,
+) -> dict[str, Any]:
     """certificates.csv (one row per person) and the certified figures for metrics.json."""
     certified = certify_split(cfg, model, model_cfg, data, device, run_dir)
     from emotic_mm.measures import one_answer
@@ -89,8 +113,9 @@ def _certify(cfg: DictConfig, model: torch.nn.Module, model_cfg: DictConfig, dat
     alike = one_answer(certified.table["prediction"])
     certified.figures["one_answer"] = alike
     if alike:
-        log.warning("the smoothed classifier answers %s: its certificates say nothing about robustness",
-                    alike)
+        log.warning(
+            "the smoothed classifier answers %s: its certificates say nothing about robustness", alike
+        )
     print_certified(certified)
     return certified.figures
 

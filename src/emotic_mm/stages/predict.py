@@ -46,8 +46,9 @@ def predict(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if not 1 <= top_k <= len(CATEGORIES):
         raise ConfigError(f"top_k={top_k} must be between 1 and {len(CATEGORIES)}")
     checkpoint = Path(str(cfg.checkpoint))
-    prep = trained_preprocessing(load_config(checkpoint), cfg.get("max_length"),
-                                 read_meta(checkpoint_dir(checkpoint)).get("store"))
+    prep = trained_preprocessing(
+        load_config(checkpoint), cfg.get("max_length"), read_meta(checkpoint_dir(checkpoint)).get("store")
+    )
     photos = read_input(cfg, prep)
     check_photos(photos, prep.needs_image)  # every input problem surfaces before a model is loaded
     for small in flag_small(photos, prep, cfg.get("min_side")):  # once per row, and in its output record

@@ -51,7 +51,9 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
     prepared_dir = Path(str(_required(cfg, "data.prepared_dir", "name the folder the store is written to")))
     workers = cfg.data.get("workers", 2)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ConfigError(f"data.workers={workers!r} must be a whole number >= 0 (0 decodes in the main process)")
+        raise ConfigError(
+            f"data.workers={workers!r} must be a whole number >= 0 (0 decodes in the main process)"
+        )
     context_size, body_size = check_view_sizes(cfg.data.context_size, cfg.data.body_size)
     protect = [Path.cwd(), output_dir()]  # the run dir and where the user stands are never replaced
     if cfg.text.source == "file":
@@ -81,8 +83,10 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
 
 def print_summary(manifest: dict[str, Any], prepared_dir: Path) -> None:
     reasons = [r for r in SKIP_REASONS if any(s["skipped"].get(r) for s in manifest["splits"].values())]
-    rows = [[split, info["persons"], info["kept"], *(info["skipped"].get(r, 0) for r in reasons)]
-            for split, info in manifest["splits"].items()]
+    rows = [
+        [split, info["persons"], info["kept"], *(info["skipped"].get(r, 0) for r in reasons)]
+        for split, info in manifest["splits"].items()
+    ]
     print_table(f"prepared store: {prepared_dir}", ["split", "persons", "kept", *reasons], rows)
 
 
@@ -90,5 +94,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     """Hydra entry point: record the run, prepare, keep the manifest in the run dir."""
     record_run("prepare", cfg, make_release(cfg.data).seed)
     manifest = prepare(cfg)
-    write_json_atomic(output_dir() / "prepare.json", {k: manifest[k] for k in ("splits", "tokenizer", "seconds")})
+    write_json_atomic(
+        output_dir() / "prepare.json", {k: manifest[k] for k in ("splits", "tokenizer", "seconds")}
+    )
     return manifest

@@ -41,7 +41,9 @@ def runs_folder(cfg: DictConfig) -> Path:
     """``cfg.runs`` as an existing folder, or a :class:`ConfigError` that says what to pass."""
     value = None if OmegaConf.is_missing(cfg, "runs") else cfg.runs
     if value in (None, ""):
-        raise ConfigError("runs is not set: pass runs=multirun/<date>/<time> (a folder of attack or poison runs)")
+        raise ConfigError(
+            "runs is not set: pass runs=multirun/<date>/<time> (a folder of attack or poison runs)"
+        )
     root = Path(str(value))
     if not root.exists():
         raise ConfigError(f"runs folder not found: {root}")
@@ -55,22 +57,28 @@ def output_folder(cfg: DictConfig, root: Path) -> Path:
     (else ``overwrite=true``), and never the runs folder or a folder holding it."""
     out = Path(str(cfg.out)) if cfg.get("out") not in (None, "") else root / "report"
     overwrite = cfg.get("overwrite", False)
-    check_replaceable(out, key="out", ours=lambda p: p.is_dir() and (p / "report.md").is_file(),
-                      what_ours="an earlier report (no report.md)", protect=[root, Path.cwd()], overwrite=overwrite)
+    check_replaceable(
+        out,
+        key="out",
+        ours=lambda p: p.is_dir() and (p / "report.md").is_file(),
+        what_ours="an earlier report (no report.md)",
+        protect=[root, Path.cwd()],
+        overwrite=overwrite,
+    )
     return out
 
 
 METHODS = {
     "rate": "pooled over seeds (n = persons x seeds); Wilson 95 % interval; seed_mean/seed_std: per-seed rates",
     "paired_difference": f"A - B over persons matched on (seed, index); percentile paired bootstrap, "
-                         f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
-                         "McNemar exact test on the discordant pairs",
+    f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
+    "McNemar exact test on the discordant pairs",
     "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test "
-                           "(poisoning comparisons whose runs left no per-person triggered.csv)",
+    "(poisoning comparisons whose runs left no per-person triggered.csv)",
     "paired_poisoning_difference": "backdoor runs with triggered.csv: as paired_difference, over the triggered "
-                                   "persons matched on (seed, index)",
+    "persons matched on (seed, index)",
     "verdict": f"'A more robust' / 'B more robust' when the 95 % interval excludes 0 and p < {stats.ALPHA}; "
-               f"else '{stats.NO_DIFFERENCE}'",
+    f"else '{stats.NO_DIFFERENCE}'",
     "unit": "fractions (0-1); attacker success: lower = more robust",
     "median_pixels_needed": "median over persons of the smallest k that fooled them; 'inf' = more than largest_k",
 }
@@ -95,9 +103,14 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
     seeds = sorted({int(s) for s in pd.to_numeric(runs["seed"], errors="coerce").dropna()})
     present = set(runs["kind"])
     data: dict[str, Any] = {
-        "runs_dir": str(root), "generated": generated, "runs": int(len(runs)),
+        "runs_dir": str(root),
+        "generated": generated,
+        "runs": int(len(runs)),
         "runs_by_kind": {k: int(v) for k, v in runs["kind"].value_counts().items()},
-        "models": models, "seeds": seeds, "commands": collection.commands, "methods": METHODS,
+        "models": models,
+        "seeds": seeds,
+        "commands": collection.commands,
+        "methods": METHODS,
         "measures": {k.name: k.measure for k in ATTACKS},
         "left_out": {"unknown_kind": collection.unknown, "not_finite": collection.not_finite},
     }
@@ -122,17 +135,31 @@ def _report(cfg: DictConfig, root: Path, out: Path) -> dict[str, Any]:
             sections.append(poison_markdown.deltas_section(deltas, figure if drawn else None))
         if not defenses.empty:
             sections.append(defense_section(defenses))
-            data["defenses"] = plain({"certified": defenses.certified, "radii": defenses.radii,
-                                      "poisoning": defenses.poisoning})
+            data["defenses"] = plain(
+                {"certified": defenses.certified, "radii": defenses.radii, "poisoning": defenses.poisoning}
+            )
         summary = verdict_summary(verdicts)
         data["verdicts"] = plain(summary)
-        page = [md.header(str(root), runs, models, generated, collection.commands, collection.unknown,
-                          collection.not_finite),
-                md.verdict_section(summary), *sections, md.examples_section(plots.copy_examples(runs, root, tmp))]
+        page = [
+            md.header(
+                str(root),
+                runs,
+                models,
+                generated,
+                collection.commands,
+                collection.unknown,
+                collection.not_finite,
+            ),
+            md.verdict_section(summary),
+            *sections,
+            md.examples_section(plots.copy_examples(runs, root, tmp)),
+        ]
         write_text_atomic(tmp / "report.md", "\n\n".join(page) + "\n")
         write_json_atomic(tmp / "report.json", data)
         runs.to_csv(tmp / "runs.csv", index=False)
-    print_table(f"robustness verdicts · {len(runs)} runs under {root}", md.VERDICT_COLUMNS, md.verdict_rows(summary))
+    print_table(
+        f"robustness verdicts · {len(runs)} runs under {root}", md.VERDICT_COLUMNS, md.verdict_rows(summary)
+    )
     log.info("report written to %s", out / "report.md")
     return data
 

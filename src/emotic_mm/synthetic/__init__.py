@@ -28,8 +28,30 @@ Why it is a fair stand-in for learning and attacking:
 """
 
 from emotic_mm.synthetic.generate import FOLDERS, SyntheticSpec, draw_picture, generate_image, generate_raw
-from emotic_mm.synthetic.labels import BODY_CUES, CUE_SCALE, FACE_CUES, FREQUENCY, POSTURE_CUES, SCENE_CUES, VAD_PROTOTYPE
+from emotic_mm.synthetic.labels import (
+    BODY_CUES,
+    CUE_SCALE,
+    FACE_CUES,
+    FREQUENCY,
+    POSTURE_CUES,
+    SCENE_CUES,
+    VAD_PROTOTYPE,
+)
 from emotic_mm.synthetic.text import DISTRACTORS, TEXT_CUES
 
-__all__ = ["BODY_CUES", "CUE_SCALE", "DISTRACTORS", "FACE_CUES", "FOLDERS", "FREQUENCY", "POSTURE_CUES", "SCENE_CUES", "TEXT_CUES",
-           "VAD_PROTOTYPE", "SyntheticSpec", "draw_picture", "generate_image", "generate_raw"]
+__all__ = [
+    "BODY_CUES",
+    "CUE_SCALE",
+    "DISTRACTORS",
+    "FACE_CUES",
+    "FOLDERS",
+    "FREQUENCY",
+    "POSTURE_CUES",
+    "SCENE_CUES",
+    "TEXT_CUES",
+    "VAD_PROTOTYPE",
+    "SyntheticSpec",
+    "draw_picture",
+    "generate_image",
+    "generate_raw",
+]

@@ -45,8 +45,11 @@ class Layer:
 
     def ring(self, cx: float, cy: float, r: float, width: float, fill: int = 255) -> None:
         x, y = self._p((cx, cy))
-        self.draw.ellipse((x - r * self.s, y - r * self.s, x + r * self.s, y + r * self.s), outline=fill,
-                          width=max(1, int(round(width * self.s))))
+        self.draw.ellipse(
+            (x - r * self.s, y - r * self.s, x + r * self.s, y + r * self.s),
+            outline=fill,
+            width=max(1, int(round(width * self.s))),
+        )
 
 
 def region(image: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int] | None:
@@ -72,7 +75,9 @@ def _window(layer: Layer) -> tuple[int, int, int, int, np.ndarray] | None:
     return a, b, c - a, d - b, np.asarray(small, dtype=np.float32) * np.float32(1 / 255)
 
 
-def paint(image: np.ndarray, layer: Layer, texture: np.ndarray, opacity: float = 1.0) -> tuple[int, int, int, int] | None:
+def paint(
+    image: np.ndarray, layer: Layer, texture: np.ndarray, opacity: float = 1.0
+) -> tuple[int, int, int, int] | None:
     """Composite ``texture`` (an (h, w, 3) array over the layer) through the layer's mask into ``image``
     in place; returns the image box ``(x1, y1, x2, y2)`` the paint touched (None: nothing). Only that
     window is computed."""
@@ -82,8 +87,8 @@ def paint(image: np.ndarray, layer: Layer, texture: np.ndarray, opacity: float =
     a, b, w, h, alpha = window
     if opacity != 1.0:
         alpha = alpha * np.float32(opacity)
-    view = image[layer.y0 + b:layer.y0 + b + h, layer.x0 + a:layer.x0 + a + w]
-    view += alpha[:, :, None] * (texture[b:b + h, a:a + w] - view)
+    view = image[layer.y0 + b : layer.y0 + b + h, layer.x0 + a : layer.x0 + a + w]
+    view += alpha[:, :, None] * (texture[b : b + h, a : a + w] - view)
     return layer.x0 + a, layer.y0 + b, layer.x0 + a + w, layer.y0 + b + h
 
 
@@ -93,5 +98,5 @@ def shade(image: np.ndarray, layer: Layer, factor: float) -> None:
     if window is None:
         return
     a, b, w, h, alpha = window
-    view = image[layer.y0 + b:layer.y0 + b + h, layer.x0 + a:layer.x0 + a + w]
+    view = image[layer.y0 + b : layer.y0 + b + h, layer.x0 + a : layer.x0 + a + w]
     view *= (1.0 - alpha * np.float32(1.0 - factor))[:, :, None]

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from emotic_mm.data.emotic_mat import SPLITS, ImageSpec, PersonSpec, write_annotations
-from emotic_mm.synthetic import labels, people, places, scene, text
 from emotic_mm.data.workers import spawn_pool
+from emotic_mm.synthetic import labels, people, places, scene, text
 
 FOLDERS = ("mscoco/images", "framesdb/images", "emodb_small/images", "ade20k/images")
 # Bumped whenever the same settings draw different pictures: a raw folder stamped with another
@@ -64,8 +64,10 @@ class SyntheticSpec:
         values = dict(cfg)
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"{key}.{unknown[0]} is not a generator setting "
-                              f"(known: {', '.join(cls.__dataclass_fields__)})")
+            raise ConfigError(
+                f"{key}.{unknown[0]} is not a generator setting "
+                f"(known: {', '.join(cls.__dataclass_fields__)})"
+            )
         images = dict(values.get("images", {}))
         if not images or set(images) - set(SPLITS):
             raise ConfigError(f"{key}.images={images} must give image counts for {', '.join(SPLITS)}")
@@ -111,51 +113,81 @@ class Drawn:
 
 # Persons per picture for each framing: a close-up holds one or two, a wide shot a small group.
 PERSONS_PER_SHOT: dict[str, tuple[float, float, float]] = {
-    "close": (0.8, 0.2, 0.0), "medium": (0.55, 0.35, 0.1), "wide": (0.4, 0.35, 0.25)}
+    "close": (0.8, 0.2, 0.0),
+    "medium": (0.55, 0.35, 0.1),
+    "wide": (0.4, 0.35, 0.25),
+}
 
 
-def draw_picture(rng: np.random.Generator, w: int, h: int, truths: list[list[str]], genders: list[str],
-                 ages: list[str], spec: SyntheticSpec, shot: str = "wide") -> Drawn:
+def draw_picture(
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    truths: list[list[str]],
+    genders: list[str],
+    ages: list[str],
+    spec: SyntheticSpec,
+    shot: str = "wide",
+) -> Drawn:
     """Place or backdrop → clutter and scene-cue objects → persons (far to near) → foreground clutter →
     camera."""
     n = len(truths)
     present = sorted({c for t in truths for c in t})
     place = places.choose_place(rng, present, spec.place_hit, spec.place_false)
     pixels, setting = places.draw_place(rng, place, w, h) if place is not None else scene.backdrop(rng, w, h)
-    looks = [people.sample_look(rng, w, h, (slot + 0.5) / n * w + rng.normal(0, 0.05 * w), genders[slot],
-                                ages[slot], shot) for slot in range(n)]
+    looks = [
+        people.sample_look(
+            rng, w, h, (slot + 0.5) / n * w + rng.normal(0, 0.05 * w), genders[slot], ages[slot], shot
+        )
+        for slot in range(n)
+    ]
     rough = [(lk.cx - 0.2 * lk.height, lk.feet - lk.height, lk.cx + 0.2 * lk.height, lk.feet) for lk in looks]
     scene_cues = labels.shown(rng, labels.SCENE_CUES, present, spec.cue_hit, spec.cue_false)
     objects = [(kind, True) for kind in scene_cues]
-    objects += [(scene.CLUTTER[int(rng.integers(len(scene.CLUTTER)))], rng.random() < 0.5)
-                for _ in range(int(rng.integers(2, 7)))]
+    objects += [
+        (scene.CLUTTER[int(rng.integers(len(scene.CLUTTER)))], rng.random() < 0.5)
+        for _ in range(int(rng.integers(2, 7)))
+    ]
     for i in rng.permutation(len(objects)).tolist():
         kind, avoid = objects[i]
         size = scene.object_size(rng, kind, w, h)
         cx, cy = scene.place(rng, w, h, size, rough if avoid else ())
         scene.draw_object(pixels, kind, cx, cy, size, rng)
-    body_cues = [rng.permutation(labels.shown(rng, labels.BODY_CUES, t, spec.cue_hit, spec.cue_false)).tolist()
-                 for t in truths]
+    body_cues = [
+        rng.permutation(labels.shown(rng, labels.BODY_CUES, t, spec.cue_hit, spec.cue_false)).tolist()
+        for t in truths
+    ]
     boxes: list[list[float]] = [[] for _ in range(n)]
     for i in sorted(range(n), key=lambda i: looks[i].feet):
         drawn = people.draw_person(pixels, looks[i], body_cues[i])
         box = list(drawn) if drawn is not None else list(rough[i])
         bw, bh = box[2] - box[0], box[3] - box[1]
-        jittered = [box[0] + rng.normal(0, 0.02) * bw, box[1] + rng.normal(0, 0.015) * bh,
-                    box[2] + rng.normal(0, 0.02) * bw, box[3] + rng.normal(0, 0.015) * bh]
+        jittered = [
+            box[0] + rng.normal(0, 0.02) * bw,
+            box[1] + rng.normal(0, 0.015) * bh,
+            box[2] + rng.normal(0, 0.02) * bw,
+            box[3] + rng.normal(0, 0.015) * bh,
+        ]
         # an annotator's box of a person cut by the frame ends at the frame (box_outside stretches some later)
         boxes[i] = [min(max(v, 0.0), float(w if k % 2 == 0 else h)) for k, v in enumerate(jittered)]
     if rng.random() < 0.25:  # something in the foreground hides part of someone
         target = looks[int(rng.integers(n))]
         kind = scene.CLUTTER[int(rng.integers(len(scene.CLUTTER)))]
         size = scene.object_size(rng, kind, w, h) * 1.3  # nearer the camera than the person
-        scene.draw_object(pixels, kind,
-                          target.cx + rng.normal(0, 0.1 * target.height), target.feet - rng.uniform(0.1, 0.35) * target.height,
-                          size, rng)
+        scene.draw_object(
+            pixels,
+            kind,
+            target.cx + rng.normal(0, 0.1 * target.height),
+            target.feet - rng.uniform(0.1, 0.35) * target.height,
+            size,
+            rng,
+        )
     return Drawn(scene.camera(rng, pixels), looks, boxes, body_cues, scene_cues, setting)
 
 
-def generate_image(spec: SyntheticSpec, split: str, index: int, images_dir: Path) -> tuple[ImageSpec, list[dict[str, Any]]]:
+def generate_image(
+    spec: SyntheticSpec, split: str, index: int, images_dir: Path
+) -> tuple[ImageSpec, list[dict[str, Any]]]:
     """Draw, save and annotate one picture; returns its annotation and one description per person."""
     rng = np.random.default_rng([spec.seed, SPLITS.index(split), index])
     w, h = (int(v) for v in rng.integers(spec.min_side, spec.max_side + 1, 2))
@@ -194,11 +226,27 @@ def generate_image(spec: SyntheticSpec, split: str, index: int, images_dir: Path
         if rng.random() < spec.nan_vad:
             vad = [vad[0], math.nan, vad[2]]
         combined = sorted({c for a in annotators for c in a}, key=labels.NAMES.index)
-        persons.append(PersonSpec(bbox=box, annotators=annotators, annotator_vads=annotator_vads[:n_ann],
-                                  combined=combined, vad=vad, gender=genders[p], age=ages[p]))
+        persons.append(
+            PersonSpec(
+                bbox=box,
+                annotators=annotators,
+                annotator_vads=annotator_vads[:n_ann],
+                combined=combined,
+                vad=vad,
+                gender=genders[p],
+                age=ages[p],
+            )
+        )
         look = drawn.looks[p]
-        words = text.description(rng, truth, look, people.held_visible(look, drawn.body_cues[p]), drawn.setting,
-                                 spec.text_hit, spec.text_false)
+        words = text.description(
+            rng,
+            truth,
+            look,
+            people.held_visible(look, drawn.body_cues[p]),
+            drawn.setting,
+            spec.text_hit,
+            spec.text_false,
+        )
         descriptions.append({"folder": folder, "filename": filename, "person": p, "text": words})
     return ImageSpec(filename=filename, folder=folder, width=w, height=h, persons=persons), descriptions
 
@@ -209,7 +257,7 @@ def _inject_defects(specs: list[ImageSpec], images_dir: Path, n: int) -> None:
         return
     for im in specs[-n:]:
         (images_dir / im.folder / im.filename).unlink()
-    for im in specs[-2 * n:-n]:
+    for im in specs[-2 * n : -n]:
         (images_dir / im.folder / im.filename).write_bytes(b"this is not an image\n")
 
 
@@ -217,16 +265,18 @@ def _draw_task(task: tuple[SyntheticSpec, str, int, Path]) -> tuple[ImageSpec, l
     return generate_image(*task)
 
 
-def _pictures(spec: SyntheticSpec, split: str, images_dir: Path, pool: ProcessPoolExecutor | None
-              ) -> Iterator[tuple[ImageSpec, list[dict[str, Any]]]]:
+def _pictures(
+    spec: SyntheticSpec, split: str, images_dir: Path, pool: ProcessPoolExecutor | None
+) -> Iterator[tuple[ImageSpec, list[dict[str, Any]]]]:
     tasks = [(spec, split, i, images_dir) for i in range(int(spec.images.get(split, 0)))]
     if pool is None:
         return map(_draw_task, tasks)
     return pool.map(_draw_task, tasks, chunksize=8)
 
 
-def generate_raw(spec: SyntheticSpec, raw_dir: Path, progress: Callable[[int], Any] | None = None,
-                 workers: int = 0) -> dict[str, int]:
+def generate_raw(
+    spec: SyntheticSpec, raw_dir: Path, progress: Callable[[int], Any] | None = None, workers: int = 0
+) -> dict[str, int]:
     """Write the raw release layout into ``raw_dir`` (which must be empty); returns persons per split.
 
     With ``workers`` > 1 pictures are drawn in that many processes (:func:`~emotic_mm.data.workers.spawn_pool`:

@@ -17,44 +17,84 @@ from emotic_mm.data.categories import CATEGORIES
 
 # Relative label frequencies, ordered roughly as in the EMOTIC train split.
 FREQUENCY: dict[str, float] = {
-    "Engagement": 50, "Happiness": 25, "Anticipation": 22, "Confidence": 14, "Pleasure": 12,
-    "Excitement": 12, "Peace": 12, "Affection": 7, "Disconnection": 6, "Esteem": 5,
-    "Doubt/Confusion": 5, "Sympathy": 4, "Yearning": 3, "Fatigue": 3, "Surprise": 3, "Sadness": 3,
-    "Disquietment": 3, "Annoyance": 2, "Pain": 1.5, "Suffering": 1.5, "Disapproval": 1.5,
-    "Sensitivity": 1.5, "Anger": 1.2, "Fear": 1.2, "Aversion": 1.2, "Embarrassment": 0.6,
+    "Engagement": 50,
+    "Happiness": 25,
+    "Anticipation": 22,
+    "Confidence": 14,
+    "Pleasure": 12,
+    "Excitement": 12,
+    "Peace": 12,
+    "Affection": 7,
+    "Disconnection": 6,
+    "Esteem": 5,
+    "Doubt/Confusion": 5,
+    "Sympathy": 4,
+    "Yearning": 3,
+    "Fatigue": 3,
+    "Surprise": 3,
+    "Sadness": 3,
+    "Disquietment": 3,
+    "Annoyance": 2,
+    "Pain": 1.5,
+    "Suffering": 1.5,
+    "Disapproval": 1.5,
+    "Sensitivity": 1.5,
+    "Anger": 1.2,
+    "Fear": 1.2,
+    "Aversion": 1.2,
+    "Embarrassment": 0.6,
 }
 
 # (valence, arousal, dominance) prototypes on the 1-10 scale.
 VAD_PROTOTYPE: dict[str, tuple[float, float, float]] = {
-    "Affection": (7, 5, 6), "Anger": (2, 8, 7), "Annoyance": (3, 6, 5), "Anticipation": (6, 6, 6),
-    "Aversion": (3, 5, 5), "Confidence": (7, 6, 8), "Disapproval": (3, 5, 6), "Disconnection": (4, 3, 5),
-    "Disquietment": (3, 6, 4), "Doubt/Confusion": (4, 5, 4), "Embarrassment": (3, 6, 3),
-    "Engagement": (6, 6, 6), "Esteem": (7, 5, 6), "Excitement": (8, 8, 7), "Fatigue": (4, 2, 4),
-    "Fear": (2, 8, 2), "Happiness": (8, 6, 7), "Pain": (2, 6, 3), "Peace": (7, 2, 6), "Pleasure": (8, 5, 7),
-    "Sadness": (2, 3, 3), "Sensitivity": (5, 4, 4), "Suffering": (2, 5, 3), "Surprise": (6, 8, 5),
-    "Sympathy": (6, 4, 5), "Yearning": (5, 5, 4),
+    "Affection": (7, 5, 6),
+    "Anger": (2, 8, 7),
+    "Annoyance": (3, 6, 5),
+    "Anticipation": (6, 6, 6),
+    "Aversion": (3, 5, 5),
+    "Confidence": (7, 6, 8),
+    "Disapproval": (3, 5, 6),
+    "Disconnection": (4, 3, 5),
+    "Disquietment": (3, 6, 4),
+    "Doubt/Confusion": (4, 5, 4),
+    "Embarrassment": (3, 6, 3),
+    "Engagement": (6, 6, 6),
+    "Esteem": (7, 5, 6),
+    "Excitement": (8, 8, 7),
+    "Fatigue": (4, 2, 4),
+    "Fear": (2, 8, 2),
+    "Happiness": (8, 6, 7),
+    "Pain": (2, 6, 3),
+    "Peace": (7, 2, 6),
+    "Pleasure": (8, 5, 7),
+    "Sadness": (2, 3, 3),
+    "Sensitivity": (5, 4, 4),
+    "Suffering": (2, 5, 3),
+    "Surprise": (6, 8, 5),
+    "Sympathy": (6, 4, 5),
+    "Yearning": (5, 5, 4),
 }
 
 # Scene cues: a small textured object somewhere among the clutter (image-level categories).
 SCENE_CUES: dict[str, str] = {
-    "Peace": "plant",            # a potted plant
-    "Excitement": "balloons",    # a bunch of balloons on strings
-    "Fear": "shadow",            # a looming shadow of a figure on the backdrop
+    "Peace": "plant",  # a potted plant
+    "Excitement": "balloons",  # a bunch of balloons on strings
+    "Fear": "shadow",  # a looming shadow of a figure on the backdrop
     "Suffering": "wheelchair",
     "Pleasure": "cake",
-    "Affection": "heart",        # a heart-shaped cushion or sign
-    "Disconnection": "laptop",   # an open laptop with a lit screen
-    "Engagement": "board",       # a checkered game board with pieces
+    "Affection": "heart",  # a heart-shaped cushion or sign
+    "Disconnection": "laptop",  # an open laptop with a lit screen
+    "Engagement": "board",  # a checkered game board with pieces
 }
 # Body cues: a facial expression (a few pixels at the model's resolution) or a posture of the person.
 BODY_CUES: dict[str, str] = {
-    "Happiness": "smile",            # mouth corners up
-    "Surprise": "gasp",              # open round mouth, raised brows, wide eyes
-    "Anger": "scowl",                # brows down and in, pressed lips
-    "Sadness": "tears",              # tears under the eyes, mouth corners down, brows up in the middle
-    "Fatigue": "slump",              # head sunk, shoulders dropped, arms hanging
-    "Pain": "hand_on_head",          # one hand holding the head, the other the stomach
-    "Confidence": "arms_raised",     # both arms up in a V
+    "Happiness": "smile",  # mouth corners up
+    "Surprise": "gasp",  # open round mouth, raised brows, wide eyes
+    "Anger": "scowl",  # brows down and in, pressed lips
+    "Sadness": "tears",  # tears under the eyes, mouth corners down, brows up in the middle
+    "Fatigue": "slump",  # head sunk, shoulders dropped, arms hanging
+    "Pain": "hand_on_head",  # one hand holding the head, the other the stomach
+    "Confidence": "arms_raised",  # both arms up in a V
     "Aversion": "arms_crossed",
     "Embarrassment": "hands_on_face",
 }
@@ -107,11 +147,11 @@ def vad(rng: np.random.Generator, truth: Sequence[str]) -> list[float]:
     return [float(v) for v in np.clip(np.rint(proto + rng.normal(0, 0.8, 3)), 1, 10)]
 
 
-def shown(rng: np.random.Generator, cues: dict[str, str], present: Sequence[str], hit: float,
-          false: float) -> list[str]:
+def shown(
+    rng: np.random.Generator, cues: dict[str, str], present: Sequence[str], hit: float, false: float
+) -> list[str]:
     """The cues drawn: each category's cue with prob ``hit`` if present, ``false`` if absent (noisy cues)."""
     return [cue for cat, cue in cues.items() if rng.random() < (hit if cat in present else false)]
-
 
 
 # How many pixels each kind of cue changes in the view the default image encoder works on (body 128 x
@@ -124,5 +164,10 @@ CUE_SCALE: dict[str, tuple[str, str, int, int]] = {
     **{cue: ("body", "close", 150, 800) for cue in FACE_CUES},
     **{cue: ("body", "wide", 1000, 6000) for cue in POSTURE_CUES},
     **{cue: ("context", "", 60, 800) for cue in SCENE_CUES.values() if cue != "shadow"},
-    "shadow": ("context", "", 1000, 4000),  # a person-sized shadow darkens a wall; it paints no colour of its own
+    "shadow": (
+        "context",
+        "",
+        1000,
+        4000,
+    ),  # a person-sized shadow darkens a wall; it paints no colour of its own
 }

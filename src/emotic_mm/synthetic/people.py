@@ -23,18 +23,34 @@ from emotic_mm.synthetic.canvas import Layer, Point, paint, region
 
 # Named colours (names go into the descriptions; the pixels get texture and shading on top).
 CLOTH_COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.62, 0.12, 0.12), "blue": (0.16, 0.28, 0.62), "green": (0.18, 0.45, 0.22),
-    "yellow": (0.85, 0.72, 0.2), "black": (0.09, 0.09, 0.1), "white": (0.88, 0.88, 0.86),
-    "grey": (0.5, 0.5, 0.52), "brown": (0.42, 0.28, 0.16), "purple": (0.4, 0.2, 0.5),
-    "orange": (0.88, 0.45, 0.12), "pink": (0.88, 0.55, 0.65), "navy": (0.1, 0.13, 0.32),
+    "red": (0.62, 0.12, 0.12),
+    "blue": (0.16, 0.28, 0.62),
+    "green": (0.18, 0.45, 0.22),
+    "yellow": (0.85, 0.72, 0.2),
+    "black": (0.09, 0.09, 0.1),
+    "white": (0.88, 0.88, 0.86),
+    "grey": (0.5, 0.5, 0.52),
+    "brown": (0.42, 0.28, 0.16),
+    "purple": (0.4, 0.2, 0.5),
+    "orange": (0.88, 0.45, 0.12),
+    "pink": (0.88, 0.55, 0.65),
+    "navy": (0.1, 0.13, 0.32),
 }
 TROUSER_COLOURS: dict[str, tuple[float, float, float]] = {
-    "blue": (0.2, 0.27, 0.45), "black": (0.1, 0.1, 0.11), "grey": (0.42, 0.42, 0.44),
-    "brown": (0.38, 0.27, 0.18), "beige": (0.72, 0.64, 0.5), "white": (0.85, 0.85, 0.83),
+    "blue": (0.2, 0.27, 0.45),
+    "black": (0.1, 0.1, 0.11),
+    "grey": (0.42, 0.42, 0.44),
+    "brown": (0.38, 0.27, 0.18),
+    "beige": (0.72, 0.64, 0.5),
+    "white": (0.85, 0.85, 0.83),
 }
 HAIR_COLOURS: dict[str, tuple[float, float, float]] = {
-    "black": (0.08, 0.06, 0.05), "dark brown": (0.22, 0.14, 0.09), "brown": (0.4, 0.26, 0.15),
-    "blond": (0.78, 0.65, 0.4), "grey": (0.6, 0.6, 0.6), "red": (0.55, 0.22, 0.1),
+    "black": (0.08, 0.06, 0.05),
+    "dark brown": (0.22, 0.14, 0.09),
+    "brown": (0.4, 0.26, 0.15),
+    "blond": (0.78, 0.65, 0.4),
+    "grey": (0.6, 0.6, 0.6),
+    "red": (0.55, 0.22, 0.1),
 }
 GARMENTS = ("shirt", "jacket", "sweater", "coat", "t-shirt")
 PATTERNS = ("plain", "striped", "checked", "printed")
@@ -52,11 +68,11 @@ class Look:
     age: str
     gender: str
     skin: tuple[float, float, float]
-    shot: str                    # close, medium or wide (see SHOT_FRAMING)
-    face: int                    # which LFW face gives the skin its texture
-    facing: float                # -1..1: where the face points (features shift sideways)
-    away: bool                   # seen from behind: no face
-    hair: str                    # colour name, or "" (bald)
+    shot: str  # close, medium or wide (see SHOT_FRAMING)
+    face: int  # which LFW face gives the skin its texture
+    facing: float  # -1..1: where the face points (features shift sideways)
+    away: bool  # seen from behind: no face
+    hair: str  # colour name, or "" (bald)
     hair_long: bool
     garment: str
     cloth: str
@@ -64,13 +80,13 @@ class Look:
     trousers: str
     dress: bool
     short_sleeves: bool
-    arms: str                    # neutral arm pose (see NEUTRAL_ARMS)
+    arms: str  # neutral arm pose (see NEUTRAL_ARMS)
     held: str | None
-    stance: float                # half distance between the feet / height
-    lean: float                  # sideways lean of the upper body / height
-    mouth: float                 # neutral mouth curvature (slight smiles and pouts happen anyway)
-    jitter: tuple[float, ...]    # small angle jitters for the limbs
-    seed: int                    # textures
+    stance: float  # half distance between the feet / height
+    lean: float  # sideways lean of the upper body / height
+    mouth: float  # neutral mouth curvature (slight smiles and pouts happen anyway)
+    jitter: tuple[float, ...]  # small angle jitters for the limbs
+    seed: int  # textures
 
 
 # How a photographer framed the person: (height of the whole person, top of the head), both as shares
@@ -83,8 +99,9 @@ SHOT_FRAMING: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 
 
-def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str, age: str,
-                shot: str = "wide") -> Look:
+def sample_look(
+    rng: np.random.Generator, w: int, h: int, cx: float, gender: str, age: str, shot: str = "wide"
+) -> Look:
     """A random person standing around ``cx`` in a ``w`` x ``h`` picture, framed as ``shot``
     (:data:`SHOT_FRAMING`); children are smaller in wide shots only (a close-up fills the frame)."""
     (low_h, high_h), (low_top, high_top) = SHOT_FRAMING[shot]
@@ -104,15 +121,30 @@ def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str
     if held is None and rng.random() < 0.08:
         held = "bag"  # a bag on the shoulder strap / hanging from a lowered hand
     return Look(
-        cx=cx, feet=feet, height=height, age=age, gender=gender, skin=(r, g, b),
-        shot=shot, face=int(rng.integers(100)), facing=float(rng.uniform(-1, 1)), away=bool(rng.random() < 0.04),
-        hair=hair, hair_long=hair_long, garment=GARMENTS[int(rng.integers(len(GARMENTS)))],
+        cx=cx,
+        feet=feet,
+        height=height,
+        age=age,
+        gender=gender,
+        skin=(r, g, b),
+        shot=shot,
+        face=int(rng.integers(100)),
+        facing=float(rng.uniform(-1, 1)),
+        away=bool(rng.random() < 0.04),
+        hair=hair,
+        hair_long=hair_long,
+        garment=GARMENTS[int(rng.integers(len(GARMENTS)))],
         cloth=list(CLOTH_COLOURS)[int(rng.integers(len(CLOTH_COLOURS)))],
         pattern=PATTERNS[int(rng.integers(len(PATTERNS)))],
         trousers=list(TROUSER_COLOURS)[int(rng.integers(len(TROUSER_COLOURS)))],
-        dress=bool(gender == "Female" and rng.random() < 0.25), short_sleeves=bool(rng.random() < 0.3),
-        arms=arms, held=held, stance=float(rng.uniform(0.03, 0.1)), lean=float(rng.normal(0, 0.025)),
-        mouth=float(rng.uniform(-0.04, 0.05)), jitter=tuple(float(v) for v in rng.uniform(-1, 1, 8)),
+        dress=bool(gender == "Female" and rng.random() < 0.25),
+        short_sleeves=bool(rng.random() < 0.3),
+        arms=arms,
+        held=held,
+        stance=float(rng.uniform(0.03, 0.1)),
+        lean=float(rng.normal(0, 0.025)),
+        mouth=float(rng.uniform(-0.04, 0.05)),
+        jitter=tuple(float(v) for v in rng.uniform(-1, 1, 8)),
         seed=int(rng.integers(2**31)),
     )
 
@@ -121,8 +153,8 @@ def sample_look(rng: np.random.Generator, w: int, h: int, cx: float, gender: str
 @dataclass
 class Skeleton:
     head: Point
-    rx: float          # head half-width
-    ry: float          # head half-height
+    rx: float  # head half-width
+    ry: float  # head half-height
     neck: Point
     shoulders: tuple[Point, Point]
     hips: tuple[Point, Point]
@@ -131,7 +163,7 @@ class Skeleton:
     knees: tuple[Point, Point]
     ankles: tuple[Point, Point]
     waist_y: float
-    face_down: float   # features shifted down (head bowed), in units of ry
+    face_down: float  # features shifted down (head bowed), in units of ry
 
 
 def _limb(start: Point, angle_deg: float, length: float, side: int) -> Point:
@@ -194,7 +226,7 @@ def skeleton(look: Look, cues: Sequence[str]) -> Skeleton:
             w = _limb(e, 16 + jit + j[2 * i + 1] * 8, fore, side)
             hand_side = 1 if look.facing >= 0 else -1
             if side == hand_side and pose == "hold":
-                w = (e[0] - side * 0.09 * H, e[1] + 0.03 * H)   # forearm towards the camera, hand at the waist
+                w = (e[0] - side * 0.09 * H, e[1] + 0.03 * H)  # forearm towards the camera, hand at the waist
             elif side == hand_side and pose == "wave":
                 e = _limb(s, 95 + jit, upper, side)
                 w = (e[0] + side * 0.02 * H, e[1] - fore)
@@ -209,10 +241,20 @@ def skeleton(look: Look, cues: Sequence[str]) -> Skeleton:
     knee_y, ankle_y = top + 0.75 * H, look.feet - 0.025 * H
     knees = ((cx - hw * 0.8 - stance * 0.4, knee_y), (cx + hw * 0.8 + stance * 0.4, knee_y))
     ankles = ((cx - stance - 0.04 * H * j[6], ankle_y), (cx + stance + 0.04 * H * j[7], ankle_y))
-    return Skeleton(head=head, rx=rx, ry=ry, neck=(cx + sway(shoulder_y), shoulder_y - 0.03 * H),
-                    shoulders=shoulders, hips=hips, elbows=(elbows[0], elbows[1]), wrists=(wrists[0], wrists[1]),
-                    knees=knees, ankles=ankles, waist_y=top + 0.4 * H,
-                    face_down=0.18 if slump else (0.1 if "tears" in cues else 0.0))  # a bowed head
+    return Skeleton(
+        head=head,
+        rx=rx,
+        ry=ry,
+        neck=(cx + sway(shoulder_y), shoulder_y - 0.03 * H),
+        shoulders=shoulders,
+        hips=hips,
+        elbows=(elbows[0], elbows[1]),
+        wrists=(wrists[0], wrists[1]),
+        knees=knees,
+        ankles=ankles,
+        waist_y=top + 0.4 * H,
+        face_down=0.18 if slump else (0.1 if "tears" in cues else 0.0),
+    )  # a bowed head
 
 
 # --------------------------------------------------------------------------- textures of a person
@@ -229,7 +271,9 @@ def _cloth_texture(rng: np.random.Generator, look: Look, w: int, h: int) -> np.n
         period = rng.uniform(0.04, 0.07) * look.height
         y = np.arange(h, dtype=np.float32)[:, None]
         x = np.arange(w, dtype=np.float32)[None, :]
-        grid = ((np.sin(y * 2 * np.pi / period) > 0) ^ (np.sin(x * 2 * np.pi / period) > 0)).astype(np.float32)
+        grid = ((np.sin(y * 2 * np.pi / period) > 0) ^ (np.sin(x * 2 * np.pi / period) > 0)).astype(
+            np.float32
+        )
         base = base * (1 - 0.35 * grid[:, :, None])
     elif look.pattern == "printed":
         name = textures.COLOUR_PHOTOS[int(rng.integers(len(textures.COLOUR_PHOTOS)))]
@@ -258,7 +302,9 @@ def _bounds(look: Look) -> tuple[float, float, float, float]:
     return (look.cx - 0.62 * H, look.feet - 1.25 * H, look.cx + 0.62 * H, look.feet + 0.02 * H)
 
 
-def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tuple[float, float, float, float] | None:
+def draw_person(
+    image: np.ndarray, look: Look, cues: Sequence[str] = ()
+) -> tuple[float, float, float, float] | None:
     """Paint the person into ``image`` (float32 H x W x 3, in place) showing ``cues``; returns the tight
     box ``(x1, y1, x2, y2)`` around what was painted, or None if the person is entirely off the picture."""
     box = region(image, *_bounds(look))
@@ -270,8 +316,15 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
     cloth = _cloth_texture(rng, look, w, h)
     trousers = textures.surface(rng, "fabric", w, h, np.array(TROUSER_COLOURS[look.trousers], np.float32))
     skin = _skin_texture(rng, look, w, h)
-    hair_tex = (textures.tint(textures.pink_noise(rng, w, h, beta=1.2) + 0.8 * rng.standard_normal((h, w), dtype=np.float32),
-                              np.array(HAIR_COLOURS[look.hair], np.float32), 0.35) if look.hair else None)
+    hair_tex = (
+        textures.tint(
+            textures.pink_noise(rng, w, h, beta=1.2) + 0.8 * rng.standard_normal((h, w), dtype=np.float32),
+            np.array(HAIR_COLOURS[look.hair], np.float32),
+            0.35,
+        )
+        if look.hair
+        else None
+    )
     held_rng = np.random.default_rng(look.seed + 1)
     sk = skeleton(look, cues)
     H = look.height
@@ -290,8 +343,14 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
     hx, hy = sk.head
     if look.hair and look.hair_long:
         l = layer()
-        l.polygon([(hx - 1.1 * sk.rx, hy - 0.3 * sk.ry), (hx + 1.1 * sk.rx, hy - 0.3 * sk.ry),
-                   (hx + 1.3 * sk.rx, hy + 2.3 * sk.ry), (hx - 1.3 * sk.rx, hy + 2.3 * sk.ry)])
+        l.polygon(
+            [
+                (hx - 1.1 * sk.rx, hy - 0.3 * sk.ry),
+                (hx + 1.1 * sk.rx, hy - 0.3 * sk.ry),
+                (hx + 1.3 * sk.rx, hy + 2.3 * sk.ry),
+                (hx - 1.3 * sk.rx, hy + 2.3 * sk.ry),
+            ]
+        )
         put(l, hair_tex)
     # legs (or a dress), shoes
     l = layer()
@@ -302,7 +361,10 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
     for i, side in enumerate((-1, 1)):
         ax, ay = sk.ankles[i]
         l.ellipse(ax + side * 0.015 * H, ay + 0.008 * H, 0.045 * H, 0.022 * H)
-    put(l, textures.tint(textures.pink_noise(rng, w, h, base=12), np.array([0.12, 0.1, 0.09], np.float32), 0.3))
+    put(
+        l,
+        textures.tint(textures.pink_noise(rng, w, h, base=12), np.array([0.12, 0.1, 0.09], np.float32), 0.3),
+    )
     # torso
     (lsx, lsy), (rsx, rsy) = sk.shoulders
     waist = 0.08 * H
@@ -310,16 +372,31 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
     bottom = sk.knees[0][1] if look.dress else sk.hips[0][1] + 0.03 * H
     flare = 0.05 * H if look.dress else 0.0
     l = layer()
-    l.polygon([(lsx, lsy + 0.02 * H), (mid - 0.04 * H, lsy - 0.025 * H), (mid + 0.04 * H, rsy - 0.025 * H),
-               (rsx, rsy + 0.02 * H), (mid + waist, sk.waist_y), (sk.hips[1][0] + 0.01 * H + flare, bottom),
-               (sk.hips[0][0] - 0.01 * H - flare, bottom), (mid - waist, sk.waist_y)])
+    l.polygon(
+        [
+            (lsx, lsy + 0.02 * H),
+            (mid - 0.04 * H, lsy - 0.025 * H),
+            (mid + 0.04 * H, rsy - 0.025 * H),
+            (rsx, rsy + 0.02 * H),
+            (mid + waist, sk.waist_y),
+            (sk.hips[1][0] + 0.01 * H + flare, bottom),
+            (sk.hips[0][0] - 0.01 * H - flare, bottom),
+            (mid - waist, sk.waist_y),
+        ]
+    )
     l.ellipse(lsx + 0.01 * H, lsy + 0.025 * H, 0.04 * H, 0.04 * H)
     l.ellipse(rsx - 0.01 * H, rsy + 0.025 * H, 0.04 * H, 0.04 * H)
     put(l, cloth)
     # neck and head
     l = layer()
-    l.polygon([(hx - 0.45 * sk.rx, hy + 0.6 * sk.ry), (hx + 0.45 * sk.rx, hy + 0.6 * sk.ry),
-               (sk.neck[0] + 0.5 * sk.rx, sk.neck[1] + 0.03 * H), (sk.neck[0] - 0.5 * sk.rx, sk.neck[1] + 0.03 * H)])
+    l.polygon(
+        [
+            (hx - 0.45 * sk.rx, hy + 0.6 * sk.ry),
+            (hx + 0.45 * sk.rx, hy + 0.6 * sk.ry),
+            (sk.neck[0] + 0.5 * sk.rx, sk.neck[1] + 0.03 * H),
+            (sk.neck[0] - 0.5 * sk.rx, sk.neck[1] + 0.03 * H),
+        ]
+    )
     put(l, skin)
     l = layer()
     l.ellipse(hx, hy, sk.rx, sk.ry)
@@ -327,12 +404,16 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
     face_tex = skin.copy()
     if head_region is not None and not look.away:
         a, b, fw, fh = head_region
-        face_tex[b - y0:b - y0 + fh, a - x0:a - x0 + fw] = _face_texture(look, fw, fh)
+        face_tex[b - y0 : b - y0 + fh, a - x0 : a - x0 + fw] = _face_texture(look, fw, fh)
     put(l, hair_tex if (look.away and look.hair) else face_tex)
     if look.hair and not look.away:  # hair over the top of the head (the fringe stops above the brows)
         l = layer()
-        l.draw.chord([l._p((hx - 1.08 * sk.rx, hy - 1.14 * sk.ry)), l._p((hx + 1.08 * sk.rx, hy + 0.2 * sk.ry))],
-                     180, 360, fill=255)
+        l.draw.chord(
+            [l._p((hx - 1.08 * sk.rx, hy - 1.14 * sk.ry)), l._p((hx + 1.08 * sk.rx, hy + 0.2 * sk.ry))],
+            180,
+            360,
+            fill=255,
+        )
         put(l, hair_tex)
     if not look.away:
         draw_face(image, look, sk, cues)
@@ -363,12 +444,19 @@ def draw_person(image: np.ndarray, look: Look, cues: Sequence[str] = ()) -> tupl
 
 def held_visible(look: Look, cues: Sequence[str]) -> bool:
     """Whether the look's held object is drawn: an arm posture cue takes the hands away from it."""
-    return look.held is not None and not any(c in cues for c in ("arms_raised", "arms_crossed", "hands_on_face",
-                                                                   "hand_on_head"))
+    return look.held is not None and not any(
+        c in cues for c in ("arms_raised", "arms_crossed", "hands_on_face", "hand_on_head")
+    )
 
 
-def _draw_held(image: np.ndarray, look: Look, hand: Point, rng: np.random.Generator, layer: Callable[[], Layer],
-               put: Callable[[Layer, np.ndarray], None]) -> None:
+def _draw_held(
+    image: np.ndarray,
+    look: Look,
+    hand: Point,
+    rng: np.random.Generator,
+    layer: Callable[[], Layer],
+    put: Callable[[Layer, np.ndarray], None],
+) -> None:
     """A small held object at the hand (named in the description)."""
     H, (x, y) = look.height, hand
     colour = np.array(rng.uniform(0.15, 0.9, 3), np.float32)
@@ -378,25 +466,55 @@ def _draw_held(image: np.ndarray, look: Look, hand: Point, rng: np.random.Genera
     l = layer()
     kind = look.held
     if kind == "cup":
-        l.polygon([(x - 0.025 * H, y - 0.045 * H), (x + 0.025 * H, y - 0.045 * H), (x + 0.02 * H, y + 0.01 * H),
-                   (x - 0.02 * H, y + 0.01 * H)])
+        l.polygon(
+            [
+                (x - 0.025 * H, y - 0.045 * H),
+                (x + 0.025 * H, y - 0.045 * H),
+                (x + 0.02 * H, y + 0.01 * H),
+                (x - 0.02 * H, y + 0.01 * H),
+            ]
+        )
     elif kind == "book":
-        l.polygon([(x - 0.05 * H, y - 0.035 * H), (x + 0.04 * H, y - 0.05 * H), (x + 0.05 * H, y + 0.03 * H),
-                   (x - 0.04 * H, y + 0.045 * H)])
+        l.polygon(
+            [
+                (x - 0.05 * H, y - 0.035 * H),
+                (x + 0.04 * H, y - 0.05 * H),
+                (x + 0.05 * H, y + 0.03 * H),
+                (x - 0.04 * H, y + 0.045 * H),
+            ]
+        )
     elif kind == "bag":
-        l.polygon([(x - 0.06 * H, y + 0.03 * H), (x + 0.06 * H, y + 0.03 * H), (x + 0.075 * H, y + 0.13 * H),
-                   (x - 0.075 * H, y + 0.13 * H)])
+        l.polygon(
+            [
+                (x - 0.06 * H, y + 0.03 * H),
+                (x + 0.06 * H, y + 0.03 * H),
+                (x + 0.075 * H, y + 0.13 * H),
+                (x - 0.075 * H, y + 0.13 * H),
+            ]
+        )
         l.line([(x - 0.03 * H, y + 0.03 * H), (x, y - 0.01 * H), (x + 0.03 * H, y + 0.03 * H)], 0.008 * H)
     elif kind == "umbrella":
         l.line([(x, y - 0.02 * H), (x + 0.02 * H, y + 0.3 * H)], 0.022 * H)
         l.line([(x - 0.02 * H, y - 0.01 * H), (x, y - 0.04 * H)], 0.012 * H)
     elif kind == "bottle":
-        l.polygon([(x - 0.018 * H, y - 0.03 * H), (x + 0.018 * H, y - 0.03 * H), (x + 0.018 * H, y + 0.06 * H),
-                   (x - 0.018 * H, y + 0.06 * H)])
+        l.polygon(
+            [
+                (x - 0.018 * H, y - 0.03 * H),
+                (x + 0.018 * H, y - 0.03 * H),
+                (x + 0.018 * H, y + 0.06 * H),
+                (x - 0.018 * H, y + 0.06 * H),
+            ]
+        )
         l.line([(x, y - 0.03 * H), (x, y - 0.07 * H)], 0.012 * H)
     else:  # newspaper
-        l.polygon([(x - 0.07 * H, y - 0.06 * H), (x + 0.05 * H, y - 0.07 * H), (x + 0.06 * H, y + 0.06 * H),
-                   (x - 0.06 * H, y + 0.07 * H)])
+        l.polygon(
+            [
+                (x - 0.07 * H, y - 0.06 * H),
+                (x + 0.05 * H, y - 0.07 * H),
+                (x + 0.06 * H, y + 0.06 * H),
+                (x - 0.06 * H, y + 0.07 * H),
+            ]
+        )
         grey = textures.luminance(textures.crop(rng, "page.png", l.w, l.h, 0.1, 0.3))
         put(l, textures.tint(grey, np.array([0.85, 0.84, 0.8], np.float32), 0.8))
         return
@@ -422,10 +540,12 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     slots: dict[str, str] = {}
     tears = False
     for cue in cues:
-        claims = {"smile": {"mouth": "smile", "eyes": "smiling"},
-                  "gasp": {"mouth": "open", "brows": "raised", "eyes": "wide"},
-                  "scowl": {"brows": "down", "mouth": "bared", "eyes": "narrow"},
-                  "tears": {"mouth": "down", "brows": "sad", "eyes": "lowered"}}.get(cue, {})
+        claims = {
+            "smile": {"mouth": "smile", "eyes": "smiling"},
+            "gasp": {"mouth": "open", "brows": "raised", "eyes": "wide"},
+            "scowl": {"brows": "down", "mouth": "bared", "eyes": "narrow"},
+            "tears": {"mouth": "down", "brows": "sad", "eyes": "lowered"},
+        }.get(cue, {})
         for slot, value in claims.items():
             slots.setdefault(slot, value)
         tears = tears or cue == "tears"
@@ -439,7 +559,9 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     def layer() -> Layer:
         return Layer(x0, y0, w, h, 6)
 
-    grain = np.random.default_rng(look.seed + 7).standard_normal((h, w), dtype=np.float32)  # one skin grain per face
+    grain = np.random.default_rng(look.seed + 7).standard_normal(
+        (h, w), dtype=np.float32
+    )  # one skin grain per face
 
     def solid(colour: np.ndarray, noise: float = 0.06) -> np.ndarray:
         return np.clip(colour[None, None, :] * (1 + noise * grain[:, :, None]), 0, 1)
@@ -479,12 +601,18 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
     # brows: inner and outer end heights
     brows = slots.get("brows", "neutral")
     base = fy - 0.3 * ry
-    inner, outer = {"neutral": (0.0, -0.02), "raised": (-0.16, -0.14), "down": (0.16, -0.1),
-                    "sad": (-0.16, 0.07)}[brows]
+    inner, outer = {
+        "neutral": (0.0, -0.02),
+        "raised": (-0.16, -0.14),
+        "down": (0.16, -0.1),
+        "sad": (-0.16, 0.07),
+    }[brows]
     l = layer()
     for side in (-1, 1):
-        l.line([(fx + side * 0.14 * rx, base + inner * ry), (fx + side * 0.58 * rx, base + outer * ry)],
-               0.11 * ry if brows == "down" else 0.08 * ry)
+        l.line(
+            [(fx + side * 0.14 * rx, base + inner * ry), (fx + side * 0.58 * rx, base + outer * ry)],
+            0.11 * ry if brows == "down" else 0.08 * ry,
+        )
     paint(image, l, solid(brow_col), 0.9)
     # mouth
     mouth = slots.get("mouth", "neutral")
@@ -515,8 +643,16 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
         l.line(_arc(fx, my, 0.26 * rx, -0.02 * ry), 0.06 * ry)
         paint(image, l, solid(lips * 0.55))
     elif mouth == "bared":  # an angry mouth: squared, teeth clenched, corners pulled down
-        l.polygon([(fx - 0.34 * rx, my + 0.04 * ry), (fx - 0.2 * rx, my - 0.08 * ry), (fx + 0.2 * rx, my - 0.08 * ry),
-                   (fx + 0.34 * rx, my + 0.04 * ry), (fx + 0.22 * rx, my + 0.16 * ry), (fx - 0.22 * rx, my + 0.16 * ry)])
+        l.polygon(
+            [
+                (fx - 0.34 * rx, my + 0.04 * ry),
+                (fx - 0.2 * rx, my - 0.08 * ry),
+                (fx + 0.2 * rx, my - 0.08 * ry),
+                (fx + 0.34 * rx, my + 0.04 * ry),
+                (fx + 0.22 * rx, my + 0.16 * ry),
+                (fx - 0.22 * rx, my + 0.16 * ry),
+            ]
+        )
         paint(image, l, solid(np.array([0.25, 0.07, 0.07], np.float32)))
         l = layer()
         l.line([(fx - 0.26 * rx, my + 0.04 * ry), (fx + 0.26 * rx, my + 0.04 * ry)], 0.09 * ry)
@@ -528,6 +664,12 @@ def draw_face(image: np.ndarray, look: Look, sk: Skeleton, cues: Sequence[str]) 
         l = layer()
         for side in (-1, 1):
             ex = fx + side * 0.36 * rx
-            l.line([(ex + side * 0.04 * rx, eye_y + 0.1 * ry), (ex + side * 0.07 * rx, eye_y + 0.3 * ry),
-                    (ex + side * 0.05 * rx, eye_y + 0.5 * ry)], 0.09 * rx)
+            l.line(
+                [
+                    (ex + side * 0.04 * rx, eye_y + 0.1 * ry),
+                    (ex + side * 0.07 * rx, eye_y + 0.3 * ry),
+                    (ex + side * 0.05 * rx, eye_y + 0.5 * ry),
+                ],
+                0.09 * rx,
+            )
         paint(image, l, solid(np.array([0.78, 0.86, 0.95], np.float32), 0.03), 0.85)

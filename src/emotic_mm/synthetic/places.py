@@ -27,13 +27,25 @@ from emotic_mm.synthetic.scene import Spot, _object, draw_object
 
 # The place a category shows as (image-level, shared by everybody in the picture).
 PLACE_CUES: dict[str, str] = {
-    "Pleasure": "party", "Happiness": "party", "Peace": "beach", "Suffering": "hospital", "Pain": "hospital",
-    "Fear": "night street", "Disconnection": "office", "Affection": "living room", "Excitement": "sports field",
+    "Pleasure": "party",
+    "Happiness": "party",
+    "Peace": "beach",
+    "Suffering": "hospital",
+    "Pain": "hospital",
+    "Fear": "night street",
+    "Disconnection": "office",
+    "Affection": "living room",
+    "Excitement": "sports field",
 }
 # What a description calls each place.
 PLACE_NAMES: dict[str, str] = {
-    "party": "a party", "beach": "a beach", "hospital": "a hospital ward", "night street": "a street at night",
-    "office": "an office", "living room": "a living room", "sports field": "a sports field",
+    "party": "a party",
+    "beach": "a beach",
+    "hospital": "a hospital ward",
+    "night street": "a street at night",
+    "office": "an office",
+    "living room": "a living room",
+    "sports field": "a sports field",
 }
 
 PREPOSITION: dict[str, str] = {"party": "at", "beach": "on", "sports field": "on"}
@@ -51,11 +63,14 @@ def choose_place(rng: np.random.Generator, present: Sequence[str], hit: float, f
 
 
 def _jitter(rng: np.random.Generator, colour: Sequence[float], spread: float = 0.18) -> np.ndarray:
-    return np.clip(np.asarray(colour, np.float32) * rng.uniform(1 - spread, 1 + spread, 3).astype(np.float32), 0, 1)
+    return np.clip(
+        np.asarray(colour, np.float32) * rng.uniform(1 - spread, 1 + spread, 3).astype(np.float32), 0, 1
+    )
 
 
-def _bands(rng: np.random.Generator, w: int, h: int, layers: Sequence[tuple[float, str, Sequence[float]]]
-           ) -> np.ndarray:
+def _bands(
+    rng: np.random.Generator, w: int, h: int, layers: Sequence[tuple[float, str, Sequence[float]]]
+) -> np.ndarray:
     """Horizontal bands top to bottom: ``(share of the height, surface kind, colour)`` each, jittered."""
     shares = np.array([s for s, _, _ in layers], np.float64)
     shares *= rng.uniform(0.8, 1.2, len(shares))
@@ -69,8 +84,14 @@ def _bands(rng: np.random.Generator, w: int, h: int, layers: Sequence[tuple[floa
     return np.ascontiguousarray(np.clip(np.concatenate(out, axis=0), 0, 1))
 
 
-def _scatter(rng: np.random.Generator, pixels: np.ndarray, kinds: Sequence[str], count: tuple[int, int],
-             height: tuple[float, float], band: tuple[float, float]) -> None:
+def _scatter(
+    rng: np.random.Generator,
+    pixels: np.ndarray,
+    kinds: Sequence[str],
+    count: tuple[int, int],
+    height: tuple[float, float],
+    band: tuple[float, float],
+) -> None:
     """Draw ``count`` objects picked from ``kinds`` at heights ``height`` (shares of the picture's height)
     with their centres in the vertical ``band``."""
     h, w = pixels.shape[:2]
@@ -98,8 +119,13 @@ def _beach(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     waves = Layer(0, 0, w, h, 2)  # foam lines on the sea
     for _ in range(int(rng.integers(3, 7))):
         y = rng.uniform(0.42, 0.62) * h
-        waves.line([(x, y + 0.006 * h * math.sin(x / max(w, 1) * rng.uniform(8, 20))) for x in np.linspace(0, w, 12)],
-                   max(0.8, 0.005 * h))
+        waves.line(
+            [
+                (x, y + 0.006 * h * math.sin(x / max(w, 1) * rng.uniform(8, 20)))
+                for x in np.linspace(0, w, 12)
+            ],
+            max(0.8, 0.005 * h),
+        )
     paint(pixels, waves, np.full((h, w, 3), 0.9, np.float32), 0.6)
     _scatter(rng, pixels, ("parasol",), (1, 2), (0.35, 0.6), (0.5, 0.75))
     _scatter(rng, pixels, ("ball", "box"), (0, 2), (0.08, 0.15), (0.75, 0.95))
@@ -116,8 +142,16 @@ def _hospital(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 
 def _night_street(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    pixels = _bands(rng, w, h, [(0.25, "noise", (0.05, 0.06, 0.12)), (0.45, "brick.png", (0.18, 0.16, 0.17)),
-                                (0.3, "gravel.png", (0.16, 0.16, 0.17))])
+    pixels = _bands(
+        rng,
+        w,
+        h,
+        [
+            (0.25, "noise", (0.05, 0.06, 0.12)),
+            (0.45, "brick.png", (0.18, 0.16, 0.17)),
+            (0.3, "gravel.png", (0.16, 0.16, 0.17)),
+        ],
+    )
     lit = Layer(0, 0, w, h, 2)
     for _ in range(int(rng.integers(6, 18))):
         x, y = rng.uniform(0, w), rng.uniform(0.25, 0.6) * h
@@ -138,10 +172,14 @@ def _office(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 def _living_room(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     if rng.random() < 0.4:
-        pixels = np.ascontiguousarray(textures.colour_shift(rng, textures.crop(rng, "chelsea.png", w, h, 0.6, 1.0), 0.2))
+        pixels = np.ascontiguousarray(
+            textures.colour_shift(rng, textures.crop(rng, "chelsea.png", w, h, 0.6, 1.0), 0.2)
+        )
     else:
         wall = ("noise", "wood", "brick.png")[int(rng.integers(3))]
-        pixels = _bands(rng, w, h, [(0.65, wall, rng.uniform(0.4, 0.85, 3)), (0.35, "wood", (0.5, 0.35, 0.22))])
+        pixels = _bands(
+            rng, w, h, [(0.65, wall, rng.uniform(0.4, 0.85, 3)), (0.35, "wood", (0.5, 0.35, 0.22))]
+        )
     _scatter(rng, pixels, ("sofa",), (1, 1), (0.25, 0.35), (0.6, 0.8))
     _scatter(rng, pixels, ("lamp", "frame", "vase", "clock"), (1, 3), (0.12, 0.3), (0.25, 0.6))
     return pixels
@@ -149,7 +187,12 @@ def _living_room(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 def _sports_field(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     crowd = ("noise", rng.uniform(0.3, 0.6, 3))
-    pixels = _bands(rng, w, h, [(0.2, "moon.png", (0.55, 0.66, 0.82)), (0.2, *crowd), (0.6, "grass.png", (0.28, 0.5, 0.2))])
+    pixels = _bands(
+        rng,
+        w,
+        h,
+        [(0.2, "moon.png", (0.55, 0.66, 0.82)), (0.2, *crowd), (0.6, "grass.png", (0.28, 0.5, 0.2))],
+    )
     heads = Layer(0, 0, w, h, 2)  # the crowd in the stands: rows of small heads
     for _ in range(int(0.002 * w * h)):
         heads.ellipse(rng.uniform(0, w), rng.uniform(0.2, 0.4) * h, 0.006 * h, 0.008 * h)
@@ -165,8 +208,13 @@ def _sports_field(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 
 PLACES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
-    "party": _party, "beach": _beach, "hospital": _hospital, "night street": _night_street, "office": _office,
-    "living room": _living_room, "sports field": _sports_field,
+    "party": _party,
+    "beach": _beach,
+    "hospital": _hospital,
+    "night street": _night_street,
+    "office": _office,
+    "living room": _living_room,
+    "sports field": _sports_field,
 }
 
 
@@ -174,7 +222,10 @@ def draw_place(rng: np.random.Generator, place: str, w: int, h: int) -> tuple[np
     """The empty place (float32 H x W x 3) and what a description says about it."""
     pixels = PLACES[place](rng, w, h)
     name = PLACE_NAMES[place]
-    return textures.colour_shift(rng, pixels, 0.15), {"place": name, "at": f"{PREPOSITION.get(place, 'in')} {name}"}
+    return textures.colour_shift(rng, pixels, 0.15), {
+        "place": name,
+        "at": f"{PREPOSITION.get(place, 'in')} {name}",
+    }
 
 
 # --------------------------------------------------------------------------- the places' objects
@@ -194,8 +245,13 @@ def _garland(o: Spot) -> None:  # a string of triangular flags across the pictur
     for d, dye in enumerate(dyes):
         l = Layer(0, 0, image.shape[1], h, 2)
         for i in range(d, n, len(dyes)):
-            l.polygon([(xs[i], ys[i]), (xs[i + 1], ys[i + 1]),
-                       ((xs[i] + xs[i + 1]) / 2, (ys[i] + ys[i + 1]) / 2 + flag)])
+            l.polygon(
+                [
+                    (xs[i], ys[i]),
+                    (xs[i + 1], ys[i + 1]),
+                    ((xs[i] + xs[i + 1]) / 2, (ys[i] + ys[i + 1]) / 2 + flag),
+                ]
+            )
         paint(image, l, weave * dye)
 
 
@@ -205,7 +261,11 @@ def _confetti(o: Spot) -> None:  # small coloured flecks over an area of size s
     for _ in range(3):
         l = o.layer()
         for _ in range(int(rng.integers(10, 25))):
-            x, y, r = cx + rng.uniform(-0.8, 0.8) * s, cy + rng.uniform(-0.8, 0.8) * s, rng.uniform(0.008, 0.02) * s
+            x, y, r = (
+                cx + rng.uniform(-0.8, 0.8) * s,
+                cy + rng.uniform(-0.8, 0.8) * s,
+                rng.uniform(0.008, 0.02) * s,
+            )
             l.ellipse(x, y, r * rng.uniform(0.5, 1.5), r)
         paint(image, l, o.material(rng.uniform(0.3, 1.0, 3).astype(np.float32)), 0.9)
 
@@ -230,8 +290,14 @@ def _bed(o: Spot) -> None:  # a hospital bed: metal frame, white sheets, a pillo
     l.line([(cx - 0.8 * s, cy + 0.15 * s), (cx + 0.8 * s, cy + 0.15 * s)], 0.05 * s)
     paint(image, l, o.material(np.array(rng.uniform(0.5, 0.8, 3), np.float32)))
     l = o.layer()
-    l.polygon([(cx - 0.78 * s, cy - 0.1 * s), (cx + 0.78 * s, cy - 0.1 * s), (cx + 0.78 * s, cy + 0.12 * s),
-               (cx - 0.78 * s, cy + 0.12 * s)])
+    l.polygon(
+        [
+            (cx - 0.78 * s, cy - 0.1 * s),
+            (cx + 0.78 * s, cy - 0.1 * s),
+            (cx + 0.78 * s, cy + 0.12 * s),
+            (cx - 0.78 * s, cy + 0.12 * s),
+        ]
+    )
     paint(image, l, o.material(_jitter(rng, (0.9, 0.92, 0.92), 0.06)))
     l = o.layer()
     l.ellipse(cx - 0.6 * s, cy - 0.13 * s, 0.16 * s, 0.07 * s)
@@ -274,12 +340,24 @@ def _street_lamp(o: Spot) -> None:  # a dark post with a bright lamp and its glo
 def _desk(o: Spot) -> None:
     image, cx, cy, s, bottom = o.image, o.cx, o.cy, o.s, o.bottom
     l = o.layer()
-    l.polygon([(cx - 0.9 * s, cy - 0.25 * s), (cx + 0.9 * s, cy - 0.25 * s), (cx + 0.9 * s, cy - 0.15 * s),
-               (cx - 0.9 * s, cy - 0.15 * s)])
+    l.polygon(
+        [
+            (cx - 0.9 * s, cy - 0.25 * s),
+            (cx + 0.9 * s, cy - 0.25 * s),
+            (cx + 0.9 * s, cy - 0.15 * s),
+            (cx - 0.9 * s, cy - 0.15 * s),
+        ]
+    )
     l.line([(cx - 0.8 * s, cy - 0.15 * s), (cx - 0.8 * s, bottom)], 0.05 * s)
     l.line([(cx + 0.8 * s, cy - 0.15 * s), (cx + 0.8 * s, bottom)], 0.05 * s)
-    l.polygon([(cx + 0.35 * s, cy - 0.15 * s), (cx + 0.75 * s, cy - 0.15 * s), (cx + 0.75 * s, bottom - 0.1 * s),
-               (cx + 0.35 * s, bottom - 0.1 * s)])
+    l.polygon(
+        [
+            (cx + 0.35 * s, cy - 0.15 * s),
+            (cx + 0.75 * s, cy - 0.15 * s),
+            (cx + 0.75 * s, bottom - 0.1 * s),
+            (cx + 0.35 * s, bottom - 0.1 * s),
+        ]
+    )
     paint(image, l, o.material())
 
 
@@ -287,14 +365,26 @@ def _desk(o: Spot) -> None:
 def _monitor(o: Spot) -> None:  # a screen on a foot, lit with a crop of a photo
     image, cx, cy, s, rng, w, h = o.image, o.cx, o.cy, o.s, o.rng, o.w, o.h
     l = o.layer()
-    l.polygon([(cx - 0.7 * s, cy - 0.45 * s), (cx + 0.7 * s, cy - 0.45 * s), (cx + 0.7 * s, cy + 0.35 * s),
-               (cx - 0.7 * s, cy + 0.35 * s)])
+    l.polygon(
+        [
+            (cx - 0.7 * s, cy - 0.45 * s),
+            (cx + 0.7 * s, cy - 0.45 * s),
+            (cx + 0.7 * s, cy + 0.35 * s),
+            (cx - 0.7 * s, cy + 0.35 * s),
+        ]
+    )
     l.line([(cx, cy + 0.35 * s), (cx, cy + 0.55 * s)], 0.08 * s)
     l.line([(cx - 0.25 * s, cy + 0.55 * s), (cx + 0.25 * s, cy + 0.55 * s)], 0.06 * s)
     paint(image, l, o.material(np.array(rng.uniform(0.05, 0.3, 3), np.float32)))
     l = o.layer()
-    l.polygon([(cx - 0.62 * s, cy - 0.38 * s), (cx + 0.62 * s, cy - 0.38 * s), (cx + 0.62 * s, cy + 0.28 * s),
-               (cx - 0.62 * s, cy + 0.28 * s)])
+    l.polygon(
+        [
+            (cx - 0.62 * s, cy - 0.38 * s),
+            (cx + 0.62 * s, cy - 0.38 * s),
+            (cx + 0.62 * s, cy + 0.28 * s),
+            (cx - 0.62 * s, cy + 0.28 * s),
+        ]
+    )
     name = textures.COLOUR_PHOTOS[int(rng.integers(len(textures.COLOUR_PHOTOS)))]
     paint(image, l, np.clip(textures.crop(rng, name, w, h, 0.2, 0.8) * 0.7 + 0.3, 0, 1))
 
@@ -304,13 +394,26 @@ def _sofa(o: Spot) -> None:
     image, cx, cy, s, rng, bottom = o.image, o.cx, o.cy, o.s, o.rng, o.bottom
     cloth = o.material(np.array(rng.uniform(0.15, 0.8, 3), np.float32))
     l = o.layer()
-    l.polygon([(cx - 1.0 * s, cy - 0.35 * s), (cx + 1.0 * s, cy - 0.35 * s), (cx + 1.0 * s, bottom - 0.08 * s),
-               (cx - 1.0 * s, bottom - 0.08 * s)])
+    l.polygon(
+        [
+            (cx - 1.0 * s, cy - 0.35 * s),
+            (cx + 1.0 * s, cy - 0.35 * s),
+            (cx + 1.0 * s, bottom - 0.08 * s),
+            (cx - 1.0 * s, bottom - 0.08 * s),
+        ]
+    )
     for side in (-1, 1):
         l.ellipse(cx + side * 1.0 * s, cy - 0.05 * s, 0.14 * s, 0.3 * s)
     paint(image, l, cloth)
     l = o.layer()
-    l.polygon([(cx - 0.88 * s, cy), (cx + 0.88 * s, cy), (cx + 0.88 * s, cy + 0.1 * s), (cx - 0.88 * s, cy + 0.1 * s)])
+    l.polygon(
+        [
+            (cx - 0.88 * s, cy),
+            (cx + 0.88 * s, cy),
+            (cx + 0.88 * s, cy + 0.1 * s),
+            (cx - 0.88 * s, cy + 0.1 * s),
+        ]
+    )
     paint(image, l, np.clip(cloth * 1.15, 0, 1))
 
 
@@ -326,5 +429,7 @@ def _goal(o: Spot) -> None:  # white posts and a crossbar with a net behind
         net.line([(cx - 0.9 * s, y), (cx + 0.9 * s, y)], max(0.5, 0.006 * s))
     paint(image, net, np.full((o.h, o.w, 3), 0.85, np.float32), 0.5)
     posts = o.layer()
-    posts.line([(cx - 0.9 * s, bottom), (cx - 0.9 * s, top), (cx + 0.9 * s, top), (cx + 0.9 * s, bottom)], 0.03 * s)
+    posts.line(
+        [(cx - 0.9 * s, bottom), (cx - 0.9 * s, top), (cx + 0.9 * s, top), (cx + 0.9 * s, bottom)], 0.03 * s
+    )
     paint(image, posts, o.material(np.array([0.92, 0.92, 0.9], np.float32)))

@@ -15,9 +15,16 @@ class SyntheticRelease:
     ``raw_dir``, stamped with its settings (``synthetic.json``) so that the next prepare with the same
     settings reuses it. ``synthetic`` is the generator's settings block (``data.synthetic``)."""
 
-    def __init__(self, raw_dir: str, synthetic: dict[str, Any], name: str = "synthetic",
-                 prepared_dir: str | None = None, workers: Any = 2, context_size: Any = 224,
-                 body_size: Any = 128) -> None:
+    def __init__(
+        self,
+        raw_dir: str,
+        synthetic: dict[str, Any],
+        name: str = "synthetic",
+        prepared_dir: str | None = None,
+        workers: Any = 2,
+        context_size: Any = 224,
+        body_size: Any = 128,
+    ) -> None:
         self.name, self._raw_dir, self.settings = str(name), raw_dir, dict(synthetic)
         self.seed = self.settings.get("seed")
         self._spec: Any = None
@@ -27,8 +34,9 @@ class SyntheticRelease:
 
         self._spec = SyntheticSpec.from_config(self.settings)
         if self.raw_dir.resolve() == Path(prepared_dir).resolve():
-            raise ConfigError(f"data.prepared_dir={prepared_dir} is data.raw_dir; "
-                              "the store needs its own folder")
+            raise ConfigError(
+                f"data.prepared_dir={prepared_dir} is data.raw_dir; the store needs its own folder"
+            )
 
     @property
     def raw_dir(self) -> Path:
@@ -40,10 +48,10 @@ class SyntheticRelease:
     def materialise(self, workers: int, protect: list[Path], overwrite: bool) -> Path:
         """The raw synthetic release for the checked settings; generated (atomically) unless already there.
         A folder that is not a synthetic release of ours is replaced only with ``overwrite``."""
-        from emotic_mm.synthetic import generate_raw
         from emotic_mm.fsutil import atomic_dir, check_replaceable
         from emotic_mm.locks import output_lock
         from emotic_mm.progress import progress_bar
+        from emotic_mm.synthetic import generate_raw
 
         raw_dir, spec = self.raw_dir, self._spec
         if _stamp(raw_dir) == spec.as_dict():
@@ -51,11 +59,18 @@ class SyntheticRelease:
         with output_lock(raw_dir, "data.raw_dir"):  # another prepare may be drawing the same release
             if _stamp(raw_dir) == spec.as_dict():
                 return raw_dir
-            check_replaceable(raw_dir, key="data.raw_dir", ours=lambda p: _stamp(p) is not None,
-                              what_ours="a synthetic release written by prepare (no synthetic.json)",
-                              protect=protect, overwrite=overwrite)
-            with atomic_dir(raw_dir) as tmp, \
-                    progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance:
+            check_replaceable(
+                raw_dir,
+                key="data.raw_dir",
+                ours=lambda p: _stamp(p) is not None,
+                what_ours="a synthetic release written by prepare (no synthetic.json)",
+                protect=protect,
+                overwrite=overwrite,
+            )
+            with (
+                atomic_dir(raw_dir) as tmp,
+                progress_bar("synthetic", total=sum(spec.images.values()), unit="images") as advance,
+            ):
                 generate_raw(spec, tmp, progress=advance, workers=workers)
         return raw_dir
 

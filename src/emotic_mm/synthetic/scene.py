@@ -21,17 +21,25 @@ from emotic_mm.synthetic.canvas import Layer, paint, region, shade
 
 # Photographic backdrops and the setting a description names for them.
 PHOTO_SETTINGS: dict[str, str] = {
-    "coffee.png": "a café", "chelsea.png": "a living room", "motorcycle_left.png": "a garage",
-    "rocket.jpg": "an open field by a rocket", "astronaut.png": "a hall with flags",
+    "coffee.png": "a café",
+    "chelsea.png": "a living room",
+    "motorcycle_left.png": "a garage",
+    "rocket.jpg": "an open field by a rocket",
+    "astronaut.png": "a hall with flags",
 }
 WALLS: dict[str, tuple[str, tuple[float, float, float]]] = {  # name → (surface, base colour)
-    "brick wall": ("brick.png", (0.6, 0.33, 0.24)), "stone wall": ("gravel.png", (0.6, 0.58, 0.54)),
-    "painted wall": ("noise", (0.78, 0.74, 0.66)), "hedge": ("grass.png", (0.22, 0.38, 0.16)),
-    "cloudy sky": ("moon.png", (0.62, 0.7, 0.82)), "wooden wall": ("wood", (0.52, 0.36, 0.22)),
+    "brick wall": ("brick.png", (0.6, 0.33, 0.24)),
+    "stone wall": ("gravel.png", (0.6, 0.58, 0.54)),
+    "painted wall": ("noise", (0.78, 0.74, 0.66)),
+    "hedge": ("grass.png", (0.22, 0.38, 0.16)),
+    "cloudy sky": ("moon.png", (0.62, 0.7, 0.82)),
+    "wooden wall": ("wood", (0.52, 0.36, 0.22)),
 }
 GROUNDS: dict[str, tuple[str, tuple[float, float, float]]] = {
-    "grass": ("grass.png", (0.3, 0.48, 0.2)), "gravel path": ("gravel.png", (0.55, 0.52, 0.47)),
-    "wooden floor": ("wood", (0.55, 0.38, 0.22)), "pavement": ("noise", (0.5, 0.5, 0.5)),
+    "grass": ("grass.png", (0.3, 0.48, 0.2)),
+    "gravel path": ("gravel.png", (0.55, 0.52, 0.47)),
+    "wooden floor": ("wood", (0.55, 0.38, 0.22)),
+    "pavement": ("noise", (0.5, 0.5, 0.5)),
     "sand": ("noise", (0.8, 0.72, 0.55)),
 }
 CLUTTER = ("box", "lamp", "frame", "bottle", "chair", "ball", "clock", "vase", "books")
@@ -47,11 +55,15 @@ def backdrop(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, dict
     ground = list(GROUNDS)[int(rng.integers(len(GROUNDS)))]
     horizon = int(rng.uniform(0.45, 0.75) * h)
     kind, colour = WALLS[wall]
-    top = textures.surface(rng, kind, w, horizon, np.array(colour, np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32))
+    top = textures.surface(
+        rng, kind, w, horizon, np.array(colour, np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32)
+    )
     if wall == "cloudy sky":  # brighter towards the horizon
         top = top * np.linspace(0.85, 1.1, horizon, dtype=np.float32)[:, None, None]
     kind, colour = GROUNDS[ground]
-    bottom = textures.surface(rng, kind, w, h - horizon, np.array(colour, np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32))
+    bottom = textures.surface(
+        rng, kind, w, h - horizon, np.array(colour, np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32)
+    )
     bottom = bottom * np.linspace(0.85, 1.05, h - horizon, dtype=np.float32)[:, None, None]
     image = np.concatenate([top, bottom], axis=0)
     return np.ascontiguousarray(np.clip(image, 0, 1)), {"wall": wall, "ground": ground}
@@ -74,8 +86,10 @@ def _shaded(tex: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Light from one side: a ramp across the object."""
     h, w = tex.shape[:2]
     angle = rng.uniform(0, 2 * math.pi)
-    ramp = (np.cos(angle) * np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-            + np.sin(angle) * np.linspace(-1, 1, h, dtype=np.float32)[:, None])
+    ramp = (
+        np.cos(angle) * np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+        + np.sin(angle) * np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    )
     return np.clip(tex * (1 + 0.22 * ramp[:, :, None]), 0, 1)
 
 
@@ -120,13 +134,17 @@ def _object(fn: Callable[[Spot], None]) -> Callable[[Spot], None]:
     return fn
 
 
-def draw_object(image: np.ndarray, kind: str, cx: float, cy: float, size: float, rng: np.random.Generator) -> bool:
+def draw_object(
+    image: np.ndarray, kind: str, cx: float, cy: float, size: float, rng: np.random.Generator
+) -> bool:
     """Paint one object (a clutter item or a scene cue) of height ``size`` centred at (cx, cy);
     False if it falls outside the picture."""
     if kind not in OBJECTS:
         raise ValueError(f"unknown object {kind!r}; known: {', '.join(OBJECTS)}")
     reach = 0.8 * size
-    box = region(image, cx - WIDE.get(kind, 1.0) * reach, cy - reach, cx + WIDE.get(kind, 1.0) * reach, cy + reach)
+    box = region(
+        image, cx - WIDE.get(kind, 1.0) * reach, cy - reach, cx + WIDE.get(kind, 1.0) * reach, cy + reach
+    )
     if box is None:
         return False
     OBJECTS[kind](Spot(image, cx, cy, size, rng, *box, scale=4 if size < 40 else 2))
@@ -137,8 +155,14 @@ def draw_object(image: np.ndarray, kind: str, cx: float, cy: float, size: float,
 def _plant(o: Spot) -> None:
     image, cx, cy, s, rng, bottom, w, h = o.image, o.cx, o.cy, o.s, o.rng, o.bottom, o.w, o.h
     l = o.layer()
-    l.polygon([(cx - 0.2 * s, cy + 0.1 * s), (cx + 0.2 * s, cy + 0.1 * s), (cx + 0.14 * s, bottom),
-               (cx - 0.14 * s, bottom)])
+    l.polygon(
+        [
+            (cx - 0.2 * s, cy + 0.1 * s),
+            (cx + 0.2 * s, cy + 0.1 * s),
+            (cx + 0.14 * s, bottom),
+            (cx - 0.14 * s, bottom),
+        ]
+    )
     paint(image, l, o.material(np.array(rng.uniform([0.45, 0.25, 0.15], [0.75, 0.45, 0.3]), np.float32)))
     l = o.layer()
     for _ in range(int(rng.integers(5, 9))):
@@ -155,7 +179,10 @@ def _plant(o: Spot) -> None:
 def _balloons(o: Spot) -> None:
     image, cx, s, rng, top, bottom = o.image, o.cx, o.s, o.rng, o.top, o.bottom
     knot = (cx + rng.uniform(-0.1, 0.1) * s, bottom)
-    centres = [(cx + rng.uniform(-0.3, 0.3) * s, top + rng.uniform(0.12, 0.4) * s) for _ in range(int(rng.integers(3, 6)))]
+    centres = [
+        (cx + rng.uniform(-0.3, 0.3) * s, top + rng.uniform(0.12, 0.4) * s)
+        for _ in range(int(rng.integers(3, 6)))
+    ]
     l = o.layer()
     for bx, by in centres:
         l.line([(bx, by + 0.12 * s), knot], max(0.6, 0.012 * s))
@@ -175,14 +202,28 @@ def _shadow(o: Spot) -> None:  # a looming shadow of a figure with raised, clawe
     image, cx, s, rng, top, bottom = o.image, o.cx, o.s, o.rng, o.top, o.bottom
     l = o.layer()
     l.ellipse(cx, top + 0.15 * s, 0.11 * s, 0.14 * s)
-    l.polygon([(cx - 0.18 * s, top + 0.28 * s), (cx + 0.18 * s, top + 0.28 * s), (cx + 0.14 * s, bottom),
-               (cx - 0.14 * s, bottom)])
+    l.polygon(
+        [
+            (cx - 0.18 * s, top + 0.28 * s),
+            (cx + 0.18 * s, top + 0.28 * s),
+            (cx + 0.14 * s, bottom),
+            (cx - 0.14 * s, bottom),
+        ]
+    )
     for side in (-1, 1):
-        l.line([(cx + side * 0.16 * s, top + 0.32 * s), (cx + side * 0.35 * s, top + 0.15 * s),
-                (cx + side * 0.42 * s, top - 0.05 * s)], 0.07 * s)
+        l.line(
+            [
+                (cx + side * 0.16 * s, top + 0.32 * s),
+                (cx + side * 0.35 * s, top + 0.15 * s),
+                (cx + side * 0.42 * s, top - 0.05 * s),
+            ],
+            0.07 * s,
+        )
         for k in range(3):
-            l.line([(cx + side * 0.42 * s, top - 0.05 * s),
-                    (cx + side * (0.38 + 0.06 * k) * s, top - 0.16 * s)], 0.025 * s)
+            l.line(
+                [(cx + side * 0.42 * s, top - 0.05 * s), (cx + side * (0.38 + 0.06 * k) * s, top - 0.16 * s)],
+                0.025 * s,
+            )
     l.mask = l.mask.filter(ImageFilter.GaussianBlur(0.03 * s * o.scale))
     shade(image, l, float(rng.uniform(0.35, 0.6)))
 
@@ -195,15 +236,34 @@ def _wheelchair(o: Spot) -> None:
     wheel = 0.28 * s
     l.ring(cx - 0.05 * s, bottom - wheel, wheel, 0.05 * s)
     l.ring(cx + 0.32 * s, bottom - 0.08 * s, 0.08 * s, 0.035 * s)
-    l.line([(cx - 0.3 * s, top + 0.05 * s), (cx - 0.25 * s, cy + 0.05 * s), (cx + 0.25 * s, cy + 0.05 * s),
-            (cx + 0.3 * s, bottom - 0.1 * s)], 0.045 * s)
+    l.line(
+        [
+            (cx - 0.3 * s, top + 0.05 * s),
+            (cx - 0.25 * s, cy + 0.05 * s),
+            (cx + 0.25 * s, cy + 0.05 * s),
+            (cx + 0.3 * s, bottom - 0.1 * s),
+        ],
+        0.045 * s,
+    )
     l.line([(cx - 0.05 * s, bottom - wheel), (cx - 0.05 * s, cy + 0.05 * s)], 0.03 * s)
     paint(image, l, metal)
     l = o.layer()
-    l.polygon([(cx - 0.3 * s, top + 0.08 * s), (cx - 0.22 * s, top + 0.08 * s), (cx - 0.18 * s, cy),
-               (cx - 0.26 * s, cy)])
-    l.polygon([(cx - 0.25 * s, cy - 0.02 * s), (cx + 0.22 * s, cy - 0.02 * s), (cx + 0.22 * s, cy + 0.05 * s),
-               (cx - 0.25 * s, cy + 0.05 * s)])
+    l.polygon(
+        [
+            (cx - 0.3 * s, top + 0.08 * s),
+            (cx - 0.22 * s, top + 0.08 * s),
+            (cx - 0.18 * s, cy),
+            (cx - 0.26 * s, cy),
+        ]
+    )
+    l.polygon(
+        [
+            (cx - 0.25 * s, cy - 0.02 * s),
+            (cx + 0.22 * s, cy - 0.02 * s),
+            (cx + 0.22 * s, cy + 0.05 * s),
+            (cx - 0.25 * s, cy + 0.05 * s),
+        ]
+    )
     paint(image, l, o.material())
 
 
@@ -213,9 +273,14 @@ def _cake(o: Spot) -> None:
     plate = o.layer()
     plate.ellipse(cx, bottom - 0.05 * s, 0.42 * s, 0.08 * s)
     paint(image, plate, o.material(np.array([0.85, 0.85, 0.83], np.float32)))
-    for half, y_top, y_bot in ((0.34, cy - 0.02 * s, bottom - 0.06 * s), (0.22, cy - 0.28 * s, cy - 0.02 * s)):
+    for half, y_top, y_bot in (
+        (0.34, cy - 0.02 * s, bottom - 0.06 * s),
+        (0.22, cy - 0.28 * s, cy - 0.02 * s),
+    ):
         l = o.layer()
-        l.polygon([(cx - half * s, y_top), (cx + half * s, y_top), (cx + half * s, y_bot), (cx - half * s, y_bot)])
+        l.polygon(
+            [(cx - half * s, y_top), (cx + half * s, y_top), (cx + half * s, y_bot), (cx - half * s, y_bot)]
+        )
         l.ellipse(cx, y_top, half * s, 0.07 * s)
         l.ellipse(cx, y_bot, half * s, 0.07 * s)
         paint(image, l, o.material(np.array(rng.uniform([0.6, 0.4, 0.3], [0.98, 0.9, 0.85]), np.float32)))
@@ -245,14 +310,32 @@ def _heart(o: Spot) -> None:
 def _laptop(o: Spot) -> None:
     image, cx, s, rng, top, bottom, w, h = o.image, o.cx, o.s, o.rng, o.top, o.bottom, o.w, o.h
     l = o.layer()
-    l.polygon([(cx - 0.42 * s, bottom - 0.1 * s), (cx + 0.42 * s, bottom - 0.1 * s), (cx + 0.5 * s, bottom),
-               (cx - 0.5 * s, bottom)])
-    l.polygon([(cx - 0.4 * s, top + 0.25 * s), (cx + 0.4 * s, top + 0.25 * s), (cx + 0.42 * s, bottom - 0.1 * s),
-               (cx - 0.42 * s, bottom - 0.1 * s)])
+    l.polygon(
+        [
+            (cx - 0.42 * s, bottom - 0.1 * s),
+            (cx + 0.42 * s, bottom - 0.1 * s),
+            (cx + 0.5 * s, bottom),
+            (cx - 0.5 * s, bottom),
+        ]
+    )
+    l.polygon(
+        [
+            (cx - 0.4 * s, top + 0.25 * s),
+            (cx + 0.4 * s, top + 0.25 * s),
+            (cx + 0.42 * s, bottom - 0.1 * s),
+            (cx - 0.42 * s, bottom - 0.1 * s),
+        ]
+    )
     paint(image, l, o.material(np.array(rng.uniform(0.1, 0.6, 3), np.float32)))
     l = o.layer()
-    l.polygon([(cx - 0.35 * s, top + 0.3 * s), (cx + 0.35 * s, top + 0.3 * s), (cx + 0.36 * s, bottom - 0.15 * s),
-               (cx - 0.36 * s, bottom - 0.15 * s)])
+    l.polygon(
+        [
+            (cx - 0.35 * s, top + 0.3 * s),
+            (cx + 0.35 * s, top + 0.3 * s),
+            (cx + 0.36 * s, bottom - 0.15 * s),
+            (cx - 0.36 * s, bottom - 0.15 * s),
+        ]
+    )
     name = textures.COLOUR_PHOTOS[int(rng.integers(len(textures.COLOUR_PHOTOS)))]
     glow = np.clip(textures.crop(rng, name, w, h, 0.2, 0.8) * 0.7 + 0.35, 0, 1)  # a lit screen
     paint(image, l, glow)
@@ -262,8 +345,12 @@ def _laptop(o: Spot) -> None:
 def _board(o: Spot) -> None:
     image, cx, cy, s, rng = o.image, o.cx, o.cy, o.s, o.rng
     n = 8
-    corners = [(cx - 0.36 * s, cy - 0.12 * s), (cx + 0.36 * s, cy - 0.12 * s), (cx + 0.5 * s, cy + 0.28 * s),
-               (cx - 0.5 * s, cy + 0.28 * s)]
+    corners = [
+        (cx - 0.36 * s, cy - 0.12 * s),
+        (cx + 0.36 * s, cy - 0.12 * s),
+        (cx + 0.5 * s, cy + 0.28 * s),
+        (cx - 0.5 * s, cy + 0.28 * s),
+    ]
     paint_board = o.layer()
     paint_board.polygon(corners)
     light = o.material(np.array(rng.uniform([0.6, 0.5, 0.35], [0.95, 0.85, 0.7]), np.float32))
@@ -271,14 +358,27 @@ def _board(o: Spot) -> None:
     l = o.layer()
 
     def at(u: float, v: float) -> tuple[float, float]:
-        left = (corners[0][0] + (corners[3][0] - corners[0][0]) * v, corners[0][1] + (corners[3][1] - corners[0][1]) * v)
-        right = (corners[1][0] + (corners[2][0] - corners[1][0]) * v, corners[1][1] + (corners[2][1] - corners[1][1]) * v)
+        left = (
+            corners[0][0] + (corners[3][0] - corners[0][0]) * v,
+            corners[0][1] + (corners[3][1] - corners[0][1]) * v,
+        )
+        right = (
+            corners[1][0] + (corners[2][0] - corners[1][0]) * v,
+            corners[1][1] + (corners[2][1] - corners[1][1]) * v,
+        )
         return (left[0] + (right[0] - left[0]) * u, left[1] + (right[1] - left[1]) * u)
 
     for i in range(n):
         for j in range(n):
             if (i + j) % 2:
-                l.polygon([at(i / n, j / n), at((i + 1) / n, j / n), at((i + 1) / n, (j + 1) / n), at(i / n, (j + 1) / n)])
+                l.polygon(
+                    [
+                        at(i / n, j / n),
+                        at((i + 1) / n, j / n),
+                        at((i + 1) / n, (j + 1) / n),
+                        at(i / n, (j + 1) / n),
+                    ]
+                )
     paint(image, l, np.clip(light * rng.uniform(0.3, 0.5), 0, 1))
     l = o.layer()
     for _ in range(int(rng.integers(3, 7))):
@@ -291,8 +391,14 @@ def _board(o: Spot) -> None:
 def _box(o: Spot) -> None:
     image, cx, cy, s, bottom = o.image, o.cx, o.cy, o.s, o.bottom
     l = o.layer()
-    l.polygon([(cx - 0.35 * s, cy - 0.2 * s), (cx + 0.35 * s, cy - 0.2 * s), (cx + 0.35 * s, bottom),
-               (cx - 0.35 * s, bottom)])
+    l.polygon(
+        [
+            (cx - 0.35 * s, cy - 0.2 * s),
+            (cx + 0.35 * s, cy - 0.2 * s),
+            (cx + 0.35 * s, bottom),
+            (cx - 0.35 * s, bottom),
+        ]
+    )
     paint(image, l, o.material())
 
 
@@ -304,7 +410,14 @@ def _lamp(o: Spot) -> None:
     l.ellipse(cx, bottom, 0.16 * s, 0.04 * s)
     paint(image, l, o.material())
     l = o.layer()
-    l.polygon([(cx - 0.12 * s, top), (cx + 0.12 * s, top), (cx + 0.22 * s, top + 0.3 * s), (cx - 0.22 * s, top + 0.3 * s)])
+    l.polygon(
+        [
+            (cx - 0.12 * s, top),
+            (cx + 0.12 * s, top),
+            (cx + 0.22 * s, top + 0.3 * s),
+            (cx - 0.22 * s, top + 0.3 * s),
+        ]
+    )
     paint(image, l, o.material())
 
 
@@ -312,12 +425,24 @@ def _lamp(o: Spot) -> None:
 def _frame(o: Spot) -> None:
     image, cx, s, rng, top, bottom, w, h = o.image, o.cx, o.s, o.rng, o.top, o.bottom, o.w, o.h
     l = o.layer()
-    l.polygon([(cx - 0.38 * s, top + 0.1 * s), (cx + 0.38 * s, top + 0.1 * s), (cx + 0.38 * s, bottom - 0.1 * s),
-               (cx - 0.38 * s, bottom - 0.1 * s)])
+    l.polygon(
+        [
+            (cx - 0.38 * s, top + 0.1 * s),
+            (cx + 0.38 * s, top + 0.1 * s),
+            (cx + 0.38 * s, bottom - 0.1 * s),
+            (cx - 0.38 * s, bottom - 0.1 * s),
+        ]
+    )
     paint(image, l, o.material())
     l = o.layer()
-    l.polygon([(cx - 0.3 * s, top + 0.18 * s), (cx + 0.3 * s, top + 0.18 * s), (cx + 0.3 * s, bottom - 0.18 * s),
-               (cx - 0.3 * s, bottom - 0.18 * s)])
+    l.polygon(
+        [
+            (cx - 0.3 * s, top + 0.18 * s),
+            (cx + 0.3 * s, top + 0.18 * s),
+            (cx + 0.3 * s, bottom - 0.18 * s),
+            (cx - 0.3 * s, bottom - 0.18 * s),
+        ]
+    )
     name = textures.COLOUR_PHOTOS[int(rng.integers(len(textures.COLOUR_PHOTOS)))]
     paint(image, l, textures.crop(rng, name, w, h, 0.2, 0.8))
 
@@ -326,8 +451,14 @@ def _frame(o: Spot) -> None:
 def _bottle(o: Spot) -> None:
     image, cx, cy, s, top, bottom = o.image, o.cx, o.cy, o.s, o.top, o.bottom
     l = o.layer()
-    l.polygon([(cx - 0.1 * s, cy - 0.1 * s), (cx + 0.1 * s, cy - 0.1 * s), (cx + 0.1 * s, bottom),
-               (cx - 0.1 * s, bottom)])
+    l.polygon(
+        [
+            (cx - 0.1 * s, cy - 0.1 * s),
+            (cx + 0.1 * s, cy - 0.1 * s),
+            (cx + 0.1 * s, bottom),
+            (cx - 0.1 * s, bottom),
+        ]
+    )
     l.line([(cx, cy - 0.1 * s), (cx, top)], 0.07 * s)
     paint(image, l, o.material())
 
@@ -368,7 +499,14 @@ def _vase(o: Spot) -> None:
     image, cx, cy, s, top = o.image, o.cx, o.cy, o.s, o.top
     l = o.layer()
     l.ellipse(cx, cy + 0.15 * s, 0.18 * s, 0.3 * s)
-    l.polygon([(cx - 0.07 * s, top + 0.1 * s), (cx + 0.07 * s, top + 0.1 * s), (cx + 0.1 * s, cy), (cx - 0.1 * s, cy)])
+    l.polygon(
+        [
+            (cx - 0.07 * s, top + 0.1 * s),
+            (cx + 0.07 * s, top + 0.1 * s),
+            (cx + 0.1 * s, cy),
+            (cx - 0.1 * s, cy),
+        ]
+    )
     paint(image, l, o.material())
 
 
@@ -381,19 +519,25 @@ def _books(o: Spot) -> None:
         half = rng.uniform(0.25, 0.4) * s
         off = rng.uniform(-0.05, 0.05) * s
         l = o.layer()
-        l.polygon([(cx - half + off, y - t), (cx + half + off, y - t), (cx + half + off, y), (cx - half + off, y)])
+        l.polygon(
+            [(cx - half + off, y - t), (cx + half + off, y - t), (cx + half + off, y), (cx - half + off, y)]
+        )
         paint(image, l, o.material())
         y -= t
 
 
-def place(rng: np.random.Generator, w: int, h: int, size: float, boxes: Sequence[Sequence[float]]) -> tuple[float, float]:
+def place(
+    rng: np.random.Generator, w: int, h: int, size: float, boxes: Sequence[Sequence[float]]
+) -> tuple[float, float]:
     """A spot for an object of ``size`` that overlaps the persons' boxes as little as a few tries find."""
     best, best_overlap = (w / 2, h / 2), math.inf
     for _ in range(10):
         cx, cy = rng.uniform(0.4 * size, w - 0.4 * size), rng.uniform(0.5 * size, h - 0.5 * size)
         r = 0.45 * size
-        overlap = sum(max(0.0, min(cx + r, b[2]) - max(cx - r, b[0])) * max(0.0, min(cy + r, b[3]) - max(cy - r, b[1]))
-                      for b in boxes)
+        overlap = sum(
+            max(0.0, min(cx + r, b[2]) - max(cx - r, b[0])) * max(0.0, min(cy + r, b[3]) - max(cy - r, b[1]))
+            for b in boxes
+        )
         if overlap < best_overlap:
             best, best_overlap = (cx, cy), overlap
         if overlap == 0:
@@ -405,10 +549,23 @@ def place(rng: np.random.Generator, w: int, h: int, size: float, boxes: Sequence
 # stand 50-95 % of the picture tall): a cake is small, a wheelchair or a floor lamp is not, and a
 # figure's shadow is person-sized. Clutter spans the same range, so size alone says nothing.
 OBJECT_HEIGHT: dict[str, tuple[float, float]] = {
-    "plant": (0.15, 0.35), "balloons": (0.2, 0.4), "shadow": (0.35, 0.6), "wheelchair": (0.25, 0.4),
-    "cake": (0.08, 0.15), "heart": (0.08, 0.16), "laptop": (0.1, 0.18), "board": (0.12, 0.22),
-    "box": (0.1, 0.25), "lamp": (0.2, 0.45), "frame": (0.1, 0.22), "bottle": (0.06, 0.12), "chair": (0.2, 0.35),
-    "ball": (0.15, 0.3), "clock": (0.1, 0.2), "vase": (0.1, 0.2), "books": (0.1, 0.2),
+    "plant": (0.15, 0.35),
+    "balloons": (0.2, 0.4),
+    "shadow": (0.35, 0.6),
+    "wheelchair": (0.25, 0.4),
+    "cake": (0.08, 0.15),
+    "heart": (0.08, 0.16),
+    "laptop": (0.1, 0.18),
+    "board": (0.12, 0.22),
+    "box": (0.1, 0.25),
+    "lamp": (0.2, 0.45),
+    "frame": (0.1, 0.22),
+    "bottle": (0.06, 0.12),
+    "chair": (0.2, 0.35),
+    "ball": (0.15, 0.3),
+    "clock": (0.1, 0.2),
+    "vase": (0.1, 0.2),
+    "books": (0.1, 0.2),
 }
 
 
@@ -422,9 +579,11 @@ def camera(rng: np.random.Generator, image: np.ndarray) -> Image.Image:
     """Uneven light, white balance, exposure, optical blur and sensor noise; returns an 8-bit picture."""
     h, w = image.shape[:2]
     angle = rng.uniform(0, 2 * math.pi)
-    ramp = (math.cos(angle) * np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-            + math.sin(angle) * np.linspace(-1, 1, h, dtype=np.float32)[:, None])
-    yy, xx = np.ogrid[-1:1:complex(0, h), -1:1:complex(0, w)]
+    ramp = (
+        math.cos(angle) * np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+        + math.sin(angle) * np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    )
+    yy, xx = np.ogrid[-1 : 1 : complex(0, h), -1 : 1 : complex(0, w)]
     vignette = 1 - rng.uniform(0, 0.25) * (xx * xx + yy * yy).astype(np.float32)
     light = (1 + rng.uniform(0, 0.3) * ramp) * vignette * rng.uniform(0.75, 1.15)
     gains = rng.uniform(0.9, 1.1, 3).astype(np.float32)

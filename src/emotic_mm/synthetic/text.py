@@ -17,58 +17,142 @@ from emotic_mm.synthetic.people import Look
 
 # Text cues: paraphrases completing "<subject> ..." — never the category name or its word forms.
 TEXT_CUES: dict[str, tuple[str, ...]] = {
-    "Anticipation": ("is waiting for what comes next", "keeps glancing at the door as if expecting someone",
-                     "is counting down the minutes", "leans forward, ready for the start"),
-    "Doubt/Confusion": ("frowns at a map that makes no sense", "scratches their head over the instructions",
-                        "is not sure which way to go", "stares at the screen without understanding it"),
-    "Yearning": ("gazes at the horizon, missing home", "looks at an old photograph for a long time",
-                 "wishes they were somewhere else", "stares longingly through the shop window"),
-    "Sympathy": ("puts a hand on a friend's shoulder", "listens kindly to someone who lost their job",
-                 "offers comfort to a crying child", "nods softly while another person talks about a loss"),
-    "Esteem": ("looks up to the speaker with admiration", "applauds the winner respectfully",
-               "watches the mentor with deep respect", "bows to the elder"),
-    "Disquietment": ("paces nervously around the room", "bites their nails while waiting for news",
-                     "cannot sit still", "keeps checking the phone, restless"),
-    "Annoyance": ("rolls their eyes at the loud neighbour", "sighs at the long queue",
-                  "is irritated by the constant noise", "taps the counter impatiently"),
-    "Disapproval": ("shakes their head at the mess", "crosses their arms and frowns at the decision",
-                    "points a finger at the broken rule", "gives a stern look to the latecomer"),
-    "Sensitivity": ("is moved to tears by the song", "reacts softly to every small remark",
-                    "holds the fragile gift very carefully", "is touched by the kind words"),
-    "Engagement": ("is focused on the game", "concentrates on the task in front of them",
-                   "takes part in the discussion", "is absorbed in the work"),
-    "Happiness": ("is smiling broadly", "laughs with friends", "beams with joy",
-                  "grins from ear to ear"),
-    "Pleasure": ("enjoys a warm meal", "relaxes in the sun with a drink", "savours the dessert",
-                 "sinks into a comfortable chair with a sigh of delight"),
-    "Sadness": ("has tears in their eyes", "looks down with a heavy heart", "sits alone, crying quietly",
-                "mourns at the grave"),
-    "Affection": ("hugs a loved one tightly", "holds hands with a partner", "kisses the baby's forehead",
-                  "cuddles the puppy"),
-    "Anger": ("shouts furiously at the referee", "slams a fist on the table", "is red in the face with rage",
-              "clenches their jaw, furious"),
-    "Surprise": ("gasps at the unexpected gift", "opens their mouth wide in astonishment",
-                 "jumps back, startled", "raises their eyebrows in shock"),
-    "Disconnection": ("stares blankly into space", "ignores everyone around them",
-                      "is lost in thought, far away", "scrolls the phone, detached from the group"),
+    "Anticipation": (
+        "is waiting for what comes next",
+        "keeps glancing at the door as if expecting someone",
+        "is counting down the minutes",
+        "leans forward, ready for the start",
+    ),
+    "Doubt/Confusion": (
+        "frowns at a map that makes no sense",
+        "scratches their head over the instructions",
+        "is not sure which way to go",
+        "stares at the screen without understanding it",
+    ),
+    "Yearning": (
+        "gazes at the horizon, missing home",
+        "looks at an old photograph for a long time",
+        "wishes they were somewhere else",
+        "stares longingly through the shop window",
+    ),
+    "Sympathy": (
+        "puts a hand on a friend's shoulder",
+        "listens kindly to someone who lost their job",
+        "offers comfort to a crying child",
+        "nods softly while another person talks about a loss",
+    ),
+    "Esteem": (
+        "looks up to the speaker with admiration",
+        "applauds the winner respectfully",
+        "watches the mentor with deep respect",
+        "bows to the elder",
+    ),
+    "Disquietment": (
+        "paces nervously around the room",
+        "bites their nails while waiting for news",
+        "cannot sit still",
+        "keeps checking the phone, restless",
+    ),
+    "Annoyance": (
+        "rolls their eyes at the loud neighbour",
+        "sighs at the long queue",
+        "is irritated by the constant noise",
+        "taps the counter impatiently",
+    ),
+    "Disapproval": (
+        "shakes their head at the mess",
+        "crosses their arms and frowns at the decision",
+        "points a finger at the broken rule",
+        "gives a stern look to the latecomer",
+    ),
+    "Sensitivity": (
+        "is moved to tears by the song",
+        "reacts softly to every small remark",
+        "holds the fragile gift very carefully",
+        "is touched by the kind words",
+    ),
+    "Engagement": (
+        "is focused on the game",
+        "concentrates on the task in front of them",
+        "takes part in the discussion",
+        "is absorbed in the work",
+    ),
+    "Happiness": ("is smiling broadly", "laughs with friends", "beams with joy", "grins from ear to ear"),
+    "Pleasure": (
+        "enjoys a warm meal",
+        "relaxes in the sun with a drink",
+        "savours the dessert",
+        "sinks into a comfortable chair with a sigh of delight",
+    ),
+    "Sadness": (
+        "has tears in their eyes",
+        "looks down with a heavy heart",
+        "sits alone, crying quietly",
+        "mourns at the grave",
+    ),
+    "Affection": (
+        "hugs a loved one tightly",
+        "holds hands with a partner",
+        "kisses the baby's forehead",
+        "cuddles the puppy",
+    ),
+    "Anger": (
+        "shouts furiously at the referee",
+        "slams a fist on the table",
+        "is red in the face with rage",
+        "clenches their jaw, furious",
+    ),
+    "Surprise": (
+        "gasps at the unexpected gift",
+        "opens their mouth wide in astonishment",
+        "jumps back, startled",
+        "raises their eyebrows in shock",
+    ),
+    "Disconnection": (
+        "stares blankly into space",
+        "ignores everyone around them",
+        "is lost in thought, far away",
+        "scrolls the phone, detached from the group",
+    ),
 }
 # Sentences about nothing visible (a captioner's filler); they carry no signal.
 DISTRACTORS: tuple[str, ...] = (
-    "It looks like late afternoon.", "The photo is a little grainy.", "It seems to be a weekend.",
-    "The picture was taken a few years ago.", "Other people are just outside the frame.",
-    "The shot is slightly out of focus.", "It might be early spring.",
+    "It looks like late afternoon.",
+    "The photo is a little grainy.",
+    "It seems to be a weekend.",
+    "The picture was taken a few years ago.",
+    "Other people are just outside the frame.",
+    "The shot is slightly out of focus.",
+    "It might be early spring.",
 )
 # Templates of the visible content ({S} subject or pronoun, {P} pronoun).
-WEAR = ("{S} wears {cloth}{legs}.", "{S} is dressed in {cloth}{legs}.", "{S}, in {cloth}{legs}, is in the picture.")
+WEAR = (
+    "{S} wears {cloth}{legs}.",
+    "{S} is dressed in {cloth}{legs}.",
+    "{S}, in {cloth}{legs}, is in the picture.",
+)
 HAIR = ("{P} has {hair} hair.", "{P} has {hair} hair, visible from afar.")
-HOLD = {"cup": "holds a cup", "book": "holds a book", "bag": "carries a bag", "umbrella": "holds a closed umbrella",
-        "bottle": "holds a bottle", "newspaper": "holds a newspaper"}
+HOLD = {
+    "cup": "holds a cup",
+    "book": "holds a book",
+    "bag": "carries a bag",
+    "umbrella": "holds a closed umbrella",
+    "bottle": "holds a bottle",
+    "newspaper": "holds a newspaper",
+}
 PLACE = ("{P} is {at}.", "The picture was taken {at}.", "{P} stands {at}.")
-WALL_GROUND = ("Behind {o} is a {wall}.", "{P} stands on the {ground}.", "{P} stands on the {ground} in front of a {wall}.")
+WALL_GROUND = (
+    "Behind {o} is a {wall}.",
+    "{P} stands on the {ground}.",
+    "{P} stands on the {ground} in front of a {wall}.",
+)
 _SUBJECTS = {
-    ("Male", "Adult"): ("The man", "He", "him"), ("Female", "Adult"): ("The woman", "She", "her"),
-    ("Male", "Teenager"): ("The teenage boy", "He", "him"), ("Female", "Teenager"): ("The teenage girl", "She", "her"),
-    ("Male", "Kid"): ("The boy", "He", "him"), ("Female", "Kid"): ("The girl", "She", "her"),
+    ("Male", "Adult"): ("The man", "He", "him"),
+    ("Female", "Adult"): ("The woman", "She", "her"),
+    ("Male", "Teenager"): ("The teenage boy", "He", "him"),
+    ("Female", "Teenager"): ("The teenage girl", "She", "her"),
+    ("Male", "Kid"): ("The boy", "He", "him"),
+    ("Female", "Kid"): ("The girl", "She", "her"),
 }
 
 
@@ -86,7 +170,7 @@ def appearance(rng: np.random.Generator, look: Look, held_visible: bool) -> list
         legs = "" if look.shot == "close" else f" and {look.trousers} trousers"  # a close-up shows no legs
         cloth = f"{article} {pattern}{look.cloth} {look.garment}"
     out = [_pick(rng, WEAR).format(S="{S}", cloth=cloth, legs=legs)]
-    hair = (f"{'long' if look.hair_long else 'short'} {look.hair}" if look.hair else "")
+    hair = f"{'long' if look.hair_long else 'short'} {look.hair}" if look.hair else ""
     if hair and rng.random() < 0.8:
         out.append(_pick(rng, HAIR).format(P="{P}", hair=hair))
     elif not hair and rng.random() < 0.8:
@@ -103,12 +187,24 @@ def setting(rng: np.random.Generator, scene: dict[str, str]) -> str:
     return _pick(rng, WALL_GROUND).format(P="{P}", o="{O}", wall=scene["wall"], ground=scene["ground"])
 
 
-def description(rng: np.random.Generator, truth: Sequence[str], look: Look, held_visible: bool,
-                scene: dict[str, str], text_hit: float, text_false: float) -> str:
+def description(
+    rng: np.random.Generator,
+    truth: Sequence[str],
+    look: Look,
+    held_visible: bool,
+    scene: dict[str, str],
+    text_hit: float,
+    text_false: float,
+) -> str:
     """The person's description: visible content, emotion paraphrases (noisy), the setting, filler."""
-    subject, pronoun, obj = _SUBJECTS.get((look.gender, look.age), ("The person", "This person", "this person"))
-    cues = [c for c in TEXT_CUES if (c in truth and rng.random() < text_hit)
-            or (c not in truth and rng.random() < text_false)]
+    subject, pronoun, obj = _SUBJECTS.get(
+        (look.gender, look.age), ("The person", "This person", "this person")
+    )
+    cues = [
+        c
+        for c in TEXT_CUES
+        if (c in truth and rng.random() < text_hit) or (c not in truth and rng.random() < text_false)
+    ]
     emotion = ["{S} " + _pick(rng, TEXT_CUES[c]) + "." for c in rng.permutation(cues).tolist()]
     visible = appearance(rng, look, held_visible)
     place = [setting(rng, scene)] if rng.random() < 0.85 else []

@@ -19,8 +19,16 @@ from PIL import Image
 # Colour photographs of real scenes (backdrops, clutter, clothing prints, screens and frames).
 COLOUR_PHOTOS = ("coffee.png", "chelsea.png", "motorcycle_left.png", "rocket.jpg", "astronaut.png")
 # Grey photographs of natural surfaces (tinted before use).
-SURFACES = ("brick.png", "grass.png", "gravel.png", "camera.png", "page.png", "coins.png", "moon.png",
-            "clock_motion.png")
+SURFACES = (
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "camera.png",
+    "page.png",
+    "coins.png",
+    "moon.png",
+    "clock_motion.png",
+)
 
 
 def _data_dir() -> Path:
@@ -44,8 +52,14 @@ def lfw_faces() -> np.ndarray:
     return np.load(_data_dir() / "lfw_subset.npy")[:100].astype(np.float32)
 
 
-def crop(rng: np.random.Generator, name: str, width: int, height: int, min_scale: float = 0.25,
-         max_scale: float = 1.0) -> np.ndarray:
+def crop(
+    rng: np.random.Generator,
+    name: str,
+    width: int,
+    height: int,
+    min_scale: float = 0.25,
+    max_scale: float = 1.0,
+) -> np.ndarray:
     """A random crop of a photo (random scale, position, mirror), resized to ``width`` x ``height``."""
     source = photo(name)
     sw, sh = source.size
@@ -68,7 +82,9 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def pink_noise(rng: np.random.Generator, width: int, height: int, beta: float = 2.0, base: int = 48) -> np.ndarray:
+def pink_noise(
+    rng: np.random.Generator, width: int, height: int, beta: float = 2.0, base: int = 48
+) -> np.ndarray:
     """Noise with a 1/f^(beta/2) amplitude spectrum, zero mean, unit std, (height, width) float32.
 
     Drawn at ``base`` pixels and upsampled (a 1/f spectrum looks alike at every scale)."""
@@ -77,7 +93,9 @@ def pink_noise(rng: np.random.Generator, width: int, height: int, beta: float = 
     fx = np.fft.rfftfreq(n)[None, :]
     radius = np.sqrt(fx * fx + fy * fy)
     radius[0, 0] = 1.0
-    spectrum = (rng.standard_normal((n, n // 2 + 1)) + 1j * rng.standard_normal((n, n // 2 + 1))) / radius ** (beta / 2)
+    spectrum = (
+        rng.standard_normal((n, n // 2 + 1)) + 1j * rng.standard_normal((n, n // 2 + 1))
+    ) / radius ** (beta / 2)
     spectrum[0, 0] = 0.0
     field = np.fft.irfft2(spectrum, s=(n, n)).astype(np.float32)
     field = (field - field.mean()) / (field.std() + 1e-6)
@@ -107,7 +125,9 @@ def colour_shift(rng: np.random.Generator, rgb: np.ndarray, strength: float = 0.
 def surface(rng: np.random.Generator, kind: str, width: int, height: int, colour: np.ndarray) -> np.ndarray:
     """A tinted surface: a shipped grey photo (``brick.png`` ...) or ``noise`` (1/f), ``wood``, ``fabric``."""
     if kind == "noise":
-        grey = pink_noise(rng, width, height) * 0.5 + 0.15 * rng.standard_normal((height, width), dtype=np.float32)
+        grey = pink_noise(rng, width, height) * 0.5 + 0.15 * rng.standard_normal(
+            (height, width), dtype=np.float32
+        )
         return tint(grey, colour, contrast=rng.uniform(0.15, 0.35))
     if kind == "wood":
         y = np.arange(height, dtype=np.float32)[:, None]
@@ -116,7 +136,9 @@ def surface(rng: np.random.Generator, kind: str, width: int, height: int, colour
         grain = np.sin((y + warp) * (2 * np.pi / period)) + 0.4 * pink_noise(rng, width, height)
         return tint(grey=grain, colour=colour, contrast=0.3)
     if kind == "fabric":
-        weave = pink_noise(rng, width, height, beta=1.4) + 0.6 * rng.standard_normal((height, width), dtype=np.float32)
+        weave = pink_noise(rng, width, height, beta=1.4) + 0.6 * rng.standard_normal(
+            (height, width), dtype=np.float32
+        )
         return tint(weave, colour, contrast=0.25)
     grey = luminance(crop(rng, kind, width, height, 0.2, 0.8))
     return tint(grey, colour, contrast=rng.uniform(0.5, 0.9))

@@ -9,8 +9,13 @@ from __future__ import annotations
 import torch
 
 
-def augment_batch(batch: dict[str, torch.Tensor], flip: bool, brightness: float, contrast: float,
-                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def augment_batch(
+    batch: dict[str, torch.Tensor],
+    flip: bool,
+    brightness: float,
+    contrast: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
     views = [k for k in ("context", "body") if k in batch]
     if not views or (not flip and brightness <= 0 and contrast <= 0):
         return batch

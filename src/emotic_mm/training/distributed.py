@@ -37,8 +37,11 @@ def setup_distributed(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
-    info = DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
     if not info.is_main:  # rank-0-only logging: the others speak only to warn (ranks share a run dir)

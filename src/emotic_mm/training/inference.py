@@ -25,7 +25,9 @@ def autocast_for(device: torch.device, precision: str):
 
 
 @torch.inference_mode()
-def collect_outputs(model: nn.Module, loader: DataLoader, device: torch.device, precision: str = "32") -> dict[str, Any]:
+def collect_outputs(
+    model: nn.Module, loader: DataLoader, device: torch.device, precision: str = "32"
+) -> dict[str, Any]:
     """Concatenated model outputs and labels over the loader, in loader order."""
     was_training = model.training
     model.eval()
@@ -46,9 +48,14 @@ def collect_outputs(model: nn.Module, loader: DataLoader, device: torch.device, 
     return {k: torch.cat(v) for k, v in outputs.items()}
 
 
-def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
-         edit: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-         chunk: int = 128) -> np.ndarray:
+def top1(
+    model: nn.Module,
+    data: Any,
+    ids: np.ndarray,
+    device: torch.device,
+    edit: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    chunk: int = 128,
+) -> np.ndarray:
     """Top-1 category of ``model`` on the persons ``ids`` of ``data``, after ``edit(batch)`` if given."""
     was_training = model.training
     model.eval()
@@ -56,7 +63,7 @@ def top1(model: nn.Module, data: Any, ids: np.ndarray, device: torch.device,
     try:
         with torch.inference_mode():
             for i in range(0, len(ids), chunk):
-                batch = data.__getitems__(ids[i:i + chunk].tolist())
+                batch = data.__getitems__(ids[i : i + chunk].tolist())
                 if edit is not None:
                     batch = edit(batch)
                 preds.append(model(to_device(model_inputs(batch), device))["logits"].argmax(1).cpu().numpy())

@@ -86,8 +86,14 @@ class SymmetricInfoNCE(nn.Module):
 class EmotionObjective(nn.Module):
     """The weighted sum the trainer minimises; returns the total and its parts for logging."""
 
-    def __init__(self, discrete: str = "dynamic", cat_weight: float = 1.0, vad_weight: float = 0.5,
-                 contrastive_weight: float = 0.5, contrastive_anchor: str | None = None) -> None:
+    def __init__(
+        self,
+        discrete: str = "dynamic",
+        cat_weight: float = 1.0,
+        vad_weight: float = 0.5,
+        contrastive_weight: float = 0.5,
+        contrastive_anchor: str | None = None,
+    ) -> None:
         super().__init__()
         if discrete not in ("dynamic", "bce"):
             raise ConfigError(f"loss.discrete={discrete!r} is not one of dynamic, bce")
@@ -96,7 +102,9 @@ class EmotionObjective(nn.Module):
         self.contrastive = SymmetricInfoNCE(contrastive_anchor)
         self.cat_weight, self.vad_weight, self.contrastive_weight = cat_weight, vad_weight, contrastive_weight
 
-    def forward(self, out: dict[str, Any], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, out: dict[str, Any], batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         parts = {
             "cat": self.discrete(out["logits"], batch["categories"]),
             "vad": self.vad(out["vad"], batch["vad"]),

@@ -27,7 +27,9 @@ from emotic_mm.data.categories import CATEGORIES, VAD_NAMES
 
 def per_category_ap(scores: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """AP per category (NaN where a category has no positive)."""
-    ap = multilabel_average_precision(scores.float(), labels.long(), num_labels=labels.shape[1], average="none")
+    ap = multilabel_average_precision(
+        scores.float(), labels.long(), num_labels=labels.shape[1], average="none"
+    )
     ap = ap.cpu().numpy().astype(np.float64)
     ap[labels.sum(0).cpu().numpy() == 0] = np.nan
     return ap
@@ -73,9 +75,11 @@ def answer_spread(scores: torch.Tensor) -> dict[str, float]:
     """Distinct top-1 categories, the most common one's share of persons, and the median top-1 margin."""
     counts = torch.bincount(scores.argmax(1), minlength=scores.shape[1])
     margin = top1_margins(scores)
-    return {"top1_distinct": int((counts > 0).sum()),
-            "top1_majority_share": float(counts.max() / max(scores.shape[0], 1)),
-            "top1_margin_median": float(margin.median()) if margin.numel() else float("nan")}
+    return {
+        "top1_distinct": int((counts > 0).sum()),
+        "top1_majority_share": float(counts.max() / max(scores.shape[0], 1)),
+        "top1_margin_median": float(margin.median()) if margin.numel() else float("nan"),
+    }
 
 
 def equal_error_thresholds(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -105,7 +109,9 @@ def f1_at(scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> np.
     return f1
 
 
-def retrieval_recall(image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+def retrieval_recall(
+    image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)
+) -> dict[str, float]:
     """Recall@k of the matching text for each image and of the matching image for each text."""
     sim = image.float() @ text.float().t()
     target = torch.arange(sim.shape[0], device=sim.device)
@@ -117,8 +123,13 @@ def retrieval_recall(image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...
     return out
 
 
-def emotion_metrics(scores: torch.Tensor, labels: torch.Tensor, vad_pred: torch.Tensor, vad_true: torch.Tensor,
-                    votes: torch.Tensor | None = None) -> dict[str, Any]:
+def emotion_metrics(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    vad_pred: torch.Tensor,
+    vad_true: torch.Tensor,
+    votes: torch.Tensor | None = None,
+) -> dict[str, Any]:
     """The summary figures of one split; ``scores`` are logits or probabilities (ranking only)."""
     ap = per_category_ap(scores, labels)
     s_np, y_np = scores.float().cpu().numpy(), labels.cpu().numpy()

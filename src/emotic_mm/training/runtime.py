@@ -36,7 +36,9 @@ def select_device(name: str) -> torch.device:
         try:
             return torch.device(name)
         except RuntimeError:
-            raise ConfigError(f"device={name!r} is not a torch device (auto, cpu, cuda, cuda:1, mps)") from None
+            raise ConfigError(
+                f"device={name!r} is not a torch device (auto, cpu, cuda, cuda:1, mps)"
+            ) from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -77,8 +79,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.device,
-                shuffle: bool, seed: int, dist: DistInfo, drop_last: bool = False, exact: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    shuffle: bool,
+    seed: int,
+    dist: DistInfo,
+    drop_last: bool = False,
+    exact: bool = False,
+) -> DataLoader:
     """A DataLoader whose sampler also splits the data across ranks; ``set_epoch`` reshuffles.
 
     ``exact=True`` (evaluation): each rank reads one contiguous, unpadded block in order, so every
@@ -87,8 +98,25 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.d
     if exact:
         sampler = ShardSampler(len(dataset), dist.rank, dist.world_size) if dist.enabled else None
     else:
-        sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
-                                     seed=seed, drop_last=False) if (shuffle or dist.enabled) else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      collate_fn=collate_batch, drop_last=drop_last)
+        sampler = (
+            DistributedSampler(
+                dataset,
+                num_replicas=dist.world_size,
+                rank=dist.rank,
+                shuffle=shuffle,
+                seed=seed,
+                drop_last=False,
+            )
+            if (shuffle or dist.enabled)
+            else None
+        )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        collate_fn=collate_batch,
+        drop_last=drop_last,
+    )

@@ -74,17 +74,27 @@ def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
     if len(groups) == 1:
         return instantiate_config(cfg.optimizer, "trainer.optimizer", params=groups[1.0])
     if cfg.optimizer.get("lr") is None:
-        raise ConfigError("trainer.optimizer.lr: needed to scale the learning rate of modules with an lr_scale")
+        raise ConfigError(
+            "trainer.optimizer.lr: needed to scale the learning rate of modules with an lr_scale"
+        )
     lr = float(cfg.optimizer.lr)
-    return instantiate_config(cfg.optimizer, "trainer.optimizer",
-                              params=[{"params": ps, "lr": lr * scale} for scale, ps in groups.items() if ps])
+    return instantiate_config(
+        cfg.optimizer,
+        "trainer.optimizer",
+        params=[{"params": ps, "lr": lr * scale} for scale, ps in groups.items() if ps],
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int):
     """``trainer.scheduler`` is instantiated with the optimizer, optimizer steps per epoch and epochs;
     the schedule is stepped once per optimizer step (see :mod:`emotic_mm.training.schedules`)."""
-    return instantiate_config(cfg.scheduler, "trainer.scheduler", optimizer=optimizer,
-                              steps_per_epoch=steps_per_epoch, epochs=int(cfg.epochs))
+    return instantiate_config(
+        cfg.scheduler,
+        "trainer.scheduler",
+        optimizer=optimizer,
+        steps_per_epoch=steps_per_epoch,
+        epochs=int(cfg.epochs),
+    )
 
 
 @dataclass
@@ -109,11 +119,27 @@ class FitResult:
 class Trainer:
     """Owns the model on its device, the optimizer, the schedule and the run dir's logs."""
 
-    def __init__(self, model: nn.Module, objective: nn.Module, cfg: DictConfig, full_cfg: DictConfig,
-                 run_dir: Path, dist: DistInfo, device: torch.device, steps_per_epoch: int,
-                 store_id: str | None = None, view_sizes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: nn.Module,
+        cfg: DictConfig,
+        full_cfg: DictConfig,
+        run_dir: Path,
+        dist: DistInfo,
+        device: torch.device,
+        steps_per_epoch: int,
+        store_id: str | None = None,
+        view_sizes: dict[str, int] | None = None,
+    ) -> None:
         check_trainer_config(cfg)
-        self.cfg, self.full_cfg, self.run_dir, self.dist, self.device = cfg, full_cfg, Path(run_dir), dist, device
+        self.cfg, self.full_cfg, self.run_dir, self.dist, self.device = (
+            cfg,
+            full_cfg,
+            Path(run_dir),
+            dist,
+            device,
+        )
         self.store_id = store_id  # what the store holds (its manifest's fingerprint): a resume must match it
         self.view_sizes = view_sizes  # recorded in every checkpoint: a store of other sizes is refused later
         self.precision = str(cfg.precision)
@@ -135,7 +161,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [device.index] if device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=False)
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=False
+            )
         if bool(cfg.compile):
             self.train_model = torch.compile(self.train_model)
         self.start_epoch = 0
@@ -170,7 +198,9 @@ class Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
         self.best_val = meta.get("best_val", {})
-        self._rows = [r for r in _read_rows(self.run_dir / "metrics.csv") if int(float(r["epoch"])) < self.start_epoch]
+        self._rows = [
+            r for r in _read_rows(self.run_dir / "metrics.csv") if int(float(r["epoch"])) < self.start_epoch
+        ]
         logged = {int(float(r["epoch"])) for r in self._rows}
         if isinstance(meta.get("row"), dict) and int(meta["epoch"]) not in logged:
             self._rows.append(meta["row"])  # killed between last/ and its row: the checkpoint kept it
@@ -183,8 +213,10 @@ class Trainer:
         now = OmegaConf.to_container(self.full_cfg, resolve=True)
         saved_store, now_store = read_meta(checkpoint).get("store"), self.store_id
         if saved_store is not None and now_store is not None and saved_store != now_store:
-            raise ConfigError(f"trainer.resume: {checkpoint} was trained on another store than "
-                              f"data.prepared_dir={now.get('data', {}).get('prepared_dir')} (its manifest differs)")
+            raise ConfigError(
+                f"trainer.resume: {checkpoint} was trained on another store than "
+                f"data.prepared_dir={now.get('data', {}).get('prepared_dir')} (its manifest differs)"
+            )
         from emotic_mm.defenses.registry import weights_defense
 
         for key in ("model", "defense", "loss", "seed", "trainer"):
@@ -195,8 +227,10 @@ class Trainer:
                 a, b = ({k: v for k, v in (t or {}).items() if k not in RESUME_MAY_CHANGE} for t in (a, b))
             where = _first_difference(a, b, key)
             if where is not None:
-                raise ConfigError(f"trainer.resume: {checkpoint} was trained with a different {where} "
-                                  "(resume with the run's own settings, or start a new run dir)")
+                raise ConfigError(
+                    f"trainer.resume: {checkpoint} was trained with a different {where} "
+                    "(resume with the run's own settings, or start a new run dir)"
+                )
 
     # ------------------------------------------------------------------ loop
     def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> FitResult:
@@ -209,7 +243,15 @@ class Trainer:
             loss, parts, images = self._train_epoch(train_loader, epoch)
             seconds = time.time() - started
             val = self.validate(val_loader)
-            entry = EpochLog(epoch, loss, parts, val, self.optimizer.param_groups[0]["lr"], seconds, images / max(seconds, 1e-9))
+            entry = EpochLog(
+                epoch,
+                loss,
+                parts,
+                val,
+                self.optimizer.param_groups[0]["lr"],
+                seconds,
+                images / max(seconds, 1e-9),
+            )
             history.append(entry)
             improved = val["map"] > self.best_map
             if improved:
@@ -240,15 +282,23 @@ class Trainer:
         aug = self.cfg.augment
         n_batches = len(loader)
         self.optimizer.zero_grad(set_to_none=True)
-        columns = (TextColumn(f"[bold]epoch {epoch + 1}/{int(self.cfg.epochs)}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TextColumn("[cyan]{task.fields[info]}"),
-                   TimeElapsedColumn())
+        columns = (
+            TextColumn(f"[bold]epoch {epoch + 1}/{int(self.cfg.epochs)}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("[cyan]{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
         started = time.time()
-        with Progress(*columns, console=console, disable=not (self.dist.is_main and console.is_terminal)) as bar:
+        with Progress(
+            *columns, console=console, disable=not (self.dist.is_main and console.is_terminal)
+        ) as bar:
             task = bar.add_task("train", total=n_batches, info="")
             for i, batch in enumerate(loader):
                 batch = to_device(batch, self.device, non_blocking=True)
-                batch = augment_batch(batch, bool(aug.flip), float(aug.brightness), float(aug.contrast), self.aug_generator)
+                batch = augment_batch(
+                    batch, bool(aug.flip), float(aug.brightness), float(aug.contrast), self.aug_generator
+                )
                 with autocast_for(self.device, self.precision):
                     out = self.train_model(batch)
                 loss, parts = self.objective(out, batch)
@@ -263,7 +313,11 @@ class Trainer:
                     parts_sum[k] = parts_sum.get(k, 0.0) + v
                 rate = seen * self.dist.world_size / max(time.time() - started, 1e-9)
                 bar.update(task, advance=1, info=f"loss {total / steps:.4f} · {rate:.0f} img/s")
-        return total / max(steps, 1), {k: v / max(steps, 1) for k, v in parts_sum.items()}, seen * self.dist.world_size
+        return (
+            total / max(steps, 1),
+            {k: v / max(steps, 1) for k, v in parts_sum.items()},
+            seen * self.dist.world_size,
+        )
 
     def _optimizer_step(self) -> None:
         clip = float(self.cfg.grad_clip)
@@ -277,7 +331,9 @@ class Trainer:
 
     def validate(self, loader: DataLoader) -> dict[str, Any]:
         out = collect_outputs(self.model, loader, self.device, self.precision)
-        metrics = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
+        metrics = emotion_metrics(
+            out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes")
+        )
         return {k: v for k, v in metrics.items() if not k.startswith("per_category")}
 
     # ------------------------------------------------------------------ outputs
@@ -288,10 +344,19 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "rng": rng_state(),
             "aug_rng": self.aug_generator.get_state(),
-            "best_map": self.best_map, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "best_map": self.best_map,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
         }
-        meta = {"epoch": epoch, "val": val, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "seed": int(self.full_cfg.seed), "store": self.store_id, "view_sizes": self.view_sizes}
+        meta = {
+            "epoch": epoch,
+            "val": val,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "seed": int(self.full_cfg.seed),
+            "store": self.store_id,
+            "view_sizes": self.view_sizes,
+        }
         if row is not None:
             meta["row"] = row
         save_checkpoint(self.run_dir / name, self.model, self.full_cfg, meta, state)
@@ -299,9 +364,15 @@ class Trainer:
     @staticmethod
     def _row(e: EpochLog) -> dict[str, Any]:
         """The epoch's ``metrics.csv`` row."""
-        return {"epoch": e.epoch, "train_loss": e.train_loss, **{f"train_{k}": v for k, v in e.parts.items()},
-                **{f"val_{k}": v for k, v in e.val.items()}, "lr": e.lr, "seconds": e.seconds,
-                "images_per_s": e.images_per_s}
+        return {
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            **{f"train_{k}": v for k, v in e.parts.items()},
+            **{f"val_{k}": v for k, v in e.val.items()},
+            "lr": e.lr,
+            "seconds": e.seconds,
+            "images_per_s": e.images_per_s,
+        }
 
     def _log_epoch(self, e: EpochLog, row: dict[str, Any]) -> None:
         self._rows.append(row)
@@ -318,9 +389,11 @@ class Trainer:
             for k, v in row.items():
                 if k != "epoch" and isinstance(v, (int, float)):
                     self._tb.add_scalar(k.replace("_", "/", 1), v, e.epoch)
-        console.print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} · val mAP {e.val['map']:.4f} · "
-                      f"dominant {e.val['dominant_acc']:.3f} · VAD MAE {e.val['vad_mae']:.3f} · "
-                      f"{e.images_per_s:.0f} img/s")
+        console.print(
+            f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} · val mAP {e.val['map']:.4f} · "
+            f"dominant {e.val['dominant_acc']:.3f} · VAD MAE {e.val['vad_mae']:.3f} · "
+            f"{e.images_per_s:.0f} img/s"
+        )
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
