@@ -220,12 +220,12 @@ def study_curve(name: str) -> Callable[[Path], str]:
                     f"{100 * arm['clean_map_mean']:.1f}",
                     f"{arm['clean_k']}/{arm['clean_n']}",
                     *(
-                        f"{points[k]['success_k']}/{points[k]['success_n']} [{_pct(points[k]['success_low'])}, "
-                        f"{_pct(points[k]['success_high'])} %]"
+                        f"{points[k]['success_k']}/{points[k]['success_n']} "
+                        f"[{_pct(points[k]['success_low'])}, {_pct(points[k]['success_high'])} %]"
                         for k in ks
                     ),
-                    f"{last['success_correct_k']}/{last['success_correct_n']} [{_pct(last['success_correct_low'])}, "
-                    f"{_pct(last['success_correct_high'])} %]",
+                    f"{last['success_correct_k']}/{last['success_correct_n']} "
+                    f"[{_pct(last['success_correct_low'])}, {_pct(last['success_correct_high'])} %]",
                 ]
             )
         cols = [
@@ -272,7 +272,8 @@ def study_verdicts(name: str) -> Callable[[Path], str]:
 
 
 def inference(target: Path) -> str:
-    """``scripts/benchmarks/bench_inference.py``: images/s of the fixed backbone by layout, folding and chunk size."""
+    """``scripts/benchmarks/bench_inference.py``: images/s of the fixed backbone by layout, folding and
+    chunk size."""
     bench = load("bench-inference")["result"]
     rows = [
         [
@@ -402,6 +403,13 @@ def world_probes(target: Path) -> str:
     return markdown(cols, rows) + "\n\n" + source_line([name], target)
 
 
+BACKDOOR_SLICE = [
+    f"backdoor-{model}-{point}"
+    for model in ("baseline", "joint")
+    for point in ("5pct-16px", "5pct-36px", "10pct-16px", "10pct-36px")
+]
+
+
 def backdoor_slice(names: list[str]) -> Callable[[Path], str]:
     """Backdoor runs (``case=backdoor`` summaries): ASR with its Wilson interval beside the clean-model
     control and the poisoned model's clean test mAP, one row per run."""
@@ -434,6 +442,26 @@ def backdoor_slice(names: list[str]) -> Callable[[Path], str]:
         return markdown(columns, rows) + "\n\n" + source_line(names, target)
 
     return table
+
+
+def backdoor_headline(names: list[str]) -> Callable[[Path], str]:
+    """One sentence for the README: the strongest backdoor of the slice, with its n and interval ("barely
+    takes" while the upper end of its interval stays under 10 %)."""
+
+    def line(target: Path) -> str:
+        runs = [load(name)["result"] for name in names]
+        best = max(runs, key=lambda s: s["asr"])
+        n = int(best["triggered_persons"])
+        hits, control = round(best["asr"] * n), round(best["asr_clean_model"] * n)
+        verb = "barely takes" if wilson(hits, n)[1] < 0.10 else "takes"
+        return (
+            f"A few-pixel backdoor {verb} on the frozen-backbone default: at most {rate(hits, n)} of the "
+            f"triggered test persons become {best['target']} ({best['model']}, {100 * best['rate']:g} % of "
+            f"the training persons poisoned, {best['pixels']}-pixel trigger; clean model {control}/{n}), "
+            f"over {len(runs)} poisoned trainings.\n\n" + source_line(names, target)
+        )
+
+    return line
 
 
 TABLES: dict[str, Callable[[Path], str]] = {
