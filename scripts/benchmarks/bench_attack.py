@@ -733,7 +733,7 @@ def main() -> None:
     ]
     for c in cols:
         table.add_column(c, justify="left" if c == "attacker" else "right")
-    for key, r in results.items():
+    for r in results.values():
         table.add_row(
             r["label"],
             f"{r['population']} × {r['generations'] + 1}",
