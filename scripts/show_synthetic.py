@@ -1,11 +1,12 @@
 """Draw a grid of synthetic pictures with their boxes, categories and descriptions (the README figure).
 
-    python scripts/show_synthetic.py                       # → docs/synthetic_examples.png (seed 0, 6 pictures)
+    python scripts/show_synthetic.py  # → docs/synthetic_examples.png (seed 0, 6 pictures)
     python scripts/show_synthetic.py --seed 3 --count 9 --out /tmp/examples.png
 
 The pictures are the default release's own (``data.synthetic`` defaults, train split, from index
 ``--start`` on, alternating pictures of one person and of several), drawn by the generator into a
-temporary folder, so the figure shows exactly what ``emotic-mm prepare`` converts. The PNG is palette-quantised to stay small enough to commit.
+temporary folder, so the figure shows exactly what ``emotic-mm prepare`` converts. The PNG is
+palette-quantised to stay small enough to commit.
 """
 
 from __future__ import annotations

@@ -34,10 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "figures",
     ),  # base: no knowledge of data, models or runs
     ("data",),  # release reader, converter, store, loader
-    ("synthetic",),
-    (
-        "figures",
-    ),  # the one matplotlib set-up: run figures from arrays                            # writes a raw release with data's writer
+    ("synthetic",),  # writes a raw release with data's writer
+    ("figures",),  # the one matplotlib set-up: run figures from arrays
     ("defenses",),  # mechanisms a model puts in its preprocessing, detectors
     ("models",),  # encoders, variants, factory, loading
     ("training",),  # trainer, losses, metrics, inference, runtime, train()

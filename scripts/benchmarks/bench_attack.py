@@ -733,7 +733,7 @@ def main() -> None:
     ]
     for c in cols:
         table.add_column(c, justify="left" if c == "attacker" else "right")
-    for key, r in results.items():
+    for r in results.values():
         table.add_row(
             r["label"],
             f"{r['population']} × {r['generations'] + 1}",
@@ -844,13 +844,19 @@ def main() -> None:
             "rows": results,
             "targets": targets,
             "notes": {
-                "queries": "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
-                "clean forward and final check per image; peers: population evaluations, per-generation "
-                "success callbacks and final checks)",
-                "success": "judged by re-running our model on the returned context view: top-1 != clean top-1; "
-                "success_uint8 = the same after rounding the view to integers",
-                "efficiency": "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
-                "mean of a measurement right before and right after that attacker)",
+                "queries": (
+                    "every row sent through model.forward, counted by a pre-hook (ours: search queries + its "
+                    "clean forward and final check per image; peers: population evaluations, per-generation "
+                    "success callbacks and final checks)"
+                ),
+                "success": (
+                    "judged by re-running our model on the returned context view: top-1 != clean top-1; "
+                    "success_uint8 = the same after rounding the view to integers"
+                ),
+                "efficiency": (
+                    "queries_per_s / plain_throughput (model(batch) rows/s at the attacker's batch size, "
+                    "mean of a measurement right before and right after that attacker)"
+                ),
             },
         },
     )

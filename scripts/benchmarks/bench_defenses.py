@@ -10,7 +10,8 @@
 * **Smoothing**: the forward time of the model's image encoder on ``--batch`` working views without a
   defense, with ``MedianFilter(3)`` and with ``BitDepth(4)`` inside it; the ratios are the cost.
 
-    python scripts/benchmarks/bench_defenses.py --checkpoint <run trained with defense=ablation>/best --persons 32 --samples 200
+    python scripts/benchmarks/bench_defenses.py --checkpoint <run trained with defense=ablation>/best \
+        --persons 32 --samples 200
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ What it measures
     settings before this benchmark existed: 256 rows, contiguous, unfolded).
 
 How to run
-    .venv/bin/python scripts/benchmarks/bench_inference.py            # --chunks 8 16 64 256 --repeats 5 --seconds 2
+    .venv/bin/python scripts/benchmarks/bench_inference.py  # --chunks 8 16 64 256 --repeats 5 --seconds 2
 """
 
 from __future__ import annotations

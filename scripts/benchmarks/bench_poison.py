@@ -1,4 +1,5 @@
-"""Benchmark our batched feature-collision crafting against ART ``FeatureCollisionAttack``, and the backdoor stamping cost.
+"""Benchmark our batched feature-collision crafting against ART ``FeatureCollisionAttack``, \
+and the backdoor stamping cost.
 
 What it measures
     1. Feature-collision poisons/s. On one trained checkpoint, the same base images (training persons
@@ -604,9 +605,11 @@ def main() -> None:
             continue
         r = rows[key]
         note = (
-            f"{r['forward_backward_per_step']} fwd+bwd of batch ≤{settings.max_batch} per step; ε={settings.epsilon:g}"
+            f"{r['forward_backward_per_step']} fwd+bwd of batch ≤{settings.max_batch} per step; "
+            f"ε={settings.epsilon:g}"
             if key == "ours"
-            else f"1 poison at a time, input [0, {args.art_range:g}]; lr {r['settings']['learning_rate']:.3g} → "
+            else f"1 poison at a time, input [0, {args.art_range:g}]; "
+            f"lr {r['settings']['learning_rate']:.3g} → "
             f"{r['settings']['learning_rate_after']:.3g}, β={r['settings']['beta_effective']:.2e}"
         )
         table.add_row(
@@ -713,13 +716,19 @@ def main() -> None:
             "backdoor": backdoor,
             "targets": targets,
             "notes": {
-                "rates": "poisons / wall time of the crafting call (ours: craft, mean of a run before and after ART; "
-                "ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates",
-                "distance": "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
-                "returned poisons rounded to uint8 after",
-                "work_per_iteration": "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
-                "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
-                "at batch 1; parameters frozen for both",
+                "rates": (
+                    "poisons / wall time of the crafting call (ours: craft, mean of a run before and after "
+                    "ART; ART: FeatureCollisionAttack.poison); the ratio compares per-poison rates"
+                ),
+                "distance": (
+                    "mean ||f(x) - f(t)||^2 / ||f(t)||^2 with f = model.image_representation, bases before, "
+                    "returned poisons rounded to uint8 after"
+                ),
+                "work_per_iteration": (
+                    "ours: 1 forward + 1 backward per chunk of <= max_batch poisons per step; ART: "
+                    "per poison and iteration 3 forwards (poison, target, new objective) + 1 backward "
+                    "at batch 1; parameters frozen for both"
+                ),
                 "read_ratio": "backdoor_view pass / plain EmoticDataset pass (median of interleaved repeats)",
             },
         },

@@ -446,7 +446,8 @@ def main_parent(args: argparse.Namespace) -> None:
     )
     console.print(
         f"persons x{ratios['persons']:.2f} -> increment x{ratios['increment']:.2f} "
-        f"(anon x{_fmt(ratios['increment_anon'], '.2f')}, file-backed x{_fmt(ratios['increment_file'], '.2f')}); "
+        f"(anon x{_fmt(ratios['increment_anon'], '.2f')}, "
+        f"file-backed x{_fmt(ratios['increment_file'], '.2f')}); "
         f"peak RSS x{ratios['peak_rss']:.2f}, worker peak x{_fmt(ratios['worker_peak'], '.2f')}, "
         f"persons/s x{ratios['persons_per_s']:.2f} (marginal {_fmt(ratios['marginal_persons_per_s'], '.0f')} "
         f"persons/s, i.e. without the fixed start-up cost), store x{ratios['store']:.2f}"
@@ -484,9 +485,11 @@ def main_parent(args: argparse.Namespace) -> None:
             "the file-backed part of the increment)",
             "notes": {
                 "worker_peak_mb": "max VmHWM of the decode workers, sampled from /proc every 10 ms",
-                "rusage_children_maxrss_mb": "RUSAGE_CHILDREN; also counts short-lived children forked before "
-                "the conversion (e.g. ldconfig run by ctypes.util.find_library "
-                "while torch is imported), so not used for the worker column",
+                "rusage_children_maxrss_mb": (
+                    "RUSAGE_CHILDREN; also counts short-lived children forked before "
+                    "the conversion (e.g. ldconfig run by ctypes.util.find_library "
+                    "while torch is imported), so not used for the worker column"
+                ),
                 "phases": "per phase, sum over its calls of (peak RSS during the call - RSS on entry), "
                 "anon and file-backed separately; other = everything outside the wrapped functions "
                 "(tokenizer load, description file parse, pool start/shutdown, manifest)",

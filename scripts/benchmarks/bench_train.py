@@ -456,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
 
             base.append(f"model.clip.name={save_tiny(tmp_path / 'tiny_clip', 'clip')}")
             log(
-                "model=clip: a tiny random CLIP (emotic_mm.testkit.save_tiny), since no weights can be downloaded"
+                "model=clip: a tiny random CLIP (emotic_mm.testkit.save_tiny), "
+                "since no weights can be downloaded"
             )
         if args.workers is not None:
             base.append(f"trainer.workers={args.workers}")

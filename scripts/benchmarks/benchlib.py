@@ -28,7 +28,8 @@ def cpu_model() -> str:
 
 
 def machine_info(packages: tuple[str, ...], device: Any = None) -> dict[str, Any]:
-    """Where a figure came from: CPU, Python, the named packages' versions and, given a device, torch's view."""
+    """Where a figure came from: CPU, Python, the named packages' versions and, given a device,
+    torch's view."""
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -87,8 +88,9 @@ def write_report(
 
 
 def load_checkpoint_store(checkpoint: str | os.PathLike, store: str | os.PathLike | None, device: Any):
-    """(model in eval mode, its training config, its meta.json, the store as the model reads it) — the one way the bench
-    scripts open a checkpoint, exactly as the stages do (``store_for_model``: fit checks, re-tokenising)."""
+    """(model in eval mode, its training config, its meta.json, the store as the model reads it) — the one
+    way the bench scripts open a checkpoint, exactly as the stages do (``store_for_model``: fit checks,
+    re-tokenising)."""
     from omegaconf import OmegaConf
 
     from emotic_mm.data.access import store_for_model

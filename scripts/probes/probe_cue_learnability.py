@@ -8,8 +8,9 @@ image stream learns"). This probe separates the two possible causes — the obje
 VAD sharing one small backbone) and the pictures themselves — by training, per ``view:Category`` pair,
 a fresh ResNet-18 (the model's own :class:`~emotic_mm.models.encoders.ImageEncoder`, at its working
 resolution) with one logit and a positive-weighted BCE on that category alone (flips as the trainer's
-augmentation makes them). It reports train and val AP (eval's AP) per epoch next to the val prevalence (chance): a cue the probe cannot learn on train is invisible at
-this resolution; one it learns on train but not on val is one this many examples cannot generalise.
+augmentation makes them). It reports train and val AP (eval's AP) per epoch next to the val prevalence
+(chance): a cue the probe cannot learn on train is invisible at this resolution; one it learns on train
+but not on val is one this many examples cannot generalise.
 ``--crop 0.2,0,0.8,0.3 --crop-from 128`` reads only a fixed head crop of the body view (cut from the
 store's 128-px view, resized to ``--size``), as the face streams of some EMOTIC models do: whether
 pointing the network at the face is enough. Prints a table and writes JSON (``--out``).
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 crop = ()
             if len(crop) != 4 or not (0 <= crop[0] < crop[2] <= 1 and 0 <= crop[1] < crop[3] <= 1):
                 raise ConfigError(
-                    f"--crop {args.crop}: four fractions x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
+                    f"--crop {args.crop}: four fractions x0,y0,x1,y1 "
+                    "with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
                 )
         results = []
         for spec in args.probe:

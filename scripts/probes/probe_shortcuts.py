@@ -1,7 +1,8 @@
 """Is there a global-colour shortcut in a store's pictures?
 
     python scripts/probes/probe_shortcuts.py --store data/prepared/synthetic_seed0
-    python scripts/probes/probe_shortcuts.py --store data/prepared/synthetic_seed0 --cnn-eval outputs/w14/eval-image
+    python scripts/probes/probe_shortcuts.py --store data/prepared/synthetic_seed0 \
+        --cnn-eval outputs/w14/eval-image
 
 Two probes are fit on the train split and scored on the test split, each on the context view (the
 whole picture) only:
@@ -15,8 +16,9 @@ shown next to chance (the mean label frequency), next to the mean mAP of random 
 the label frequency where a category has few positives: AP's small-sample bias) and, with
 ``--cnn-eval <eval run dir>``, the image-only CNN's (its ``metrics.json``). The check: each probe's
 gain over chance is at most a third of the CNN's gain — judged both from the label frequency (the
-rule as first stated) and from the random scores (the same rule without the bias). If a probe gains more, the picture cues are
-too coarse — a model can read the labels off global colour, and a few-pixel attack has nothing to do.
+rule as first stated) and from the random scores (the same rule without the bias). If a probe gains
+more, the picture cues are too coarse — a model can read the labels off global colour, and a few-pixel
+attack has nothing to do.
 The regularisation of each probe is chosen on val from a small grid (the probes get every chance).
 Prints a table and writes JSON (``--out``).
 """
@@ -222,7 +224,9 @@ def run(
         "cnn": None
         if cnn is None
         else {**cnn, "gain": cnn["map"] - chance, "gain_over_random": cnn["map"] - coin},
-        "rule": "each probe's gain over chance (the mean label frequency) <= 1/3 of the image-only CNN's gain",
+        "rule": (
+            "each probe's gain over chance (the mean label frequency) <= 1/3 of the image-only CNN's gain"
+        ),
         "passes": verdict,
         "passes_over_random": verdict_random,
     }

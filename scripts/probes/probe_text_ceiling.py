@@ -80,7 +80,8 @@ def run(store: Path, evals: list[Path], oracle: bool = False) -> dict[str, Any]:
         descriptions = opened[split].descriptions
         if descriptions is None:
             raise SystemExit(
-                f"--store {store}: the {split} split has no descriptions (no 'Description' column in its .csv)"
+                f"--store {store}: the {split} split has no descriptions "
+                "(no 'Description' column in its .csv)"
             )
         texts[split], labels[split] = list(descriptions), np.asarray(opened[split].categories, np.int64)
     readers = []

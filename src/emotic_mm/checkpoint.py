@@ -172,7 +172,8 @@ def save_checkpoint(
 
 
 def trained_view_sizes(path: Path) -> dict[str, int] | None:
-    """``view_sizes`` from a checkpoint's ``meta.json`` (``None`` for checkpoints saved before it was kept)."""
+    """``view_sizes`` from a checkpoint's ``meta.json`` (``None`` for checkpoints saved before it was
+    kept)."""
     sizes = read_meta(checkpoint_dir(path)).get("view_sizes")
     return {str(k): int(v) for k, v in sizes.items()} if isinstance(sizes, dict) else None
 

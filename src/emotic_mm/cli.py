@@ -27,7 +27,8 @@ def main() -> None:
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
-# command → (module under emotic_mm.stages whose ``main(cfg)`` runs it; its config is configs/<command>.yaml, help)
+# command → (module under emotic_mm.stages whose ``main(cfg)`` runs it; its config is
+# configs/<command>.yaml, help)
 STAGES: dict[str, tuple[str, str]] = {
     "prepare": (
         "prepare",
@@ -49,7 +50,8 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
     "predict": (
         "predict",
-        "Emotions of people in new photos (one image, or a CSV of images, boxes and texts) from a checkpoint.",
+        "Emotions of people in new photos (one image, or a CSV of images, boxes and texts) "
+        "from a checkpoint.",
     ),
 }
 

@@ -1,5 +1,6 @@
-"""Small stand-ins that the tests (``tests/support``) and the bench scripts (``scripts/benchmarks``) both run on,
-offline and in seconds: a tiny random CLIP / SigLIP folder, a seeded synthetic store, a composed config.
+"""Small stand-ins that the tests (``tests/support``) and the bench scripts (``scripts/benchmarks``) both
+run on, offline and in seconds: a tiny random CLIP / SigLIP folder, a seeded synthetic store, a composed
+config.
 
 Nothing here is used by the stages; it lives in the package so that scripts need not import from ``tests/``.
 """

@@ -16,7 +16,8 @@ HOT = (7, 5)  # (x, y): a bright red pixel here flips class 0 → class 1
 
 
 class OnePixelModel(nn.Module):
-    """Class 0 by default; class 1 wins when the red channel at HOT exceeds 200; class 2 needs green at HOT."""
+    """Class 0 by default; class 1 wins when the red channel at HOT exceeds 200; class 2 needs green at
+    HOT."""
 
     variant = "toy"
 
@@ -114,7 +115,8 @@ def test_memory_bounded_by_max_batch():
 
 
 def test_scene_maps_a_context_pixel_into_the_body_crop():
-    # original image 448x224, box x 112..336 (224 wide), y 0..224; context view 224x224 → 1 ctx px = 2x1 original px
+    # original image 448x224, box x 112..336 (224 wide), y 0..224; context view 224x224
+    # → 1 ctx px = 2x1 original px
     boxes = torch.tensor([[112, 0, 336, 224]])
     sizes = torch.tensor([[448, 224]])
     affine = context_to_body_affine(boxes, sizes, context_size=224, body_size=128)

@@ -331,7 +331,8 @@ def _all_positions() -> torch.Tensor:
 
 
 def _exact_probabilities(classify, images: torch.Tensor) -> torch.Tensor:
-    """Exact smoothed class probabilities (N, 26): the base classifier on every one of the C(12, 3) kept sets."""
+    """Exact smoothed class probabilities (N, 26): the base classifier on every one of the C(12, 3) kept
+    sets."""
     positions = _all_positions()
     n, sets = images.shape[0], positions.shape[0]
     mask = abl.keep_mask(positions, D_SMALL)
@@ -344,7 +345,8 @@ def _exact_probabilities(classify, images: torch.Tensor) -> torch.Tensor:
 
 
 def _neighbours(image: torch.Tensor, rho: int) -> torch.Tensor:
-    """Every picture that differs from ``image`` in exactly ``rho`` pixels, each changed to a palette colour."""
+    """Every picture that differs from ``image`` in exactly ``rho`` pixels, each changed to a palette
+    colour."""
     out = []
     flat = image.reshape(3, -1)
     for where in itertools.combinations(range(D_SMALL), rho):
@@ -358,8 +360,8 @@ def _neighbours(image: torch.Tensor, rho: int) -> torch.Tensor:
 
 
 class TinyCNN(nn.Module):
-    """A random base classifier on the ablated view: any function of the kept pixels must be certified soundly.
-    Tilted towards class 18 so that the test pictures' top-class shares spread over 0.74 .. 0.99."""
+    """A random base classifier on the ablated view: any function of the kept pixels must be certified
+    soundly. Tilted towards class 18 so that the test pictures' top-class shares spread over 0.74 .. 0.99."""
 
     def __init__(self, seed: int) -> None:
         super().__init__()
@@ -385,7 +387,8 @@ def _majority_colour(ablated: torch.Tensor, owner: torch.Tensor) -> torch.Tensor
 
 @pytest.mark.parametrize("classifier", ["any_black", "majority_colour", "cnn"])
 def test_certificate_is_sound_by_exhaustion(classifier):
-    """Exact probabilities (all 220 kept sets), radius from the exact p_A, every neighbour within the radius."""
+    """Exact probabilities (all 220 kept sets), radius from the exact p_A, every neighbour within the
+    radius."""
     classify = {"any_black": _black_classify, "majority_colour": _majority_colour, "cnn": TinyCNN(3)}[
         classifier
     ]
@@ -433,7 +436,8 @@ def test_certificate_survives_the_strongest_seeded_attack():
     exact0 = np.array([math.comb(d - b, keep) / math.comb(d, keep) for b in blacks])
     exact = np.where(cert.prediction == 0, exact0, 1.0 - exact0)
     assert (cert.p_lower <= exact).all()  # valid bounds at these seeds
-    # b = 0: p_lower = 0.05^(1/1000) = 0.997; Delta(3) = 1 - (54·53·52)/(64·63·62) = 0.405 < 0.497 < Delta(4) = 0.502
+    # b = 0: p_lower = 0.05^(1/1000) = 0.997;
+    #   Delta(3) = 1 - (54·53·52)/(64·63·62) = 0.405 < 0.497 < Delta(4) = 0.502
     # b = 4: share 0.498 -> abstain; b = 6: class 1 wins with share 0.66 -> radius 0
     assert cert.radius.tolist() == [3, 3, 2, 2, 1, 1, 0, -1, 0]
 
@@ -501,7 +505,8 @@ def _poisoned_representation(seed: int = 0):
 
 def test_spectral_signatures_find_planted_poisons():
     feats, member, truth = _poisoned_representation()
-    # every category loses its ceil(1.5 * epsilon * n) top scores, so the FPR over all categories is ~1.5 epsilon
+    # every category loses its ceil(1.5 * epsilon * n) top scores, so the FPR over all categories is
+    # ~1.5 epsilon
     det = spectral_signatures(torch.tensor(feats), member, epsilon=0.05)
     rates = det.rates(truth)
     assert rates["tpr"] == 1.0 and rates["fpr"] < 0.1

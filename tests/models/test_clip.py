@@ -296,7 +296,7 @@ def test_feature_collision_runs_on_clip(probe_checkpoint, store):
     assert result.final_distance.shape == (2,) and float(result.max_change.max()) <= 8
 
 
-# --------------------------------------------------------------------------- the whole-batch losses under torchrun
+# ---------------------------------------------------------------------- the whole-batch losses under torchrun
 @pytest.mark.parametrize("variant", ["joint", "clip"])
 @pytest.mark.slow  # torchrun x2
 def test_ddp_two_processes_train_the_one_process_objective(variant, towers, train_store, tmp_path):

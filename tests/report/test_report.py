@@ -278,7 +278,8 @@ def make_sweep(root: Path) -> Path:
 N_PIXEL = 2 * 2 * 2 + 2
 N_BACKDOOR = 2 * 2 * 2 * len(BACKDOOR_SETTINGS)
 N_RUNS = N_PIXEL + N_BACKDOOR + 4
-SETTING = "pixel · de · context · untargeted · budget=400 · resolution=model · offset=0"  # the old runs have no offset
+# the old runs have no offset
+SETTING = "pixel · de · context · untargeted · budget=400 · resolution=model · offset=0"
 
 
 # --------------------------------------------------------------------------- expected numbers

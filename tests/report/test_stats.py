@@ -136,7 +136,7 @@ def test_newcombe_interval_hand_value_and_fisher():
     assert math.isnan(stats.independent_difference(1, 0, 1, 5).low)
 
 
-# --------------------------------------------------------------------------- the verdict on synthetic paired tables
+# --------------------------------------------------------------------- the verdict on synthetic paired tables
 def _verdict(a, b, clusters=None):
     interval = stats.paired_bootstrap(a, b, clusters)
     test = stats.mcnemar_test(a, b)

@@ -3,7 +3,8 @@
 * ``support.cli``: ``run_cli`` / ``run_cli_all``, the ``emotic-mm`` command offline; ``REPO``, ``EMOTIC_MM``.
 * ``support.compose``: ``compose_cfg(stage, overrides)`` and the ``TINY_MODEL`` / ``TINY_TRAIN`` overrides.
 * ``support.digest``: ``digest`` of a file or folder, ``file_digests`` of a folder.
-* ``support.releases``: hand-written EMOTIC-layout releases (``person``, ``vperson``, ``Img``, ``make_release``).
+* ``support.releases``: hand-written EMOTIC-layout releases (``person``, ``vperson``, ``Img``,
+  ``make_release``).
 * ``support.main_release``: the MAIN and PERM releases and the store MAIN must give.
 * ``support.stores``: ``convert``, ``synthetic_store``, text configs, ``TOKENIZER``, the CSV columns.
 * ``support.checkpoints``: ``train_tiny`` and the ``TINY_CHECKPOINT`` overrides.

@@ -27,7 +27,7 @@ def _rows(run: Path) -> list[int]:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-# --------------------------------------------------------------------------- bad trainer values: one line, nothing written
+# -------------------------------------------------------------- bad trainer values: one line, nothing written
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
@@ -116,7 +116,7 @@ def test_the_summary_lists_only_checkpoints_that_exist(train_store, tmp_path):
     assert summary["checkpoints"] and all(Path(p).is_dir() for p in summary["checkpoints"].values())
 
 
-# --------------------------------------------------------------------------- a kill between an epoch's row and its checkpoint
+# ----------------------------------------------------------- a kill between an epoch's row and its checkpoint
 @pytest.mark.slow  # real training
 def test_resume_after_a_kill_between_row_and_checkpoint_has_no_duplicate_row(train_store, tmp_path):
     from emotic_mm.training.run import train
@@ -240,7 +240,7 @@ def test_a_backdoor_trigger_that_does_not_fit_is_refused_not_squeezed():
     )
 
 
-# --------------------------------------------------------------------------- reports refuse summaries of the wrong shape
+# ---------------------------------------------------------------- reports refuse summaries of the wrong shape
 @pytest.mark.parametrize(
     ("field", "value", "needle"),
     [
@@ -272,7 +272,7 @@ def test_a_summary_with_wrong_types_is_one_line(tmp_path, field, value, needle):
         load_runs(tmp_path)
 
 
-# --------------------------------------------------------------------------- defenses an attack cannot measure
+# -------------------------------------------------------------------------- defenses an attack cannot measure
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -104,7 +104,8 @@ def test_attack_two_ranks_writes_the_one_process_files(tiny, tmp_path):
     one = attack(compose_cfg("attack", over), run_dir=tmp_path / "one")
     _run([*TORCHRUN_2, "attack", *over, f"hydra.run.dir={tmp_path / 'two'}"])
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
-    # persons in groups of 2, dealt to the ranks in turn: rank 0 takes groups 0, 2, ..., rank 1 groups 1, 3, ...
+    # persons in groups of 2, dealt to the ranks in turn: rank 0 takes groups 0, 2, ...,
+    # rank 1 groups 1, 3, ...
     n = one["persons"]
     groups = [min(2, n - start) for start in range(0, n, 2)]
     assert one["persons_per_rank"] == [n] and two["persons_per_rank"] == [

@@ -207,7 +207,8 @@ def choose_poisoned(labels: np.ndarray, rate: float, variant: str, target: str, 
     count = min(len(pool), max(1, round(rate * len(labels))))
     if count == 0:
         raise ConfigError(
-            f"attack.variant={variant}: no training person {'carries' if variant == 'clean' else 'lacks'} {target!r}"
+            f"attack.variant={variant}: no training person "
+            f"{'carries' if variant == 'clean' else 'lacks'} {target!r}"
         )
     return np.sort(np.random.default_rng(seed).choice(pool, size=count, replace=False))
 

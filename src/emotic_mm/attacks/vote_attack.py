@@ -88,7 +88,8 @@ class VoteTarget:
             if query_samples is None
             else whole_number(query_samples, "attack.vote_samples", 1)
         )
-        # odd offsets of 2·seed + 1e9: apart from the certification's streams (2·seed, 2·seed + 1) for any seeds
+        # odd offsets of 2·seed + 1e9: apart from the certification's streams (2·seed, 2·seed + 1)
+        # for any seeds
         return cls(certification, int(n), 1_000_000_001 + 2 * int(attack_seed))
 
     def query(self, model: nn.Module) -> VoteClassifier:

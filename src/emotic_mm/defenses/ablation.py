@@ -30,8 +30,9 @@ the pretrained conv computed on the normalised pixel, and an absent pixel looks 
 classifier) draws, for each of the ``n`` samples, one position set shared by all persons of the call,
 from a generator, in blocks whose size depends only on d — so a person's votes depend only on its
 pixels, ``keep``, ``n`` and the seed, never on which other persons are in the batch or on ``max_batch``.
-A certificate is therefore reproducible person by person. Sharing the positions across persons keeps every person's n samples i.i.d. uniform (the only thing
-the certificate needs), as the reference code's ``reuse_noise`` option does.
+A certificate is therefore reproducible person by person. Sharing the positions across persons keeps
+every person's n samples i.i.d. uniform (the only thing the certificate needs), as the reference code's
+``reuse_noise`` option does.
 """
 
 from __future__ import annotations

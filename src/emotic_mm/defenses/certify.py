@@ -6,9 +6,9 @@ reference code computes radii with Python factorials one radius at a time. Here 
 arrays of persons; binomials are handled in log space (``scipy.special.gammaln``), so d = 224² pixels is
 as cheap as d = 64².
 
-**The bound** (the paper's certificate for majority votes; checked against the reference ``utils_color.py``: ``certify``,
-``lc_bound``, ``population_radius_for_majority``). Let d be the pixel count of the picture (H·W; the
-kept positions are shared by the colour channels), k the kept pixels, and
+**The bound** (the paper's certificate for majority votes; checked against the reference
+``utils_color.py``: ``certify``, ``lc_bound``, ``population_radius_for_majority``). Let d be the pixel
+count of the picture (H·W; the kept positions are shared by the colour channels), k the kept pixels, and
 ``Δ(ρ) = 1 − C(d − ρ, k) / C(d, k)`` the probability that a uniform k-subset touches at least one of ρ
 given pixels. For any x' differing from x in at most ρ pixels, ``p_c(x') ≥ p_c(x) − Δ(ρ)`` for every
 class c, because the base classifier sees the same input whenever its kept set misses the changed pixels.

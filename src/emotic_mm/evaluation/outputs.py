@@ -42,6 +42,7 @@ def write_outputs(
         out["logits"],
         out["categories"],
         metrics["per_category_ap"],
-        f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · mAP {metrics['map']:.4f}",
+        f"{metrics['variant']} ({'+'.join(metrics['modalities'])}) · {metrics['split']} · "
+        f"mAP {metrics['map']:.4f}",
     )
     write_json_atomic(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete

@@ -44,7 +44,8 @@ MODALITIES = ("context", "body", "text")
 
 
 def _pooled(output: Any) -> torch.Tensor:
-    """``get_*_features`` returns a tensor in older transformers, an output with ``pooler_output`` in newer."""
+    """``get_*_features`` returns a tensor in older transformers, an output with ``pooler_output`` in
+    newer."""
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 

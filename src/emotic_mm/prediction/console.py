@@ -11,7 +11,8 @@ from emotic_mm.progress import print_table
 
 
 def print_predictions(result: dict[str, Any], top_k: int, print_rows: int, run_dir: Path) -> None:
-    """One person's ranked emotions and VAD, or the first ``print_rows`` persons; then where text came from."""
+    """One person's ranked emotions and VAD, or the first ``print_rows`` persons; then where text came
+    from."""
     records = result["predictions"]
     console = Console()
     if len(records) == 1:

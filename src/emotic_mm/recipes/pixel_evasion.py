@@ -156,8 +156,8 @@ def _run(
     if a.get("certificates") is not None:  # read first: a bad file is one line before any query
         if vote is None:
             raise ConfigError(
-                f"attack.certificates={a.certificates}: the checkpoint has no certified (randomized-ablation) "
-                f"classifier to check the certificates against"
+                f"attack.certificates={a.certificates}: the checkpoint has no certified "
+                f"(randomized-ablation) classifier to check the certificates against"
             )
         certificates = read_certificates(a.certificates)
 
@@ -384,8 +384,9 @@ def _print(summary: dict[str, Any]) -> None:
     sound = summary.get("soundness")
     if sound:
         print(
-            f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} (person, k ≤ radius) pairs "
-            f"fooled ({sound['certified_persons']} of {sound['persons']} persons certified)"
+            f"certificate soundness: {sound['violations']} of {sound['checked_person_k']} "
+            f"(person, k ≤ radius) pairs fooled "
+            f"({sound['certified_persons']} of {sound['persons']} persons certified)"
             + (
                 ""
                 if sound["sound"]

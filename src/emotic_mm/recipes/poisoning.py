@@ -51,7 +51,8 @@ def train_poisoned(
     overrides: dict[str, Any] | None = None,
     out_name: str = "poisoned_model",
 ) -> Path:
-    """Train on ``view`` exactly as the clean model was trained (or fine-tune ``model``); returns ``best/``."""
+    """Train on ``view`` exactly as the clean model was trained (or fine-tune ``model``); returns
+    ``best/``."""
     train_cfg = training_config(cfg, clean.cfg)
     if overrides:
         train_cfg = OmegaConf.merge(train_cfg, overrides)

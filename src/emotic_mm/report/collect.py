@@ -374,7 +374,8 @@ def _flags(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFrame:
-    """One pixel run's ``attack.csv`` as long rows ``(index, k, correct, success, robust, queries, pixels_needed)``.
+    """One pixel run's ``attack.csv`` as long rows
+    ``(index, k, correct, success, robust, queries, pixels_needed)``.
 
     Per k the outcome is ``success_k{k}`` (and ``robust_k{k}``); a one-k run of the older format has only
     ``success``. A column the summary's curve needs but the CSV lacks, a wrong value, a repeated person or a

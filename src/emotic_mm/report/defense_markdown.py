@@ -92,12 +92,12 @@ def defense_section(tables: DefenseTables) -> str:
             "",
             "### Poisoning defenses",
             "",
-            "Detection on the poisoned training set (spectral signatures, activation clustering): TPR over the "
-            "poisoned rows and FPR over the clean ones; then ASR on the poisoned model and after dropping the "
-            "flagged rows and retraining, with the clean test mAP of the clean → defended model. STRIP at "
-            "test time: false acceptance of triggered persons at the threshold set for its false-rejection "
-            "target on held-out val persons, and the false rejection it then had on clean test persons. "
-            "All pooled % [Wilson 95 %] over seeds; a dash where the defense does not act.",
+            "Detection on the poisoned training set (spectral signatures, activation clustering): TPR over "
+            "the poisoned rows and FPR over the clean ones; then ASR on the poisoned model and after "
+            "dropping the flagged rows and retraining, with the clean test mAP of the clean → defended "
+            "model. STRIP at test time: false acceptance of triggered persons at the threshold set for its "
+            "false-rejection target on held-out val persons, and the false rejection it then had on clean "
+            "test persons. All pooled % [Wilson 95 %] over seeds; a dash where the defense does not act.",
             "",
             table(
                 [

@@ -3,8 +3,9 @@ tabling and plotting its runs (``AttackKind.report``).
 
 The report (:mod:`emotic_mm.stages.report`) calls, for every kind present in the runs and in registry
 order: :meth:`ReportHooks.check` and :meth:`~ReportHooks.read` on each summary while collecting, then
-:meth:`~ReportHooks.aggregate`, :meth:`~ReportHooks.plot` and :meth:`~ReportHooks.section`. A kind without hooks of its own gets
-:data:`emotic_mm.report.rates.DEFAULT`: its measure pooled per setting and model, models compared.
+:meth:`~ReportHooks.aggregate`, :meth:`~ReportHooks.plot` and :meth:`~ReportHooks.section`. A kind
+without hooks of its own gets :data:`emotic_mm.report.rates.DEFAULT`: its measure pooled per setting
+and model, models compared.
 """
 
 from __future__ import annotations

@@ -124,8 +124,8 @@ def header(
         *([f"- modality sets (pixel attacks): {', '.join(modalities)}"] if modalities else []),
         f"- seeds: {len(seeds)} ({', '.join(map(str, seeds)) or 'none recorded'}); model seed = attack seed",
         f"- generated: {generated}",
-        "- data: [report.json](report.json) (every number of this page), [runs.csv](runs.csv) (one row per run, "
-        "flattened summary.json)",
+        "- data: [report.json](report.json) (every number of this page), [runs.csv](runs.csv) "
+        "(one row per run, flattened summary.json)",
         "",
         "**How to read the numbers.** Rates are attacker success (lower = more robust) or accuracy, in %. "
         "A rate pools the persons of all seeds (n = persons × seeds, both given) and is followed by its "
@@ -137,8 +137,8 @@ def header(
         "use Newcombe's interval and Fisher's exact test. A verdict says *more robust* only when the "
         "interval excludes 0 and the test rejects at 5 %; otherwise "
         f"*{stats.NO_DIFFERENCE}*. A comparison with an arm whose clean model gives at least "
-        f"{ONE_ANSWER_SHARE:.0%} of the attacked persons the same answer reads *not comparable*: such a model is "
-        "not flipped because it does not look at the picture, which is no robustness.",
+        f"{ONE_ANSWER_SHARE:.0%} of the attacked persons the same answer reads *not comparable*: "
+        "such a model is not flipped because it does not look at the picture, which is no robustness.",
     ]
     if unknown:
         lines.append(f"- left out (unknown attack kind): {', '.join(f'`{u}`' for u in unknown)}")
@@ -195,17 +195,17 @@ def verdict_rows(summary: pd.DataFrame) -> list[list[str]]:
 def verdict_section(summary: pd.DataFrame) -> str:
     if summary.empty:
         return (
-            "## Which is more robust?\n\nNo two variants, modality sets or algorithms were run in the same setting "
-            "(pixel comparisons also need the runs' attack.csv, to pair the persons)."
+            "## Which is more robust?\n\nNo two variants, modality sets or algorithms were run in the "
+            "same setting (pixel comparisons also need the runs' attack.csv, to pair the persons)."
         )
     return "\n".join(
         [
             "## Which is more robust?",
             "",
-            "Each comparison A vs B in its setting, the other keys held equal. Pixel attacks: the difference of "
-            "success rates (all persons) on the persons attacked under both, at the largest k, and every k at which "
-            "a difference was detected (all k are in *Paired differences* below). `de` vs `rs` compares attack "
-            "algorithms: there the verdict says which one finds more.",
+            "Each comparison A vs B in its setting, the other keys held equal. Pixel attacks: the difference "
+            "of success rates (all persons) on the persons attacked under both, at the largest k, and "
+            "every k at which a difference was detected (all k are in *Paired differences* below). `de` "
+            "vs `rs` compares attack algorithms: there the verdict says which one finds more.",
             "",
             table(VERDICT_COLUMNS, verdict_rows(summary)),
         ]

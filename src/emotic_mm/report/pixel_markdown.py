@@ -110,9 +110,9 @@ def pixel_section(
         "",
         "### Success against the pixel budget k",
         "",
-        "Share of attacked persons whose top-1 the attack changed (untargeted) or made the target (targeted), "
-        "within k pixels: pooled % [Wilson 95 %] sd over seeds. Each person is attacked once along the "
-        "schedule of k, so a person fooled at k counts at every larger k.",
+        "Share of attacked persons whose top-1 the attack changed (untargeted) or made the target "
+        "(targeted), within k pixels: pooled % [Wilson 95 %] sd over seeds. Each person is attacked "
+        "once along the schedule of k, so a person fooled at k counts at every larger k.",
         "",
         rate_table(curve, "success"),
     ]
@@ -201,12 +201,13 @@ def robustbench_table(
         columns.append(f"certified acc r={' / '.join(map(str, radii))} (%, see Defenses)")
     return "\n".join(
         [
-            "Clean dominant accuracy = top-1 in the label set; robust dominant accuracy = top-1 still in the label "
-            "set under the attack with k pixels (pooled % [Wilson 95 %] sd over seeds). Clean mAP: macro AP over "
-            "the 26 categories (torchmetrics) of the clean model on the test split, mean over seeds, where a run "
-            "recorded it (`clean_map`) or a poisoning run measured the same clean checkpoint. Median pixels "
-            "needed: the smallest k that fooled a person (the L0 size of its minimal perturbation found), median "
-            "over persons; `> k` when the median person was not fooled within the largest k.",
+            "Clean dominant accuracy = top-1 in the label set; robust dominant accuracy = top-1 still in the "
+            "label set under the attack with k pixels (pooled % [Wilson 95 %] sd over seeds). Clean mAP: "
+            "macro AP over the 26 categories (torchmetrics) of the clean model on the test split, mean over "
+            "seeds, where a run recorded it (`clean_map`) or a poisoning run measured the same clean "
+            "checkpoint. Median pixels needed: the smallest k that fooled a person (the L0 size of its "
+            "minimal perturbation found), median over persons; `> k` when the median person was not "
+            "fooled within the largest k.",
             "",
             table(columns, rows),
         ]
@@ -233,8 +234,8 @@ def paired_section(paired: pd.DataFrame) -> str:
     head = "### Paired differences"
     if paired.empty:
         return (
-            f"{head}\n\nNo two variants, modality sets or algorithms were attacked on the same persons in one "
-            "setting (or the runs have no attack.csv)."
+            f"{head}\n\nNo two variants, modality sets or algorithms were attacked on the same persons in "
+            "one setting (or the runs have no attack.csv)."
         )
     rows = []
     for _, r in paired.iterrows():
@@ -259,10 +260,10 @@ def paired_section(paired: pd.DataFrame) -> str:
         [
             head,
             "",
-            "Success rate of A minus that of B over the persons attacked under both (matched on seed and person "
-            "index), with the paired-bootstrap 95 % interval and McNemar's p on the discordant pairs (persons only A, "
-            "or only B, was fooled on). Model and modality comparisons: negative = A more robust. Algorithm "
-            "comparisons: positive = A finds more.",
+            "Success rate of A minus that of B over the persons attacked under both (matched on seed and "
+            "person index), with the paired-bootstrap 95 % interval and McNemar's p on the discordant pairs "
+            "(persons only A, or only B, was fooled on). Model and modality comparisons: negative = A more "
+            "robust. Algorithm comparisons: positive = A finds more.",
             "",
             table(PAIRED_COLUMNS, rows),
         ]

@@ -106,15 +106,15 @@ def _pixels_needed(df: pd.DataFrame, keys: list[str], arms: list[str], persons: 
             # a run with a curve records null for "more than the largest k"; an older run has no such key
             newer = group[group["curve"].notna()] if "curve" in group else group.iloc[:0]
 
-            def recorded(key: str) -> float:
+            def recorded(newer: pd.DataFrame, key: str) -> float:
                 if key not in newer or newer.empty:
                     return math.nan
                 vals = pd.to_numeric(newer[key], errors="coerce").fillna(np.inf).to_numpy(float)
                 return float(np.median(vals))
 
             needed_all, needed_correct = (
-                recorded("median_pixels_needed_all"),
-                recorded("median_pixels_needed_correct"),
+                recorded(newer, "median_pixels_needed_all"),
+                recorded(newer, "median_pixels_needed_correct"),
             )
             source = "runs"
         rows.append(

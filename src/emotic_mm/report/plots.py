@@ -54,7 +54,8 @@ def rate_line(
 
 
 def wrap(label: str, per_line: int = 4) -> str:
-    """A setting label over several lines of ``per_line`` parts, so panel titles do not run into each other."""
+    """A setting label over several lines of ``per_line`` parts, so panel titles do not run into each
+    other."""
     parts = label.split(" · ")
     return "\n".join(" · ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line))
 

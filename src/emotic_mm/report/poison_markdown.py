@@ -126,7 +126,8 @@ def poison_section(
             "",
             "Between models (negative = A more robust). Paired where both models' runs left per-person "
             "outcomes (the same triggered persons under the same seed): paired-bootstrap 95 % interval and "
-            "McNemar's exact p; otherwise unpaired from the counts: Newcombe 95 % interval, Fisher's exact p.",
+            "McNemar's exact p; otherwise unpaired from the counts: Newcombe 95 % interval, "
+            "Fisher's exact p.",
             "",
             table(
                 [
@@ -182,8 +183,9 @@ def deltas_section(tab: pd.DataFrame, figure: str | None) -> str:
     lines = [
         "## What poisoning costs on clean data",
         "",
-        "The clean model and the poisoned model on the clean test split: means over seeds (sd with two or more). "
-        "A poison that leaves these unchanged is one a defender would not notice from accuracy alone.",
+        "The clean model and the poisoned model on the clean test split: means over seeds "
+        "(sd with two or more). A poison that leaves these unchanged is one a defender would not notice "
+        "from accuracy alone.",
         "",
         table(columns, rows),
     ]

@@ -126,7 +126,8 @@ def with_settings(runs: pd.DataFrame, kind: AttackKind) -> tuple[pd.DataFrame, l
 
 
 def label_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every run with its ``setting`` and ``arm`` labels, in :data:`~emotic_mm.attacks.registry.ATTACKS` order."""
+    """Every run with its ``setting`` and ``arm`` labels, in
+    :data:`~emotic_mm.attacks.registry.ATTACKS` order."""
     parts = []
     for kind in ATTACKS:
         if not runs.empty and (runs["kind"] == kind.name).any():

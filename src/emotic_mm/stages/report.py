@@ -69,18 +69,24 @@ def output_folder(cfg: DictConfig, root: Path) -> Path:
 
 
 METHODS = {
-    "rate": "pooled over seeds (n = persons x seeds); Wilson 95 % interval; seed_mean/seed_std: per-seed rates",
+    "rate": (
+        "pooled over seeds (n = persons x seeds); Wilson 95 % interval; seed_mean/seed_std: per-seed rates"
+    ),
     "paired_difference": f"A - B over persons matched on (seed, index); percentile paired bootstrap, "
     f"{stats.RESAMPLES} resamples of persons within each seed, numpy seed {stats.BOOTSTRAP_SEED}; "
     "McNemar exact test on the discordant pairs",
     "unpaired_difference": "A - B of pooled counts; Newcombe hybrid score 95 % interval; Fisher exact test "
     "(poisoning comparisons whose runs left no per-person triggered.csv)",
-    "paired_poisoning_difference": "backdoor runs with triggered.csv: as paired_difference, over the triggered "
-    "persons matched on (seed, index)",
+    "paired_poisoning_difference": (
+        "backdoor runs with triggered.csv: as paired_difference, over the triggered "
+        "persons matched on (seed, index)"
+    ),
     "verdict": f"'A more robust' / 'B more robust' when the 95 % interval excludes 0 and p < {stats.ALPHA}; "
     f"else '{stats.NO_DIFFERENCE}'",
     "unit": "fractions (0-1); attacker success: lower = more robust",
-    "median_pixels_needed": "median over persons of the smallest k that fooled them; 'inf' = more than largest_k",
+    "median_pixels_needed": (
+        "median over persons of the smallest k that fooled them; 'inf' = more than largest_k"
+    ),
 }
 
 

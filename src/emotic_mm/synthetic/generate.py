@@ -279,9 +279,10 @@ def generate_raw(
 ) -> dict[str, int]:
     """Write the raw release layout into ``raw_dir`` (which must be empty); returns persons per split.
 
-    With ``workers`` > 1 pictures are drawn in that many processes (:func:`~emotic_mm.data.workers.spawn_pool`:
-    spawned, dying with this one); the release is byte-identical either way. Small releases are drawn here:
-    spawning costs more than :data:`POOL_FROM` pictures take."""
+    With ``workers`` > 1 pictures are drawn in that many processes
+    (:func:`~emotic_mm.data.workers.spawn_pool`: spawned, dying with this one); the release is
+    byte-identical either way. Small releases are drawn here: spawning costs more than
+    :data:`POOL_FROM` pictures take."""
     raw_dir = Path(raw_dir)
     images_dir = raw_dir / "emotic"
     splits: dict[str, list[ImageSpec]] = {}

@@ -104,7 +104,8 @@ def pink_noise(
 
 
 def tint(grey: np.ndarray, colour: np.ndarray, contrast: float = 0.6) -> np.ndarray:
-    """A grey texture (0-1, or zero-mean noise) carried by a colour: ``colour * (1 + contrast*(g - mean))``."""
+    """A grey texture (0-1, or zero-mean noise) carried by a colour:
+    ``colour * (1 + contrast*(g - mean))``."""
     g = grey - np.float32(grey.mean())
     g *= np.float32(contrast / (max(float(g.max()), -float(g.min())) + 1e-6))
     g += np.float32(1.0)
