@@ -31,7 +31,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "batching",
         "checkpoint",
         "measures",
-        "figures",
     ),  # base: no knowledge of data, models or runs
     ("data",),  # release reader, converter, store, loader
     ("synthetic",),  # writes a raw release with data's writer
