@@ -15,8 +15,8 @@ CPU_ROWS = (
 def rows_per_forward(rows: int | None, device: torch.device | str, accelerator_rows: int = 256) -> int:
     """Rows per forward pass of a batched engine (attack queries, ablated views): ``rows`` when set, else
     :data:`CPU_ROWS` on a CPU and ``accelerator_rows`` on CUDA/MPS. On a CPU a small chunk is the fast
-    one: the EfficientNet-Lite0 default runs 3-4x more images/s in chunks of 8-16 than of 256
-    (``scripts/benchmarks/bench_inference.py``), because a large chunk's activations spill out of cache."""
+    one, because a large chunk's activations spill out of cache (images/s by chunk size:
+    ``scripts/benchmarks/bench_inference.py``, docs/models.md)."""
     if rows is not None:
         return int(rows)
     return CPU_ROWS if torch.device(device).type == "cpu" else int(accelerator_rows)

@@ -172,8 +172,7 @@ def save_checkpoint(
 
 
 def trained_view_sizes(path: Path) -> dict[str, int] | None:
-    """``view_sizes`` from a checkpoint's ``meta.json`` (``None`` for checkpoints saved before it was
-    kept)."""
+    """``view_sizes`` from a checkpoint's ``meta.json`` (``None`` when its ``meta.json`` has none)."""
     sizes = read_meta(checkpoint_dir(path)).get("view_sizes")
     return {str(k): int(v) for k, v in sizes.items()} if isinstance(sizes, dict) else None
 
@@ -287,9 +286,7 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     meta = read_meta(path)
     state = _tensors(path / MODEL_FILE)
     expected = model_state(model)  # what a checkpoint of this model must hold
-    known = (
-        model.state_dict()
-    )  # ... and may hold: a rebuilt part stored anyway (an older checkpoint) loads too
+    known = model.state_dict()  # ... and may hold: a rebuilt part stored anyway loads too
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(known))
     wrong = sorted(k for k in set(state) & set(known) if state[k].shape != known[k].shape)

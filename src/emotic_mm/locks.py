@@ -1,7 +1,7 @@
 """One process at a time per output folder: a prepared store, a report, a cached clean model.
 
-Two ``prepare`` runs into one ``data.prepared_dir`` used to race: the second removed the first's
-half-built folder as stale. Each writer now holds a lock file beside its output folder
+Without it, two ``prepare`` runs into one ``data.prepared_dir`` would race: the second would remove the
+first's half-built folder as stale. Each writer holds a lock file beside its output folder
 (``.<name>.lock``, an OS lock released when the process ends, however it ends; the file is removed on
 release, with ``.<name>.lock.json`` naming the holder meanwhile). A second writer waits
 for it, after one line naming the holder (pid, host, command), then proceeds — and finds the work done

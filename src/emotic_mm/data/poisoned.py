@@ -54,8 +54,9 @@ def replace_rows(batch: dict[str, torch.Tensor], rows: torch.Tensor, updates: di
     """Write ``updates`` (one entry per row) into ``rows`` of ``batch`` in place and return it.
 
     In place is safe here: every batch :class:`EmoticDataset` returns is freshly read into new arrays
-    (never a view of the memory-mapped store). Copying whole columns instead made reading through a 5 %
-    backdoor view 1.29x the plain read (``scripts/benchmarks/bench_poison.py``); in place it is 1.12x.
+    (never a view of the memory-mapped store). Writing only the edited rows keeps a poisoned view's read
+    close to the plain read, where copying whole columns would copy every row of the batch (the read
+    overhead: ``scripts/benchmarks/bench_poison.py``, docs/results/2026-12-02-benchmarks.md).
     """
     for key, values in updates.items():
         batch[key][rows] = values.to(batch[key].dtype)

@@ -16,8 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotic_mm.errors import ConfigError
 
-# the _target_ of a data block without one (a config written before data blocks had one), by its name;
-# every other name was read as a release on disk
+# the _target_ of a data block without one, by its name; every other name is read as a release on disk
 NAME_TARGETS = {"synthetic": "emotic_mm.synthetic.release.SyntheticRelease"}
 DEFAULT_TARGET = "emotic_mm.data.releases.EmoticRelease"
 

@@ -1,8 +1,8 @@
 """Is a store whole? Row counts and view sizes of every per-split array, read from the ``.npy`` headers.
 
-An array a few rows short of the others used to surface as an ``IndexError`` from a memory map in the
-middle of an epoch, and a body array of another size than the manifest's trained silently at the
-wrong size. Both are checked once, when a :class:`~emotic_mm.data.store.Store` is opened, without
+Unchecked, an array a few rows short of the others would surface as an ``IndexError`` from a memory
+map in the middle of an epoch, and a body array of another size than the manifest's would train silently
+at the wrong size. Both are checked once, when a :class:`~emotic_mm.data.store.Store` is opened, without
 reading a pixel: each problem is one line naming the file, its shape and what was expected.
 """
 

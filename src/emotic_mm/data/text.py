@@ -27,7 +27,7 @@ __all__ = ["SOURCE_CAPTIONER", "SOURCE_FILE", "SOURCE_TEMPLATE", "TEXT_COLUMNS",
            "make_describer", "template_description"]
 
 TEXT_COLUMNS = ("text", "description", "caption")
-# the _target_ of a text block saved without one (a store's manifest, an older checkpoint), by its source
+# the _target_ of a text block saved without one (in a store's manifest or a checkpoint), by its source
 SOURCE_TARGETS = {SOURCE_FILE: "emotic_mm.data.text.FileDescriber",
                   SOURCE_TEMPLATE: "emotic_mm.data.text.TemplateDescriber",
                   SOURCE_CAPTIONER: "emotic_mm.data.captioner.CaptionDescriber"}
@@ -143,8 +143,8 @@ class FileDescriber:
 # --------------------------------------------------------------------------- config → source
 def make_describer(text_cfg: Any, images_dir: Path) -> Describer:
     """Build the configured description source once (reads the file / loads the captioner once): its
-    ``_target_`` called with the block's keys and ``images_dir``. A block saved without ``_target_`` (a
-    store's manifest, an older checkpoint) gets the one its ``source`` names."""
+    ``_target_`` called with the block's keys and ``images_dir``. A block saved without ``_target_`` (in a
+    store's manifest or a checkpoint) gets the one its ``source`` names."""
     from emotic_mm.config import instantiate_config
 
     block = (OmegaConf.to_container(text_cfg, resolve=True) if isinstance(text_cfg, DictConfig)

@@ -60,7 +60,7 @@ class DefenseKind:
 
 
 def defense_of(cfg: Any) -> tuple[DefenseKind, dict[str, Any]]:
-    """The kind and plain block of a config's ``defense`` (``none`` for configs from before defenses)."""
+    """The kind and plain block of a config's ``defense`` (``none`` for a config without one)."""
     from omegaconf import DictConfig, OmegaConf
 
     block = cfg.get("defense") if cfg is not None else None

@@ -27,7 +27,7 @@ from emotic_mm.models.memo import FeatureMemo
 if TYPE_CHECKING:
     from emotic_mm.defenses.contracts import InputDefense
 
-# re-exported: the loaders moved to emotic_mm.models.backbones with the timm backbones
+# re-exported from emotic_mm.models.backbones, where the loaders live with the timm backbones
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -118,7 +118,7 @@ class ImageEncoder(nn.Module):
         self.channels_last = bool(channels_last)
         if (
             self.channels_last
-        ):  # NHWC weights and inputs: ~1.5-2x faster convolutions on a CPU as well as on CUDA
+        ):  # NHWC weights and inputs: faster convolutions on a CPU and on CUDA (docs/models.md)
             self.backbone.to(memory_format=torch.channels_last)
         self.input_defense: InputDefense | None = None  # a pixel-space defense right after working_view
         self.normalise = True
@@ -212,8 +212,8 @@ class ImageEncoder(nn.Module):
         )
 
     def _encode_chunked(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Features of new pictures for the memo, ``memo_chunk`` at a time: on a CPU a backbone runs several
-        times faster on small batches, whose activations stay in cache (see docs/results/)."""
+        """Features of new pictures for the memo, ``memo_chunk`` at a time: on a CPU a backbone runs faster
+        on small batches, whose activations stay in cache (images/s by batch size: docs/models.md)."""
         step = self.memo_chunk if pixels.device.type == "cpu" and self.memo_chunk > 0 else len(pixels)
         return torch.cat([self._encode(pixels[i : i + step]) for i in range(0, len(pixels), max(step, 1))])
 

@@ -25,7 +25,7 @@ from emotic_mm.models.multimodal import (
     category_token_batch,
 )
 
-# Checkpoints written before models had a _target_ name their builder by variant.
+# A checkpoint whose model block has no _target_ names its builder by variant.
 _BUILDERS = {"baseline": "emotic_mm.models.factory.baseline", "joint": "emotic_mm.models.factory.joint"}
 
 

@@ -2,9 +2,9 @@
 
 Why: a frozen backbone in eval mode applies a fixed affine map after every convolution. Folding it into
 the convolution's weights gives the same function (up to float rounding) with one pass over the
-activations fewer per layer; on a CPU, where the batched attacks and the certification spend their time
-in the backbone, the folded EfficientNet-Lite0 runs 1.2-1.5x the images/s
-(``scripts/benchmarks/bench_inference.py``).
+activations fewer per layer, which counts on a CPU, where the batched attacks and the certification spend
+their time in the backbone (images/s folded and unfolded: ``scripts/benchmarks/bench_inference.py``,
+docs/models.md).
 
 ``torch.ao.quantization.fuse_modules`` would drop timm's ``BatchNormAct2d`` activation, and torch.fx
 cannot trace timm's dynamic "same" padding, so pairs are found by module order (a convolution directly

@@ -5,7 +5,7 @@ any depth (a multirun folder, a folder of single runs, a folder of sweeps). Thre
 
 * ``runs``: one row per run, the flattened summary (absent optional keys become NaN);
 * ``points``: one row per pixel run and pixel budget k, the counts behind each rate (from the summary's
-  ``curve``; an older summary with a single int ``pixels`` and no curve is a one-point curve whose counts
+  ``curve``; a summary with a single int ``pixels`` and no curve is a one-point curve whose counts
   are its rates times its persons);
 * ``persons`` (:func:`load_persons`): one row per pixel run, person and k, from ``attack.csv`` — what
   the paired comparisons match on ``(seed, index)``.
@@ -188,7 +188,7 @@ def pixel_budget_problems(summary: dict[str, Any]) -> list[str]:
 def curve_points(path: Path, summary: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
     """One row per pixel budget k of a pixel run: the counts behind its rates.
 
-    With a ``curve`` (one entry per k) the counts are read as recorded; an older summary (an int
+    With a ``curve`` (one entry per k) the counts are read as recorded; a summary without one (an int
     ``pixels`` and the rates at that k) is a one-point curve whose counts are rate × persons."""
     persons = summary["persons"]
     correct = summary.get("persons_correct")
@@ -377,7 +377,7 @@ def read_attack_csv(path: Path, ks: list[int], persons: int | None) -> pd.DataFr
     """One pixel run's ``attack.csv`` as long rows
     ``(index, k, correct, success, robust, queries, pixels_needed)``.
 
-    Per k the outcome is ``success_k{k}`` (and ``robust_k{k}``); a one-k run of the older format has only
+    Per k the outcome is ``success_k{k}`` (and ``robust_k{k}``); a one-k run may have only
     ``success``. A column the summary's curve needs but the CSV lacks, a wrong value, a repeated person or a
     row count other than the summary's ``persons`` is an error naming the file."""
     try:

@@ -103,7 +103,7 @@ def _pixels_needed(df: pd.DataFrame, keys: list[str], arms: list[str], persons: 
             )
             source = "persons"
         else:
-            # a run with a curve records null for "more than the largest k"; an older run has no such key
+            # a run with a curve records null for "more than the largest k"; a run without one has no such key
             newer = group[group["curve"].notna()] if "curve" in group else group.iloc[:0]
 
             def recorded(newer: pd.DataFrame, key: str) -> float:

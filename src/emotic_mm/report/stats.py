@@ -1,7 +1,7 @@
 """The report's statistics: intervals for rates, tests and intervals for differences, and the verdict rule.
 
 Every measure here is a proportion of persons (or targets) an attacker succeeded on. The choices follow
-what a careful robustness study reports (the README's "The robustness study"):
+what a careful robustness study reports (docs/study.md):
 
 * one proportion → **Wilson** score interval (:func:`wilson`) (the certificates' one-sided Clopper–Pearson
   bound is :func:`emotic_mm.defenses.certify.clopper_pearson_lower`);
