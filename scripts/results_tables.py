@@ -476,9 +476,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "study-quick-curve": study_curve("study-quick-report"),
     "bench-inference": inference,
     "study-quick-verdicts": study_verdicts("study-quick-report"),
-    "backdoor-slice": backdoor_slice(
-        ["backdoor-baseline-5pct-16px", "backdoor-baseline-10pct-36px", "backdoor-joint-10pct-36px"]
-    ),
+    "backdoor-slice": backdoor_slice(BACKDOOR_SLICE),
+    "backdoor-headline": backdoor_headline(BACKDOOR_SLICE),
     **{
         name: transcribed(name)
         for name in (
