@@ -548,10 +548,10 @@ def main() -> None:
 
     from emotic_mm.config import configs_dir
     from emotic_mm.data.access import dataset
+    from emotic_mm.data.batches import model_inputs, to_device
     from emotic_mm.data.categories import CATEGORIES
     from emotic_mm.models.warming import warm_text_features
     from emotic_mm.recipes.pixel_evasion import settings_from
-    from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
     console = Console()

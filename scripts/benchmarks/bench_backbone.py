@@ -67,10 +67,10 @@ def measure(store: str, encoder: str, args: argparse.Namespace) -> dict[str, flo
     """One round of one encoder config: setup seconds, train images/s, attack queries/s."""
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
     from emotic_mm.data.access import dataset, store_for_model
+    from emotic_mm.data.batches import model_inputs, to_device
     from emotic_mm.models.factory import build_model
     from emotic_mm.models.warming import warm_image_features
     from emotic_mm.training.distributed import DistInfo
-    from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.losses import build_objective
     from emotic_mm.training.runtime import make_loader
     from emotic_mm.training.trainer import Trainer

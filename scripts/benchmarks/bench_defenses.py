@@ -150,9 +150,9 @@ def plain_forward_views_per_s(
     """The bare model forward on ablated context views (fixed body and text features), in the chunks the
     certification uses: the ceiling its views/s is measured against."""
     from emotic_mm.batching import rows_per_forward
+    from emotic_mm.data.batches import model_inputs, to_device
     from emotic_mm.defenses.ablation import draw_positions, encode, keep_mask
     from emotic_mm.recipes.certification import fixed_features
-    from emotic_mm.training.inference import model_inputs, to_device
 
     rows = rows_per_forward(settings.max_batch, device, 512)
     ids = list(range(min(len(data), rows)))

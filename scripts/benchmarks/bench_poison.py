@@ -344,8 +344,9 @@ def main() -> None:
     from emotic_mm.attacks.collision import CollisionSettings, feature_distance, image_features
     from emotic_mm.config import configs_dir
     from emotic_mm.data.access import dataset, person_boxes
+    from emotic_mm.data.batches import model_inputs, to_device
     from emotic_mm.data.categories import CATEGORY_INDEX
-    from emotic_mm.training.inference import model_inputs, to_device, top1
+    from emotic_mm.training.inference import top1
     from emotic_mm.training.runtime import select_device
 
     console = Console()

@@ -45,10 +45,10 @@ def main() -> None:
 
     from emotic_mm.attacks.pixel import PixelAttack, PixelAttackSettings
     from emotic_mm.data.access import dataset
+    from emotic_mm.data.batches import model_inputs, to_device
     from emotic_mm.models.warming import warm_text_features
     from emotic_mm.recipes.pixel_evasion import working_views
     from emotic_mm.report import stats
-    from emotic_mm.training.inference import model_inputs, to_device
     from emotic_mm.training.runtime import select_device
 
     ks = sorted({int(k) for k in args.ks.split(",")})

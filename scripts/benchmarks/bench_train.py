@@ -174,11 +174,11 @@ def run_config(
     label: str, store: Path, overrides: list[str], args: argparse.Namespace, run_dir: Path, log: Any
 ) -> dict[str, Any]:
     from emotic_mm.data.access import store_for_model
+    from emotic_mm.data.batches import to_device
     from emotic_mm.data.loader import EmoticDataset
     from emotic_mm.models.factory import build_model, check_model_config
     from emotic_mm.models.warming import warm_text_features
     from emotic_mm.training.distributed import DistInfo
-    from emotic_mm.training.inference import to_device
     from emotic_mm.training.losses import build_objective
     from emotic_mm.training.runtime import make_loader, seed_everything, select_device
     from emotic_mm.training.trainer import Trainer

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from emotic_mm.config import whole_number
+from emotic_mm.data.batches import model_inputs, to_device
 from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.defenses.ablation import ablate, sample_votes
 from emotic_mm.defenses.certify import (
@@ -38,7 +39,6 @@ from emotic_mm.defenses.contracts import Certifier
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file
 from emotic_mm.progress import print_table, progress_bar
-from emotic_mm.training.inference import model_inputs, to_device
 
 
 def settings_for(trained_cfg: Any, overrides: Any) -> Certifier:

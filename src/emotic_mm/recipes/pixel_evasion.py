@@ -34,6 +34,7 @@ from emotic_mm.attacks.vote_attack import (
 )
 from emotic_mm.config import real_number, whole_number
 from emotic_mm.data.access import dataset, person_boxes, store_for_model
+from emotic_mm.data.batches import model_inputs, to_device
 from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.errors import ConfigError
@@ -45,7 +46,6 @@ from emotic_mm.progress import print_table, progress_bar, share_text
 from emotic_mm.recipes.clean_model import clean_checkpoint, clean_split_metrics
 from emotic_mm.runinfo import output_dir
 from emotic_mm.training.distributed import gather_to_main
-from emotic_mm.training.inference import model_inputs, to_device
 from emotic_mm.training.runtime import runtime
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from emotic_mm.data.batches import model_inputs, to_device
 from emotic_mm.defenses.contracts import TrainingFilter
-from emotic_mm.training.inference import model_inputs, to_device
 
 
 @torch.inference_mode()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from emotic_mm.data.batches import INPUT_KEYS, model_inputs, to_device  # noqa: F401 (re-exported)
+from emotic_mm.data.batches import model_inputs, to_device
 
 OUTPUT_KEYS = ("logits", "vad", "image_embedding", "text_embedding", "zero_shot")
 BATCH_KEYS = ("categories", "vad", "votes", "index")

@@ -22,12 +22,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from emotic_mm.checkpoint import load_training_state, load_weights, rng_state, save_checkpoint, set_rng_state
 from emotic_mm.config import instantiate_config, real_number, whole_number
+from emotic_mm.data.batches import to_device
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file
 from emotic_mm.progress import console
 from emotic_mm.training.augment import augment_batch
 from emotic_mm.training.distributed import DistInfo, barrier
-from emotic_mm.training.inference import autocast_for, collect_outputs, to_device
+from emotic_mm.training.inference import autocast_for, collect_outputs
 from emotic_mm.training.metrics import emotion_metrics
 
 log = logging.getLogger(__name__)
