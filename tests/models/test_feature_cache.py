@@ -69,3 +69,27 @@ def test_other_weights_or_new_pictures_are_computed(tmp_path):
 
     sizes = sorted(len(np.load(f)["keys"]) for f in tmp_path.glob("context-*.npz"))
     assert sizes == [6, 11]  # the first file grew by the new pictures and kept its own
+
+
+def test_a_deterministic_input_defense_is_memoised_under_its_own_name(tmp_path):
+    """A median filter in front of a fixed backbone: its features are memoised and kept on disk, in a file
+    of their own (never the bare backbone's), and equal the filtered picture's features computed afresh;
+    randomized ablation (fresh positions per call) is never memoised."""
+    from emotic_mm.defenses.ablation import RandomAblation
+    from emotic_mm.defenses.smoothing import MedianFilter
+
+    data = Pictures(6)
+    warm_image_features(Holder(), [(data, False)], batch_size=4, cache_dir=tmp_path)
+    defended = Holder()
+    encoder = defended.image_encoders["context"]
+    encoder.attach_defense(MedianFilter(window=3))
+    warm_image_features(defended, [(data, False)], batch_size=4, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("context-*.npz"))) == 2
+    assert len(encoder.memo) == len(data)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(data.pixels.float()), encoder._encode(data.pixels.float()))
+    ablated = Holder().image_encoders["context"]
+    ablated.attach_defense(RandomAblation(keep=50))
+    with torch.no_grad():
+        ablated(data.pixels.float())
+    assert len(ablated.memo) == 0

@@ -148,6 +148,7 @@ class RandomAblation(nn.Module):
     """
 
     name = "ablation"
+    deterministic = False  # fresh positions per call
 
     def __init__(self, keep: int, colour_channels: int = 3) -> None:
         super().__init__()

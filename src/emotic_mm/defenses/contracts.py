@@ -29,6 +29,7 @@ class InputDefense(Protocol):
 
     name: str  # the ``defense=`` choice it implements, for messages
     out_channels: int  # channels of what it hands the backbone
+    deterministic: bool  # same pixels, same output: a fixed encoder may memoise the features behind it
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 

@@ -35,6 +35,7 @@ class PixelFilter(nn.Module):
 
     name = "pixel filter"
     out_channels = 3
+    deterministic = True
 
     def adapt_backbone(
         self, backbone: nn.Module, view_size: int | None, mean: Sequence[float], std: Sequence[float]

@@ -196,11 +196,12 @@ class ImageEncoder(nn.Module):
         return keys
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Features of ``pixels``; memoised by content when the backbone is fixed, no input defense sits
-        in front of it (ablation is random per call) and no gradient to the pixels is asked for."""
+        """Features of ``pixels``; memoised by content when the backbone is fixed, any input defense in
+        front of it is deterministic (a median filter is; ablation draws fresh positions per call) and no
+        gradient to the pixels is asked for."""
         if (
             not self.fixed
-            or self.input_defense is not None
+            or (self.input_defense is not None and not self.input_defense.deterministic)
             or pixels.requires_grad
             or self.memo.size <= 0
             or torch.is_grad_enabled()

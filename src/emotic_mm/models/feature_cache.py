@@ -4,8 +4,8 @@ A frozen pretrained backbone is a pure function of the picture, so the features 
 for the store's pictures are the features the next training would compute: the demo's second model,
 the study's clean models and every poisoned model of the poisoning grid read them instead of running
 the backbone over every picture again. A file is named by a digest of everything the features depend
-on — the backbone's weights (their bytes), architecture, working resolution, memory layout, torch
-version and device type — so a changed backbone or a different machine never reads another's features.
+on — the backbone's weights (their bytes), architecture, working resolution, input defense, memory
+layout, torch version and device type — so a changed backbone or a different machine never reads another's features.
 Files are written whole (temp file, then rename); concurrent writers each leave a complete file.
 """
 
@@ -39,6 +39,8 @@ def identity(encoder: torch.nn.Module, device: torch.device) -> str:
         torch.__version__,
         device.type,
     )
+    if encoder.input_defense is not None:  # a deterministic defense in front: its features, not the bare ones
+        described += (repr(encoder.input_defense),)
     digest.update(repr(described).encode())
     return digest.hexdigest()
 

@@ -42,7 +42,9 @@ def warm_image_features(
     encoders = {
         m: e
         for m, e in getattr(model, "image_encoders", {}).items()
-        if getattr(e, "fixed", False) and e.memo.size > 0 and e.input_defense is None
+        if getattr(e, "fixed", False)
+        and e.memo.size > 0
+        and (e.input_defense is None or e.input_defense.deterministic)
     }
     needed = sum(len(ds) * (2 if mirrored else 1) for ds, mirrored in datasets)
     if not encoders or needed > min(e.memo.size for e in encoders.values()):
