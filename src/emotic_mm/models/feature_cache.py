@@ -5,8 +5,8 @@ for the store's pictures are the features the next training would compute: the d
 the study's clean models and every poisoned model of the poisoning grid read them instead of running
 the backbone over every picture again. A file is named by a digest of everything the features depend
 on — the backbone's weights (their bytes), architecture, working resolution, input defense, memory
-layout, torch version and device type — so a changed backbone or a different machine never reads another's features.
-Files are written whole (temp file, then rename); concurrent writers each leave a complete file.
+layout, torch version and device type — so a changed backbone or a different machine never reads another's
+features. Files are written whole (temp file, then rename); concurrent writers each leave a complete file.
 """
 
 from __future__ import annotations
