@@ -28,3 +28,27 @@ def split_metrics(
             out["zero_shot"], out["categories"], out["vad_pred"], out["vad_true"]
         )["map"]
     return metrics, f1, thresholds
+
+
+def run_facts(
+    cfg: Any,
+    model_cfg: Any,
+    meta: dict[str, Any],
+    checkpoint: Any,
+    persons: int,
+    world: Any,
+    per_rank: list[int],
+) -> dict[str, Any]:
+    """What ``metrics.json`` says about the evaluation itself: split, persons, checkpoint, model, ranks."""
+    return {
+        "split": str(cfg.split),
+        "persons": int(persons),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "zero_shot": bool(meta.get("zero_shot", False)),
+        "variant": str(model_cfg.model.name),
+        "modalities": [str(m) for m in model_cfg.model.modalities],
+        "trained_epoch": meta.get("epoch"),
+        "world_size": world.world_size,
+        "persons_per_rank": per_rank,
+        "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP",
+    }

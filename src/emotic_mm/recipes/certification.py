@@ -13,6 +13,7 @@ on which persons it was certified with: a certificate is reproducible person by 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,10 @@ from emotic_mm.defenses.certify import (
 from emotic_mm.defenses.contracts import Certifier
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file
+from emotic_mm.measures import one_answer
 from emotic_mm.progress import print_table, progress_bar
+
+log = logging.getLogger(__name__)
 
 
 def settings_for(trained_cfg: Any, overrides: Any) -> Certifier:
@@ -211,7 +215,14 @@ def certify_split(
         "median_certified_radius": float(median_certified_radius(certificates.radius, correct)),
         "abstained": float(certificates.abstained.mean()),
         "clean_vote_accuracy": float(correct.mean()),
+        # a constant vote is certified to any radius, which is no robustness
+        "one_answer": one_answer(table["prediction"]),
     }
+    if figures["one_answer"]:
+        log.warning(
+            "the smoothed classifier answers %s: its certificates say nothing about robustness",
+            figures["one_answer"],
+        )
     return SplitCertificates(table, figures, accuracy, settings, certificates.d)
 
 

@@ -12,7 +12,6 @@ figures as one process.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from emotic_mm.config import whole_number
 from emotic_mm.data.access import dataset, has_checkpoint, store_for_model
 from emotic_mm.errors import ConfigError
 from emotic_mm.evaluation.console import print_metrics
-from emotic_mm.evaluation.metrics import split_metrics
+from emotic_mm.evaluation.metrics import run_facts, split_metrics
 from emotic_mm.evaluation.model import load_or_build
 from emotic_mm.evaluation.outputs import write_outputs
 from emotic_mm.evaluation.scoring import split_outputs
@@ -31,8 +30,6 @@ from emotic_mm.recipes.certification import certify_split, print_certified
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.training.distributed import DistInfo
 from emotic_mm.training.runtime import runtime
-
-log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -75,49 +72,16 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
     if not dist.is_main:
         return {}
     metrics, f1, thresholds = split_metrics(out, val)
-    metrics.update(
-        {
-            "split": str(cfg.split),
-            "persons": int(out["logits"].shape[0]),
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "zero_shot": bool(meta.get("zero_shot", False)),
-            "variant": str(model_cfg.model.name),
-            "modalities": modalities,
-            "trained_epoch": meta.get("epoch"),
-            "world_size": dist.world_size,
-            "persons_per_rank": per_rank,
-            "ap_definition": "torchmetrics/sklearn average precision; map_voc = MATLAB demoComputeAP",
-        }
-    )
+    metrics.update(run_facts(cfg, model_cfg, meta, checkpoint, out["logits"].shape[0], dist, per_rank))
     if bool(cfg.get("certify", False)):
-        data = dataset(store, str(cfg.split), modalities)
-        metrics["certified"] = _certify(cfg, model, model_cfg, data, device, run_dir)
+        certified = certify_split(
+            cfg, model, model_cfg, dataset(store, str(cfg.split), modalities), device, run_dir
+        )
+        print_certified(certified)
+        metrics["certified"] = certified.figures
     write_outputs(run_dir, metrics, out, f1, thresholds)
     print_metrics(metrics)
     return metrics
-
-
-def _certify(
-    cfg: DictConfig,
-    model: torch.nn.Module,
-    model_cfg: DictConfig,
-    data: Any,
-    device: torch.device,
-    run_dir: Path,
-) -> dict[str, Any]:
-    """certificates.csv (one row per person) and the certified figures for metrics.json."""
-    certified = certify_split(cfg, model, model_cfg, data, device, run_dir)
-    from emotic_mm.measures import one_answer
-
-    # a constant vote is certified to any radius, which is no robustness
-    alike = one_answer(certified.table["prediction"])
-    certified.figures["one_answer"] = alike
-    if alike:
-        log.warning(
-            "the smoothed classifier answers %s: its certificates say nothing about robustness", alike
-        )
-    print_certified(certified)
-    return certified.figures
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
