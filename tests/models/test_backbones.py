@@ -143,7 +143,7 @@ def test_a_fixed_encoder_memoises_features_and_keeps_pixel_gradients():
     partial = ImageEncoder(LITE0, weights=SHIPPED, input_size=32, freeze=True, trainable_blocks=2)
     learns = {n.split(".")[0] for n, p in partial.backbone.named_parameters() if p.requires_grad}
     assert learns == {"blocks", "conv_head", "bn2"} and not partial.fixed
-    assert partial(x).shape == (3, 1280) and len(partial.memo) == 0
+    assert partial(x).shape == (3, 1280) and len(partial.memo) == 3  # the frozen trunk's output
     with pytest.raises(
         ConfigError, match=r"^model.image_encoder.trainable_blocks=2: resnet18 has no timm-style"
     ):
@@ -233,3 +233,24 @@ def test_train_eval_attack_round_trip_with_the_shipped_backbone(tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "attack" / "summary.json").read_text())
     assert summary["model"] == "baseline" and summary["persons"] == 4
+
+
+def test_partial_fine_tuning_memoises_the_frozen_trunk_exactly():
+    """With trainable_blocks the trunk's output is memoised: the features equal the backbone's own forward,
+    a second pass does not run the trunk, and the tail (only the tail) receives gradients."""
+    partial = ImageEncoder(LITE0, weights=SHIPPED, input_size=32, freeze=True, trainable_blocks=2).train()
+    assert partial.trunk_split is not None and partial.memoises
+    assert not any(p.requires_grad for p in partial.trunk_split.trunk.parameters())
+    x = torch.rand(4, 3, 40, 40) * 255
+    with torch.no_grad():
+        partial.eval()
+        torch.testing.assert_close(partial(x), partial._encode(x), rtol=1e-4, atol=1e-5)
+        partial.train()
+    trunk = partial.trunk_split.trunk
+    partial.trunk_split.trunk = None  # a trunk pass now fails: the second epoch must read the memo
+    loss = partial(x).square().mean()
+    loss.backward()
+    partial.trunk_split.trunk = trunk
+    tail_grads = [p.grad for p in partial.trunk_split.tail.parameters() if p.requires_grad]
+    assert tail_grads and all(g is not None for g in tail_grads)
+    assert all(p.grad is None for p in trunk.parameters())

@@ -23,6 +23,7 @@ from emotic_mm.models.backbones import (
     load_strict,
 )
 from emotic_mm.models.memo import FeatureMemo
+from emotic_mm.models.trunk import TrunkSplit, split_trunk
 
 if TYPE_CHECKING:
     from emotic_mm.defenses.contracts import InputDefense
@@ -73,7 +74,9 @@ class ImageEncoder(nn.Module):
       its input, and its features are memoised per distinct picture (``memo_size`` entries) — every
       epoch after the first, every val pass and every repeated attack query reuse them;
     * ``freeze=true, trainable_blocks=N`` — the last N blocks and the head convolution learn (timm
-      backbones with ``blocks``), at ``lr × lr_scale``; the frozen trunk runs in eval mode.
+      backbones with ``blocks``), at ``lr × lr_scale``; the frozen trunk runs in eval mode, and where its
+      children chain to its forward (:mod:`emotic_mm.models.trunk`) the trunk's output is memoised per
+      distinct picture, so that later epochs run only the tail.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class ImageEncoder(nn.Module):
             for module in self.trainable:
                 module.requires_grad_(True)
         self.built_fixed = self.fixed  # as configured (a recipe may freeze a trained backbone later)
+        self.trunk_split: TrunkSplit | None = split_trunk(self.backbone, self.trainable)
         self.memo = FeatureMemo(memo_size)
         self.memo_chunk = int(memo_chunk)
         self.channels_last = bool(channels_last)
@@ -135,6 +139,12 @@ class ImageEncoder(nn.Module):
         """No parameter of the backbone learns: its output is a pure function of the pixels."""
         return self.frozen and not self.trainable
 
+    @property
+    def memoises(self) -> bool:
+        """A fixed part sits at the start of this encoder whose output is memoised: the whole backbone
+        (``fixed``) or the frozen trunk of a partial fine-tuning."""
+        return self.fixed or self.trunk_split is not None
+
     def attach_defense(self, defense: InputDefense) -> None:
         """Put an input defense inside the encoder, after the resize to the working view and before
         normalisation, so every attack goes through it. The defense fits the backbone to its output
@@ -144,6 +154,7 @@ class ImageEncoder(nn.Module):
             if self.channels_last:  # the widened first convolution is a new tensor
                 self.backbone.to(memory_format=torch.channels_last)
             self.normalise = False
+            self.trunk_split = split_trunk(self.backbone, self.trainable)  # a new first convolution
         self.input_defense = defense
 
     def train(self, mode: bool = True) -> "ImageEncoder":
@@ -159,7 +170,7 @@ class ImageEncoder(nn.Module):
         Feeding it back in is exact (no second resize), which lets attacks paint at this resolution."""
         return resize_view(pixels, self.input_size)
 
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _backbone_input(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.working_view(pixels)
         if self.input_defense is not None:
             x = self.input_defense(x)
@@ -167,8 +178,19 @@ class ImageEncoder(nn.Module):
             x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self._backbone_input(pixels)
         backbone = self._folded_backbone(x) if self.fixed and not torch.is_grad_enabled() else self.backbone
         return backbone(x).flatten(1)
+
+    def _memo_rows(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What the memo keeps for ``pixels``: the features (fixed) or the frozen trunk's output."""
+        if self.fixed:
+            return self._encode(pixels)
+        with torch.no_grad():
+            return self.trunk_split.trunk(self._backbone_input(pixels))
 
     def _folded_backbone(self, x: torch.Tensor) -> nn.Module:
         """The fixed backbone with its BatchNorms folded (:mod:`emotic_mm.models.folding`), rebuilt whenever
@@ -191,7 +213,7 @@ class ImageEncoder(nn.Module):
         keys = FeatureMemo.keys_of(pixels)
         was = self.training
         self.eval()
-        self.memo(keys, lambda rows: self._encode_chunked(pixels[rows]), pixels.device)
+        self.memo(keys, lambda rows: self._memo_chunked(pixels[rows]), pixels.device)
         self.train(was)
         return keys
 
@@ -199,24 +221,26 @@ class ImageEncoder(nn.Module):
         """Features of ``pixels``; memoised by content when the backbone is fixed, any input defense in
         front of it is deterministic (a median filter is; ablation draws fresh positions per call) and no
         gradient to the pixels is asked for."""
+        memoised_part = self.backbone if self.fixed else self.trunk_split.trunk if self.trunk_split else None
         if (
-            not self.fixed
+            memoised_part is None
             or (self.input_defense is not None and not self.input_defense.deterministic)
             or pixels.requires_grad
             or self.memo.size <= 0
             or torch.is_grad_enabled()
-            and any(p.requires_grad for p in self.backbone.parameters())
+            and any(p.requires_grad for p in memoised_part.parameters())
         ):
             return self._encode(pixels)
-        return self.memo(
-            FeatureMemo.keys_of(pixels), lambda rows: self._encode_chunked(pixels[rows]), pixels.device
+        kept = self.memo(
+            FeatureMemo.keys_of(pixels), lambda rows: self._memo_chunked(pixels[rows]), pixels.device
         )
+        return kept if self.fixed else self.trunk_split.tail(kept).flatten(1)
 
-    def _encode_chunked(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Features of new pictures for the memo, ``memo_chunk`` at a time: on a CPU a backbone runs faster
-        on small batches, whose activations stay in cache (images/s by batch size: docs/models.md)."""
+    def _memo_chunked(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Memo rows of new pictures, ``memo_chunk`` at a time: on a CPU a backbone runs faster on small
+        batches, whose activations stay in cache (images/s by batch size: docs/models.md)."""
         step = self.memo_chunk if pixels.device.type == "cpu" and self.memo_chunk > 0 else len(pixels)
-        return torch.cat([self._encode(pixels[i : i + step]) for i in range(0, len(pixels), max(step, 1))])
+        return torch.cat([self._memo_rows(pixels[i : i + step]) for i in range(0, len(pixels), max(step, 1))])
 
 
 def _trainable_tail(backbone: nn.Module, blocks: int, name: str) -> list[nn.Module]:

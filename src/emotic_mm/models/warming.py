@@ -33,16 +33,18 @@ def warm_text_features(model: Any, datasets: list[EmoticDataset]) -> None:
 def warm_image_features(
     model: Any, datasets: list[tuple[Any, bool]], batch_size: int = 64, cache_dir: Path | None = None
 ) -> None:
-    """Compute each fixed image encoder's features (``encoder.fixed``: a frozen backbone, memoised) for
+    """Compute what each image encoder memoises (``encoder.memoises``: a frozen backbone's features, or a
+    partially fine-tuned backbone's frozen trunk output) for
     every picture of each ``(dataset, mirrored)`` up front — and of its mirror image when ``mirrored``
     (training flips) — in dataset order and fixed batches, so that a memoised feature never depends on
     how training batches happened to be composed (exact resume, identical runs). Skipped when the
     pictures would not fit the memo. With ``cache_dir``, features an earlier run computed are read from
-    there and new ones written back (:mod:`emotic_mm.models.feature_cache`)."""
+    there and new ones written back (:mod:`emotic_mm.models.feature_cache`; fixed encoders only: a
+    trunk's output is kept in memory for the run)."""
     encoders = {
         m: e
         for m, e in getattr(model, "image_encoders", {}).items()
-        if getattr(e, "fixed", False)
+        if getattr(e, "memoises", False)
         and e.memo.size > 0
         and (e.input_defense is None or e.input_defense.deterministic)
     }
@@ -51,7 +53,11 @@ def warm_image_features(
         return
     device = next(iter(encoders.values())).mean.device
     files = (
-        {view: feature_cache.cache_file(cache_dir, view, e, device) for view, e in encoders.items()}
+        {
+            view: feature_cache.cache_file(cache_dir, view, e, device)
+            for view, e in encoders.items()
+            if e.fixed
+        }
         if cache_dir
         else {}
     )
