@@ -464,6 +464,80 @@ def backdoor_headline(names: list[str]) -> Callable[[Path], str]:
     return line
 
 
+PEER_BENCH = [
+    f"bench-peers-{model}-k{k}" for model, k in (("image", 1), ("image", 10), ("image", 100), ("fused", 100))
+]
+
+
+def peer_bench(names: list[str]) -> Callable[[Path], str]:
+    """``bench_attack.py`` runs (one per model and k): each attacker's success within k pixels with its
+    Wilson interval, median queries to success, wall time per person, beside the run's setting."""
+
+    def table(target: Path) -> str:
+        rows = []
+        for name in names:
+            bench = load(name)["result"]
+            st, ck = bench["settings"], bench["checkpoint"]
+            for r in bench["rows"].values():
+                beyond = f" (+{r['flipped_beyond_k']} beyond k)" if r.get("flipped_beyond_k") else ""
+                median = r["median_queries_success"]
+                rows.append(
+                    [
+                        "+".join(ck["modalities"]),
+                        str(st["pixels"]),
+                        r["label"],
+                        f"{r['population']} × {r['generations'] + 1}",
+                        rate(r["successes"], r["persons"]) + beyond,
+                        "—" if median is None else f"{median:.0f}",
+                        f"{r['wall_per_person']:.1f}",
+                        f"{r['queries_per_s']:.0f}",
+                    ]
+                )
+        columns = [
+            "model",
+            "k",
+            "attacker",
+            "population × generations",
+            "success within k pixels",
+            "median queries (successes)",
+            "wall s / person",
+            "queries/s",
+        ]
+        return markdown(columns, rows) + "\n\n" + source_line(names, target)
+
+    return table
+
+
+def peer_targets(names: list[str]) -> Callable[[Path], str]:
+    """The issue's targets as each ``bench_attack.py`` run checked them."""
+
+    def table(target: Path) -> str:
+        rows = []
+        for name in names:
+            bench = load(name)["result"]
+            model = "+".join(bench["checkpoint"]["modalities"])
+            for t in bench["targets"]:
+                if t["target"].startswith("efficiency"):
+                    continue
+                value = "—" if t["value"] is None else f"{t['value']:.2f}"
+                verdict = "—" if t["passed"] is None else ("met" if t["passed"] else "not met")
+                rows.append(
+                    [
+                        model,
+                        str(bench["settings"]["pixels"]),
+                        t["target"],
+                        value,
+                        f"{t['threshold']:g}",
+                        verdict,
+                        t["note"],
+                    ]
+                )
+        columns = ["model", "k", "target", "value", "bar", "", "how"]
+        return markdown(columns, rows) + "\n\n" + source_line(names, target)
+
+    return table
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "world-per-category": per_category,
     "world-quality": world_quality,
@@ -478,6 +552,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "study-quick-verdicts": study_verdicts("study-quick-report"),
     "backdoor-slice": backdoor_slice(BACKDOOR_SLICE),
     "backdoor-headline": backdoor_headline(BACKDOOR_SLICE),
+    "peer-bench": peer_bench(PEER_BENCH),
+    "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
         for name in (
