@@ -68,10 +68,28 @@ class MedianFilter(PixelFilter):
                 f"(at most {2 * min(h, w) - 1})"
             )
         x = F.pad(pixels.float(), (pad, pad, pad, pad), mode="reflect")
+        if self.window == 3:
+            return _median_of_nine([x[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)])
         # (B, C, H, W, window, window): every pixel's neighbourhood, as a view (no copy until median)
         patches = x.unfold(2, self.window, 1).unfold(3, self.window, 1)
         # window² is odd, so the median is the exact middle element
         return patches.reshape(b, c, h, w, self.window * self.window).median(dim=-1).values
+
+
+# The 19 compare-exchanges of Paeth's median-of-nine network (Graphics Gems, 1990): after them, position 4
+# holds the middle value. Elementwise minima and maxima over the nine shifted views are exact and several
+# times faster on a CPU than sorting every neighbourhood (the 3 × 3 filter runs on every attack query).
+_MEDIAN9 = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
+
+
+def _median_of_nine(values: list[torch.Tensor]) -> torch.Tensor:
+    v = list(values)
+    for a, b in _MEDIAN9:
+        v[a], v[b] = torch.minimum(v[a], v[b]), torch.maximum(v[a], v[b])
+    return v[4]
 
 
 class BitDepth(PixelFilter):

@@ -156,6 +156,7 @@ class ImageEncoder(nn.Module):
             self.normalise = False
             self.trunk_split = split_trunk(self.backbone, self.trainable)  # a new first convolution
         self.input_defense = defense
+        self.memo = FeatureMemo(self.memo.size)  # what it memoised so far was seen without the defense
 
     def train(self, mode: bool = True) -> "ImageEncoder":
         super().train(mode)
