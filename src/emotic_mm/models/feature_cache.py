@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,11 @@ def identity(encoder: torch.nn.Module, device: torch.device) -> str:
         described += (repr(encoder.input_defense),)
     digest.update(repr(described).encode())
     return digest.hexdigest()
+
+
+def folder(cfg: Any) -> Path:
+    """Where a run keeps fixed encoders' features: ``<paths.data_dir>/features``."""
+    return Path(str(cfg.paths.data_dir)) / "features"
 
 
 def cache_file(folder: Path, view: str, encoder: torch.nn.Module, device: torch.device) -> Path:

@@ -33,6 +33,7 @@ from emotic_mm.data.categories import CATEGORIES, CATEGORY_INDEX
 from emotic_mm.defenses.contracts import TrainingFilter, TriggerDetector
 from emotic_mm.defenses.registry import defense_of
 from emotic_mm.fsutil import atomic_file, write_json_atomic
+from emotic_mm.models import feature_cache
 from emotic_mm.models.loading import load_model
 from emotic_mm.progress import share_text
 from emotic_mm.recipes.clean_model import clean_split_metrics
@@ -134,7 +135,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             scores[name] = (
                 clean_split_metrics(cfg, clean.path, model, test, device)
                 if name == "clean"
-                else clean_metrics(model, test, device)
+                else clean_metrics(model, test, device, feature_cache.folder(cfg))
             )
             hit[name] = top1(model, test, victims, device, triggered) == target
             asr[name] = float(hit[name].mean()) if len(hit[name]) else None
@@ -169,7 +170,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
             hit["after_defense"] = top1(model, test, victims, device, triggered) == target
             summary["detection"] = defended["detection"]
             summary["after_defense"] = {
-                **clean_metrics(model, test, device),
+                **clean_metrics(model, test, device, feature_cache.folder(cfg)),
                 "asr": float(hit["after_defense"].mean()) if len(victims) else None,
                 "checkpoint": str(defended["checkpoint"]),
             }

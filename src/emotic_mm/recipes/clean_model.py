@@ -28,6 +28,7 @@ from emotic_mm.defenses.registry import weights_defense
 from emotic_mm.errors import ConfigError
 from emotic_mm.fixed_keys import warn_fixed
 from emotic_mm.locks import output_lock
+from emotic_mm.models import feature_cache
 from emotic_mm.training.runtime import under_torchrun
 from emotic_mm.training.trainer import RUNTIME_KEYS
 
@@ -121,7 +122,7 @@ def clean_split_metrics(cfg: DictConfig, path: Path, model: Any, data: Any, devi
     file = Path(path) / f"clean_metrics_{data.split.name}.json"
     if cached and file.is_file():
         return json.loads(file.read_text())
-    metrics = clean_metrics(model, data, device)
+    metrics = clean_metrics(model, data, device, feature_cache.folder(cfg))
     if cached:
         write_json_atomic(file, metrics)
     return metrics

@@ -24,6 +24,7 @@ from emotic_mm.data.categories import CATEGORY_INDEX
 from emotic_mm.data.poisoned import PoisonedView
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import atomic_file, write_json_atomic
+from emotic_mm.models import feature_cache
 from emotic_mm.models.loading import load_model
 from emotic_mm.progress import share_text
 from emotic_mm.recipes.clean_model import clean_split_metrics
@@ -106,7 +107,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 cfg,
                 clean,
                 clean_split_metrics(cfg, clean.path, model, test, device),
-                clean_metrics(poisoned_model, test, device),
+                clean_metrics(poisoned_model, test, device, feature_cache.folder(cfg)),
                 started,
             ),
             "n_poisons": plan.n_poisons,

@@ -26,6 +26,7 @@ from emotic_mm.evaluation.metrics import run_facts, split_metrics
 from emotic_mm.evaluation.model import load_or_build
 from emotic_mm.evaluation.outputs import write_outputs
 from emotic_mm.evaluation.scoring import split_outputs
+from emotic_mm.models import feature_cache
 from emotic_mm.recipes.certification import certify_split, print_certified
 from emotic_mm.runinfo import output_dir, record_run
 from emotic_mm.training.distributed import DistInfo
@@ -65,6 +66,7 @@ def _evaluate(cfg: DictConfig, run_dir: Path, device: torch.device, dist: DistIn
             int(cfg.batch_size),
             int(cfg.workers),
             str(cfg.precision),
+            feature_cache.folder(cfg),
         )
 
     out, per_rank = outputs(str(cfg.split))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,14 +73,19 @@ def top1(
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
-def clean_metrics(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
-    """mAP, dominant-emotion accuracy and VAD error of ``model`` on a whole split (no attack involved)."""
-    from emotic_mm.models.warming import warm_text_features
+def clean_metrics(
+    model: nn.Module, data: Any, device: torch.device, cache_dir: Path | None = None
+) -> dict[str, float]:
+    """mAP, dominant-emotion accuracy and VAD error of ``model`` on a whole split (no attack involved).
+    With ``cache_dir`` a fixed image encoder reads the split's features kept there (and keeps new ones)."""
+    from emotic_mm.models.warming import warm_image_features, warm_text_features
     from emotic_mm.training.distributed import DistInfo
     from emotic_mm.training.metrics import emotion_metrics
     from emotic_mm.training.runtime import make_loader
 
     warm_text_features(model, [data])
+    if cache_dir is not None:
+        warm_image_features(model, [(data, False)], cache_dir=cache_dir)
     out = collect_outputs(model, make_loader(data, 128, 0, device, False, 0, DistInfo()), device)
     m = emotion_metrics(out["logits"], out["categories"], out["vad_pred"], out["vad_true"], out.get("votes"))
     return {"map": m["map"], "dominant_acc": m["dominant_acc"], "vad_mae": m["vad_mae"]}

@@ -24,6 +24,7 @@ from emotic_mm.data.categories import CATEGORIES
 from emotic_mm.data.store import store_fingerprint
 from emotic_mm.errors import ConfigError
 from emotic_mm.fsutil import write_json_atomic
+from emotic_mm.models import feature_cache
 from emotic_mm.models.factory import build_model, check_model_config
 from emotic_mm.models.warming import warm_image_features, warm_text_features
 from emotic_mm.progress import print_table
@@ -113,7 +114,7 @@ def train(
         warm_image_features(
             model,
             [(train_set, bool(cfg.trainer.augment.flip)), (val_set, False)],
-            cache_dir=Path(str(cfg.paths.data_dir)) / "features",
+            cache_dir=feature_cache.folder(cfg),
         )
         manifest = store.path / "manifest.json"
         trainer = Trainer(
