@@ -538,6 +538,33 @@ def peer_targets(names: list[str]) -> Callable[[Path], str]:
     return table
 
 
+def schedule(name: str) -> Callable[[Path], str]:
+    """``bench_schedule.py``: the one-pass curve against one run per k, per k with Wilson intervals and the
+    exact paired test, and the speed-up."""
+
+    def table(target: Path) -> str:
+        bench = load(name)["result"]
+        rows = [
+            [
+                str(r["pixels"]),
+                rate(r["one_pass_successes"], bench["persons"]),
+                rate(r["separate_successes"], bench["persons"]),
+                f"{r['only_one_pass']} / {r['only_separate']}",
+                f"{r['mcnemar_p']:.3f}",
+            ]
+            for r in bench["rows"]
+        ]
+        note = (
+            f"{bench['persons']} persons; one pass {bench['one_pass_seconds']:.0f} s and "
+            f"{bench['one_pass_queries']:,} queries, separate runs {bench['separate_seconds']:.0f} s and "
+            f"{bench['separate_queries']:,} queries: {bench['speedup']:.2f}× faster."
+        )
+        columns = ["k", "one pass", "a run per k", "fooled only by one pass / only by separate", "McNemar p"]
+        return markdown(columns, rows) + "\n\n" + note + "\n\n" + source_line([name], target)
+
+    return table
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "world-per-category": per_category,
     "world-quality": world_quality,
@@ -553,6 +580,9 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "backdoor-slice": backdoor_slice(BACKDOOR_SLICE),
     "backdoor-headline": backdoor_headline(BACKDOOR_SLICE),
     "peer-bench": peer_bench(PEER_BENCH),
+    "schedule": schedule("bench-schedule"),
+    "defense-curve": study_curve("study-defenses-report"),
+    "defense-verdicts": study_verdicts("study-defenses-report"),
     "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
