@@ -842,3 +842,35 @@ def test_an_arm_answering_everyone_alike_is_not_comparable(tmp_path):
     assert rows[-1]["low"] < rows[-1]["diff"] < rows[-1]["high"]  # the interval is still reported
     summary = [v for v in data["verdicts"] if v["factor"] == "model"]
     assert summary and summary[0]["detected_at"] == []
+
+
+def test_an_input_defense_is_compared_with_no_defense_on_the_same_persons():
+    """Runs that differ only in ``defense`` pair up as "median vs none"; the undefended arm's label carries
+    no defense, the defended one names it."""
+    from emotic_mm.attacks.registry import ATTACKS
+    from emotic_mm.report.pixel_tables import paired_comparisons, pixel_runs
+
+    kind = ATTACKS.get("pixel")
+    runs = _pixel_rows({("baseline", 0, 100): 0.3, ("baseline", 0, 101): 0.0})
+    runs["defense"] = ["none", "median"]
+    runs["budget"] = 100
+    runs["run_dir"] = ["none", "median"]
+    fooled_without = np.arange(40) % 3 == 0  # 14 of 40, none of them with the median filter
+    persons = pd.DataFrame(
+        {
+            "run_dir": ["none"] * 40 + ["median"] * 40,
+            "seed": 0,
+            "index": list(range(40)) * 2,
+            "k": 5,
+            "success": np.concatenate([fooled_without, np.zeros(40, bool)]).astype(int),
+            "clean_top1": [ANSWERS[i % 5] for i in range(40)] * 2,
+        }
+    )
+    df, _, arms = pixel_runs(kind, runs)
+    assert "defense" in arms
+    assert set(df["arm"]) == {"baseline", "baseline · median"}
+    paired = paired_comparisons(kind, runs, persons, resamples=2000)
+    row = paired[paired["factor"] == "defense"].iloc[0]
+    assert (row["a"], row["b"], row["n"]) == ("median", "none", 40)
+    assert row["diff"] == pytest.approx(-14 / 40) and row["high"] < 0
+    assert row["verdict"] == "median more robust"

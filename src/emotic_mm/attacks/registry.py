@@ -69,9 +69,10 @@ ATTACKS.register(
         "success_rate_all",
         None,
         ("algorithm", "surface", "targeted", "budget", "resolution"),
-        ("target", "population", "split", "offset", "defense"),
+        ("target", "population", "split", "offset"),
         "persons",
-        ("model", "modalities", "algorithm"),
+        # an input defense is an arm: "does the median filter help?" is a paired comparison with "none"
+        ("model", "modalities", "algorithm", "defense"),
         # "certify": an ablation checkpoint, the certified vote classifier (attacks/vote_attack.py)
         defenses=("input", "certify"),
         report="emotic_mm.report.pixel:PIXEL",

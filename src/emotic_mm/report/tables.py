@@ -99,9 +99,12 @@ def setting_label(kind: AttackKind, values: dict[str, Any]) -> str:
 
 
 def arm_label(values: dict[str, Any]) -> str:
-    """``joint · context+body+text`` (the modality set left out where the runs do not record it)."""
+    """``joint · context+body+text · median`` (the modality set left out where the runs do not record it,
+    the defense where there is none)."""
     return " · ".join(
-        canonical(v) for k, v in values.items() if not (k == "modalities" and canonical(v) == MISSING_TEXT)
+        canonical(v)
+        for k, v in values.items()
+        if not (k in ("modalities", "defense") and canonical(v) in (MISSING_TEXT, "none"))
     )
 
 
@@ -147,12 +150,15 @@ def models_in(runs: pd.DataFrame) -> list[str]:
 
 def ordered(key: str, values: Iterable[str]) -> list[str]:
     """The levels of a compared key in the order comparisons read "later vs earlier": baseline before
-    joint, fewer modalities before more (image-only before fused), otherwise alphabetical."""
+    joint, fewer modalities before more (image-only before fused), no defense before a defense, otherwise
+    alphabetical."""
     values = sorted(set(values))
     if key == "model":
         return [m for m in COMPARED if m in values] + [v for v in values if v not in COMPARED]
     if key == "modalities":
         return sorted(values, key=lambda v: (v == MISSING_TEXT, v.count("+"), v))
+    if key == "defense":  # "median vs none": the undefended model is the reference
+        return sorted(values, key=lambda v: (v != "none", v))
     return values
 
 
