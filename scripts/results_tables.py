@@ -216,7 +216,8 @@ def study_curve(name: str) -> Callable[[Path], str]:
             last = points[ks[-1]]
             rows.append(
                 [
-                    f"{arm['algorithm']} · {arm['model']} · {arm['modalities']}",
+                    f"{arm['algorithm']} · {arm['model']} · {arm['modalities']}"
+                    + (f" · {arm['defense']}" if arm.get("defense") not in (None, "none", "n/a") else ""),
                     f"{100 * arm['clean_map_mean']:.1f}",
                     f"{arm['clean_k']}/{arm['clean_n']}",
                     *(
