@@ -566,6 +566,39 @@ def schedule(name: str) -> Callable[[Path], str]:
     return table
 
 
+def defense_headline(name: str) -> Callable[[Path], str]:
+    """One sentence for the README: each input defense's success at the largest k beside no defense, with
+    the verdict of its paired comparison with no defense."""
+
+    def line(target: Path) -> str:
+        report = load(name)["result"]
+        curve = report["pixel"]["curve"]
+        k = max(int(c["k"]) for c in curve)
+        at_k = {c["arm"]: c for c in curve if int(c["k"]) == k}
+        verdicts = {v["comparison"]: v["verdict"] for v in report["verdicts"]}
+        plain = next(arm for arm in at_k if arm.count(" · ") == 1)
+        parts = []
+        for arm, c in at_k.items():
+            if arm == plain:
+                continue
+            defense = arm.rsplit(" · ", 1)[1]
+            parts.append(
+                f"with `defense={defense}` {rate(c['success_k'], c['success_n'])} "
+                f"({verdicts.get(f'{defense} vs none', 'not compared')})"
+            )
+        none = at_k[plain]
+        return (
+            f"Input defenses inside the encoders of the image-only baseline, against the same search, which "
+            f"queries them (k = {k}): without a defense "
+            f"{rate(none['success_k'], none['success_n'])} are fooled, "
+            + "; ".join(parts)
+            + ".\n\n"
+            + source_line([name], target)
+        )
+
+    return line
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "world-per-category": per_category,
     "world-quality": world_quality,
@@ -584,6 +617,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "schedule": schedule("bench-schedule"),
     "defense-curve": study_curve("study-defenses-report"),
     "defense-verdicts": study_verdicts("study-defenses-report"),
+    "defense-headline": defense_headline("study-defenses-report"),
     "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
