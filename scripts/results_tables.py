@@ -599,6 +599,40 @@ def defense_headline(name: str) -> Callable[[Path], str]:
     return line
 
 
+# (label, train record, eval record): the image-only baseline under each training mode of the backbone
+TRAINING_MODES = [
+    ("frozen, features memoised (default)", "world-image-only-train", "world-image-only-eval"),
+    ("last 2 blocks + head conv trainable, trunk memoised", "partial-ft-train", "partial-ft-eval"),
+]
+
+
+def training_modes(target: Path) -> str:
+    """The image-only baseline's test figures and training time under each backbone training mode."""
+    rows, names = [], []
+    for label, train_name, eval_name in TRAINING_MODES:
+        t, m = load(train_name)["result"], load(eval_name)["result"]
+        names += [train_name, eval_name]
+        rows.append(
+            [
+                label,
+                f"{m['map']:.4f}",
+                f"{m['dominant_acc']:.3f}",
+                str(m["top1_distinct"]),
+                f"{m['top1_majority_share']:.3f}",
+                f"{t['train_seconds'] / 60:.1f} min ({t['epochs_run']} epochs)",
+            ]
+        )
+    columns = [
+        "backbone",
+        "test mAP",
+        "dominant acc",
+        "distinct top-1",
+        "majority answer's share",
+        "training",
+    ]
+    return markdown(columns, rows) + "\n\n" + source_line(names, target)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "world-per-category": per_category,
     "world-quality": world_quality,
@@ -618,6 +652,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "defense-curve": study_curve("study-defenses-report"),
     "defense-verdicts": study_verdicts("study-defenses-report"),
     "defense-headline": defense_headline("study-defenses-report"),
+    "training-modes": training_modes,
     "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
