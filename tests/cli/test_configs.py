@@ -111,6 +111,7 @@ def test_robustness_study_presets_sweep_existing_cases():
         "attack", ["experiment=robustness_study", "study=defenses"], hydra=True
     ).hydra.sweeper.params
     assert set(defended.defense.split(",")) == {"none", "median", "squeeze"}
+    assert defended.modality == "image,fused"  # the image-only models are the ones the attack fools
     backdoor = compose_cfg("attack", ["case=backdoor", "attack.rate=0.01", "attack.pixels=36"])
     assert (
         backdoor.attack.name == "poison_backdoor"
