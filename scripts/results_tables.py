@@ -465,9 +465,7 @@ def backdoor_headline(names: list[str]) -> Callable[[Path], str]:
     return line
 
 
-PEER_BENCH = [
-    f"bench-peers-{model}-k{k}" for model, k in (("image", 1), ("image", 10), ("image", 100), ("fused", 100))
-]
+PEER_BENCH = [f"bench-peers-image-k{k}" for k in (1, 10, 100)]
 
 
 def peer_bench(names: list[str]) -> Callable[[Path], str]:
