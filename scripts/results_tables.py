@@ -556,7 +556,7 @@ def schedule(name: str) -> Callable[[Path], str]:
         note = (
             f"{bench['persons']} persons; one pass {bench['one_pass_seconds']:.0f} s and "
             f"{bench['one_pass_queries']:,} queries, separate runs {bench['separate_seconds']:.0f} s and "
-            f"{bench["separate_queries"]:,} queries: a speed-up of {bench["speedup"]:.2f}×."
+            f"{bench['separate_queries']:,} queries: a speed-up of {bench['speedup']:.2f}×."
         )
         columns = ["k", "one pass", "a run per k", "fooled only by one pass / only by separate", "McNemar p"]
         return markdown(columns, rows) + "\n\n" + note + "\n\n" + source_line([name], target)
