@@ -626,7 +626,7 @@ def training_modes(target: Path) -> str:
         "dominant acc",
         "distinct top-1",
         "majority answer's share",
-        "training",
+        "training (after the warm-up)",
     ]
     return markdown(columns, rows) + "\n\n" + source_line(names, target)
 
