@@ -219,9 +219,10 @@ class ImageEncoder(nn.Module):
         return keys
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Features of ``pixels``; memoised by content when the backbone is fixed, any input defense in
-        front of it is deterministic (a median filter is; ablation draws fresh positions per call) and no
-        gradient to the pixels is asked for."""
+        """Features of ``pixels``. What a fixed part computes (a fixed backbone's features, a partially
+        fine-tuned backbone's trunk output) is memoised by content when any input defense in front of it is
+        deterministic (a median filter is; ablation draws fresh positions per call) and no gradient to the
+        pixels is asked for."""
         memoised_part = self.backbone if self.fixed else self.trunk_split.trunk if self.trunk_split else None
         if (
             memoised_part is None
