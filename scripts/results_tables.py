@@ -531,7 +531,7 @@ def peer_targets(names: list[str]) -> Callable[[Path], str]:
                         t["note"],
                     ]
                 )
-        columns = ["model", "k", "target", "value", "bar", "", "how"]
+        columns = ["model", "k", "target", "value", "bar", "verdict", "how"]
         return markdown(columns, rows) + "\n\n" + source_line(names, target)
 
     return table
@@ -572,19 +572,17 @@ def defense_headline(name: str) -> Callable[[Path], str]:
         report = load(name)["result"]
         curve = report["pixel"]["curve"]
         k = max(int(c["k"]) for c in curve)
-        at_k = {c["arm"]: c for c in curve if int(c["k"]) == k}
+        at_k = {c["defense"]: c for c in curve if int(c["k"]) == k}
         verdicts = {v["comparison"]: v["verdict"] for v in report["verdicts"]}
-        plain = next(arm for arm in at_k if arm.count(" · ") == 1)
         parts = []
-        for arm, c in at_k.items():
-            if arm == plain:
+        for defense, c in at_k.items():
+            if defense == "none":
                 continue
-            defense = arm.rsplit(" · ", 1)[1]
             parts.append(
                 f"with `defense={defense}` {rate(c['success_k'], c['success_n'])} "
                 f"({verdicts.get(f'{defense} vs none', 'not compared')})"
             )
-        none = at_k[plain]
+        none = at_k["none"]
         return (
             f"Input defenses inside the encoders of the image-only baseline, against the same search, which "
             f"queries them (k = {k}): without a defense "
