@@ -30,8 +30,8 @@ def split_outputs(
     cache_dir: Path | None = None,
 ) -> tuple[dict[str, torch.Tensor] | None, list[int]]:
     """This split's outputs in store order on rank 0 (``None`` on the other ranks), and how many persons
-    each rank scored. With ``cache_dir`` a fixed image encoder reads the split's features kept there by
-    an earlier run (and keeps the ones it computes), as training does."""
+    each rank scored. With ``cache_dir`` (one process) a fixed image encoder reads the split's features
+    kept there by an earlier run and keeps the ones it computes, as training does."""
     data = dataset(store, split, modalities)
     if len(data) == 0:
         raise ConfigError(
@@ -39,7 +39,8 @@ def split_outputs(
             "(see the store's manifest.json for why persons were skipped)"
         )
     warm_text_features(model, [data])  # whole split, fixed batching: same features on every rank
-    if cache_dir is not None:
+    # under torchrun a rank scores one block: warming the whole split would repeat the backbone's work
+    if cache_dir is not None and dist.world_size == 1:
         warm_image_features(model, [(data, False)], cache_dir=cache_dir)
     loader = make_loader(data, batch_size, workers, device, False, 0, dist, exact=True)
     parts = gather_to_main(collect_outputs(model, loader, device, precision), dist)
