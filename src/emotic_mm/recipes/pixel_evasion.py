@@ -90,6 +90,25 @@ def settings_from(cfg: Any, seed: int) -> PixelAttackSettings:
     return settings
 
 
+def attacked_persons(a: DictConfig, total: int, certificates: pd.DataFrame | None) -> list[int]:
+    """The split's persons to attack: ``attack.persons`` of them from ``attack.offset`` on. With
+    ``attack.certificates`` they are counted among the certified persons only (``certify_persons`` may be a
+    random subset), so that every attacked person's certificate is checked."""
+    pool = list(range(total)) if certificates is None else sorted(int(i) for i in certificates["index"])
+    if certificates is not None and (not pool or pool[-1] >= total):
+        raise ConfigError(
+            f"attack.certificates={a.certificates}: its persons are not persons of the {a.split} split "
+            f"({total} persons)"
+        )
+    start = int(a.offset)
+    stop = len(pool) if a.persons is None else min(len(pool), start + int(a.persons))
+    if stop <= start:
+        raise ConfigError(
+            f"attack.offset={start}/attack.persons={a.persons}: no persons selected from {len(pool)}"
+        )
+    return pool[start:stop]
+
+
 def check_target(target: Any) -> str:
     """``attack.target``: a category name or ``random``."""
     if target is None:
@@ -139,16 +158,6 @@ def _run(
     check_surface(settings.surface, modalities)
     store = store_for_model(cfg, model_cfg, clean_path)
     data = dataset(store, str(a.split), modalities)
-    start = int(a.offset)
-    stop = len(data) if a.persons is None else min(len(data), start + int(a.persons))
-    if stop <= start:
-        raise ConfigError(
-            f"attack.offset={start}/attack.persons={a.persons}: no persons selected from {len(data)}"
-        )
-    indices = list(range(start, stop))
-    warm_text_features(model, [data])
-    split = store[str(a.split)]
-    surface = painted_view(settings.surface)
     vote = vote_target(
         cfg, model_cfg, settings
     )  # an ablation checkpoint: attack its certified vote classifier
@@ -160,6 +169,10 @@ def _run(
                 f"(randomized-ablation) classifier to check the certificates against"
             )
         certificates = read_certificates(a.certificates)
+    indices = attacked_persons(a, len(data), certificates)
+    warm_text_features(model, [data])
+    split = store[str(a.split)]
+    surface = painted_view(settings.surface)
 
     rows, adversarial, pixels = [], [], []
     started = time.time()
