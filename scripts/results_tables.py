@@ -772,6 +772,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "training-modes": training_modes,
     "training-modes-headline": training_modes_headline,
     "certification": certification,
+    "detectors": detectors(DETECTORS),
     "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
