@@ -649,6 +649,7 @@ def certification(target: Path) -> str:
 
 
 DETECTORS = ["detect-spectral", "detect-activation-clustering", "detect-strip"]
+DETECTOR_NAMES = {"spectral": "spectral signatures", "activation_clustering": "activation clustering"}
 
 
 def detectors(names: list[str]) -> Callable[[Path], str]:
@@ -693,6 +694,45 @@ def detectors(names: list[str]) -> Callable[[Path], str]:
         return markdown(columns, rows) + "\n\n" + source_line(names, target)
 
     return table
+
+
+def certified_and_detected(target: Path) -> str:
+    """One sentence for the README: what randomized ablation certifies on the fused default, its soundness,
+    and what each poison detector found against the slice's strongest backdoor."""
+    label, cert_name, attack_name = CERTIFIED[1]
+    c = load(cert_name)["result"]["certified"]
+    n, r = int(c["persons"]), CERTIFIED_RADII[-1]
+    sound = load(attack_name)["result"]["soundness"]
+    found = []
+    for name in DETECTORS:
+        s = load(name)["result"]
+        if "detection" in s:
+            d = s["detection"]
+            found.append(
+                f"{DETECTOR_NAMES[s['defense']]} flagged {round(d['tpr'] * d['poisoned'])}/{d['poisoned']} "
+                "poisoned training rows"
+            )
+        else:
+            st = s["strip"]
+            t = int(st["triggered_persons"])
+            found.append(f"STRIP let {round(st['false_acceptance'] * t)}/{t} triggered persons through")
+    model = label.split(" (")[0]
+    other_label, other_name, _ = CERTIFIED[0]
+    one_answer = load(other_name)["result"]["certified"]["one_answer"]
+    other = (
+        f"; the {other_label.split(' (')[0]}'s vote answers {one_answer}, so its certificates say nothing"
+        if one_answer
+        else ""
+    )
+    return (
+        f"Randomized ablation (keep {c['keep']} of {c['pixels']} pixels) certifies the {model}'s vote to "
+        f"r = {r} changed pixels for {rate(round(c['certified_accuracy'][r] * n), n)} of the test persons "
+        f"it certified, with {sound['violations']} soundness violations in {sound['checked_person_k']} "
+        f"attacked checks{other}. Against the strongest backdoor, "
+        + "; ".join(found)
+        + ".\n\n"
+        + source_line([cert_name, other_name, attack_name, *DETECTORS], target)
+    )
 
 
 # (label, train record, eval record): the image-only baseline under each training mode of the backbone
@@ -773,6 +813,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "training-modes-headline": training_modes_headline,
     "certification": certification,
     "detectors": detectors(DETECTORS),
+    "certified-and-detected": certified_and_detected,
     "peer-targets": peer_targets(PEER_BENCH),
     **{
         name: transcribed(name)
