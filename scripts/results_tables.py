@@ -241,6 +241,36 @@ def study_curve(name: str) -> Callable[[Path], str]:
     return render
 
 
+def clean_margins(names: list[str]) -> Callable[[Path], str]:
+    """Each attacked model's clean top-1 margin (top-1 minus second logit) over the attacked persons, beside
+    its success at the largest k: a model whose answers are near ties flips easily, one that gives
+    everyone the same answer by a wide margin cannot be flipped, and neither says much about robustness."""
+
+    def table(target: Path) -> str:
+        rows = []
+        for name in names:
+            s = load(name)["result"]
+            last = s["curve"][-1]
+            q = s["clean_margin_quartiles"]
+            rows.append(
+                [
+                    f"{s['algorithm']} · {s['model']} · {'+'.join(s['modalities'])}",
+                    str(s["persons"]),
+                    " / ".join(f"{v:.2f}" for v in q),
+                    rate(int(last["successes"]), int(s["persons"])),
+                ]
+            )
+        columns = [
+            "attack · model · modalities",
+            "persons",
+            "clean top-1 margin, quartiles 25 / 50 / 75 % (logits)",
+            f"fooled, k = {s['curve'][-1]['pixels']}",
+        ]
+        return markdown(columns, rows) + "\n\n" + source_line(names, target)
+
+    return table
+
+
 def study_verdicts(name: str) -> Callable[[Path], str]:
     """A study report's paired comparisons at the largest k, with intervals, McNemar p and the verdict."""
 
@@ -810,6 +840,11 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "defense-verdicts": study_verdicts("study-defenses-report"),
     "defense-headline": defense_headline("study-defenses-report"),
     "training-modes": training_modes,
+    "study-200-verdicts": study_verdicts("study-200-report"),
+    "study-200-curve": study_curve("study-200-report"),
+    "study-200-margins": clean_margins(
+        [f"study-200-{arm}-rs" for arm in ("baseline-image", "baseline-fused", "joint-fused")]
+    ),
     "training-modes-headline": training_modes_headline,
     "certification": certification,
     "detectors": detectors(DETECTORS),
