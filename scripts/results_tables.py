@@ -765,6 +765,46 @@ def certified_and_detected(target: Path) -> str:
     )
 
 
+def backbone_bench(name: str) -> Callable[[Path], str]:
+    """``bench_backbone.py``: the default encoder against the from-scratch ResNet-18 on the image-only
+    baseline, medians over alternating rounds of one run, and their ratios."""
+
+    def table(target: Path) -> str:
+        result = load(name)["result"]
+        settings, medians = result["settings"], result["medians"]
+        ratios = result["ratios_lite0_over_resnet18"]
+        rows = [
+            [
+                encoder,
+                f"{m['setup_s']:.0f}",
+                f"{m['train_images_per_s']:.1f}",
+                f"{m['epochs_images_per_s']:.1f}",
+                f"{m['attack_queries_per_s']:.1f}",
+            ]
+            for encoder, m in medians.items()
+        ]
+        rows.append(
+            [
+                "ratio (Lite0 ÷ ResNet-18)",
+                "",
+                f"{ratios['train_images_per_s']:.2f}",
+                f"{ratios['epochs_images_per_s']:.2f}",
+                f"{ratios['attack_queries_per_s']:.2f}",
+            ]
+        )
+        columns = [
+            "`model/image_encoder=`",
+            "feature warm-up (s)",
+            "training step (images/s)",
+            f"{settings['epochs']}-epoch training, warm-up included (images/s)",
+            f"attack queries/s (rs, k = {settings['pixels']})",
+        ]
+        note = f"Medians of {settings['repeats']} alternating rounds in one run."
+        return markdown(columns, rows) + "\n\n" + note + "\n\n" + source_line([name], target)
+
+    return table
+
+
 # (label, train record, eval record): the image-only baseline under each training mode of the backbone
 TRAINING_MODES = [
     ("frozen, features memoised (default)", "world-image-only-train", "world-image-only-eval"),
@@ -846,6 +886,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         [f"study-200-{arm}-rs" for arm in ("baseline-image", "baseline-fused", "joint-fused")]
     ),
     "training-modes-headline": training_modes_headline,
+    "bench-backbone": backbone_bench("bench-backbone"),
     "certification": certification,
     "detectors": detectors(DETECTORS),
     "certified-and-detected": certified_and_detected,
