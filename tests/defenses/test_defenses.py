@@ -632,7 +632,8 @@ def test_every_defense_config_is_registered_and_builds():
         else:
             assert built is not None
     ablation = DEFENSES.get("ablation").make(OmegaConf.load(CONFIGS / "ablation.yaml"))
-    assert ablation.encoder_hook()(torch.zeros(2, 3, 8, 8)).shape == (2, 6, 8, 8)
+    view = torch.zeros(2, 3, 40, 40)  # 1,600 pixels: at least the config's default keep
+    assert ablation.encoder_hook()(view).shape == (2, 6, 40, 40)
     one_line_error(DEFENSES.get, "bogus", match=r"defense='bogus' is not one of none, median")
     block = OmegaConf.merge(OmegaConf.load(CONFIGS / "median.yaml"), {"window": 4})
     one_line_error(DEFENSES.get("median").make, block, match=r"defense\.window=4")
